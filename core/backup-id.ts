@@ -1,0 +1,40 @@
+/** Backup ids sort by time: `20261121T031500Z-full-<host>`. */
+export type BackupType = "full" | "incremental";
+
+const BACKUP_ID = /^(\d{8}T\d{6}Z)-(full|incremental)-([A-Za-z0-9._-]+)$/;
+
+export interface ParsedBackupId {
+  readonly startedAt: Date;
+  readonly type: BackupType;
+  readonly host: string;
+}
+
+function compactTimestamp(time: Date): string {
+  return time
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+}
+
+/** Host names become part of S3 keys; anything outside a safe set is replaced. */
+export function sanitizeHostName(host: string): string {
+  const safe = host.replace(/[^A-Za-z0-9._-]/g, "-");
+  if (safe.length === 0) throw new Error("host name is empty; set `host` in the agent config");
+  return safe;
+}
+
+export function makeBackupId(startedAt: Date, type: BackupType, host: string): string {
+  return `${compactTimestamp(startedAt)}-${type}-${sanitizeHostName(host)}`;
+}
+
+export function parseBackupId(id: string): ParsedBackupId {
+  const match = BACKUP_ID.exec(id);
+  if (!match) {
+    throw new Error(`"${id}" is not a backup id; expected the form 20261121T031500Z-full-<host>`);
+  }
+  const [, stamp, type, host] = match as unknown as [string, string, BackupType, string];
+  const iso = `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`;
+  const startedAt = new Date(iso);
+  if (Number.isNaN(startedAt.getTime())) throw new Error(`"${id}" has an impossible timestamp`);
+  return { startedAt, type, host };
+}

@@ -1,0 +1,34 @@
+/**
+ * Errors whose `name` Step Functions can match in Retry/Catch, and whose message says what
+ * happened, what it means for the data, and what to do.
+ */
+export class RewindError extends Error {
+  constructor(
+    override readonly name: string,
+    message: string,
+    /** Extra detail for the operator, such as the tail of a tool's stderr. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export const ErrorNames = {
+  configInvalid: "ConfigInvalid",
+  usage: "UsageError",
+  busy: "AgentBusy",
+  insufficientSpace: "InsufficientSpace",
+  credentials: "CredentialsRejected",
+  toolVersion: "ToolVersionMismatch",
+  backupTool: "BackupToolFailed",
+  compression: "CompressionFailed",
+  encryption: "EncryptionFailed",
+  upload: "UploadFailed",
+  verify: "VerifyFailed",
+  notFound: "BackupNotFound",
+  interrupted: "AgentInterrupted",
+} as const;
+
+export function configError(message: string): RewindError {
+  return new RewindError(ErrorNames.configInvalid, message);
+}

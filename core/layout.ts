@@ -1,0 +1,56 @@
+/**
+ * The S3 key layout (DESIGN §3). Every key Rewind writes or reads is built here, so the agent,
+ * the Lambdas and the sandbox agree on where things are.
+ */
+export interface ClusterLocation {
+  /** Optional key prefix inside the bucket, without leading or trailing slash. */
+  readonly prefix?: string;
+  readonly cluster: string;
+}
+
+function root({ prefix, cluster }: ClusterLocation): string {
+  return prefix ? `${prefix}/${cluster}` : cluster;
+}
+
+export function backupsPrefix(location: ClusterLocation): string {
+  return `${root(location)}/backups/`;
+}
+
+export function backupPrefix(location: ClusterLocation, backupId: string): string {
+  return `${backupsPrefix(location)}${backupId}/`;
+}
+
+/** Segment objects of the stored stream: `stream.000.enc`, `stream.001.enc`, … */
+export function segmentKey(location: ClusterLocation, backupId: string, index: number): string {
+  return `${backupPrefix(location, backupId)}stream.${String(index).padStart(3, "0")}.enc`;
+}
+
+/** Written last: its presence means the backup is complete. */
+export function backupManifestKey(location: ClusterLocation, backupId: string): string {
+  return `${backupPrefix(location, backupId)}manifest.json`;
+}
+
+export function binlogsPrefix(location: ClusterLocation, source: string): string {
+  return `${root(location)}/binlogs/${source}/`;
+}
+
+export function binlogObjectKey(location: ClusterLocation, source: string, file: string): string {
+  return `${binlogsPrefix(location, source)}${file}.zst.enc`;
+}
+
+export function binlogManifestKey(location: ClusterLocation, source: string, file: string): string {
+  return `${binlogsPrefix(location, source)}${file}.json`;
+}
+
+export function restorePrefix(location: ClusterLocation, restoreId: string): string {
+  return `${root(location)}/restores/${restoreId}/`;
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Cluster names appear in S3 keys, secret names and resource names. */
+export function validateClusterName(cluster: string): string | undefined {
+  return NAME.test(cluster)
+    ? undefined
+    : `cluster name "${cluster}" must be 1-63 characters of lower-case letters, digits and hyphens, starting with a letter or digit`;
+}

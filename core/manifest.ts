@@ -1,0 +1,87 @@
+import { z } from "zod";
+
+/**
+ * The backup manifest (DESIGN §3). It is written last: a backup without one is incomplete and
+ * must never be restored or counted by retention.
+ */
+export const MANIFEST_FORMAT_VERSION = 1;
+
+export const ENCRYPTION_SUITE = "ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY";
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 in lower-case hex");
+const base64Sha256 = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, "a base64 SHA-256");
+
+export const PartChecksum = z.object({
+  partNumber: z.number().int().min(1).max(10_000),
+  size: z.number().int().nonnegative(),
+  /** base64 SHA-256 of the part, as sent to S3 in x-amz-checksum-sha256. */
+  checksumSha256: base64Sha256,
+});
+export type PartChecksum = z.infer<typeof PartChecksum>;
+
+export const SegmentRecord = z.object({
+  index: z.number().int().nonnegative(),
+  key: z.string().min(1),
+  size: z.number().int().nonnegative(),
+  sha256: sha256Hex,
+  partSize: z.number().int().positive(),
+  parts: z.array(PartChecksum).min(1),
+});
+export type SegmentRecord = z.infer<typeof SegmentRecord>;
+
+export const EncryptionRecord = z.object({
+  suite: z.literal(ENCRYPTION_SUITE),
+  frameLength: z.number().int().positive(),
+  /** KMS key ARN in AWS; `raw-aes:<namespace>/<name>` for a local key file. */
+  keyId: z.string().min(1),
+  context: z.record(z.string(), z.string()),
+});
+export type EncryptionRecord = z.infer<typeof EncryptionRecord>;
+
+export const BackupManifest = z.object({
+  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  cluster: z.string().min(1),
+  backupId: z.string().min(1),
+  type: z.enum(["full", "incremental"]),
+  parentBackupId: z.string().nullable(),
+  host: z.string().min(1),
+  engine: z.object({ name: z.enum(["mariadb", "mysql"]), version: z.string() }),
+  tool: z.object({ name: z.string(), version: z.string() }),
+  serverId: z.number().int().nonnegative(),
+  /** MySQL's server_uuid; MariaDB has none. */
+  serverUuid: z.string().nullable(),
+  /** Names the server that wrote the binlogs (DESIGN §3). */
+  binlogSource: z.string().min(1),
+  startTime: z.iso.datetime(),
+  endTime: z.iso.datetime(),
+  binlog: z.object({ file: z.string(), position: z.number().int().nonnegative(), gtidSet: z.string() }),
+  lsn: z.object({ fromLsn: z.string(), toLsn: z.string(), lastLsn: z.string() }),
+  rawBytes: z.number().int().nonnegative(),
+  storedBytes: z.number().int().nonnegative(),
+  storedSha256: sha256Hex,
+  segments: z.array(SegmentRecord).min(1),
+  compression: z.object({ algorithm: z.literal("zstd"), level: z.number().int() }),
+  encryption: EncryptionRecord,
+  /** The server's option files as they were, for rebuilding a host; never auto.cnf. */
+  myCnf: z.string(),
+  agentVersion: z.string(),
+});
+export type BackupManifest = z.infer<typeof BackupManifest>;
+
+/** Parses a manifest read from S3, with an error that names the object and the bad field. */
+export function parseBackupManifest(json: string, where: string): BackupManifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch (error) {
+    throw new Error(`${where} is not JSON (${(error as Error).message}); the manifest is damaged`);
+  }
+  const result = BackupManifest.safeParse(data);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(
+      `${where} is not a valid backup manifest: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    );
+  }
+  return result.data;
+}

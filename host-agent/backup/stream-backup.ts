@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { Transform, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { XbstreamReader } from "../../core/xbstream.js";
+import { encryptingStream } from "../encryption.js";
+import { StderrTail } from "../tool.js";
+
+export interface StreamBackupOptions {
+  readonly tool: string;
+  /** Full argument list; the defaults file comes first. */
+  readonly toolArgs: readonly string[];
+  readonly completedMarker: string;
+  readonly toolLogFile: string;
+  readonly compressionLevel: number;
+  readonly compressionThreads: number;
+  readonly keyring: KeyringNode;
+  readonly encryptionContext: Record<string, string>;
+  /** Receives the stored (compressed, encrypted) stream. */
+  readonly sink: Writable;
+  /** Small files to read out of the xbstream as it passes. */
+  readonly captureFiles: readonly string[];
+  readonly onRawBytes?: (bytes: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface StreamBackupResult {
+  readonly rawBytes: number;
+  readonly captured: ReadonlyMap<string, string>;
+}
+
+type StageName = "tool" | "zstd" | "encryption" | "upload";
+
+const STAGE_ERRORS: Record<StageName, string> = {
+  tool: ErrorNames.backupTool,
+  zstd: ErrorNames.compression,
+  encryption: ErrorNames.encryption,
+  upload: ErrorNames.upload,
+};
+
+/** Most downstream first: a dead upload makes zstd and the tool fail too, not the other way round. */
+const ROOT_CAUSE_ORDER: readonly StageName[] = ["upload", "encryption", "zstd", "tool"];
+
+function processExit(
+  child: ChildProcess,
+  name: string,
+  stderr: StderrTail,
+  check?: () => string | undefined,
+) {
+  return new Promise<void>((resolve, reject) => {
+    child.once("error", (error) =>
+      reject(new Error(`cannot run ${name}: ${error.message}; is it installed and on PATH?`)),
+    );
+    child.once("close", (code, signal) => {
+      const problem =
+        code !== 0 ? `${name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}` : check?.();
+      if (problem) reject(new Error(`${problem}: ${stderr.toString().slice(-1500) || "(no output)"}`));
+      else resolve();
+    });
+  });
+}
+
+/**
+ * backup tool → (count, read metadata) → zstd → encryption → sink. Every stage is watched: if
+ * any one fails, the others are stopped and the error names the stage that failed first in the
+ * data's path, with the tail of its stderr (never "success" after a failed tool: xtrabackup#894).
+ */
+export async function streamBackup(options: StreamBackupOptions): Promise<StreamBackupResult> {
+  const toolStderr = new StderrTail();
+  const zstdStderr = new StderrTail();
+  const toolLog = createWriteStream(options.toolLogFile, { mode: 0o600 });
+  const tool = spawn(options.tool, options.toolArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const zstd = spawn(
+    "zstd",
+    [`-${options.compressionLevel}`, `-T${options.compressionThreads}`, "-q", "-c", "-"],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  tool.stderr!.on("data", (chunk: Buffer) => {
+    toolStderr.push(chunk);
+    toolLog.write(chunk);
+  });
+  zstd.stderr!.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
+
+  // Failures seen before anything was stopped are causes; those after are consequences.
+  const causes = new Map<StageName, string>();
+  let stopping = false;
+  const fail = (stage: StageName, error: Error) => {
+    if (stopping) return;
+    causes.set(stage, error.message);
+    stopping = true;
+    for (const child of [tool, zstd])
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    options.sink.destroy(new Error("backup stopped"));
+  };
+  const reader = new XbstreamReader({ capture: options.captureFiles });
+  let rawBytes = 0;
+  const inspect = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      rawBytes += chunk.length;
+      options.onRawBytes?.(rawBytes);
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        fail("tool", error as Error);
+        callback(error as Error);
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+  const encrypt = encryptingStream(options.keyring, options.encryptionContext);
+
+  const onAbort = () => fail("tool", new Error("the agent was interrupted"));
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  options.sink.once("error", (error: Error) => fail("upload", error));
+  encrypt.once("error", (error: Error) => fail("encryption", error));
+
+  const settled = await Promise.allSettled([
+    processExit(tool, options.tool, toolStderr, () =>
+      toolStderr.toString().includes(options.completedMarker)
+        ? undefined
+        : `${options.tool} exited 0 without "${options.completedMarker}"`,
+    ).catch((error: Error) => fail("tool", error)),
+    processExit(zstd, "zstd", zstdStderr).catch((error: Error) => fail("zstd", error)),
+    // Broken pipes show up as the failure of the process on either side of them.
+    pipeline(tool.stdout!, inspect, zstd.stdin!),
+    pipeline(zstd.stdout!, encrypt, options.sink),
+  ]);
+  options.signal?.removeEventListener("abort", onAbort);
+  await new Promise((resolve) => toolLog.end(resolve));
+
+  if (options.signal?.aborted) {
+    throw new RewindError(ErrorNames.interrupted, "the backup was interrupted; no manifest was written");
+  }
+  for (const stage of ROOT_CAUSE_ORDER) {
+    const cause = causes.get(stage);
+    if (cause) {
+      throw new RewindError(
+        STAGE_ERRORS[stage],
+        `the backup failed in stage "${stage}": ${cause.split("\n")[0]}; no manifest was written, so this backup will never be used`,
+        cause,
+      );
+    }
+  }
+  const broken = settled.find((result) => result.status === "rejected");
+  if (broken) {
+    throw new RewindError(ErrorNames.upload, `the backup stream broke: ${(broken.reason as Error).message}`);
+  }
+  try {
+    reader.finish();
+  } catch (error) {
+    throw new RewindError(
+      ErrorNames.backupTool,
+      `the backup stream is malformed: ${(error as Error).message}`,
+    );
+  }
+  const captured = new Map<string, string>();
+  for (const file of options.captureFiles) {
+    const content = reader.capturedFile(file);
+    if (content !== undefined) captured.set(file, content);
+  }
+  return { rawBytes, captured };
+}

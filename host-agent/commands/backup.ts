@@ -1,0 +1,214 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { type BackupType, makeBackupId } from "../../core/backup-id.js";
+import { parseBinlogInfo, parseCheckpoints } from "../../core/binlog-coordinates.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { backupManifestKey, backupPrefix, segmentKey } from "../../core/layout.js";
+import { BackupManifest, ENCRYPTION_SUITE, MANIFEST_FORMAT_VERSION } from "../../core/manifest.js";
+import { streamBackup } from "../backup/stream-backup.js";
+import { UnfinishedBackupRecord } from "../backup/unfinished.js";
+import { s3Client } from "../clients.js";
+import { partSize, segmentSize } from "../config.js";
+import { type AgentContext, asBackupUser } from "../context.js";
+import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
+import { acquireHostLock } from "../lock.js";
+import { log, Progress } from "../log.js";
+import { SegmentWriter } from "../s3/segment-writer.js";
+import { runTool } from "../tool.js";
+import { AGENT_VERSION } from "../version.js";
+import { freeBytes } from "./status.js";
+
+export interface BackupResult {
+  readonly backupId: string;
+  readonly manifest: string;
+  readonly type: BackupType;
+  readonly rawBytes: number;
+  readonly storedBytes: number;
+  readonly segments: number;
+  readonly seconds: number;
+  readonly rawMiBPerSecond: number;
+  readonly binlog: { file: string; position: number; gtidSet: string };
+}
+
+const MiB = 1024 * 1024;
+
+/** The backed-up server's option files, for rebuilding a host. auto.cnf is never included. */
+function readOptionFiles(paths: readonly string[]): string {
+  return paths
+    .filter((file) => path.basename(file) !== "auto.cnf" && existsSync(file))
+    .map((file) => `# ${file}\n${readFileSync(file, "utf8")}`)
+    .join("\n");
+}
+
+/** `rewind-agent backup --type full`: stream a physical backup to S3 and write the manifest last. */
+export async function backup(context: AgentContext, type: BackupType): Promise<BackupResult> {
+  if (type !== "full") {
+    throw new RewindError(
+      ErrorNames.usage,
+      "incremental backups are not available yet; run `backup --type full`",
+    );
+  }
+  const { config, engine, location } = context;
+  const release = acquireHostLock(config.stateDir, `backup --type ${type}`);
+  const client = s3Client(config);
+  const unfinished = new UnfinishedBackupRecord(config.stateDir);
+  try {
+    await unfinished.cleanUp(client);
+    mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+    const free = freeBytes(config.workDir);
+    if (free !== null && free < config.minFreeMiB * MiB) {
+      throw new RewindError(
+        ErrorNames.insufficientSpace,
+        `only ${Math.floor(free / MiB)} MiB free in workDir ${config.workDir}; the backup tool needs at least ${config.minFreeMiB} MiB there for its redo log copy. Free space or point workDir elsewhere`,
+      );
+    }
+    return await asBackupUser(context, async (defaultsFile, sql) => {
+      const identity = await engine.readServerIdentity(sql);
+      if (!identity.logBin) {
+        throw new RewindError(
+          ErrorNames.configInvalid,
+          "binary logging is off on this server, so no point-in-time restore is possible; enable log_bin and restart it",
+        );
+      }
+      const replication = await engine.readReplication(sql);
+      const versionOutput = await runTool(engine.tools.backup, ["--version"]);
+      const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
+      engine.checkToolVersion(identity.version, toolVersion);
+
+      const started = new Date();
+      const backupId = makeBackupId(started, type, config.host);
+      const manifestKey = backupManifestKey(location, backupId);
+      const work = mkdtempSync(path.join(config.workDir, `${backupId}-`));
+      const { keyring, keyId } = dataKeyring(config);
+      const encryptionContext = { cluster: config.cluster, backupId };
+      unfinished.begin(config.bucket, backupPrefix(location, backupId), manifestKey);
+      const writer = new SegmentWriter({
+        client,
+        bucket: config.bucket,
+        keyFor: (index) => segmentKey(location, backupId, index),
+        partSize: partSize(config),
+        segmentSize: segmentSize(config),
+        concurrency: config.backup.uploadConcurrency,
+        onUploadStarted: (key, uploadId) => unfinished.uploadStarted(key, uploadId),
+        onUploadEnded: (key) => unfinished.uploadEnded(key),
+      });
+      log("info", "backup started", {
+        backupId,
+        tool: engine.tools.backup,
+        toolVersion,
+        server: identity.version,
+      });
+      const progress = new Progress(`backup ${backupId}`);
+      try {
+        const streamed = await streamBackup({
+          tool: engine.tools.backup,
+          toolArgs: [
+            `--defaults-extra-file=${defaultsFile}`,
+            ...engine.backupArgs({
+              datadir: identity.datadir,
+              extraLsndir: path.join(work, "lsn"),
+              tmpdir: work,
+              parallel: config.backup.parallel,
+              replicaInfo: replication !== null,
+            }),
+          ],
+          completedMarker: engine.completedMarker,
+          toolLogFile: path.join(config.workDir, `${backupId}.log`),
+          compressionLevel: config.backup.compressionLevel,
+          compressionThreads: config.backup.compressionThreads,
+          keyring,
+          encryptionContext,
+          sink: writer,
+          captureFiles: [...engine.binlogInfoFiles, "xtrabackup_checkpoints"],
+          onRawBytes: (bytes) => {
+            progress.update(bytes);
+            context.heartbeat();
+          },
+          signal: context.signal,
+        });
+        progress.done();
+        const binlogInfo = engine.binlogInfoFiles.map((file) => streamed.captured.get(file)).find(Boolean);
+        if (!binlogInfo) {
+          throw new RewindError(
+            ErrorNames.backupTool,
+            `the backup stream holds none of ${engine.binlogInfoFiles.join(", ")}, so its binlog position is unknown and it could not seed a point-in-time restore`,
+          );
+        }
+        const checkpoints = streamed.captured.get("xtrabackup_checkpoints");
+        if (!checkpoints)
+          throw new RewindError(ErrorNames.backupTool, "the backup stream holds no xtrabackup_checkpoints");
+        const binlog = parseBinlogInfo(binlogInfo);
+        const lsn = parseCheckpoints(checkpoints);
+        const ended = new Date();
+        const manifest = BackupManifest.parse({
+          formatVersion: MANIFEST_FORMAT_VERSION,
+          cluster: config.cluster,
+          backupId,
+          type,
+          parentBackupId: null,
+          host: config.host,
+          engine: { name: engine.name, version: identity.version },
+          tool: { name: engine.tools.backup, version: toolVersion },
+          serverId: identity.serverId,
+          serverUuid: identity.serverUuid,
+          binlogSource: engine.binlogSource(identity, config.host),
+          startTime: started.toISOString(),
+          endTime: ended.toISOString(),
+          binlog,
+          lsn: { fromLsn: lsn.fromLsn, toLsn: lsn.toLsn, lastLsn: lsn.lastLsn },
+          rawBytes: streamed.rawBytes,
+          storedBytes: writer.bytesWritten,
+          storedSha256: writer.streamHash.digest("hex"),
+          segments: writer.segments,
+          compression: { algorithm: "zstd", level: config.backup.compressionLevel },
+          encryption: {
+            suite: ENCRYPTION_SUITE,
+            frameLength: FRAME_LENGTH,
+            keyId,
+            context: encryptionContext,
+          },
+          myCnf: readOptionFiles(config.myCnfPaths),
+          agentVersion: AGENT_VERSION,
+        });
+        const body = JSON.stringify(manifest, null, 2);
+        await client.send(
+          new PutObjectCommand({
+            Bucket: config.bucket,
+            Key: manifestKey,
+            Body: body,
+            ContentType: "application/json",
+            ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
+          }),
+        );
+        unfinished.finish();
+        const seconds = (ended.getTime() - started.getTime()) / 1000;
+        log("info", "backup complete", { backupId, manifest: manifestKey });
+        return {
+          backupId,
+          manifest: `s3://${config.bucket}/${manifestKey}`,
+          type,
+          rawBytes: manifest.rawBytes,
+          storedBytes: manifest.storedBytes,
+          segments: manifest.segments.length,
+          seconds,
+          rawMiBPerSecond: Number((manifest.rawBytes / MiB / Math.max(seconds, 0.001)).toFixed(1)),
+          binlog,
+        };
+      } catch (error) {
+        writer.destroy();
+        await unfinished.cleanUp(client).catch((cleanupError: Error) =>
+          log("warn", "could not clean up the failed backup's objects; the next backup will", {
+            error: cleanupError.message,
+          }),
+        );
+        throw error;
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+  } finally {
+    release();
+  }
+}

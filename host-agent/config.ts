@@ -1,0 +1,159 @@
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { z } from "zod";
+import { configError } from "../core/errors.js";
+import { validateClusterName } from "../core/layout.js";
+
+const MiB = 1024 * 1024;
+
+/** One JSON file on the host (DESIGN §4); flags override single fields. */
+export const AgentConfigSchema = z
+  .object({
+    cluster: z.string().superRefine((name, ctx) => {
+      const problem = validateClusterName(name);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
+    engine: z.enum(["mariadb", "mysql"]),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name"),
+    prefix: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+        "path segments of letters, digits, '.', '_', '-', no leading/trailing slash",
+      )
+      .optional(),
+    region: z.string().default("us-east-1"),
+    /** Only for the sandbox or S3-compatible stores; AWS needs none. */
+    s3Endpoint: z.url().optional(),
+    /** Step Functions endpoint override for the sandbox. */
+    sfnEndpoint: z.url().optional(),
+    host: z
+      .string()
+      .min(1)
+      .default(() => os.hostname()),
+    connection: z
+      .object({
+        socket: z.string().optional(),
+        host: z.string().optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+      })
+      .refine((c) => c.socket !== undefined || c.host !== undefined, "set `socket` or `host` (and `port`)"),
+    secrets: z.object({
+      /** Secret id of the backup user (JSON with username and password). */
+      backup: z.string().min(1),
+    }),
+    /** Sandbox only: a JSON file mapping secret ids to {username, password} instead of Secrets Manager. */
+    secretsFile: z.string().optional(),
+    encryption: z.union([
+      z.object({ kmsKeyId: z.string().min(1) }).strict(),
+      z.object({ keyFile: z.string().min(1), keyName: z.string().default("rewind-local") }).strict(),
+    ]),
+    /** The server's option files, stored in the manifest (never auto.cnf). */
+    myCnfPaths: z.array(z.string()).default(["/etc/mysql/my.cnf"]),
+    stateDir: z.string().default("/var/lib/rewind"),
+    workDir: z.string().default("/var/tmp/rewind"),
+    minFreeMiB: z.number().int().nonnegative().default(1024),
+    heartbeatSeconds: z.number().int().min(1).max(3600).default(60),
+    backup: z
+      .object({
+        parallel: z.number().int().min(1).max(64).default(4),
+        compressionLevel: z.number().int().min(1).max(19).default(3),
+        /** zstd worker threads; 0 means one per core. */
+        compressionThreads: z.number().int().min(0).max(256).default(0),
+        partSizeMiB: z
+          .number()
+          .int()
+          .min(5)
+          .max(5 * 1024)
+          .default(8),
+        segmentSizeMiB: z.number().int().min(5).default(4096),
+        uploadConcurrency: z.number().int().min(1).max(32).default(4),
+      })
+      .default({
+        parallel: 4,
+        compressionLevel: 3,
+        compressionThreads: 0,
+        partSizeMiB: 8,
+        segmentSizeMiB: 4096,
+        uploadConcurrency: 4,
+      })
+      .refine(
+        (b) => b.segmentSizeMiB >= b.partSizeMiB,
+        "backup.segmentSizeMiB must be at least backup.partSizeMiB",
+      )
+      .refine(
+        (b) => Math.ceil(b.segmentSizeMiB / b.partSizeMiB) <= 10_000,
+        "a segment would need more than 10,000 parts: raise backup.partSizeMiB or lower backup.segmentSizeMiB",
+      ),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export function partSize(config: AgentConfig): number {
+  return config.backup.partSizeMiB * MiB;
+}
+
+export function segmentSize(config: AgentConfig): number {
+  return config.backup.segmentSizeMiB * MiB;
+}
+
+/** Flags that override a field of the config file: `--flag value` → path in the config. */
+const FLAG_PATHS: Record<string, { path: string[]; type: "string" | "number" }> = {
+  bucket: { path: ["bucket"], type: "string" },
+  prefix: { path: ["prefix"], type: "string" },
+  cluster: { path: ["cluster"], type: "string" },
+  region: { path: ["region"], type: "string" },
+  "s3-endpoint": { path: ["s3Endpoint"], type: "string" },
+  host: { path: ["host"], type: "string" },
+  socket: { path: ["connection", "socket"], type: "string" },
+  parallel: { path: ["backup", "parallel"], type: "number" },
+  "part-size-mib": { path: ["backup", "partSizeMiB"], type: "number" },
+  "segment-size-mib": { path: ["backup", "segmentSizeMiB"], type: "number" },
+  "upload-concurrency": { path: ["backup", "uploadConcurrency"], type: "number" },
+  "compression-level": { path: ["backup", "compressionLevel"], type: "number" },
+};
+
+export const CONFIG_FLAGS = Object.keys(FLAG_PATHS);
+
+export function loadConfig(file: string, flags: Readonly<Record<string, string>>): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : (error as Error).message;
+    throw configError(
+      `config file ${file}: ${reason}; pass --config with the path of the agent's JSON config`,
+    );
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw configError(`config file ${file} must hold a JSON object`);
+  }
+  const merged = structuredClone(raw) as Record<string, unknown>;
+  for (const [flag, value] of Object.entries(flags)) {
+    const target = FLAG_PATHS[flag];
+    if (!target) continue;
+    const parsed = target.type === "number" ? Number(value) : value;
+    if (target.type === "number" && !Number.isFinite(parsed)) {
+      throw configError(`--${flag} must be a number, got "${value}"`);
+    }
+    let node = merged;
+    for (const key of target.path.slice(0, -1)) {
+      node[key] = typeof node[key] === "object" && node[key] !== null ? node[key] : {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[target.path.at(-1)!] = parsed;
+  }
+  return parseConfig(merged, file);
+}
+
+export function parseConfig(raw: unknown, where: string): AgentConfig {
+  const result = AgentConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.join(".") || "(top level)";
+    return `${field}: ${issue.message}`;
+  });
+  throw configError(`config ${where} is invalid:\n  ${problems.join("\n  ")}`);
+}

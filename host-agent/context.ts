@@ -1,0 +1,38 @@
+import type { ClusterLocation } from "../core/layout.js";
+import type { AgentConfig } from "./config.js";
+import { withDefaultsFile } from "./defaults-file.js";
+import type { Engine } from "./engines/engine.js";
+import { engineFor } from "./engines/index.js";
+import { fetchCredentials } from "./secrets.js";
+import { SqlClient } from "./sql-client.js";
+
+/** What every command works with: the validated config, the engine, and where in S3 the cluster lives. */
+export interface AgentContext {
+  readonly config: AgentConfig;
+  readonly engine: Engine;
+  readonly location: ClusterLocation;
+  readonly signal: AbortSignal;
+  /** Called while long work goes on, for task-token heartbeats. */
+  readonly heartbeat: () => void;
+}
+
+export function makeContext(config: AgentConfig, signal: AbortSignal, heartbeat: () => void): AgentContext {
+  return {
+    config,
+    engine: engineFor(config.engine),
+    location: { cluster: config.cluster, ...(config.prefix ? { prefix: config.prefix } : {}) },
+    signal,
+    heartbeat,
+  };
+}
+
+/** Runs `use` with a 0600 defaults file and a SQL client for the backup user. */
+export async function asBackupUser<T>(
+  context: AgentContext,
+  use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
+): Promise<T> {
+  const credentials = await fetchCredentials(context.config, context.config.secrets.backup);
+  return withDefaultsFile(credentials, context.config.connection, (file) =>
+    use(file, new SqlClient(context.engine.tools.client, file)),
+  );
+}

@@ -1,0 +1,90 @@
+import { readFileSync } from "node:fs";
+import type { Duplex } from "node:stream";
+import {
+  AlgorithmSuiteIdentifier,
+  buildClient,
+  CommitmentPolicy,
+  type KeyringNode,
+  KmsKeyringNode,
+  RawAesKeyringNode,
+  RawAesWrappingSuiteIdentifier,
+} from "@aws-crypto/client-node";
+import { configError } from "../core/errors.js";
+import { ENCRYPTION_SUITE } from "../core/manifest.js";
+import type { AgentConfig } from "./config.js";
+
+/** 1 MiB frames (DESIGN §3): bounded memory, and damage is found within a frame. */
+export const FRAME_LENGTH = 1024 * 1024;
+const LOCAL_KEY_NAMESPACE = "rewind-local";
+
+const client = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+
+export interface DataKeyring {
+  readonly keyring: KeyringNode;
+  /** Recorded in manifests: the KMS key, or `raw-aes:<namespace>/<name>` for a local key. */
+  readonly keyId: string;
+}
+
+function readLocalKey(file: string): Uint8Array {
+  let content: Buffer;
+  try {
+    content = readFileSync(file);
+  } catch (error) {
+    throw configError(`encryption.keyFile ${file} cannot be read: ${(error as Error).message}`);
+  }
+  if (content.length === 32) return new Uint8Array(content);
+  const decoded = Buffer.from(content.toString("utf8").trim(), "base64");
+  if (decoded.length === 32) return new Uint8Array(decoded);
+  throw configError(
+    `encryption.keyFile ${file} must hold a 256-bit key: 32 raw bytes or their base64 (openssl rand -base64 32)`,
+  );
+}
+
+export function dataKeyring(config: Pick<AgentConfig, "encryption" | "region">): DataKeyring {
+  const encryption = config.encryption;
+  if ("kmsKeyId" in encryption) {
+    return {
+      keyring: new KmsKeyringNode({ generatorKeyId: encryption.kmsKeyId }),
+      keyId: encryption.kmsKeyId,
+    };
+  }
+  return {
+    keyring: new RawAesKeyringNode({
+      keyName: encryption.keyName,
+      keyNamespace: LOCAL_KEY_NAMESPACE,
+      unencryptedMasterKey: readLocalKey(encryption.keyFile),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+    }),
+    keyId: `raw-aes:${LOCAL_KEY_NAMESPACE}/${encryption.keyName}`,
+  };
+}
+
+/** Unsigned committing suite: streams can be decrypted without buffering a signature check. */
+export function encryptingStream(keyring: KeyringNode, context: Record<string, string>): Duplex {
+  return client.encryptStream(keyring, {
+    suiteId: AlgorithmSuiteIdentifier[ENCRYPTION_SUITE],
+    encryptionContext: context,
+    frameLength: FRAME_LENGTH,
+  });
+}
+
+/**
+ * Decrypts and checks that the message was made for `expectedContext`, so an object copied under
+ * another backup's key cannot be restored in its place.
+ */
+export function decryptingStream(keyring: KeyringNode, expectedContext: Record<string, string>): Duplex {
+  const stream = client.decryptUnsignedMessageStream(keyring);
+  stream.once("MessageHeader", (header: { encryptionContext: Record<string, string> }) => {
+    for (const [key, value] of Object.entries(expectedContext)) {
+      if (header.encryptionContext[key] !== value) {
+        stream.destroy(
+          new Error(
+            `encryption context ${key}=${header.encryptionContext[key]} does not match ${value}; this object belongs to another backup`,
+          ),
+        );
+        return;
+      }
+    }
+  });
+  return stream;
+}

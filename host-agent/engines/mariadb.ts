@@ -1,0 +1,73 @@
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { Row, SqlClient } from "../sql-client.js";
+import { type Engine, majorMinor, type ReplicationState, type ServerIdentity } from "./engine.js";
+
+function flag(value: string | null | undefined): boolean {
+  return value === "1" || value === "ON" || value === "Yes";
+}
+
+export function replicationFromStatusRow(row: Row | undefined): ReplicationState | null {
+  if (!row) return null;
+  const port = row.Master_Port ?? row.Source_Port;
+  const lag = row.Seconds_Behind_Master ?? row.Seconds_Behind_Source;
+  return {
+    sourceHost: row.Master_Host ?? row.Source_Host ?? null,
+    sourcePort: port ? Number(port) : null,
+    ioRunning: flag(row.Slave_IO_Running ?? row.Replica_IO_Running),
+    sqlRunning: flag(row.Slave_SQL_Running ?? row.Replica_SQL_Running),
+    lagSeconds: lag === null || lag === undefined ? null : Number(lag),
+    lastError: row.Last_Error || row.Last_IO_Error || row.Last_SQL_Error || null,
+  };
+}
+
+export const mariadbEngine: Engine = {
+  name: "mariadb",
+  tools: { backup: "mariabackup", stream: "mbstream", binlog: "mariadb-binlog", client: "mariadb" },
+  binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],
+  completedMarker: "completed OK!",
+  backupArgs({ datadir, extraLsndir, tmpdir, parallel, replicaInfo }) {
+    return [
+      "--backup",
+      "--stream=xbstream",
+      `--datadir=${datadir}`,
+      `--extra-lsndir=${extraLsndir}`,
+      `--target-dir=${tmpdir}`,
+      `--tmpdir=${tmpdir}`,
+      `--parallel=${parallel}`,
+      ...(replicaInfo ? ["--slave-info"] : []),
+    ];
+  },
+  parseToolVersion(output) {
+    const match = /MariaDB server (\S+)/.exec(output) ?? /Ver (\S+)/.exec(output);
+    if (!match) throw new Error(`cannot read the mariabackup version from: ${output.trim()}`);
+    return match[1]!;
+  },
+  checkToolVersion(serverVersion, toolVersion) {
+    if (majorMinor(serverVersion) !== majorMinor(toolVersion)) {
+      throw new RewindError(
+        ErrorNames.toolVersion,
+        `mariabackup ${toolVersion} cannot back up MariaDB ${serverVersion}: their major versions differ; install the mariadb-backup package that matches the server`,
+      );
+    }
+  },
+  async readServerIdentity(sql: SqlClient): Promise<ServerIdentity> {
+    const row = await sql.row(
+      "SELECT @@version AS version, @@server_id AS server_id, @@read_only AS read_only, @@gtid_current_pos AS gtid, @@datadir AS datadir, @@log_bin AS log_bin",
+    );
+    return {
+      version: row.version ?? "",
+      serverId: Number(row.server_id),
+      serverUuid: null,
+      readOnly: flag(row.read_only),
+      gtidExecuted: row.gtid ?? "",
+      datadir: row.datadir ?? "",
+      logBin: flag(row.log_bin),
+    };
+  },
+  async readReplication(sql) {
+    return replicationFromStatusRow((await sql.rows("SHOW SLAVE STATUS"))[0]);
+  },
+  binlogSource(identity, host) {
+    return `${identity.serverId}-${host}`;
+  },
+};

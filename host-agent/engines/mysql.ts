@@ -1,0 +1,58 @@
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { SqlClient } from "../sql-client.js";
+import { type Engine, majorMinor, type ServerIdentity } from "./engine.js";
+import { replicationFromStatusRow } from "./mariadb.js";
+
+export const mysqlEngine: Engine = {
+  name: "mysql",
+  tools: { backup: "xtrabackup", stream: "xbstream", binlog: "mysqlbinlog", client: "mysql" },
+  binlogInfoFiles: ["xtrabackup_binlog_info"],
+  completedMarker: "completed OK!",
+  backupArgs({ datadir, extraLsndir, tmpdir, parallel, replicaInfo }) {
+    return [
+      "--backup",
+      "--stream=xbstream",
+      `--datadir=${datadir}`,
+      `--extra-lsndir=${extraLsndir}`,
+      `--target-dir=${tmpdir}`,
+      `--tmpdir=${tmpdir}`,
+      `--parallel=${parallel}`,
+      ...(replicaInfo ? ["--slave-info"] : []),
+    ];
+  },
+  parseToolVersion(output) {
+    const match = /xtrabackup version (\S+)/.exec(output);
+    if (!match) throw new Error(`cannot read the xtrabackup version from: ${output.trim()}`);
+    return match[1]!;
+  },
+  checkToolVersion(serverVersion, toolVersion) {
+    if (majorMinor(serverVersion) !== majorMinor(toolVersion)) {
+      throw new RewindError(
+        ErrorNames.toolVersion,
+        `xtrabackup ${toolVersion} cannot back up MySQL ${serverVersion}: use the Percona XtraBackup series that matches the server (${majorMinor(serverVersion)})`,
+      );
+    }
+  },
+  async readServerIdentity(sql: SqlClient): Promise<ServerIdentity> {
+    const row = await sql.row(
+      "SELECT @@version AS version, @@server_id AS server_id, @@server_uuid AS server_uuid, @@read_only AS read_only, @@gtid_executed AS gtid, @@datadir AS datadir, @@log_bin AS log_bin",
+    );
+    return {
+      version: row.version ?? "",
+      serverId: Number(row.server_id),
+      serverUuid: row.server_uuid ?? null,
+      readOnly: row.read_only === "1",
+      // MySQL prints long GTID sets over several lines.
+      gtidExecuted: (row.gtid ?? "").replace(/\\n|\s/g, ""),
+      datadir: row.datadir ?? "",
+      logBin: row.log_bin === "1",
+    };
+  },
+  async readReplication(sql) {
+    return replicationFromStatusRow((await sql.rows("SHOW REPLICA STATUS"))[0]);
+  },
+  binlogSource(identity) {
+    if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");
+    return identity.serverUuid;
+  },
+};

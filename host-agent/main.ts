@@ -1,0 +1,139 @@
+import { parseArgs } from "node:util";
+import { ErrorNames, RewindError } from "../core/errors.js";
+import { sfnClient } from "./clients.js";
+import { backup } from "./commands/backup.js";
+import { status } from "./commands/status.js";
+import { verify } from "./commands/verify.js";
+import { CONFIG_FLAGS, loadConfig } from "./config.js";
+import { type AgentContext, makeContext } from "./context.js";
+import { log } from "./log.js";
+import { TaskReporter } from "./task-reporter.js";
+import { AGENT_VERSION } from "./version.js";
+
+const USAGE = `rewind-agent ${AGENT_VERSION}
+usage: rewind-agent <command> --config <file> [options]
+
+commands:
+  status                               engine, role, GTID position, replication lag, binlogs, free space
+  backup --type full                   stream a physical backup to S3; the manifest is written last
+  verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
+
+options:
+  --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
+  --task-token TOKEN     report to Step Functions: heartbeats, then success or failure
+  ${CONFIG_FLAGS.map((flag) => `--${flag}`).join(", ")}
+                         override that config field
+
+Stdout carries one JSON result on its last line; logs go to stderr.`;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function usageError(message: string): RewindError {
+  return new RewindError(ErrorNames.usage, `${message}; run \`rewind-agent --help\` for usage`);
+}
+
+function requireString(flags: Flags, name: string): string {
+  const value = flags[name];
+  if (typeof value !== "string" || value === "") throw usageError(`--${name} is required`);
+  return value;
+}
+
+async function dispatch(command: string, flags: Flags, context: AgentContext): Promise<unknown> {
+  switch (command) {
+    case "status":
+      return status(context);
+    case "backup": {
+      const type = requireString(flags, "type");
+      if (type !== "full" && type !== "incremental")
+        throw usageError(`--type must be full or incremental, not "${type}"`);
+      return backup(context, type);
+    }
+    case "verify":
+      return verify(context, requireString(flags, "backup-id"), flags.deep === true);
+    default:
+      throw usageError(`unknown command "${command}"`);
+  }
+}
+
+function parse(argv: string[]): { command: string | undefined; flags: Flags } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: "string" },
+      "task-token": { type: "string" },
+      type: { type: "string" },
+      "backup-id": { type: "string" },
+      deep: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+      ...Object.fromEntries(CONFIG_FLAGS.map((flag) => [flag, { type: "string" as const }])),
+    },
+  });
+  return { command: positionals[0], flags: values };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    return finish(usageError((error as Error).message));
+  }
+  const { command, flags } = parsed;
+  if (flags.version) {
+    process.stdout.write(`${JSON.stringify({ ok: true, version: AGENT_VERSION })}\n`);
+    return 0;
+  }
+  if (flags.help || !command) {
+    process.stderr.write(`${USAGE}\n`);
+    return command || flags.help ? 0 : 2;
+  }
+  const controller = new AbortController();
+  const interrupt = (signal: string) => {
+    log("warn", `received ${signal}; stopping`);
+    controller.abort();
+  };
+  process.once("SIGTERM", () => interrupt("SIGTERM"));
+  process.once("SIGINT", () => interrupt("SIGINT"));
+
+  let reporter: TaskReporter | undefined;
+  try {
+    const configFile = typeof flags.config === "string" ? flags.config : "/etc/rewind/agent.json";
+    const overrides = Object.fromEntries(
+      Object.entries(flags).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+    );
+    const config = loadConfig(configFile, overrides);
+    if (typeof flags["task-token"] === "string") {
+      reporter = new TaskReporter(sfnClient(config), flags["task-token"], config.heartbeatSeconds * 1000);
+    }
+    const stopBeating = reporter?.keepAlive();
+    const context = makeContext(config, controller.signal, () => reporter?.heartbeat());
+    try {
+      const result = await dispatch(command, flags, context);
+      await reporter?.succeed(result);
+      process.stdout.write(`${JSON.stringify({ ok: true, command, result })}\n`);
+      return 0;
+    } finally {
+      stopBeating?.();
+    }
+  } catch (error) {
+    return finish(error as Error, reporter);
+  }
+}
+
+async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
+  const name = error instanceof RewindError ? error.name : "AgentError";
+  const detail = error instanceof RewindError ? error.detail : error.stack;
+  log("error", error.message, detail ? { detail } : {});
+  if (reporter) {
+    await reporter
+      .fail(name, detail ? `${error.message}\n\n${detail}` : error.message)
+      .catch((sendError: Error) =>
+        log("error", "could not report the failure to Step Functions", { error: sendError.message }),
+      );
+  }
+  process.stdout.write(`${JSON.stringify({ ok: false, error: { name, message: error.message } })}\n`);
+  return name === ErrorNames.usage ? 2 : 1;
+}

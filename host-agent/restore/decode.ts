@@ -1,0 +1,68 @@
+import { spawn } from "node:child_process";
+import type { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { BackupManifest } from "../../core/manifest.js";
+import { decryptingStream } from "../encryption.js";
+import { StderrTail } from "../tool.js";
+import { downloadStoredStream } from "./download.js";
+
+export interface DecodeOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly keyring: KeyringNode;
+  readonly concurrency: number;
+  /** Receives the raw xbstream. */
+  readonly sink: Writable;
+  /** Resolves when whatever consumes the sink has finished (a child process exiting, say). */
+  readonly sinkDone?: Promise<void>;
+  readonly onBytes?: (bytes: number) => void;
+}
+
+/**
+ * S3 → verify → decrypt → zstd -d → sink. Any stage failing fails the whole; the error names
+ * the first failure in the data's path (a hash mismatch before a decryption error, and so on).
+ */
+export async function decodeBackup(manifest: BackupManifest, options: DecodeOptions): Promise<void> {
+  const download = downloadStoredStream(manifest, options);
+  const decrypt = decryptingStream(options.keyring, manifest.encryption.context);
+  const zstd = spawn("zstd", ["-d", "-q", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+  const zstdStderr = new StderrTail();
+  zstd.stderr.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
+  const zstdExit = new Promise<void>((resolve, reject) => {
+    zstd.once("error", reject);
+    zstd.once("close", (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`zstd -d exited with ${signal ?? code}: ${zstdStderr}`)),
+    );
+  });
+  const stop = () => {
+    if (zstd.exitCode === null && zstd.signalCode === null) zstd.kill("SIGTERM");
+    options.sink.destroy();
+  };
+  const results = await Promise.allSettled([
+    pipeline(download, decrypt, zstd.stdin).catch((error) => {
+      stop();
+      throw error;
+    }),
+    zstdExit.catch((error) => {
+      stop();
+      throw error;
+    }),
+    pipeline(zstd.stdout, options.sink),
+    options.sinkDone ?? Promise.resolve(),
+  ]);
+  const failures = results.flatMap((result) =>
+    result.status === "rejected" ? [result.reason as Error] : [],
+  );
+  if (failures.length === 0) return;
+  const verifyFailure = failures.find((error) => error instanceof RewindError);
+  if (verifyFailure) throw verifyFailure;
+  const first = failures[0]!;
+  throw new RewindError(
+    ErrorNames.verify,
+    `cannot decode backup ${manifest.backupId}: ${first.message}`,
+    failures.map((error) => error.message).join("\n"),
+  );
+}

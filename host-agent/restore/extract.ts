@@ -1,0 +1,45 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, readdirSync } from "node:fs";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { BackupManifest } from "../../core/manifest.js";
+import type { Engine } from "../engines/engine.js";
+import { StderrTail } from "../tool.js";
+import { decodeBackup } from "./decode.js";
+
+export interface ExtractOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly keyring: KeyringNode;
+  readonly engine: Engine;
+  /** A staging directory, never a live datadir: it must be empty. */
+  readonly targetDir: string;
+  readonly concurrency: number;
+  readonly onBytes?: (bytes: number) => void;
+}
+
+/**
+ * Downloads, verifies, decrypts and decompresses a backup and unpacks it with xbstream/mbstream
+ * into a staging directory. The caller prepares it and only then moves it anywhere near a datadir.
+ */
+export async function extractBackup(manifest: BackupManifest, options: ExtractOptions): Promise<void> {
+  mkdirSync(options.targetDir, { recursive: true });
+  if (readdirSync(options.targetDir).length > 0) {
+    throw new RewindError(ErrorNames.usage, `staging directory ${options.targetDir} is not empty`);
+  }
+  const stream = spawn(options.engine.tools.stream, ["-x", "-C", options.targetDir], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  const stderr = new StderrTail();
+  stream.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const streamDone = new Promise<void>((resolve, reject) => {
+    stream.once("error", reject);
+    stream.once("close", (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`${options.engine.tools.stream} -x exited with ${signal ?? code}: ${stderr}`)),
+    );
+  });
+  await decodeBackup(manifest, { ...options, sink: stream.stdin, sinkDone: streamDone });
+}

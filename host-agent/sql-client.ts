@@ -1,0 +1,50 @@
+import { ErrorNames, RewindError } from "../core/errors.js";
+import { runTool } from "./tool.js";
+
+export type Row = Record<string, string | null>;
+
+/**
+ * Runs SQL through the engine's command-line client (`mariadb` or `mysql`), logging in with a
+ * defaults file so no password is ever in argv. Results come back as rows keyed by column.
+ */
+export class SqlClient {
+  constructor(
+    private readonly clientBinary: string,
+    private readonly defaultsFile: string,
+  ) {}
+
+  async rows(sql: string): Promise<Row[]> {
+    let stdout: string;
+    try {
+      ({ stdout } = await runTool(
+        this.clientBinary,
+        [`--defaults-extra-file=${this.defaultsFile}`, "--batch", "--raw", "--column-names"],
+        { input: sql },
+      ));
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/Access denied/i.test(message)) {
+        throw new RewindError(
+          ErrorNames.credentials,
+          "the database refused the backup user's credentials; check the secret and the user's grants (rewind-agent users ensure)",
+          message,
+        );
+      }
+      throw error;
+    }
+    const lines = stdout.split("\n").filter((line) => line.length > 0);
+    const header = lines.shift()?.split("\t") ?? [];
+    return lines.map((line) => {
+      const fields = line.split("\t");
+      return Object.fromEntries(
+        header.map((name, i) => [name, fields[i] === "NULL" ? null : (fields[i] ?? null)]),
+      );
+    });
+  }
+
+  async row(sql: string): Promise<Row> {
+    const [first] = await this.rows(sql);
+    if (!first) throw new Error(`query returned no row: ${sql}`);
+    return first;
+  }
+}

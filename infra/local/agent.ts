@@ -1,0 +1,119 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { MariaDbServer } from "./mariadb-server.js";
+
+/** The privileges mariabackup needs on MariaDB 10.11, and no more (DESIGN §4). */
+export const BACKUP_PRIVILEGES = "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR";
+
+export interface LocalAgentSetup {
+  readonly configFile: string;
+  readonly secretsFile: string;
+  readonly keyFile: string;
+  readonly config: Record<string, unknown>;
+}
+
+/**
+ * Writes what the agent needs on a sandbox host: a backup user on the server, a secrets file
+ * standing in for Secrets Manager, a local 256-bit key standing in for KMS, and the config.
+ */
+export async function setUpLocalAgent(options: {
+  readonly dir: string;
+  readonly server: MariaDbServer;
+  readonly s3Endpoint: string;
+  readonly bucket: string;
+  readonly cluster: string;
+  readonly host: string;
+  readonly backup?: Record<string, number>;
+  readonly extra?: Record<string, unknown>;
+}): Promise<LocalAgentSetup> {
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const password = randomBytes(18).toString("base64url");
+  await options.server.createUser({ user: "rewind_backup", password }, BACKUP_PRIVILEGES);
+  const secretId = `rewind/${options.cluster}/backup`;
+  const secretsFile = path.join(options.dir, "secrets.json");
+  writeFileSync(secretsFile, JSON.stringify({ [secretId]: { username: "rewind_backup", password } }), {
+    mode: 0o600,
+  });
+  const keyFile = path.join(options.dir, "backup.key");
+  writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+  const config = {
+    cluster: options.cluster,
+    engine: "mariadb",
+    bucket: options.bucket,
+    region: "us-east-1",
+    s3Endpoint: options.s3Endpoint,
+    host: options.host,
+    connection: { socket: options.server.socket },
+    secrets: { backup: secretId },
+    secretsFile,
+    encryption: { keyFile },
+    myCnfPaths: [options.server.defaultsFile],
+    stateDir: path.join(options.dir, "state"),
+    workDir: path.join(options.dir, "work"),
+    minFreeMiB: 64,
+    backup: { parallel: 2, ...options.backup },
+    ...options.extra,
+  };
+  const configFile = path.join(options.dir, "agent.json");
+  writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return { configFile, secretsFile, keyFile, config };
+}
+
+export interface AgentRun {
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The JSON on the last line of stdout. */
+  readonly output:
+    | {
+        ok: boolean;
+        result?: Record<string, unknown> & { backupId?: string };
+        error?: { name: string; message: string };
+      }
+    | undefined;
+  readonly stderr: string;
+}
+
+/** Runs the bundled agent as a database host would: `node rewind-agent.mjs …`, static credentials for S3. */
+export function startAgent(bundle: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [bundle, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: "sandbox",
+      AWS_SECRET_ACCESS_KEY: "sandbox",
+      AWS_REGION: "us-east-1",
+      ...env,
+    },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const done = new Promise<AgentRun>((resolve) => {
+    child.once("close", (exitCode, signal) => {
+      const last = stdout.trim().split("\n").at(-1);
+      let output: AgentRun["output"];
+      try {
+        output = last ? JSON.parse(last) : undefined;
+      } catch {
+        output = undefined;
+      }
+      resolve({ exitCode, signal, output, stderr });
+    });
+  });
+  return { child, done };
+}
+
+export function runAgent(
+  bundle: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<AgentRun> {
+  return startAgent(bundle, args, env).done;
+}

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseBinlogInfo } from "../../core/binlog-coordinates.js";
+import { setUpLocalAgent } from "../../infra/local/agent.js";
+import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { S3Server } from "../../infra/local/s3-server.js";
+import { gtidSequence, loadDataset, WORKLOAD_DB, WriteWorkload } from "../../infra/local/workload.js";
+import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+import { manifestOf, restoreToNewServer } from "./restore-helpers.js";
+
+describe("full backup of a live MariaDB restores", () => {
+  const scratch = scratchDir("backup-restore");
+  let s3: S3Server;
+  let source: MariaDbServer;
+  let config: Record<string, unknown>;
+  let configFile: string;
+  const restored: MariaDbServer[] = [];
+
+  beforeAll(async () => {
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    source = await MariaDbServer.start({ baseDir: `${scratch.dir}/source`, serverId: 101 });
+    await loadDataset(source, { megabytes: 24 });
+    ({ config, configFile } = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent`,
+      server: source,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: "orders",
+      host: "db-101",
+    }));
+  });
+
+  afterAll(async () => {
+    for (const server of restored) await server.destroy();
+    await source?.destroy();
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("a backup taken while a workload writes restores exactly the rows at its GTID", async () => {
+    const workload = await WriteWorkload.start(source);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const run = await agent(["backup", "--type", "full", "--config", configFile]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lastWritten = await workload.stop();
+    expect(run.exitCode, run.stderr).toBe(0);
+    const manifest = await manifestOf(config, backupIdOf(run));
+
+    const rowsAtBackup = gtidSequence(manifest.binlog.gtidSet, 101) - workload.gtidSeqBase;
+    expect(rowsAtBackup).toBeGreaterThan(0);
+    expect(lastWritten).toBeGreaterThan(rowsAtBackup);
+
+    const { server, binlogInfo } = await restoreToNewServer(
+      config,
+      manifest,
+      `${scratch.dir}/restore-1`,
+      201,
+    );
+    restored.push(server);
+    expect(parseBinlogInfo(binlogInfo)).toEqual(manifest.binlog);
+
+    const [count, maxId, badPayloads] = (
+      await server.query(
+        `SELECT COUNT(*), MAX(id), SUM(payload <> SHA2(id, 256)) FROM ${WriteWorkload.table}`,
+      )
+    )[0]!;
+    expect(Number(count)).toBe(rowsAtBackup);
+    expect(Number(maxId)).toBe(rowsAtBackup);
+    expect(Number(badPayloads)).toBe(0);
+
+    // The source's table cut at the same row must checksum the same as the restored one.
+    await source.query(
+      `CREATE TABLE ${WORKLOAD_DB}.writes_at_backup LIKE ${WriteWorkload.table};
+       INSERT INTO ${WORKLOAD_DB}.writes_at_backup SELECT * FROM ${WriteWorkload.table} WHERE id <= ${rowsAtBackup};`,
+    );
+    await server.query(`RENAME TABLE ${WriteWorkload.table} TO ${WORKLOAD_DB}.writes_at_backup`);
+    const checksum = async (db: MariaDbServer, table: string) =>
+      (await db.query(`CHECKSUM TABLE ${table}`))[0]![1];
+    expect(await checksum(server, `${WORKLOAD_DB}.writes_at_backup`)).toBe(
+      await checksum(source, `${WORKLOAD_DB}.writes_at_backup`),
+    );
+    expect(await checksum(server, `${WORKLOAD_DB}.dataset`)).toBe(
+      await checksum(source, `${WORKLOAD_DB}.dataset`),
+    );
+  });
+
+  it("a backup spread over several segment objects restores the same way", async () => {
+    const run = await agent([
+      "backup",
+      "--type",
+      "full",
+      "--config",
+      configFile,
+      "--part-size-mib",
+      "5",
+      "--segment-size-mib",
+      "5",
+    ]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const manifest = await manifestOf(config, backupIdOf(run));
+    expect(manifest.segments.length).toBeGreaterThan(1);
+    expect(manifest.segments.map((segment) => segment.key)).toEqual(
+      manifest.segments.map(
+        (_, i) => `orders/backups/${manifest.backupId}/stream.${String(i).padStart(3, "0")}.enc`,
+      ),
+    );
+    expect(manifest.segments.reduce((sum, segment) => sum + segment.size, 0)).toBe(manifest.storedBytes);
+
+    const { server } = await restoreToNewServer(config, manifest, `${scratch.dir}/restore-2`, 202);
+    restored.push(server);
+    const checksum = async (db: MariaDbServer) =>
+      (await db.query(`CHECKSUM TABLE ${WORKLOAD_DB}.dataset`))[0]![1];
+    expect(await checksum(server)).toBe(await checksum(source));
+  });
+
+  it("the manifest records what DESIGN §3 asks for", async () => {
+    const run = await agent(["backup", "--type", "full", "--config", configFile]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const manifest = await manifestOf(config, backupIdOf(run));
+    expect(manifest).toMatchObject({
+      cluster: "orders",
+      type: "full",
+      host: "db-101",
+      engine: { name: "mariadb" },
+      tool: { name: "mariabackup" },
+      serverId: 101,
+      binlogSource: "101-db-101",
+      compression: { algorithm: "zstd" },
+      encryption: { context: { cluster: "orders", backupId: manifest.backupId } },
+    });
+    expect(manifest.binlog.file).toMatch(/^mariadb-bin\.\d{6}$/);
+    expect(manifest.binlog.gtidSet).toBe(await source.gtidBinlogPos());
+    expect(BigInt(manifest.lsn.toLsn)).toBeGreaterThan(0n);
+    expect(manifest.myCnf).toContain("server-id=101");
+    expect(manifest.rawBytes).toBeGreaterThan(manifest.storedBytes);
+  });
+});
