@@ -32,7 +32,7 @@ export async function asBackupUser<T>(
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
   const credentials = await fetchCredentials(context.config, context.config.secrets.backup);
-  return withDefaultsFile(credentials, context.config.connection, (file) =>
+  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
     use(file, new SqlClient(context.engine.tools.client, file)),
   );
 }

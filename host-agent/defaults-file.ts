@@ -1,23 +1,37 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { AgentConfig } from "./config.js";
+import { processAlive } from "./lock.js";
 import type { DatabaseCredentials } from "./secrets.js";
 
 function quote(value: string): string {
   return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
+/** Removes defaults files left by agents that were killed before their cleanup ran. */
+function sweepStale(dir: string): void {
+  for (const entry of readdirSync(dir)) {
+    const pid = Number(entry.split("-")[0]);
+    if (!Number.isInteger(pid) || !processAlive(pid))
+      rmSync(path.join(dir, entry), { recursive: true, force: true });
+  }
+}
+
 /**
  * Hands credentials to mysql/mariadb tools without argv or environment: a 0600 option file in a
- * 0700 directory, passed as `--defaults-extra-file` (always the first argument), removed after.
+ * 0700 directory under the state dir, passed as `--defaults-extra-file` (always the first
+ * argument), removed afterwards, and by the next run if this one is killed.
  */
 export async function withDefaultsFile<T>(
   credentials: DatabaseCredentials,
   connection: AgentConfig["connection"],
+  stateDir: string,
   use: (file: string) => Promise<T>,
 ): Promise<T> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "rewind-cred-"));
+  const parent = path.join(stateDir, "credentials");
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  sweepStale(parent);
+  const dir = mkdtempSync(path.join(parent, `${process.pid}-`));
   const file = path.join(dir, "client.cnf");
   const lines = [
     "[client]",

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import path from "node:path";
 import { ErrorNames, RewindError } from "../core/errors.js";
 
-function alive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -32,7 +32,7 @@ export function acquireHostLock(stateDir: string, task: string): () => void {
       } catch {
         // A lock file cut short by a crash is stale.
       }
-      if (holder.pid && alive(holder.pid)) {
+      if (holder.pid && processAlive(holder.pid)) {
         throw new RewindError(
           ErrorNames.busy,
           `this host is busy: ${holder.task ?? "another task"} (pid ${holder.pid}) has run since ${holder.since}; only one backup or restore runs at a time, so try again when it ends`,

@@ -91,14 +91,21 @@ export async function main(argv: string[]): Promise<number> {
     return command || flags.help ? 0 : 2;
   }
   const controller = new AbortController();
+  let reporter: TaskReporter | undefined;
   const interrupt = (signal: string) => {
     log("warn", `received ${signal}; stopping`);
     controller.abort();
   };
+  // The one-JSON-result contract holds even for a fault nobody foresaw.
+  process.once("uncaughtException", (error) => {
+    finish(
+      new RewindError("AgentCrashed", `the agent failed unexpectedly: ${error.message}`, error.stack),
+      reporter,
+    ).then((code) => process.exit(code));
+  });
   process.once("SIGTERM", () => interrupt("SIGTERM"));
   process.once("SIGINT", () => interrupt("SIGINT"));
 
-  let reporter: TaskReporter | undefined;
   try {
     const configFile = typeof flags.config === "string" ? flags.config : "/etc/rewind/agent.json";
     const overrides = Object.fromEntries(

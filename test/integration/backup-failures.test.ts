@@ -1,0 +1,246 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { s3Client } from "../../host-agent/clients.js";
+import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
+import { type AgentRun, setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
+import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { waitFor } from "../../infra/local/processes.js";
+import { S3Server } from "../../infra/local/s3-server.js";
+import { loadDataset } from "../../infra/local/workload.js";
+import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+import { manifestOf } from "./restore-helpers.js";
+
+process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
+process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
+
+describe("a backup that fails anywhere leaves nothing that looks complete", () => {
+  const scratch = scratchDir("backup-failures");
+  let s3: S3Server;
+  let source: MariaDbServer;
+  let config: Record<string, unknown>;
+  let configFile: string;
+  let secretsFile: string;
+
+  const keysInBucket = async (): Promise<string[]> => {
+    const listed = await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "orders/backups/" }),
+    );
+    return (listed.Contents ?? []).map((object) => object.Key!);
+  };
+  const manifests = async () => (await keysInBucket()).filter((key) => key.endsWith("/manifest.json"));
+  const childrenOf = (pid: number, name: string): number[] => {
+    try {
+      return execFileSync("pgrep", ["-P", String(pid), name])
+        .toString()
+        .trim()
+        .split("\n")
+        .map(Number);
+    } catch {
+      return [];
+    }
+  };
+  /** Starts a slow backup (zstd -19) and waits until its stored stream has reached S3. */
+  const backupInFlight = async () => {
+    const run = startAgent(AGENT_BUNDLE, [
+      "backup",
+      "--type",
+      "full",
+      "--config",
+      configFile,
+      "--compression-level",
+      "19",
+    ]);
+    await waitFor("the backup to start uploading", async () => {
+      // zstd starts after this run's record of unfinished uploads replaced any older one.
+      if (childrenOf(run.child.pid!, "zstd").length === 0) return false;
+      const state = path.join(scratch.dir, "agent", "state", "unfinished-backup.json");
+      return (
+        existsSync(state) && Object.keys(JSON.parse(readFileSync(state, "utf8")).uploads ?? {}).length > 0
+      );
+    });
+    return run;
+  };
+  const expectNextBackupSucceeds = async () => {
+    const before = await manifests();
+    const run = await agent(["backup", "--type", "full", "--config", configFile]);
+    const backupId = backupIdOf(run);
+    expect(await manifests()).toEqual([...before, `orders/backups/${backupId}/manifest.json`].sort());
+    // Nothing is left of the failed backup: every object belongs to a complete one.
+    for (const key of await keysInBucket()) {
+      expect(await manifests()).toContain(`${key.split("/").slice(0, 3).join("/")}/manifest.json`);
+    }
+  };
+
+  beforeAll(async () => {
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    source = await MariaDbServer.start({ baseDir: `${scratch.dir}/source`, serverId: 301 });
+    await loadDataset(source, { megabytes: 60 });
+    ({ config, configFile, secretsFile } = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent`,
+      server: source,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: "orders",
+      host: "db-301",
+      backup: { parallel: 1, uploadConcurrency: 2, partSizeMiB: 5, segmentSizeMiB: 5 },
+    }));
+  });
+
+  afterAll(async () => {
+    await source?.destroy();
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("wrong credentials: a clear error, no manifest", async () => {
+    const good = readFileSync(secretsFile, "utf8");
+    const secrets = JSON.parse(good);
+    secrets["rewind/orders/backup"].password = "not-the-password";
+    writeFileSync(secretsFile, JSON.stringify(secrets));
+    try {
+      const run = await agent(["backup", "--type", "full", "--config", configFile]);
+      expect(run.exitCode).toBe(1);
+      expect(run.output?.error?.name).toBe("CredentialsRejected");
+      expect(run.output?.error?.message).toMatch(/refused the backup user's credentials/);
+      expect(await manifests()).toEqual([]);
+    } finally {
+      writeFileSync(secretsFile, good);
+    }
+    await expectNextBackupSucceeds();
+  });
+
+  it("the backup tool failing (missing privilege) is reported with its own words, not uploaded as a backup", async () => {
+    await source.query("REVOKE RELOAD ON *.* FROM 'rewind_backup'@'localhost'");
+    try {
+      const before = await manifests();
+      const run = await agent(["backup", "--type", "full", "--config", configFile]);
+      expect(run.exitCode).toBe(1);
+      expect(run.output?.error?.name).toBe("BackupToolFailed");
+      expect(run.output?.error?.message).toMatch(/mariabackup/);
+      expect(await manifests()).toEqual(before);
+    } finally {
+      await source.query("GRANT RELOAD ON *.* TO 'rewind_backup'@'localhost'");
+    }
+    await expectNextBackupSucceeds();
+  });
+
+  it("zstd killed mid-stream: CompressionFailed, no manifest", async () => {
+    const before = await manifests();
+    const { child, done } = await backupInFlight();
+    const [zstd] = childrenOf(child.pid!, "zstd");
+    expect(zstd).toBeDefined();
+    process.kill(zstd!, "SIGKILL");
+    const run: AgentRun = await done;
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error?.name).toBe("CompressionFailed");
+    expect(run.output?.error?.message).toMatch(/zstd was killed by SIGKILL/);
+    expect(await manifests()).toEqual(before);
+    await expectNextBackupSucceeds();
+  });
+
+  it("S3 unreachable mid-upload: UploadFailed, no manifest, cleaned up by the next run", async () => {
+    const before = await manifests();
+    const { done } = await backupInFlight();
+    s3.kill();
+    const run = await done;
+    await s3.restart();
+    expect(run.exitCode, run.stderr).toBe(1);
+    expect(run.output?.error?.name, run.stderr).toBe("UploadFailed");
+    expect(await manifests()).toEqual(before);
+    await expectNextBackupSucceeds();
+  });
+
+  it("agent SIGKILLed: its tools die with it, no manifest, and the next backup cleans up and succeeds", async () => {
+    const before = await manifests();
+    const { child, done } = await backupInFlight();
+    const tools = [
+      ...childrenOf(child.pid!, "mariadb-backup|mariabackup"),
+      ...childrenOf(child.pid!, "zstd"),
+    ];
+    expect(tools.length).toBe(2);
+    child.kill("SIGKILL");
+    await done;
+    await waitFor("mariabackup and zstd to exit", async () =>
+      tools.every((pid) => !existsSync(`/proc/${pid}`) || isZombie(pid)),
+    );
+    expect(await manifests()).toEqual(before);
+    await expectNextBackupSucceeds();
+  });
+
+  it("a second backup while one runs gets AgentBusy and harms neither", async () => {
+    const { done } = await backupInFlight();
+    const second = await agent(["backup", "--type", "full", "--config", configFile]);
+    expect(second.exitCode).toBe(1);
+    expect(second.output?.error?.name).toBe("AgentBusy");
+    expect(second.output?.error?.message).toMatch(/busy: backup --type full \(pid \d+\)/);
+    backupIdOf(await done);
+  });
+
+  it("verify --deep flags a flipped byte and a truncated segment", async () => {
+    const backupId = backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
+    const manifest = await manifestOf(config, backupId);
+    expect(manifest.segments.length).toBeGreaterThan(2);
+    expect(
+      (await agent(["verify", "--deep", "--backup-id", backupId, "--config", configFile])).exitCode,
+    ).toBe(0);
+
+    const flipped = s3.objectPath(BUCKET, manifest.segments[1]!.key);
+    const bytes = readFileSync(flipped);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    writeFileSync(flipped, bytes);
+    const deep = await agent(["verify", "--deep", "--backup-id", backupId, "--config", configFile]);
+    expect(deep.exitCode).toBe(1);
+    expect(deep.output?.error?.name).toBe("VerifyFailed");
+    expect(deep.output?.error?.message).toContain(
+      `of ${manifest.segments[1]!.key} does not match its SHA-256`,
+    );
+
+    const truncated = s3.objectPath(BUCKET, manifest.segments[2]!.key);
+    truncateSync(truncated, statSync(truncated).size - 1000);
+    // Restore the flipped byte so only the truncation is left to find.
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    writeFileSync(flipped, bytes);
+    const cut = await agent(["verify", "--deep", "--backup-id", backupId, "--config", configFile]);
+    expect(cut.exitCode).toBe(1);
+    expect(cut.output?.error?.name).toBe("VerifyFailed");
+    expect(cut.output?.error?.message).toContain(manifest.segments[2]!.key);
+  });
+
+  it("no password appears in the process table, the logs or S3 during a backup", async () => {
+    const { password } = JSON.parse(readFileSync(secretsFile, "utf8"))["rewind/orders/backup"];
+    const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
+    const tables: string[] = [];
+    while (child.exitCode === null) {
+      tables.push(execFileSync("ps", ["-eo", "args"]).toString());
+      const environ = existsSync(`/proc/${child.pid}/environ`)
+        ? readFileSync(`/proc/${child.pid}/environ`, "utf8")
+        : "";
+      tables.push(environ);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const run = await done;
+    const backupId = backupIdOf(run);
+    expect(tables.length).toBeGreaterThan(3);
+    expect(tables.some((table) => table.includes("mariabackup"))).toBe(true);
+    for (const table of tables) expect(table).not.toContain(password);
+    expect(run.stderr).not.toContain(password);
+    const workDir = path.join(scratch.dir, "agent", "work");
+    for (const file of readdirSync(workDir).filter((name) => name.endsWith(".log"))) {
+      expect(readFileSync(path.join(workDir, file), "utf8")).not.toContain(password);
+    }
+    expect(JSON.stringify(await manifestOf(config, backupId))).not.toContain(password);
+    // The temporary defaults files are gone, including those of the agents killed above.
+    expect(readdirSync(path.join(scratch.dir, "agent", "state", "credentials"))).toEqual([]);
+  });
+});
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
