@@ -26,6 +26,7 @@ export const ErrorNames = {
   upload: "UploadFailed",
   verify: "VerifyFailed",
   notFound: "BackupNotFound",
+  targetNotEmpty: "TargetNotEmpty",
   interrupted: "AgentInterrupted",
 } as const;
 

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
+import { restoreBackup } from "./commands/restore.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { CONFIG_FLAGS, loadConfig } from "./config.js";
@@ -17,6 +18,8 @@ commands:
   status                               engine, role, GTID position, replication lag, binlogs, free space
   backup --type full                   stream a physical backup to S3; the manifest is written last
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
+  restore --backup-id ID --datadir DIR download, verify, decrypt, extract and prepare a backup into an
+                                       empty directory, staged beside it and moved in only when complete
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -48,6 +51,8 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         throw usageError(`--type must be full or incremental, not "${type}"`);
       return backup(context, type);
     }
+    case "restore":
+      return restoreBackup(context, requireString(flags, "backup-id"), requireString(flags, "datadir"));
     case "verify":
       return verify(context, requireString(flags, "backup-id"), flags.deep === true);
     default:
@@ -65,6 +70,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "task-token": { type: "string" },
       type: { type: "string" },
       "backup-id": { type: "string" },
+      datadir: { type: "string" },
       deep: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },

@@ -1,3 +1,4 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBinlogInfo } from "../../core/binlog-coordinates.js";
 import { setUpLocalAgent } from "../../infra/local/agent.js";
@@ -43,15 +44,16 @@ describe("full backup of a live MariaDB restores", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const lastWritten = await workload.stop();
     expect(run.exitCode, run.stderr).toBe(0);
-    const manifest = await manifestOf(config, backupIdOf(run));
+    const backupId = backupIdOf(run);
+    const manifest = await manifestOf(config, backupId);
 
     const rowsAtBackup = gtidSequence(manifest.binlog.gtidSet, 101) - workload.gtidSeqBase;
     expect(rowsAtBackup).toBeGreaterThan(0);
     expect(lastWritten).toBeGreaterThan(rowsAtBackup);
 
     const { server, binlogInfo } = await restoreToNewServer(
-      config,
-      manifest,
+      configFile,
+      backupId,
       `${scratch.dir}/restore-1`,
       201,
     );
@@ -96,7 +98,8 @@ describe("full backup of a live MariaDB restores", () => {
       "5",
     ]);
     expect(run.exitCode, run.stderr).toBe(0);
-    const manifest = await manifestOf(config, backupIdOf(run));
+    const backupId = backupIdOf(run);
+    const manifest = await manifestOf(config, backupId);
     expect(manifest.segments.length).toBeGreaterThan(1);
     expect(manifest.segments.map((segment) => segment.key)).toEqual(
       manifest.segments.map(
@@ -105,11 +108,70 @@ describe("full backup of a live MariaDB restores", () => {
     );
     expect(manifest.segments.reduce((sum, segment) => sum + segment.size, 0)).toBe(manifest.storedBytes);
 
-    const { server } = await restoreToNewServer(config, manifest, `${scratch.dir}/restore-2`, 202);
+    const { server } = await restoreToNewServer(configFile, backupId, `${scratch.dir}/restore-2`, 202);
     restored.push(server);
     const checksum = async (db: MariaDbServer) =>
       (await db.query(`CHECKSUM TABLE ${WORKLOAD_DB}.dataset`))[0]![1];
     expect(await checksum(server)).toBe(await checksum(source));
+  });
+
+  it("restore refuses a non-empty datadir and leaves it untouched", async () => {
+    const backupId = backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
+    const datadir = `${scratch.dir}/occupied`;
+    mkdirSync(datadir);
+    writeFileSync(`${datadir}/ibdata1`, "precious");
+    const run = await agent([
+      "restore",
+      "--backup-id",
+      backupId,
+      "--datadir",
+      datadir,
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error?.name).toBe("TargetNotEmpty");
+    expect(run.output?.error?.message).toMatch(/is not empty; nothing was touched/);
+    expect(readdirSync(datadir)).toEqual(["ibdata1"]);
+    expect(readFileSync(`${datadir}/ibdata1`, "utf8")).toBe("precious");
+  });
+
+  it("a corrupted backup object stops the restore before any datadir exists", async () => {
+    const backupId = backupIdOf(
+      await agent([
+        "backup",
+        "--type",
+        "full",
+        "--config",
+        configFile,
+        "--part-size-mib",
+        "5",
+        "--segment-size-mib",
+        "5",
+      ]),
+    );
+    const manifest = await manifestOf(config, backupId);
+    const object = s3.objectPath(BUCKET, manifest.segments.at(-1)!.key);
+    const bytes = readFileSync(object);
+    bytes[bytes.length - 100]! ^= 0xff;
+    writeFileSync(object, bytes);
+    const datadir = `${scratch.dir}/never-created`;
+    const run = await agent([
+      "restore",
+      "--backup-id",
+      backupId,
+      "--datadir",
+      datadir,
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error?.name).toBe("VerifyFailed");
+    expect(run.output?.error?.message).toMatch(
+      /does not match its SHA-256 in the manifest; the stored backup is damaged/,
+    );
+    expect(existsSync(datadir)).toBe(false);
+    expect(readdirSync(scratch.dir).filter((name) => name.includes("rewind-staging"))).toEqual([]);
   });
 
   it("the manifest records what DESIGN §3 asks for", async () => {
