@@ -52,9 +52,16 @@ export class SegmentWriter extends Writable {
   private readonly inFlight = new Set<Promise<void>>();
   private failure?: Error;
 
+  /** Part buffers are reused: a fresh 8 MiB buffer per part would leave the GC far behind. */
+  private readonly spareBuffers: Buffer[] = [];
+
   constructor(private readonly options: SegmentWriterOptions) {
-    super({ highWaterMark: options.partSize });
+    super({ highWaterMark: 1024 * 1024 });
     this.buffer = Buffer.allocUnsafe(options.partSize);
+  }
+
+  private takeBuffer(): Buffer {
+    return this.spareBuffers.pop() ?? Buffer.allocUnsafe(this.options.partSize);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -152,7 +159,8 @@ export class SegmentWriter extends Writable {
     const checksumSha256 = createHash("sha256").update(body).digest("base64");
     const record = { partNumber, size: body.length, checksumSha256, etag: "" };
     segment.parts.push(record);
-    this.buffer = Buffer.allocUnsafe(this.options.partSize);
+    const partBuffer = this.buffer;
+    this.buffer = this.takeBuffer();
     this.filled = 0;
     const upload = this.options.client
       .send(
@@ -176,7 +184,10 @@ export class SegmentWriter extends Writable {
       .catch((error: Error) => {
         this.failure ??= new Error(`upload of part ${partNumber} of ${segment.key} failed: ${error.message}`);
       })
-      .finally(() => this.inFlight.delete(upload));
+      .finally(() => {
+        this.inFlight.delete(upload);
+        this.spareBuffers.push(partBuffer);
+      });
     this.inFlight.add(upload);
   }
 
