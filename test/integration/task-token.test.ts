@@ -1,0 +1,101 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setUpLocalAgent } from "../../infra/local/agent.js";
+import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { S3Server } from "../../infra/local/s3-server.js";
+import { agent, BUCKET, scratchDir } from "../support.js";
+
+interface SfnCall {
+  readonly target: string;
+  readonly body: Record<string, string>;
+}
+
+/** Records the Step Functions calls the agent makes (the JSON 1.0 protocol), answering each with {}. */
+async function fakeStepFunctions(): Promise<{ endpoint: string; calls: SfnCall[]; close: () => void }> {
+  const calls: SfnCall[] = [];
+  const server = http.createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    request.on("end", () => {
+      calls.push({ target: String(request.headers["x-amz-target"]), body: JSON.parse(body) });
+      response.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+      response.end("{}");
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return { endpoint: `http://127.0.0.1:${port}`, calls, close: () => server.close() };
+}
+
+describe("the agent reports to Step Functions with --task-token", () => {
+  const scratch = scratchDir("task-token");
+  let s3: S3Server;
+  let source: MariaDbServer;
+  let sfn: Awaited<ReturnType<typeof fakeStepFunctions>>;
+  let configFile: string;
+
+  beforeAll(async () => {
+    sfn = await fakeStepFunctions();
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    source = await MariaDbServer.start({ baseDir: `${scratch.dir}/source`, serverId: 401 });
+    ({ configFile } = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent`,
+      server: source,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: "orders",
+      host: "db-401",
+      extra: { sfnEndpoint: sfn.endpoint, heartbeatSeconds: 1 },
+    }));
+  });
+
+  afterAll(async () => {
+    sfn?.close();
+    await source?.destroy();
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("sends SendTaskSuccess with the result of a backup, after heartbeats", async () => {
+    const run = await agent(["backup", "--type", "full", "--config", configFile, "--task-token", "token-ok"]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const success = sfn.calls.find((call) => call.target === "AWSStepFunctions.SendTaskSuccess");
+    expect(success?.body.taskToken).toBe("token-ok");
+    expect(JSON.parse(success!.body.output!)).toMatchObject({
+      backupId: run.output?.result?.backupId,
+      type: "full",
+    });
+    expect(
+      sfn.calls.filter((call) => call.target === "AWSStepFunctions.SendTaskHeartbeat").length,
+    ).toBeGreaterThan(0);
+    expect(sfn.calls.at(-1)!.target).toBe("AWSStepFunctions.SendTaskSuccess");
+  });
+
+  it("sends SendTaskFailure with the error name and an actionable cause", async () => {
+    sfn.calls.length = 0;
+    const run = await agent([
+      "verify",
+      "--backup-id",
+      "20200101T000000Z-full-nowhere",
+      "--config",
+      configFile,
+      "--task-token",
+      "token-bad",
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(sfn.calls).toEqual([
+      {
+        target: "AWSStepFunctions.SendTaskFailure",
+        body: expect.objectContaining({ taskToken: "token-bad", error: "BackupNotFound" }),
+      },
+    ]);
+    expect(sfn.calls[0]!.body.cause).toMatch(
+      /has no manifest .* `rewind-agent list` shows the complete backups/,
+    );
+  });
+});
