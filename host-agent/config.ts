@@ -69,14 +69,7 @@ export const AgentConfigSchema = z
         segmentSizeMiB: z.number().int().min(5).default(4096),
         uploadConcurrency: z.number().int().min(1).max(32).default(4),
       })
-      .default({
-        parallel: 4,
-        compressionLevel: 3,
-        compressionThreads: 0,
-        partSizeMiB: 8,
-        segmentSizeMiB: 4096,
-        uploadConcurrency: 4,
-      })
+      .prefault({})
       .refine(
         (b) => b.segmentSizeMiB >= b.partSizeMiB,
         "backup.segmentSizeMiB must be at least backup.partSizeMiB",

@@ -40,9 +40,6 @@ const STAGE_ERRORS: Record<StageName, string> = {
   upload: ErrorNames.upload,
 };
 
-/** Most downstream first: a dead upload makes zstd and the tool fail too, not the other way round. */
-const ROOT_CAUSE_ORDER: readonly StageName[] = ["upload", "encryption", "zstd", "tool"];
-
 function processExit(
   child: ChildProcess,
   name: string,
@@ -111,13 +108,11 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   });
   zstd.stderr!.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
 
-  // Failures seen before anything was stopped are causes; those after are consequences.
-  const causes = new Map<StageName, string>();
-  let stopping = false;
+  // The first failure is the cause; what fails after everything is stopped is a consequence.
+  let cause: { stage: StageName; message: string } | undefined;
   const fail = (stage: StageName, error: Error) => {
-    if (stopping) return;
-    causes.set(stage, error.message);
-    stopping = true;
+    if (cause) return;
+    cause = { stage, message: error.message };
     for (const child of [tool, zstd])
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     options.sink.destroy(new Error("backup stopped"));
@@ -162,15 +157,12 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   if (options.signal?.aborted) {
     throw new RewindError(ErrorNames.interrupted, "the backup was interrupted; no manifest was written");
   }
-  for (const stage of ROOT_CAUSE_ORDER) {
-    const cause = causes.get(stage);
-    if (cause) {
-      throw new RewindError(
-        STAGE_ERRORS[stage],
-        `the backup failed in stage "${stage}": ${cause.split("\n")[0]}; no manifest was written, so this backup will never be used`,
-        cause,
-      );
-    }
+  if (cause) {
+    throw new RewindError(
+      STAGE_ERRORS[cause.stage],
+      `the backup failed in stage "${cause.stage}": ${cause.message.split("\n")[0]}; no manifest was written, so this backup will never be used`,
+      cause.message,
+    );
   }
   const broken = settled.find((result) => result.status === "rejected");
   if (broken) {

@@ -1,6 +1,7 @@
 import { statfsSync } from "node:fs";
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
+import type { ReplicationState } from "../engines/engine.js";
 
 export interface StatusResult {
   readonly engine: string;
@@ -10,14 +11,7 @@ export interface StatusResult {
   readonly serverId: number;
   readonly serverUuid: string | null;
   readonly gtidExecuted: string;
-  readonly replication: {
-    readonly sourceHost: string | null;
-    readonly sourcePort: number | null;
-    readonly ioRunning: boolean;
-    readonly sqlRunning: boolean;
-    readonly lagSeconds: number | null;
-    readonly lastError: string | null;
-  } | null;
+  readonly replication: ReplicationState | null;
   readonly binlogs: { readonly file: string; readonly size: number }[];
   readonly datadir: string;
   readonly freeBytes: number | null;

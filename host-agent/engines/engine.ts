@@ -63,3 +63,24 @@ export function majorMinor(version: string): string {
   if (!match) throw new Error(`cannot read a version number from "${version}"`);
   return `${match[1]}.${match[2]}`;
 }
+
+/** xtrabackup and mariabackup take the same arguments for a streaming backup. */
+export function streamingBackupArgs({
+  datadir,
+  extraLsndir,
+  tmpdir,
+  parallel,
+  replicaInfo,
+}: BackupArgsOptions): string[] {
+  return [
+    "--backup",
+    "--stream=xbstream",
+    `--datadir=${datadir}`,
+    `--extra-lsndir=${extraLsndir}`,
+    `--target-dir=${tmpdir}`,
+    `--tmpdir=${tmpdir}`,
+    `--parallel=${parallel}`,
+    // Records the primary's coordinates too when the source is a replica.
+    ...(replicaInfo ? ["--slave-info"] : []),
+  ];
+}

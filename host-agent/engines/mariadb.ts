@@ -1,6 +1,12 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { Row, SqlClient } from "../sql-client.js";
-import { type Engine, majorMinor, type ReplicationState, type ServerIdentity } from "./engine.js";
+import {
+  type Engine,
+  majorMinor,
+  type ReplicationState,
+  type ServerIdentity,
+  streamingBackupArgs,
+} from "./engine.js";
 
 function flag(value: string | null | undefined): boolean {
   return value === "1" || value === "ON" || value === "Yes";
@@ -25,18 +31,7 @@ export const mariadbEngine: Engine = {
   tools: { backup: "mariabackup", stream: "mbstream", binlog: "mariadb-binlog", client: "mariadb" },
   binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
-  backupArgs({ datadir, extraLsndir, tmpdir, parallel, replicaInfo }) {
-    return [
-      "--backup",
-      "--stream=xbstream",
-      `--datadir=${datadir}`,
-      `--extra-lsndir=${extraLsndir}`,
-      `--target-dir=${tmpdir}`,
-      `--tmpdir=${tmpdir}`,
-      `--parallel=${parallel}`,
-      ...(replicaInfo ? ["--slave-info"] : []),
-    ];
-  },
+  backupArgs: streamingBackupArgs,
   parseToolVersion(output) {
     const match = /MariaDB server (\S+)/.exec(output) ?? /Ver (\S+)/.exec(output);
     if (!match) throw new Error(`cannot read the mariabackup version from: ${output.trim()}`);

@@ -1,6 +1,6 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { SqlClient } from "../sql-client.js";
-import { type Engine, majorMinor, type ServerIdentity } from "./engine.js";
+import { type Engine, majorMinor, type ServerIdentity, streamingBackupArgs } from "./engine.js";
 import { replicationFromStatusRow } from "./mariadb.js";
 
 export const mysqlEngine: Engine = {
@@ -8,18 +8,7 @@ export const mysqlEngine: Engine = {
   tools: { backup: "xtrabackup", stream: "xbstream", binlog: "mysqlbinlog", client: "mysql" },
   binlogInfoFiles: ["xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
-  backupArgs({ datadir, extraLsndir, tmpdir, parallel, replicaInfo }) {
-    return [
-      "--backup",
-      "--stream=xbstream",
-      `--datadir=${datadir}`,
-      `--extra-lsndir=${extraLsndir}`,
-      `--target-dir=${tmpdir}`,
-      `--tmpdir=${tmpdir}`,
-      `--parallel=${parallel}`,
-      ...(replicaInfo ? ["--slave-info"] : []),
-    ];
-  },
+  backupArgs: streamingBackupArgs,
   parseToolVersion(output) {
     const match = /xtrabackup version (\S+)/.exec(output);
     if (!match) throw new Error(`cannot read the xtrabackup version from: ${output.trim()}`);

@@ -38,7 +38,7 @@ export class MariaDbServer {
 
   static async start(options: MariaDbServerOptions): Promise<MariaDbServer> {
     const baseDir = path.resolve(options.baseDir);
-    mkdirSync(baseDir, { recursive: true });
+    mkdirSync(path.join(baseDir, "tmp"), { recursive: true });
     const datadir = options.existingDatadir ?? path.join(baseDir, "data");
     const port = options.port ?? (await freePort());
     const socket = path.join(baseDir, "mariadb.sock");
@@ -52,6 +52,7 @@ export class MariaDbServer {
       "bind-address=127.0.0.1",
       `pid-file=${path.join(baseDir, "mariadb.pid")}`,
       `log-error=${path.join(baseDir, "error.log")}`,
+      `tmpdir=${path.join(baseDir, "tmp")}`,
       `log-bin=${path.join(datadir, "mariadb-bin")}`,
       `server-id=${options.serverId}`,
       "binlog_format=ROW",

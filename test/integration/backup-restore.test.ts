@@ -30,6 +30,21 @@ describe("full backup of a live MariaDB restores", () => {
     }));
   });
 
+  const backUpInSmallSegments = () =>
+    agent([
+      "backup",
+      "--type",
+      "full",
+      "--config",
+      configFile,
+      "--part-size-mib",
+      "5",
+      "--segment-size-mib",
+      "5",
+    ]);
+  const restoreInto = (backupId: string, datadir: string) =>
+    agent(["restore", "--backup-id", backupId, "--datadir", datadir, "--config", configFile]);
+
   afterAll(async () => {
     for (const server of restored) await server.destroy();
     await source?.destroy();
@@ -86,17 +101,7 @@ describe("full backup of a live MariaDB restores", () => {
   });
 
   it("a backup spread over several segment objects restores the same way", async () => {
-    const run = await agent([
-      "backup",
-      "--type",
-      "full",
-      "--config",
-      configFile,
-      "--part-size-mib",
-      "5",
-      "--segment-size-mib",
-      "5",
-    ]);
+    const run = await backUpInSmallSegments();
     expect(run.exitCode, run.stderr).toBe(0);
     const backupId = backupIdOf(run);
     const manifest = await manifestOf(config, backupId);
@@ -120,15 +125,7 @@ describe("full backup of a live MariaDB restores", () => {
     const datadir = `${scratch.dir}/occupied`;
     mkdirSync(datadir);
     writeFileSync(`${datadir}/ibdata1`, "precious");
-    const run = await agent([
-      "restore",
-      "--backup-id",
-      backupId,
-      "--datadir",
-      datadir,
-      "--config",
-      configFile,
-    ]);
+    const run = await restoreInto(backupId, datadir);
     expect(run.exitCode).toBe(1);
     expect(run.output?.error?.name).toBe("TargetNotEmpty");
     expect(run.output?.error?.message).toMatch(/is not empty; nothing was touched/);
@@ -137,34 +134,14 @@ describe("full backup of a live MariaDB restores", () => {
   });
 
   it("a corrupted backup object stops the restore before any datadir exists", async () => {
-    const backupId = backupIdOf(
-      await agent([
-        "backup",
-        "--type",
-        "full",
-        "--config",
-        configFile,
-        "--part-size-mib",
-        "5",
-        "--segment-size-mib",
-        "5",
-      ]),
-    );
+    const backupId = backupIdOf(await backUpInSmallSegments());
     const manifest = await manifestOf(config, backupId);
     const object = s3.objectPath(BUCKET, manifest.segments.at(-1)!.key);
     const bytes = readFileSync(object);
     bytes[bytes.length - 100]! ^= 0xff;
     writeFileSync(object, bytes);
     const datadir = `${scratch.dir}/never-created`;
-    const run = await agent([
-      "restore",
-      "--backup-id",
-      backupId,
-      "--datadir",
-      datadir,
-      "--config",
-      configFile,
-    ]);
+    const run = await restoreInto(backupId, datadir);
     expect(run.exitCode).toBe(1);
     expect(run.output?.error?.name).toBe("VerifyFailed");
     expect(run.output?.error?.message).toMatch(
