@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "rewind setup: installing npm dependencies" >&2
-  npm ci --no-audit --no-fund >&2
+  # `npm ci` rejects locks written with omit-lockfile-registry-resolved (optional platform
+  # packages look missing); `npm install` honours the lock and leaves it unchanged.
+  npm install --no-audit --no-fund >&2
 fi
 
 missing=()
