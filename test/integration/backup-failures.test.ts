@@ -170,13 +170,19 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     await expectNextBackupSucceeds();
   });
 
-  it("a second backup while one runs gets AgentBusy and harms neither", async () => {
-    const { done } = await backupInFlight();
+  it("a second backup while one runs gets AgentBusy; SIGTERM then stops the first cleanly", async () => {
+    const before = await manifests();
+    const { child, done } = await backupInFlight();
     const second = await agent(["backup", "--type", "full", "--config", configFile]);
     expect(second.exitCode).toBe(1);
     expect(second.output?.error?.name).toBe("AgentBusy");
     expect(second.output?.error?.message).toMatch(/busy: backup --type full \(pid \d+\)/);
-    backupIdOf(await done);
+    child.kill("SIGTERM");
+    const first = await done;
+    expect(first.exitCode).toBe(1);
+    expect(first.output?.error?.name).toBe("AgentInterrupted");
+    expect(await manifests()).toEqual(before);
+    await expectNextBackupSucceeds();
   });
 
   it("verify --deep flags a flipped byte and a truncated segment", async () => {
