@@ -21,6 +21,8 @@ export interface LocalAgentSetup {
 export async function setUpLocalAgent(options: {
   readonly dir: string;
   readonly server: MariaDbServer;
+  /** Where to create the backup user: a replica gets it through replication from its primary. */
+  readonly createUserOn?: MariaDbServer;
   readonly s3Endpoint: string;
   readonly bucket: string;
   readonly cluster: string;
@@ -30,7 +32,10 @@ export async function setUpLocalAgent(options: {
 }): Promise<LocalAgentSetup> {
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   const password = randomBytes(18).toString("base64url");
-  await options.server.createUser({ user: "rewind_backup", password }, BACKUP_PRIVILEGES);
+  await (options.createUserOn ?? options.server).createUser(
+    { user: "rewind_backup", password },
+    BACKUP_PRIVILEGES,
+  );
   const secretId = `rewind/${options.cluster}/backup`;
   const secretsFile = path.join(options.dir, "secrets.json");
   writeFileSync(secretsFile, JSON.stringify({ [secretId]: { username: "rewind_backup", password } }), {

@@ -148,10 +148,15 @@ export class MariaDbServer {
     );
   }
 
-  /** Makes this server a GTID replica of `primary`, using a replication user on the primary. */
+  /**
+   * Makes this server a GTID replica of `primary`, using a replication user on the primary. Both
+   * were initialised empty, so replication starts at the primary's current GTID position (their
+   * bootstrap transactions are the same and must not be applied twice).
+   */
   async replicateFrom(primary: MariaDbServer, repl: SqlUser): Promise<void> {
     await this.query(
-      `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='${repl.user}',
+      `SET GLOBAL gtid_slave_pos = '${await primary.gtidBinlogPos()}';
+       CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='${repl.user}',
          MASTER_PASSWORD='${repl.password.replace(/'/g, "\\'")}', MASTER_USE_GTID=slave_pos;
        START SLAVE;`,
     );
