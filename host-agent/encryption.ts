@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
 import {
   AlgorithmSuiteIdentifier,
   buildClient,
@@ -87,4 +87,32 @@ export function decryptingStream(keyring: KeyringNode, expectedContext: Record<s
     }
   });
   return stream;
+}
+
+/**
+ * zstd → encryption → sink, without ever destroying the encryption stream: the Encryption SDK
+ * pipes internally without an error callback, so destroying its stream early throws an uncaught
+ * "Premature close". On a failure the stream is just left paused; the process ends soon after.
+ */
+export function encryptInto(source: Readable, encrypt: Duplex, sink: Writable): Promise<void> {
+  source.pipe(encrypt);
+  return new Promise<void>((resolve, reject) => {
+    encrypt.on("data", (chunk: Buffer) => {
+      if (sink.destroyed) {
+        encrypt.pause();
+        return;
+      }
+      if (!sink.write(chunk)) {
+        encrypt.pause();
+        sink.once("drain", () => encrypt.resume());
+      }
+    });
+    encrypt.once("end", () => {
+      if (!sink.destroyed) sink.end();
+    });
+    sink.once("finish", resolve);
+    sink.once("close", () => {
+      if (!sink.writableFinished) reject(new Error("the upload was stopped"));
+    });
+  });
 }

@@ -11,13 +11,18 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/**
- * One backup or restore at a time per host: a lock file holding the owner's pid and task. A lock
- * left by a dead process (the agent was killed) is taken over.
- */
+/** One backup or restore at a time per host. */
 export function acquireHostLock(stateDir: string, task: string): () => void {
+  return acquireLock(stateDir, "agent.lock", task);
+}
+
+/**
+ * A lock file holding the owner's pid and task. A lock left by a dead process (the agent was
+ * killed) is taken over.
+ */
+export function acquireLock(stateDir: string, name: string, task: string): () => void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const file = path.join(stateDir, "agent.lock");
+  const file = path.join(stateDir, name);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, "wx", 0o600);
@@ -35,7 +40,7 @@ export function acquireHostLock(stateDir: string, task: string): () => void {
       if (holder.pid && processAlive(holder.pid)) {
         throw new RewindError(
           ErrorNames.busy,
-          `this host is busy: ${holder.task ?? "another task"} (pid ${holder.pid}) has run since ${holder.since}; only one backup or restore runs at a time, so try again when it ends`,
+          `this host is busy: ${holder.task ?? "another task"} (pid ${holder.pid}) has run since ${holder.since}; only one such task runs at a time, so try again when it ends`,
         );
       }
       rmSync(file, { force: true });

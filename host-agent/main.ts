@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
+import { binlogPush } from "./commands/binlog-push.js";
 import { restoreBackup } from "./commands/restore.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
@@ -17,6 +18,8 @@ usage: rewind-agent <command> --config <file> [options]
 commands:
   status                               engine, role, GTID position, replication lag, binlogs, free space
   backup --type full                   stream a physical backup to S3; the manifest is written last
+  binlog-push [--flush]                upload every closed binlog not yet in S3, each with its manifest;
+                                       --flush closes the active one first (RPO = time since the last push)
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
   restore --backup-id ID --datadir DIR download, verify, decrypt, extract and prepare a backup into an
                                        empty directory, staged beside it and moved in only when complete
@@ -51,6 +54,8 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         throw usageError(`--type must be full or incremental, not "${type}"`);
       return backup(context, type);
     }
+    case "binlog-push":
+      return binlogPush(context, flags.flush === true);
     case "restore":
       return restoreBackup(context, requireString(flags, "backup-id"), requireString(flags, "datadir"));
     case "verify":
@@ -72,6 +77,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "backup-id": { type: "string" },
       datadir: { type: "string" },
       deep: { type: "boolean" },
+      flush: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
       ...Object.fromEntries(CONFIG_FLAGS.map((flag) => [flag, { type: "string" as const }])),

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { type Duplex, type Readable, Transform, type Writable } from "node:stream";
+import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { XbstreamReader } from "../../core/xbstream.js";
-import { encryptingStream } from "../encryption.js";
+import { encryptInto, encryptingStream } from "../encryption.js";
 import { StderrTail } from "../tool.js";
 
 export interface StreamBackupOptions {
@@ -55,34 +55,6 @@ function processExit(
         code !== 0 ? `${name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}` : check?.();
       if (problem) reject(new Error(`${problem}: ${stderr.toString().slice(-1500) || "(no output)"}`));
       else resolve();
-    });
-  });
-}
-
-/**
- * zstd → encryption → sink, without ever destroying the encryption stream: the Encryption SDK
- * pipes internally without an error callback, so destroying its stream early throws an uncaught
- * "Premature close". On a failure the stream is just left paused; the process ends soon after.
- */
-function encryptInto(source: Readable, encrypt: Duplex, sink: Writable): Promise<void> {
-  source.pipe(encrypt);
-  return new Promise<void>((resolve, reject) => {
-    encrypt.on("data", (chunk: Buffer) => {
-      if (sink.destroyed) {
-        encrypt.pause();
-        return;
-      }
-      if (!sink.write(chunk)) {
-        encrypt.pause();
-        sink.once("drain", () => encrypt.resume());
-      }
-    });
-    encrypt.once("end", () => {
-      if (!sink.destroyed) sink.end();
-    });
-    sink.once("finish", resolve);
-    sink.once("close", () => {
-      if (!sink.writableFinished) reject(new Error("the upload was stopped"));
     });
   });
 }

@@ -1,0 +1,157 @@
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { BINLOG_MANIFEST_FORMAT_VERSION, BinlogManifest } from "../../core/binlog/manifest.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
+import { ENCRYPTION_SUITE } from "../../core/manifest.js";
+import { shipBinlogFile } from "../binlog/ship-file.js";
+import { s3Client } from "../clients.js";
+import { partSize } from "../config.js";
+import { type AgentContext, asBackupUser } from "../context.js";
+import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
+import { acquireLock } from "../lock.js";
+import { log } from "../log.js";
+import { listShippedBinlogs } from "../s3/catalog.js";
+import { AGENT_VERSION } from "../version.js";
+
+export interface BinlogPushResult {
+  readonly source: string;
+  readonly shipped: string[];
+  readonly alreadyShipped: number;
+  /** The file the server is writing; it is shipped once it is closed (`--flush` closes it now). */
+  readonly active: string | null;
+  readonly lastShippedEventTime: string | null;
+  /** Now minus the time of the last shipped event: the RPO this host achieves right now. */
+  readonly lagSeconds: number | null;
+  readonly busy?: true;
+}
+
+const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
+
+/**
+ * `rewind-agent binlog-push [--flush]`: uploads every closed binlog that S3 does not have yet,
+ * each followed by its manifest. Safe to run every minute: overlapping runs wait on nothing (the
+ * second reports busy) and S3, not a local cache, says what is shipped.
+ */
+export async function binlogPush(context: AgentContext, flush: boolean): Promise<BinlogPushResult> {
+  const { config, engine, location } = context;
+  let release: () => void;
+  try {
+    release = acquireLock(config.stateDir, "binlog-push.lock", "binlog-push");
+  } catch (error) {
+    if (error instanceof RewindError && error.name === ErrorNames.busy) {
+      log("info", "another binlog-push is running; this run has nothing to do", {});
+      return {
+        source: "",
+        shipped: [],
+        alreadyShipped: 0,
+        active: null,
+        lastShippedEventTime: null,
+        lagSeconds: null,
+        busy: true,
+      };
+    }
+    throw error;
+  }
+  try {
+    return await asBackupUser(context, async (_defaultsFile, sql) => {
+      const identity = await engine.readServerIdentity(sql);
+      if (!identity.logBin) {
+        throw new RewindError(
+          ErrorNames.configInvalid,
+          "binary logging is off on this server; there is nothing to ship",
+        );
+      }
+      if (flush) await sql.rows("FLUSH BINARY LOGS");
+      const { basename } = await sql.row("SELECT @@log_bin_basename AS basename");
+      const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
+      const source = engine.binlogSource(identity, config.host);
+      const client = s3Client(config);
+      const shippedManifests = await listShippedBinlogs(client, config.bucket, location, source);
+      const shippedNames = new Set(shippedManifests.map((manifest) => manifest.file));
+      const { keyring, keyId } = dataKeyring(config);
+      const closed = files.slice(0, -1);
+      const shipped: string[] = [];
+      let lastEventTime = shippedManifests.at(-1)?.lastEventTime ?? null;
+      for (const [index, file] of closed.entries()) {
+        if (shippedNames.has(file)) continue;
+        const encryptionContext = { cluster: config.cluster, source, file };
+        const objectKey = binlogObjectKey(location, source, file);
+        const result = await shipBinlogFile({
+          path: path.join(path.dirname(basename!), file),
+          client,
+          bucket: config.bucket,
+          key: objectKey,
+          keyring,
+          encryptionContext,
+          compressionLevel: config.backup.compressionLevel,
+          partSize: partSize(config),
+          concurrency: config.backup.uploadConcurrency,
+        });
+        if (!result.summary.closed) {
+          throw new RewindError(
+            ErrorNames.upload,
+            `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
+          );
+        }
+        const manifest = BinlogManifest.parse({
+          formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
+          cluster: config.cluster,
+          source,
+          file,
+          previousFile: index > 0 ? closed[index - 1] : null,
+          serverVersion: result.summary.serverVersion,
+          size: result.summary.size,
+          sha256: result.sha256,
+          firstEventTime: iso(result.summary.firstEventTime),
+          lastEventTime: iso(result.summary.lastEventTime),
+          gtidsBefore: result.summary.gtidsBefore,
+          firstGtid: result.summary.firstGtid,
+          lastGtid: result.summary.lastGtid,
+          transactions: result.summary.transactions,
+          stored: result.stored,
+          storedSha256: result.storedSha256,
+          compression: { algorithm: "zstd", level: config.backup.compressionLevel },
+          encryption: {
+            suite: ENCRYPTION_SUITE,
+            frameLength: FRAME_LENGTH,
+            keyId,
+            context: encryptionContext,
+          },
+          shippedAt: new Date().toISOString(),
+          agentVersion: AGENT_VERSION,
+        });
+        const body = JSON.stringify(manifest, null, 2);
+        await client.send(
+          new PutObjectCommand({
+            Bucket: config.bucket,
+            Key: binlogManifestKey(location, source, file),
+            Body: body,
+            ContentType: "application/json",
+            ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
+          }),
+        );
+        shipped.push(file);
+        lastEventTime = manifest.lastEventTime ?? lastEventTime;
+        context.heartbeat();
+        log("info", "binlog shipped", {
+          file,
+          transactions: manifest.transactions,
+          lastGtid: manifest.lastGtid,
+        });
+      }
+      return {
+        source,
+        shipped,
+        alreadyShipped: shippedNames.size,
+        active: files.at(-1) ?? null,
+        lastShippedEventTime: lastEventTime,
+        lagSeconds:
+          lastEventTime === null ? null : Math.round((Date.now() - Date.parse(lastEventTime)) / 1000),
+      };
+    });
+  } finally {
+    release();
+  }
+}
