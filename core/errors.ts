@@ -27,6 +27,7 @@ export const ErrorNames = {
   verify: "VerifyFailed",
   notFound: "BackupNotFound",
   targetNotEmpty: "TargetNotEmpty",
+  planRefused: "RestorePlanRefused",
   interrupted: "AgentInterrupted",
 } as const;
 
