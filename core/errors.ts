@@ -28,6 +28,8 @@ export const ErrorNames = {
   notFound: "BackupNotFound",
   targetNotEmpty: "TargetNotEmpty",
   planRefused: "RestorePlanRefused",
+  replay: "BinlogReplayFailed",
+  serverControl: "ServerControlFailed",
   interrupted: "AgentInterrupted",
 } as const;
 

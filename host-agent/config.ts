@@ -41,7 +41,16 @@ export const AgentConfigSchema = z
     secrets: z.object({
       /** Secret id of the backup user (JSON with username and password). */
       backup: z.string().min(1),
+      /** The user that replays binlogs after a restore; without it, root over the socket (unix_socket auth). */
+      restore: z.string().min(1).optional(),
     }),
+    /** How the agent stops and starts the database server around a restore. */
+    server: z
+      .object({
+        start: z.array(z.string()).min(1).default(["systemctl", "start", "mariadb"]),
+        stop: z.array(z.string()).min(1).default(["systemctl", "stop", "mariadb"]),
+      })
+      .prefault({}),
     /** Sandbox only: a JSON file mapping secret ids to {username, password} instead of Secrets Manager. */
     secretsFile: z.string().optional(),
     encryption: z.union([

@@ -36,3 +36,17 @@ export async function asBackupUser<T>(
     use(file, new SqlClient(context.engine.tools.client, file)),
   );
 }
+
+/** Runs `use` as the user that replays binlogs: the restore secret, or root over the socket. */
+export async function asRestoreUser<T>(
+  context: AgentContext,
+  use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
+): Promise<T> {
+  const secret = context.config.secrets.restore;
+  const credentials = secret
+    ? await fetchCredentials(context.config, secret)
+    : { username: "root", password: "" };
+  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
+    use(file, new SqlClient(context.engine.tools.client, file)),
+  );
+}

@@ -3,7 +3,8 @@ import { ErrorNames, RewindError } from "../core/errors.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
-import { restoreBackup } from "./commands/restore.js";
+import { list } from "./commands/list.js";
+import { restore } from "./commands/restore.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { CONFIG_FLAGS, loadConfig } from "./config.js";
@@ -18,11 +19,16 @@ usage: rewind-agent <command> --config <file> [options]
 commands:
   status                               engine, role, GTID position, replication lag, binlogs, free space
   backup --type full                   stream a physical backup to S3; the manifest is written last
+  list [--json]                        backups and the restorable window, with any gap (a table on stderr)
   binlog-push [--flush]                upload every closed binlog not yet in S3, each with its manifest;
                                        --flush closes the active one first (RPO = time since the last push)
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
-  restore --backup-id ID --datadir DIR download, verify, decrypt, extract and prepare a backup into an
-                                       empty directory, staged beside it and moved in only when complete
+  restore (--until TIME|GTID | --backup-id ID | --plan FILE) --datadir DIR [--move-aside] [--dry-run]
+                                       plan; fetch and verify the backup and binlogs; prepare it beside DIR and
+                                       swap it in; start the server (server.start) and replay the binlogs from
+                                       the backup's exact position to the target (a time includes its whole
+                                       second; a GTID includes that transaction); --no-start leaves a
+                                       prepared datadir of a backup for you to start
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -54,10 +60,20 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         throw usageError(`--type must be full or incremental, not "${type}"`);
       return backup(context, type);
     }
+    case "list":
+      return list(context, flags.json === true);
     case "binlog-push":
       return binlogPush(context, flags.flush === true);
     case "restore":
-      return restoreBackup(context, requireString(flags, "backup-id"), requireString(flags, "datadir"));
+      return restore(context, {
+        ...(typeof flags["backup-id"] === "string" ? { backupId: flags["backup-id"] } : {}),
+        ...(typeof flags.until === "string" ? { until: flags.until } : {}),
+        ...(typeof flags.plan === "string" ? { plan: flags.plan } : {}),
+        datadir: requireString(flags, "datadir"),
+        moveAside: flags["move-aside"] === true,
+        dryRun: flags["dry-run"] === true,
+        noStart: flags["no-start"] === true,
+      });
     case "verify":
       return verify(context, requireString(flags, "backup-id"), flags.deep === true);
     default:
@@ -76,8 +92,14 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       type: { type: "string" },
       "backup-id": { type: "string" },
       datadir: { type: "string" },
+      until: { type: "string" },
+      plan: { type: "string" },
+      "move-aside": { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      "no-start": { type: "boolean" },
       deep: { type: "boolean" },
       flush: { type: "boolean" },
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
       ...Object.fromEntries(CONFIG_FLAGS.map((flag) => [flag, { type: "string" as const }])),

@@ -1,77 +1,165 @@
-import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import {
+  parseRestoreTarget,
+  planRestore,
+  type RestorePlan,
+  type RestoreTarget,
+} from "../../core/restore-plan.js";
 import { s3Client } from "../clients.js";
-import type { AgentContext } from "../context.js";
+import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
-import { extractBackup } from "../restore/extract.js";
-import { prepareBackup } from "../restore/prepare.js";
-import { readBackupManifest } from "../s3/manifests.js";
+import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
+import { checkTarget, installBackup } from "../restore/datadir.js";
+import { readCatalog } from "../s3/catalog.js";
+import { runTool } from "../tool.js";
+
+export interface RestoreOptions {
+  readonly backupId?: string;
+  readonly until?: string;
+  /** A plan file (or s3:// URI) holding {"until": …} or {"backupId": …}. */
+  readonly plan?: string;
+  readonly datadir: string;
+  readonly moveAside: boolean;
+  readonly dryRun: boolean;
+  /** Leave the prepared datadir for someone else to start (no replay possible then). */
+  readonly noStart: boolean;
+}
 
 export interface RestoreResult {
   readonly backupId: string;
   readonly datadir: string;
-  readonly binlog: { file: string; position: number; gtidSet: string };
-  readonly storedBytes: number;
-  readonly seconds: number;
+  readonly target: RestoreTarget;
+  readonly binlogs: string[];
+  readonly dryRun: boolean;
+  readonly movedAside?: string | null;
+  /** The GTID position of the restored server after replay. */
+  readonly gtidReached?: string;
+  readonly lastTransaction?: { gtid: string; time: string } | null;
+  readonly seconds?: number;
+}
+
+async function readPlanTarget(context: AgentContext, where: string): Promise<RestoreTarget> {
+  let text: string;
+  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
+  if (s3) {
+    const object = await s3Client(context.config).send(new GetObjectCommand({ Bucket: s3[1], Key: s3[2] }));
+    text = await object.Body!.transformToString();
+  } else {
+    text = readFileSync(where, "utf8");
+  }
+  const plan = JSON.parse(text) as { until?: string; backupId?: string; target?: RestoreTarget };
+  if (plan.target) return plan.target;
+  if (plan.until) return parseRestoreTarget(plan.until);
+  if (plan.backupId) return { kind: "backup", backupId: plan.backupId };
+  throw new RewindError(ErrorNames.usage, `plan ${where} names no target: give "until" or "backupId"`);
+}
+
+async function runServerCommand(command: readonly string[], what: string): Promise<void> {
+  try {
+    await runTool(command[0]!, command.slice(1));
+  } catch (error) {
+    throw new RewindError(
+      ErrorNames.serverControl,
+      `could not ${what} the database server with \`${command.join(" ")}\`: ${(error as Error).message}; fix server.${what} in the agent config`,
+    );
+  }
 }
 
 /**
- * `rewind-agent restore --backup-id ID --datadir DIR`: a backup, verified and prepared, into an
- * empty or absent directory (a scratch restore or a new replica's datadir). Everything happens in
- * a staging directory beside it; only a fully verified, prepared copy is renamed into place.
+ * `rewind-agent restore (--until T | --backup-id ID | --plan P) --datadir DIR [--move-aside] [--dry-run]`:
+ * plan, fetch and verify everything, and only then touch the datadir; start the server and replay
+ * the binlogs from the backup's exact position to the target.
  */
-export async function restoreBackup(
-  context: AgentContext,
-  backupId: string,
-  datadir: string,
-): Promise<RestoreResult> {
-  const target = path.resolve(datadir);
-  if (existsSync(target) && readdirSync(target).length > 0) {
+export async function restore(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
+  const { config, engine, location } = context;
+  const target: RestoreTarget = options.plan
+    ? await readPlanTarget(context, options.plan)
+    : options.until
+      ? parseRestoreTarget(options.until)
+      : options.backupId
+        ? { kind: "backup", backupId: options.backupId }
+        : (() => {
+            throw new RewindError(
+              ErrorNames.usage,
+              "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
+            );
+          })();
+  const datadir = path.resolve(options.datadir);
+  const client = s3Client(config);
+  const catalog = await readCatalog(client, config.bucket, location);
+  const plan: RestorePlan = planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
+  const summary = {
+    backupId: plan.backup.backupId,
+    datadir,
+    target,
+    binlogs: plan.binlogs.map((binlog) => binlog.file),
+  };
+  if (options.dryRun) return { ...summary, dryRun: true };
+  checkTarget(datadir, options.moveAside);
+  if (options.noStart && plan.binlogs.length > 0) {
     throw new RewindError(
-      ErrorNames.targetNotEmpty,
-      `${target} is not empty; nothing was touched. Restore into an empty or new directory, or move the old datadir aside first`,
+      ErrorNames.usage,
+      `reaching ${options.until ?? "the target"} needs binlog replay on a running server; drop --no-start`,
     );
   }
-  const release = acquireHostLock(context.config.stateDir, `restore ${backupId}`);
+
+  const release = acquireHostLock(config.stateDir, `restore to ${datadir}`);
   const started = Date.now();
-  const staging = `${target}.rewind-staging-${started}`;
+  mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+  const work = mkdtempSync(path.join(config.workDir, "restore-"));
   try {
-    const client = s3Client(context.config);
-    const manifest = await readBackupManifest(client, context.config.bucket, context.location, backupId);
-    const progress = new Progress(`restore ${backupId}`);
-    await extractBackup(manifest, {
-      client,
-      bucket: context.config.bucket,
-      keyring: dataKeyring(context.config).keyring,
-      engine: context.engine,
-      targetDir: staging,
-      concurrency: context.config.backup.uploadConcurrency,
+    const keyring = dataKeyring(config).keyring;
+    const transfer = { client, bucket: config.bucket, keyring, concurrency: config.backup.uploadConcurrency };
+    const binlogDir = path.join(work, "binlogs");
+    await fetchBinlogs(plan, binlogDir, transfer);
+    const range = await replayRange(plan, binlogDir);
+    log("info", "binlogs fetched and verified", { files: range.files, stopPosition: range.stopPosition });
+
+    const progress = new Progress(`restore ${plan.backup.backupId}`);
+    const { movedAside } = await installBackup(plan.backup, datadir, {
+      ...transfer,
+      engine,
+      moveAside: options.moveAside,
       onBytes: (bytes) => {
         progress.update(bytes);
         context.heartbeat();
       },
+      beforeSwap: async () => {
+        if (options.moveAside) await runServerCommand(config.server.stop, "stop").catch(() => undefined);
+      },
     });
     progress.done();
-    log("info", "backup downloaded and verified; preparing", { backupId, staging });
-    await prepareBackup(context.engine, staging);
-    // A restored server must get a fresh identity (DESIGN §3).
-    rmSync(path.join(staging, "auto.cnf"), { force: true });
-    if (existsSync(target)) rmSync(target, { recursive: true });
-    renameSync(staging, target);
+    if (options.noStart) {
+      return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
+    }
+    await runServerCommand(config.server.start, "start");
+    const gtidReached = await asRestoreUser(context, async (defaultsFile, sql) => {
+      await replayBinlogs(engine, range, binlogDir, defaultsFile);
+      return (await engine.readServerIdentity(sql)).gtidExecuted;
+    });
+    const last = range.lastTransaction;
+    if (last && gtidReached !== last.gtid && !gtidReached.split(",").includes(last.gtid)) {
+      throw new RewindError(
+        ErrorNames.replay,
+        `after replay the server is at GTID ${gtidReached}, not at ${last.gtid} as planned; do not use it before checking why`,
+      );
+    }
     return {
-      backupId,
-      datadir: target,
-      binlog: manifest.binlog,
-      storedBytes: manifest.storedBytes,
+      ...summary,
+      binlogs: range.files,
+      dryRun: false,
+      movedAside,
+      gtidReached,
+      lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
       seconds: (Date.now() - started) / 1000,
     };
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
   } finally {
+    rmSync(work, { recursive: true, force: true });
     release();
   }
 }

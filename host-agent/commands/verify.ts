@@ -9,7 +9,8 @@ import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
 import { dataKeyring } from "../encryption.js";
 import { Progress } from "../log.js";
-import { decodeBackup } from "../restore/decode.js";
+import { decodeStream } from "../restore/decode.js";
+import { backupStream } from "../restore/download.js";
 import { readBackupManifest } from "../s3/manifests.js";
 import { compositeChecksum } from "../s3/segment-writer.js";
 
@@ -89,7 +90,7 @@ async function checkContent(context: AgentContext, manifest: BackupManifest): Pr
       }
     },
   });
-  await decodeBackup(manifest, {
+  await decodeStream(backupStream(manifest), {
     client: s3Client(context.config),
     bucket: context.config.bucket,
     keyring: dataKeyring(context.config).keyring,

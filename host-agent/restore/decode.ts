@@ -4,10 +4,9 @@ import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import type { BackupManifest } from "../../core/manifest.js";
 import { decryptingStream } from "../encryption.js";
 import { StderrTail } from "../tool.js";
-import { downloadStoredStream } from "./download.js";
+import { downloadStoredStream, type StoredStream } from "./download.js";
 
 export interface DecodeOptions {
   readonly client: S3Client;
@@ -25,9 +24,9 @@ export interface DecodeOptions {
  * S3 → verify → decrypt → zstd -d → sink. Any stage failing fails the whole; the error names
  * the first failure in the data's path (a hash mismatch before a decryption error, and so on).
  */
-export async function decodeBackup(manifest: BackupManifest, options: DecodeOptions): Promise<void> {
-  const download = downloadStoredStream(manifest, options);
-  const decrypt = decryptingStream(options.keyring, manifest.encryption.context);
+export async function decodeStream(stream: StoredStream, options: DecodeOptions): Promise<void> {
+  const download = downloadStoredStream(stream, options);
+  const decrypt = decryptingStream(options.keyring, stream.encryptionContext);
   const zstd = spawn("zstd", ["-d", "-q", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
   const zstdStderr = new StderrTail();
   zstd.stderr.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
@@ -62,7 +61,7 @@ export async function decodeBackup(manifest: BackupManifest, options: DecodeOpti
   const first = failures[0]!;
   throw new RewindError(
     ErrorNames.verify,
-    `cannot decode backup ${manifest.backupId}: ${first.message}`,
+    `cannot decode ${stream.label}: ${first.message}`,
     failures.map((error) => error.message).join("\n"),
   );
 }

@@ -2,7 +2,27 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import type { BackupManifest } from "../../core/manifest.js";
+import type { BackupManifest, SegmentRecord } from "../../core/manifest.js";
+
+/** A stored stream: a backup's segments, or a binlog's single object. */
+export interface StoredStream {
+  /** Names it in messages: a backup id or a binlog file. */
+  readonly label: string;
+  readonly segments: readonly SegmentRecord[];
+  readonly storedBytes: number;
+  readonly storedSha256: string;
+  readonly encryptionContext: Record<string, string>;
+}
+
+export function backupStream(manifest: BackupManifest): StoredStream {
+  return {
+    label: `backup ${manifest.backupId}`,
+    segments: manifest.segments,
+    storedBytes: manifest.storedBytes,
+    storedSha256: manifest.storedSha256,
+    encryptionContext: manifest.encryption.context,
+  };
+}
 
 export interface DownloadOptions {
   readonly client: S3Client;
@@ -13,16 +33,16 @@ export interface DownloadOptions {
 }
 
 interface PartRange {
-  readonly segment: BackupManifest["segments"][number];
+  readonly segment: SegmentRecord;
   readonly partNumber: number;
   readonly start: number;
   readonly size: number;
   readonly checksumSha256: string;
 }
 
-function partRanges(manifest: BackupManifest): PartRange[] {
+function partRanges(stream: StoredStream): PartRange[] {
   const ranges: PartRange[] = [];
-  for (const segment of manifest.segments) {
+  for (const segment of stream.segments) {
     let start = 0;
     for (const part of segment.parts) {
       ranges.push({
@@ -78,9 +98,9 @@ async function fetchPart(options: DownloadOptions, range: PartRange): Promise<Bu
  * checked against its SHA-256 before it is passed on, and every segment and the whole stream
  * re-hashed against the manifest at its end. A mismatch fails the stream with VerifyFailed.
  */
-export function downloadStoredStream(manifest: BackupManifest, options: DownloadOptions): Readable {
+export function downloadStoredStream(stream: StoredStream, options: DownloadOptions): Readable {
   async function* parts(): AsyncGenerator<Buffer> {
-    const ranges = partRanges(manifest);
+    const ranges = partRanges(stream);
     const whole = createHash("sha256");
     let segmentHash = createHash("sha256");
     let downloaded = 0;
@@ -109,10 +129,8 @@ export function downloadStoredStream(manifest: BackupManifest, options: Download
       }
       yield body;
     }
-    if (downloaded !== manifest.storedBytes || whole.digest("hex") !== manifest.storedSha256) {
-      throw mismatch(
-        `the stored stream of ${manifest.backupId} does not match the manifest's size and SHA-256`,
-      );
+    if (downloaded !== stream.storedBytes || whole.digest("hex") !== stream.storedSha256) {
+      throw mismatch(`the stored stream of ${stream.label} does not match the manifest's size and SHA-256`);
     }
   }
   return Readable.from(parts(), { objectMode: false, highWaterMark: 1 });

@@ -6,7 +6,8 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import type { Engine } from "../engines/engine.js";
 import { StderrTail } from "../tool.js";
-import { decodeBackup } from "./decode.js";
+import { decodeStream } from "./decode.js";
+import { backupStream } from "./download.js";
 
 export interface ExtractOptions {
   readonly client: S3Client;
@@ -41,5 +42,5 @@ export async function extractBackup(manifest: BackupManifest, options: ExtractOp
         : reject(new Error(`${options.engine.tools.stream} -x exited with ${signal ?? code}: ${stderr}`)),
     );
   });
-  await decodeBackup(manifest, { ...options, sink: stream.stdin, sinkDone: streamDone });
+  await decodeStream(backupStream(manifest), { ...options, sink: stream.stdin, sinkDone: streamDone });
 }

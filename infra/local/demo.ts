@@ -112,6 +112,7 @@ try {
     backup.backupId as string,
     "--datadir",
     datadir,
+    "--no-start",
     "--config",
     agentSetup.configFile,
   ]);

@@ -37,6 +37,23 @@ export class MariaDbServer {
   ) {}
 
   static async start(options: MariaDbServerOptions): Promise<MariaDbServer> {
+    const server = await MariaDbServer.configure(options);
+    if (!options.existingDatadir) {
+      await run("mariadb-install-db", [
+        `--defaults-file=${server.defaultsFile}`,
+        "--auth-root-authentication-method=socket",
+        "--skip-test-db",
+      ]);
+    }
+    await server.startProcess();
+    return server;
+  }
+
+  /**
+   * Writes the server's option file without starting it, for a server that something else
+   * starts (the agent's restore, through `start-mariadbd.sh`).
+   */
+  static async configure(options: MariaDbServerOptions): Promise<MariaDbServer> {
     const baseDir = path.resolve(options.baseDir);
     mkdirSync(path.join(baseDir, "tmp"), { recursive: true });
     const datadir = options.existingDatadir ?? path.join(baseDir, "data");
@@ -71,16 +88,7 @@ export class MariaDbServer {
       "",
     ].join("\n");
     writeFileSync(defaultsFile, config);
-    if (!options.existingDatadir) {
-      await run("mariadb-install-db", [
-        `--defaults-file=${defaultsFile}`,
-        "--auth-root-authentication-method=socket",
-        "--skip-test-db",
-      ]);
-    }
-    const server = new MariaDbServer(baseDir, datadir, port, socket, defaultsFile, options.serverId);
-    await server.startProcess();
-    return server;
+    return new MariaDbServer(baseDir, datadir, port, socket, defaultsFile, options.serverId);
   }
 
   private async startProcess(): Promise<void> {
@@ -168,7 +176,16 @@ export class MariaDbServer {
 
   async stop(): Promise<void> {
     const child = this.process;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child) {
+      // Started by someone else (the agent): shut it down over the socket if it runs.
+      if (existsSync(this.socket)) {
+        await run("mariadb-admin", [`--defaults-file=${this.defaultsFile}`, "-uroot", "shutdown"]).catch(
+          () => {},
+        );
+      }
+      return;
+    }
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);

@@ -43,7 +43,7 @@ describe("full backup of a live MariaDB restores", () => {
       "5",
     ]);
   const restoreInto = (backupId: string, datadir: string) =>
-    agent(["restore", "--backup-id", backupId, "--datadir", datadir, "--config", configFile]);
+    agent(["restore", "--backup-id", backupId, "--datadir", datadir, "--no-start", "--config", configFile]);
 
   afterAll(async () => {
     for (const server of restored) await server.destroy();

@@ -28,7 +28,16 @@ export async function restoreToNewServer(
   serverId: number,
 ): Promise<{ server: MariaDbServer; binlogInfo: string }> {
   const datadir = path.join(baseDir, "restored");
-  const run = await agent(["restore", "--backup-id", backupId, "--datadir", datadir, "--config", configFile]);
+  const run = await agent([
+    "restore",
+    "--backup-id",
+    backupId,
+    "--datadir",
+    datadir,
+    "--no-start",
+    "--config",
+    configFile,
+  ]);
   if (run.exitCode !== 0) throw new Error(`restore failed: ${run.stderr.slice(-3000)}`);
   const binlogInfo = readFileSync(path.join(datadir, "xtrabackup_binlog_info"), "utf8");
   const server = await MariaDbServer.start({ baseDir, serverId, existingDatadir: datadir });

@@ -1,0 +1,162 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
+import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { RestorePlan } from "../../core/restore-plan.js";
+import type { Engine } from "../engines/engine.js";
+import { StderrTail } from "../tool.js";
+import { decodeStream } from "./decode.js";
+
+const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
+
+/**
+ * Downloads the plan's binlogs into `dir`, each verified part by part, decrypted, decompressed and
+ * checked against the SHA-256 of the file the server wrote. Runs before any datadir is touched.
+ */
+export async function fetchBinlogs(
+  plan: RestorePlan,
+  dir: string,
+  options: { client: S3Client; bucket: string; keyring: KeyringNode; concurrency: number },
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  for (const { file, manifest } of plan.binlogs) {
+    const hash = createHash("sha256");
+    const sink = createWriteStream(path.join(dir, file));
+    const hashing = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    const written = pipeline(hashing, sink);
+    await decodeStream(
+      {
+        label: `binlog ${manifest.source}/${file}`,
+        segments: [manifest.stored],
+        storedBytes: manifest.stored.size,
+        storedSha256: manifest.storedSha256,
+        encryptionContext: manifest.encryption.context,
+      },
+      { ...options, sink: hashing, sinkDone: written },
+    );
+    if (hash.digest("hex") !== manifest.sha256) {
+      throw new RewindError(
+        ErrorNames.verify,
+        `binlog ${file} does not match the SHA-256 of the file the server wrote; it is damaged and nothing was restored`,
+      );
+    }
+  }
+}
+
+export interface ReplayRange {
+  readonly files: string[];
+  readonly startPosition: number;
+  readonly stopPosition: number;
+  /** The last transaction replayed; null when the backup itself is the target. */
+  readonly lastTransaction: BinlogTransaction | null;
+}
+
+/**
+ * Where replay stops: after the last transaction at or before the target second (time), or after
+ * the target transaction (GTID). Read from the downloaded files themselves, so the stop is exact.
+ */
+export async function replayRange(plan: RestorePlan, dir: string): Promise<ReplayRange> {
+  if (plan.binlogs.length === 0)
+    return { files: [], startPosition: 0, stopPosition: 0, lastTransaction: null };
+  const target = plan.target;
+  const targetSecond = target.kind === "time" ? Math.floor(Date.parse(target.time) / 1000) : 0;
+  let last: BinlogTransaction | null = null;
+  let lastFileIndex = -1;
+  for (const [index, planned] of plan.binlogs.entries()) {
+    let found = false;
+    const reader = new BinlogReader({
+      crc32: nativeCrc32 ?? jsCrc32,
+      onTransaction: (transaction) => {
+        if (found || transaction.startPosition < planned.startPosition) return;
+        const included = target.kind === "time" ? transaction.timestamp <= targetSecond : true;
+        if (!included) {
+          found = true;
+          return;
+        }
+        last = transaction;
+        lastFileIndex = index;
+        if (target.kind === "gtid" && transaction.gtid === target.gtid) found = true;
+      },
+    });
+    for await (const chunk of createReadStream(path.join(dir, planned.file))) reader.push(chunk as Buffer);
+    reader.finish();
+    if (found) break;
+  }
+  if (target.kind === "gtid" && (last as BinlogTransaction | null)?.gtid !== target.gtid) {
+    throw new RewindError(
+      ErrorNames.planRefused,
+      `GTID ${target.gtid} is not in the planned binlogs; nothing was restored. Check the GTID with \`rewind-agent list\``,
+    );
+  }
+  if (!last) {
+    return { files: [], startPosition: 0, stopPosition: 0, lastTransaction: null };
+  }
+  const lastTransaction = last as BinlogTransaction;
+  return {
+    files: plan.binlogs.slice(0, lastFileIndex + 1).map((planned) => planned.file),
+    startPosition: plan.binlogs[0]!.startPosition,
+    stopPosition: lastTransaction.endPosition,
+    lastTransaction,
+  };
+}
+
+/**
+ * Replays with `mariadb-binlog | mariadb` (`mysqlbinlog | mysql`): from the backup's exact position
+ * in the first file to the stop position in the last, so no transaction is applied twice or missed.
+ */
+export async function replayBinlogs(
+  engine: Engine,
+  range: ReplayRange,
+  dir: string,
+  defaultsFile: string,
+): Promise<void> {
+  if (range.files.length === 0) return;
+  const decoder = spawn(
+    engine.tools.binlog,
+    [
+      `--start-position=${range.startPosition}`,
+      `--stop-position=${range.stopPosition}`,
+      ...range.files.map((file) => path.join(dir, file)),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const client = spawn(engine.tools.client, [`--defaults-extra-file=${defaultsFile}`, "--binary-mode"], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  const decoderErr = new StderrTail();
+  const clientErr = new StderrTail();
+  decoder.stderr.on("data", (chunk: Buffer) => decoderErr.push(chunk));
+  client.stderr.on("data", (chunk: Buffer) => clientErr.push(chunk));
+  const exit = (child: typeof decoder | typeof client, name: string, stderr: StderrTail) =>
+    new Promise<void>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code, signal) =>
+        code === 0 ? resolve() : reject(new Error(`${name} exited with ${signal ?? code}: ${stderr}`)),
+      );
+    });
+  const results = await Promise.allSettled([
+    pipeline(decoder.stdout, client.stdin),
+    exit(decoder, engine.tools.binlog, decoderErr),
+    exit(client, engine.tools.client, clientErr),
+  ]);
+  const failure = results.find((result) => result.status === "rejected");
+  if (failure) {
+    throw new RewindError(
+      ErrorNames.replay,
+      `replaying binlogs failed: ${(failure.reason as Error).message}. The restored datadir holds the backup plus part of the binlogs; restore again once the cause is fixed`,
+    );
+  }
+}

@@ -1,0 +1,66 @@
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import path from "node:path";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { BackupManifest } from "../../core/manifest.js";
+import type { Engine } from "../engines/engine.js";
+import { log } from "../log.js";
+import { extractBackup } from "./extract.js";
+import { prepareBackup } from "./prepare.js";
+
+/** Refuses a non-empty target unless the old datadir may be moved aside. Touches nothing. */
+export function checkTarget(target: string, moveAside: boolean): void {
+  if (existsSync(target) && readdirSync(target).length > 0 && !moveAside) {
+    throw new RewindError(
+      ErrorNames.targetNotEmpty,
+      `${target} is not empty; nothing was touched. Restore into an empty or new directory, or pass --move-aside to keep the old datadir as ${target}.rewind-<timestamp>`,
+    );
+  }
+}
+
+/**
+ * A backup into `target`: extracted and prepared in a staging directory beside it, then swapped
+ * in. With `moveAside`, a non-empty target is renamed to `<target>.rewind-<timestamp>` first;
+ * nothing is ever deleted. `beforeSwap` runs once the staged copy is ready (to stop the server).
+ */
+export async function installBackup(
+  manifest: BackupManifest,
+  target: string,
+  options: {
+    client: S3Client;
+    bucket: string;
+    keyring: KeyringNode;
+    engine: Engine;
+    concurrency: number;
+    moveAside: boolean;
+    onBytes?: (bytes: number) => void;
+    beforeSwap?: () => Promise<void>;
+  },
+): Promise<{ movedAside: string | null }> {
+  checkTarget(target, options.moveAside);
+  const stamp = new Date().toISOString().replace(/[-:.]/g, "");
+  const staging = `${target}.rewind-staging-${stamp}`;
+  try {
+    await extractBackup(manifest, { ...options, targetDir: staging });
+    log("info", "backup downloaded and verified; preparing", { backupId: manifest.backupId, staging });
+    await prepareBackup(options.engine, staging);
+    // A restored server must get a fresh identity (DESIGN §3).
+    rmSync(path.join(staging, "auto.cnf"), { force: true });
+    await options.beforeSwap?.();
+    let movedAside: string | null = null;
+    if (existsSync(target)) {
+      if (readdirSync(target).length > 0) {
+        movedAside = `${target}.rewind-${stamp}`;
+        renameSync(target, movedAside);
+      } else {
+        rmSync(target, { recursive: true });
+      }
+    }
+    renameSync(staging, target);
+    return { movedAside };
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
