@@ -30,8 +30,13 @@ export function backupManifestKey(location: ClusterLocation, backupId: string): 
   return `${backupPrefix(location, backupId)}manifest.json`;
 }
 
+/** Where every source's binlogs live: `<cluster>/binlogs/<source>/…`. */
+export function allBinlogsPrefix(location: ClusterLocation): string {
+  return `${root(location)}/binlogs/`;
+}
+
 export function binlogsPrefix(location: ClusterLocation, source: string): string {
-  return `${root(location)}/binlogs/${source}/`;
+  return `${allBinlogsPrefix(location)}${source}/`;
 }
 
 export function binlogObjectKey(location: ClusterLocation, source: string, file: string): string {

@@ -140,7 +140,7 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
     await runServerCommand(config.server.start, "start");
     const gtidReached = await asRestoreUser(context, async (defaultsFile, sql) => {
       await replayBinlogs(engine, range, binlogDir, defaultsFile);
-      return (await engine.readServerIdentity(sql)).gtidExecuted;
+      return engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, range.files.length > 0);
     });
     const last = range.lastTransaction;
     if (last && gtidReached !== last.gtid && !gtidReached.split(",").includes(last.gtid)) {

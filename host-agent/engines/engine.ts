@@ -25,6 +25,11 @@ export interface Engine {
   readonly completedMarker: string;
   readServerIdentity(sql: SqlClient): Promise<ServerIdentity>;
   readReplication(sql: SqlClient): Promise<ReplicationState | null>;
+  /**
+   * After a restore and replay: the position the restored server reached, recorded as the
+   * position it replicates from (so it can become a replica without replaying anything twice).
+   */
+  adoptRestoredPosition(sql: SqlClient, backupGtid: string, replayed: boolean): Promise<string>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */
   binlogSource(identity: ServerIdentity, host: string): string;
 }

@@ -62,6 +62,12 @@ export const mariadbEngine: Engine = {
   async readReplication(sql) {
     return replicationFromStatusRow((await sql.rows("SHOW SLAVE STATUS"))[0]);
   },
+  async adoptRestoredPosition(sql, backupGtid, replayed) {
+    // Replayed GTIDs keep the source's server_id, so gtid_current_pos would ignore them.
+    const position = replayed ? ((await sql.row("SELECT @@gtid_binlog_pos AS pos")).pos ?? "") : backupGtid;
+    await sql.rows(`SET GLOBAL gtid_slave_pos = '${position.replace(/[^0-9,-]/g, "")}'`);
+    return position;
+  },
   binlogSource(identity, host) {
     return `${identity.serverId}-${host}`;
   },

@@ -40,6 +40,10 @@ export const mysqlEngine: Engine = {
   async readReplication(sql) {
     return replicationFromStatusRow((await sql.rows("SHOW REPLICA STATUS"))[0]);
   },
+  async adoptRestoredPosition(sql) {
+    // MySQL keeps gtid_executed itself, from the restored mysql.gtid_executed table and the replay.
+    return ((await sql.row("SELECT @@gtid_executed AS pos")).pos ?? "").replace(/\s/g, "");
+  },
   binlogSource(identity) {
     if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");
     return identity.serverUuid;

@@ -1,6 +1,6 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { type BinlogManifest, binlogSequence, parseBinlogManifest } from "../../core/binlog/manifest.js";
-import { backupsPrefix, binlogsPrefix, type ClusterLocation } from "../../core/layout.js";
+import { allBinlogsPrefix, backupsPrefix, binlogsPrefix, type ClusterLocation } from "../../core/layout.js";
 import { type BackupManifest, parseBackupManifest } from "../../core/manifest.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
@@ -72,7 +72,7 @@ export async function readCatalog(
   }
   backups.sort((a, b) => a.backupId.localeCompare(b.backupId));
   const binlogs = new Map<string, BinlogManifest[]>();
-  const root = binlogsPrefix(location, "");
+  const root = allBinlogsPrefix(location);
   for (const prefix of (await listKeys(client, bucket, root, "/")).prefixes) {
     const source = prefix.slice(root.length, -1);
     binlogs.set(source, await listShippedBinlogs(client, bucket, location, source));

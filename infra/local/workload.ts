@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { MariaDbServer } from "./mariadb-server.js";
-import { run, track } from "./processes.js";
+import { run, track, waitFor } from "./processes.js";
 
 export const WORKLOAD_DB = "rewind_test";
 
@@ -67,6 +67,7 @@ export class WriteWorkload {
      * as nothing else writes to the server while the workload runs.
      */
     readonly gtidSeqBase: number,
+    private readonly connectionId: number,
   ) {}
 
   static readonly table = `${WORKLOAD_DB}.writes`;
@@ -95,22 +96,45 @@ export class WriteWorkload {
     );
     const seq = gtidSequence(await server.gtidBinlogPos(), server.serverId);
     const child = track(
-      spawn("mariadb", [`--defaults-file=${server.defaultsFile}`, "-uroot", "--batch"], {
-        stdio: ["pipe", "ignore", "pipe"],
-      }),
+      spawn(
+        "mariadb",
+        [
+          `--defaults-file=${server.defaultsFile}`,
+          "-uroot",
+          "--batch",
+          "--skip-column-names",
+          "--unbuffered",
+        ],
+        {
+          stdio: ["pipe", "pipe", "pipe"],
+        },
+      ),
     );
-    child.stdin!.end(`CALL ${WORKLOAD_DB}.write_loop(${next});\n`);
+    const connectionId = new Promise<number>((resolve) =>
+      child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
+    );
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdin!.end(`SELECT CONNECTION_ID();\nCALL ${WORKLOAD_DB}.write_loop(${next});\n`);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    if (child.exitCode !== null) throw new Error(`the write workload did not start (exit ${child.exitCode})`);
-    return new WriteWorkload(child, server, seq - (next - 1));
+    if (child.exitCode !== null)
+      throw new Error(`the write workload did not start (exit ${child.exitCode}): ${stderr}`);
+    return new WriteWorkload(child, server, seq - (next - 1), await connectionId);
   }
 
   /** Stops the loop in the server (a closed client alone would not) and returns the last id written. */
   async stop(): Promise<number> {
-    const ids = await this.server.query(
-      "SELECT id FROM information_schema.processlist WHERE info LIKE 'CALL rewind_test.write_loop%'",
+    const id = this.connectionId;
+    await this.server.query(`KILL ${id}`).catch(() => {});
+    // KILL returns before the thread has stopped; it may still commit one more row.
+    await waitFor(
+      `workload connection ${id} to end`,
+      async () =>
+        (await this.server.query(`SELECT 1 FROM information_schema.processlist WHERE id = ${id}`)).length ===
+        0,
     );
-    for (const [id] of ids) await this.server.query(`KILL ${id}`);
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const exited = once(this.child, "exit");
       this.child.kill("SIGKILL");

@@ -1,0 +1,252 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { s3Client } from "../../host-agent/clients.js";
+import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
+import { setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
+import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { S3Server } from "../../infra/local/s3-server.js";
+import { WriteWorkload } from "../../infra/local/workload.js";
+import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+
+process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
+process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
+
+const START_SCRIPT = path.resolve("infra/local/start-mariadbd.sh");
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("point-in-time restore from a backup and shipped binlogs", () => {
+  const scratch = scratchDir("pitr");
+  let s3: S3Server;
+  let primary: MariaDbServer;
+  let configFile: string;
+  const restored: MariaDbServer[] = [];
+  /** Rows 1..lastBeforePause were written before a pause of more than two seconds; the rest after. */
+  let lastBeforePause = 0;
+  let lastRow = 0;
+  let pauseTime = "";
+  let phaseTwoBase = 0;
+
+  /** Runs the workload for `ms`, rotating the binlog every 300 ms so the rows span several files. */
+  async function writeFor(ms: number): Promise<WriteWorkload> {
+    const workload = await WriteWorkload.start(primary, { pauseMs: 3 });
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      await sleep(300);
+      await primary.query("FLUSH BINARY LOGS");
+    }
+    return workload;
+  }
+
+  /** A target host: its own datadir, socket and start command, as the agent's config there would say. */
+  async function restoreTarget(name: string, serverId: number) {
+    const server = await MariaDbServer.configure({
+      baseDir: `${scratch.dir}/${name}`,
+      serverId,
+      existingDatadir: `${scratch.dir}/${name}/data`,
+    });
+    restored.push(server);
+    const config = JSON.parse(readFileSync(configFile, "utf8"));
+    const targetConfig = `${scratch.dir}/${name}.json`;
+    writeFileSync(
+      targetConfig,
+      JSON.stringify({
+        ...config,
+        connection: { socket: server.socket },
+        server: { start: [START_SCRIPT, server.defaultsFile], stop: ["true"] },
+      }),
+    );
+    return { server, targetConfig };
+  }
+
+  async function rowsOf(server: MariaDbServer) {
+    const [count, maxId, bad] = (
+      await server.query(
+        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
+      )
+    )[0]!;
+    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
+  }
+
+  beforeAll(async () => {
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    primary = await MariaDbServer.start({ baseDir: `${scratch.dir}/primary`, serverId: 601 });
+    ({ configFile } = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent`,
+      server: primary,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: "orders",
+      host: "db-601",
+    }));
+    const first = await WriteWorkload.start(primary, { pauseMs: 3 });
+    await sleep(500);
+    backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
+    for (let i = 0; i < 4; i++) {
+      await sleep(300);
+      await primary.query("FLUSH BINARY LOGS");
+    }
+    lastBeforePause = await first.stop();
+    // Every row so far committed before this moment; the next commits more than two seconds after,
+    // so the target's whole second (binlog timestamps have one-second resolution) holds none of them.
+    pauseTime = new Date().toISOString();
+    await sleep(2300);
+    const second = await writeFor(1500);
+    phaseTwoBase = second.gtidSeqBase;
+    lastRow = await second.stop();
+  });
+
+  afterAll(async () => {
+    for (const server of restored) await server.destroy();
+    await primary?.destroy();
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("binlog-push run twice at once, and again later, ships each file exactly once", async () => {
+    const runs = [0, 1].map(() => startAgent(AGENT_BUNDLE, ["binlog-push", "--config", configFile]));
+    const results = await Promise.all(runs.map((run) => run.done));
+    for (const result of results) expect(result.exitCode, result.stderr).toBe(0);
+    const shipped = results.flatMap(
+      (result) => (result.output?.result?.shipped as string[] | undefined) ?? [],
+    );
+    expect(new Set(shipped).size).toBe(shipped.length);
+    expect(shipped.length).toBeGreaterThan(3);
+
+    const later = await agent(["binlog-push", "--flush", "--config", configFile]);
+    expect(later.exitCode, later.stderr).toBe(0);
+    const laterShipped = later.output?.result?.shipped as string[];
+    expect(laterShipped).toHaveLength(1);
+    expect(shipped).not.toContain(laterShipped[0]);
+    expect(later.output?.result?.lagSeconds).toBeLessThan(30);
+
+    const listed = await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "orders/binlogs/601-db-601/" }),
+    );
+    const manifests = (listed.Contents ?? []).map((o) => o.Key!).filter((key) => key.endsWith(".json"));
+    expect(manifests).toHaveLength(shipped.length + 1);
+  });
+
+  it("a time target between two commits restores every row committed at or before it, and none after", async () => {
+    const { server, targetConfig } = await restoreTarget("at-time", 701);
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
+    const last = run.output?.result?.lastTransaction as { gtid: string; time: string };
+    expect(Date.parse(last.time)).toBeLessThanOrEqual(Date.parse(pauseTime));
+  });
+
+  it("a GTID target includes that transaction and nothing after it", async () => {
+    const row = lastBeforePause + Math.floor((lastRow - lastBeforePause) / 2);
+    const gtid = `0-601-${phaseTwoBase + row}`;
+    const { server, targetConfig } = await restoreTarget("at-gtid", 702);
+    const run = await agent([
+      "restore",
+      "--until",
+      gtid,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(run.output?.result?.gtidReached).toBe(gtid);
+    expect(await rowsOf(server)).toEqual({ count: row, maxId: row, bad: 0 });
+  });
+
+  it("the latest shipped point (from list) restores every row", async () => {
+    const listed = await agent(["list", "--json", "--config", configFile]);
+    const window = (listed.output?.result?.windows as { toGtid: string; gaps: unknown[] }[])[0]!;
+    expect(window.gaps).toEqual([]);
+    expect(window.toGtid).toBe(`0-601-${phaseTwoBase + lastRow}`);
+    const { server, targetConfig } = await restoreTarget("latest", 703);
+    const run = await agent([
+      "restore",
+      "--until",
+      window.toGtid,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(await rowsOf(server)).toEqual({ count: lastRow, maxId: lastRow, bad: 0 });
+  });
+
+  it("a deleted binlog object: list shows the gap, a restore past it is refused naming the file, one before it works", async () => {
+    const listed = await agent(["list", "--json", "--config", configFile]);
+    const binlogs = listed.output?.result?.binlogs as { first: string; last: string }[];
+    const lastFile = binlogs[0]!.last;
+    const missing = lastFile.replace(/\d+$/, (digits) =>
+      String(Number(digits) - 1).padStart(digits.length, "0"),
+    );
+    const client = s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
+    for (const suffix of [".zst.enc", ".json"]) {
+      await client.send(
+        new DeleteObjectCommand({ Bucket: BUCKET, Key: `orders/binlogs/601-db-601/${missing}${suffix}` }),
+      );
+    }
+    const after = await agent(["list", "--json", "--config", configFile]);
+    const gaps = (after.output?.result?.windows as { gaps: { after: string; reason: string }[] }[])[0]!.gaps;
+    expect(gaps).toEqual([expect.objectContaining({ reason: `${missing} was never shipped` })]);
+
+    const { server, targetConfig } = await restoreTarget("past-gap", 704);
+    const refused = await agent([
+      "restore",
+      "--until",
+      `0-601-${phaseTwoBase + lastRow}`,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.output?.error?.name).toBe("RestorePlanRefused");
+    expect(refused.output?.error?.message).toContain(`${missing} was never shipped`);
+
+    const before = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(before.exitCode, before.stderr).toBe(0);
+    expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
+  });
+
+  it("a corrupted binlog object stops the restore before the datadir is touched", async () => {
+    const listed = await agent(["list", "--json", "--config", configFile]);
+    const first = (listed.output?.result?.binlogs as { first: string }[])[0]!.first;
+    const object = s3.objectPath(BUCKET, `orders/binlogs/601-db-601/${first}.zst.enc`);
+    const bytes = readFileSync(object);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
+    writeFileSync(object, bytes);
+    const { server, targetConfig } = await restoreTarget("corrupt", 705);
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error?.name).toBe("VerifyFailed");
+    expect(run.output?.error?.message).toContain(first);
+    expect(readFileSync(`${scratch.dir}/corrupt/my.cnf`, "utf8")).toContain("datadir=");
+    expect(() => readFileSync(`${server.datadir}/ibdata1`)).toThrow(/ENOENT/);
+  });
+});
