@@ -30,6 +30,7 @@ export const ErrorNames = {
   planRefused: "RestorePlanRefused",
   replay: "BinlogReplayFailed",
   serverControl: "ServerControlFailed",
+  replication: "ReplicationFailed",
   interrupted: "AgentInterrupted",
 } as const;
 

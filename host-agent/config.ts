@@ -43,6 +43,8 @@ export const AgentConfigSchema = z
       backup: z.string().min(1),
       /** The user that replays binlogs after a restore; without it, root over the socket (unix_socket auth). */
       restore: z.string().min(1).optional(),
+      /** The replication user, for `restore --replica-of`. */
+      repl: z.string().min(1).optional(),
     }),
     /** How the agent stops and starts the database server around a restore. */
     server: z

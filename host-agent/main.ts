@@ -28,7 +28,8 @@ commands:
                                        swap it in; start the server (server.start) and replay the binlogs from
                                        the backup's exact position to the target (a time includes its whole
                                        second; a GTID includes that transaction); --no-start leaves a
-                                       prepared datadir of a backup for you to start
+                                       prepared datadir of a backup for you to start;
+                                       --replica-of HOST:PORT then replicates from that primary (GTID)
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -73,6 +74,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         moveAside: flags["move-aside"] === true,
         dryRun: flags["dry-run"] === true,
         noStart: flags["no-start"] === true,
+        ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
       });
     case "verify":
       return verify(context, requireString(flags, "backup-id"), flags.deep === true);
@@ -97,6 +99,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "move-aside": { type: "boolean" },
       "dry-run": { type: "boolean" },
       "no-start": { type: "boolean" },
+      "replica-of": { type: "string" },
       deep: { type: "boolean" },
       flush: { type: "boolean" },
       json: { type: "boolean" },

@@ -11,11 +11,14 @@ import {
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
+import type { ReplicationState } from "../engines/engine.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
 import { readCatalog } from "../s3/catalog.js";
+import { fetchCredentials } from "../secrets.js";
+import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
 
 export interface RestoreOptions {
@@ -28,6 +31,10 @@ export interface RestoreOptions {
   readonly dryRun: boolean;
   /** Leave the prepared datadir for someone else to start (no replay possible then). */
   readonly noStart: boolean;
+  /** `host:port` of the primary to replicate from once restored. */
+  readonly replicaOf?: string;
+  /** How long to wait for the new replica to catch up. */
+  readonly catchUpSeconds?: number;
 }
 
 export interface RestoreResult {
@@ -40,6 +47,7 @@ export interface RestoreResult {
   /** The GTID position of the restored server after replay. */
   readonly gtidReached?: string;
   readonly lastTransaction?: { gtid: string; time: string } | null;
+  readonly replication?: ReplicationState;
   readonly seconds?: number;
 }
 
@@ -99,6 +107,13 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
     target,
     binlogs: plan.binlogs.map((binlog) => binlog.file),
   };
+  const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
+  if (replicaSource && !config.secrets.repl) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      "--replica-of needs secrets.repl (the replication user) in the agent config",
+    );
+  }
   if (options.dryRun) return { ...summary, dryRun: true };
   checkTarget(datadir, options.moveAside);
   if (options.noStart && plan.binlogs.length > 0) {
@@ -138,9 +153,19 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
     await runServerCommand(config.server.start, "start");
-    const gtidReached = await asRestoreUser(context, async (defaultsFile, sql) => {
+    const { gtidReached, replication } = await asRestoreUser(context, async (defaultsFile, sql) => {
       await replayBinlogs(engine, range, binlogDir, defaultsFile);
-      return engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, range.files.length > 0);
+      const reached = await engine.adoptRestoredPosition(
+        sql,
+        plan.backup.binlog.gtidSet,
+        range.files.length > 0,
+      );
+      return {
+        gtidReached: reached,
+        replication: replicaSource
+          ? await replicate(context, sql, replicaSource, options.catchUpSeconds ?? 600)
+          : undefined,
+      };
     });
     const last = range.lastTransaction;
     if (last && gtidReached !== last.gtid && !gtidReached.split(",").includes(last.gtid)) {
@@ -157,9 +182,50 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       gtidReached,
       lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
       seconds: (Date.now() - started) / 1000,
+      ...(replication ? { replication } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
     release();
+  }
+}
+
+function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^([^:\s]+):(\d{1,5})$/.exec(value);
+  if (!match)
+    throw new RewindError(
+      ErrorNames.usage,
+      `--replica-of takes host:port, such as 10.0.1.12:3306, not "${value}"`,
+    );
+  return { host: match[1]!, port: Number(match[2]) };
+}
+
+/** Configures GTID replication from `source` and waits until the replica has caught up. */
+async function replicate(
+  context: AgentContext,
+  sql: SqlClient,
+  source: { host: string; port: number },
+  catchUpSeconds: number,
+): Promise<ReplicationState> {
+  const repl = await fetchCredentials(context.config, context.config.secrets.repl!);
+  await context.engine.startReplication(sql, { ...source, user: repl.username, password: repl.password });
+  const deadline = Date.now() + catchUpSeconds * 1000;
+  for (;;) {
+    const state = await context.engine.readReplication(sql);
+    if (state?.lastError) {
+      throw new RewindError(
+        ErrorNames.replication,
+        `replication from ${source.host}:${source.port} failed: ${state.lastError}. The restored data is intact; fix the cause and start replication again`,
+      );
+    }
+    if (state?.ioRunning && state.sqlRunning && state.lagSeconds === 0) return state;
+    if (Date.now() > deadline) {
+      throw new RewindError(
+        ErrorNames.replication,
+        `the replica had not caught up with ${source.host}:${source.port} after ${catchUpSeconds} s (lag ${state?.lagSeconds ?? "unknown"} s); it keeps replicating, check it with \`rewind-agent status\``,
+      );
+    }
+    context.heartbeat();
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }

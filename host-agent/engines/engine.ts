@@ -30,6 +30,11 @@ export interface Engine {
    * position it replicates from (so it can become a replica without replaying anything twice).
    */
   adoptRestoredPosition(sql: SqlClient, backupGtid: string, replayed: boolean): Promise<string>;
+  /** Starts GTID replication from `source` at the position the restored server adopted. */
+  startReplication(
+    sql: SqlClient,
+    source: { host: string; port: number; user: string; password: string },
+  ): Promise<void>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */
   binlogSource(identity: ServerIdentity, host: string): string;
 }

@@ -12,6 +12,11 @@ function flag(value: string | null | undefined): boolean {
   return value === "1" || value === "ON" || value === "Yes";
 }
 
+/** A SQL string literal; the statement travels on stdin, never in argv. */
+export function sqlString(value: string): string {
+  return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
 export function replicationFromStatusRow(row: Row | undefined): ReplicationState | null {
   if (!row) return null;
   const port = row.Master_Port ?? row.Source_Port;
@@ -67,6 +72,11 @@ export const mariadbEngine: Engine = {
     const position = replayed ? ((await sql.row("SELECT @@gtid_binlog_pos AS pos")).pos ?? "") : backupGtid;
     await sql.rows(`SET GLOBAL gtid_slave_pos = '${position.replace(/[^0-9,-]/g, "")}'`);
     return position;
+  },
+  async startReplication(sql, { host, port, user, password }) {
+    await sql.rows(
+      `STOP SLAVE; CHANGE MASTER TO MASTER_HOST=${sqlString(host)}, MASTER_PORT=${Number(port)}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)}, MASTER_USE_GTID=slave_pos; START SLAVE`,
+    );
   },
   binlogSource(identity, host) {
     return `${identity.serverId}-${host}`;

@@ -1,7 +1,7 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { SqlClient } from "../sql-client.js";
 import { type Engine, majorMinor, type ServerIdentity, streamingBackupArgs } from "./engine.js";
-import { replicationFromStatusRow } from "./mariadb.js";
+import { replicationFromStatusRow, sqlString } from "./mariadb.js";
 
 export const mysqlEngine: Engine = {
   name: "mysql",
@@ -43,6 +43,11 @@ export const mysqlEngine: Engine = {
   async adoptRestoredPosition(sql) {
     // MySQL keeps gtid_executed itself, from the restored mysql.gtid_executed table and the replay.
     return ((await sql.row("SELECT @@gtid_executed AS pos")).pos ?? "").replace(/\s/g, "");
+  },
+  async startReplication(sql, { host, port, user, password }) {
+    await sql.rows(
+      `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=${sqlString(password)}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,
+    );
   },
   binlogSource(identity) {
     if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");

@@ -6,6 +6,7 @@ import { s3Client } from "../../host-agent/clients.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { waitFor } from "../../infra/local/processes.js";
 import { S3Server } from "../../infra/local/s3-server.js";
 import { WriteWorkload } from "../../infra/local/workload.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
@@ -14,6 +15,7 @@ process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
 process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
 
 const START_SCRIPT = path.resolve("infra/local/start-mariadbd.sh");
+const REPL = { user: "rewind_repl", password: "repl-Pa55'word" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("point-in-time restore from a backup and shipped binlogs", () => {
@@ -72,14 +74,22 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
     primary = await MariaDbServer.start({ baseDir: `${scratch.dir}/primary`, serverId: 601 });
-    ({ configFile } = await setUpLocalAgent({
+    let secretsFile: string;
+    ({ configFile, secretsFile } = await setUpLocalAgent({
       dir: `${scratch.dir}/agent`,
       server: primary,
       s3Endpoint: s3.endpoint,
       bucket: BUCKET,
       cluster: "orders",
       host: "db-601",
+      extra: { secrets: { backup: "rewind/orders/backup", repl: "rewind/orders/repl" } },
     }));
+    await primary.createUser(REPL, "REPLICATION SLAVE");
+    const secrets = JSON.parse(readFileSync(secretsFile, "utf8"));
+    writeFileSync(
+      secretsFile,
+      JSON.stringify({ ...secrets, "rewind/orders/repl": { username: REPL.user, password: REPL.password } }),
+    );
     const first = await WriteWorkload.start(primary, { pauseMs: 3 });
     await sleep(500);
     backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
@@ -180,6 +190,36 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     ]);
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(await rowsOf(server)).toEqual({ count: lastRow, maxId: lastRow, bad: 0 });
+  });
+
+  it("--replica-of: restored to a point in time, the new replica catches up with the primary by GTID", async () => {
+    const { server, targetConfig } = await restoreTarget("replica", 706);
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--replica-of",
+      `127.0.0.1:${primary.port}`,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(run.output?.result?.replication).toMatchObject({
+      ioRunning: true,
+      sqlRunning: true,
+      lagSeconds: 0,
+    });
+    await primary.query(
+      `INSERT INTO ${WriteWorkload.table} VALUES (${lastRow + 1}, SHA2(${lastRow + 1}, 256), NOW(6))`,
+    );
+    await waitFor(
+      "the new replica to apply a fresh write",
+      async () => (await rowsOf(server)).count === lastRow + 1,
+    );
+    expect(await rowsOf(server)).toEqual({ count: lastRow + 1, maxId: lastRow + 1, bad: 0 });
+    await primary.query(`DELETE FROM ${WriteWorkload.table} WHERE id = ${lastRow + 1}`);
   });
 
   it("a deleted binlog object: list shows the gap, a restore past it is refused naming the file, one before it works", async () => {
