@@ -133,6 +133,29 @@ describe("full backup of a live MariaDB restores", () => {
     expect(readFileSync(`${datadir}/ibdata1`, "utf8")).toBe("precious");
   });
 
+  it("--move-aside keeps the old datadir beside the restored one, byte for byte", async () => {
+    const backupId = backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
+    const datadir = `${scratch.dir}/replaced`;
+    mkdirSync(datadir);
+    writeFileSync(`${datadir}/ibdata1`, "the old server's data");
+    const run = await agent([
+      "restore",
+      "--backup-id",
+      backupId,
+      "--datadir",
+      datadir,
+      "--move-aside",
+      "--no-start",
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    const movedAside = run.output?.result?.movedAside as string;
+    expect(movedAside).toMatch(new RegExp(`^${datadir}\\.rewind-\\d{8}T\\d{6}\\d{3}Z$`));
+    expect(readFileSync(`${movedAside}/ibdata1`, "utf8")).toBe("the old server's data");
+    expect(readdirSync(datadir)).toContain("xtrabackup_binlog_info");
+  });
+
   it("a corrupted backup object stops the restore before any datadir exists", async () => {
     const backupId = backupIdOf(await backUpInSmallSegments());
     const manifest = await manifestOf(config, backupId);
