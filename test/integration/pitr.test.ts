@@ -3,6 +3,7 @@ import path from "node:path";
 import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
+import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
@@ -60,6 +61,12 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
       }),
     );
     return { server, targetConfig };
+  }
+
+  async function listing(): Promise<ListResult> {
+    const run = await agent(["list", "--json", "--config", configFile]);
+    if (run.exitCode !== 0 || !run.output?.result) throw new Error(`list failed: ${run.stderr.slice(-1500)}`);
+    return run.output.result as unknown as ListResult;
   }
 
   async function rowsOf(server: MariaDbServer) {
@@ -174,15 +181,14 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   });
 
   it("the latest shipped point (from list) restores every row", async () => {
-    const listed = await agent(["list", "--json", "--config", configFile]);
-    const window = (listed.output?.result?.windows as { toGtid: string; gaps: unknown[] }[])[0]!;
+    const window = (await listing()).windows[0]!;
     expect(window.gaps).toEqual([]);
     expect(window.toGtid).toBe(`0-601-${phaseTwoBase + lastRow}`);
     const { server, targetConfig } = await restoreTarget("latest", 703);
     const run = await agent([
       "restore",
       "--until",
-      window.toGtid,
+      window.toGtid!,
       "--datadir",
       server.datadir,
       "--config",
@@ -223,9 +229,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   });
 
   it("a deleted binlog object: list shows the gap, a restore past it is refused naming the file, one before it works", async () => {
-    const listed = await agent(["list", "--json", "--config", configFile]);
-    const binlogs = listed.output?.result?.binlogs as { first: string; last: string }[];
-    const lastFile = binlogs[0]!.last;
+    const lastFile = (await listing()).binlogs[0]!.last!;
     const missing = lastFile.replace(/\d+$/, (digits) =>
       String(Number(digits) - 1).padStart(digits.length, "0"),
     );
@@ -235,8 +239,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
         new DeleteObjectCommand({ Bucket: BUCKET, Key: `orders/binlogs/601-db-601/${missing}${suffix}` }),
       );
     }
-    const after = await agent(["list", "--json", "--config", configFile]);
-    const gaps = (after.output?.result?.windows as { gaps: { after: string; reason: string }[] }[])[0]!.gaps;
+    const gaps = (await listing()).windows[0]!.gaps;
     expect(gaps).toEqual([expect.objectContaining({ reason: `${missing} was never shipped` })]);
 
     const { server, targetConfig } = await restoreTarget("past-gap", 704);
@@ -267,8 +270,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   });
 
   it("a corrupted binlog object stops the restore before the datadir is touched", async () => {
-    const listed = await agent(["list", "--json", "--config", configFile]);
-    const first = (listed.output?.result?.binlogs as { first: string }[])[0]!.first;
+    const first = (await listing()).binlogs[0]!.first!;
     const object = s3.objectPath(BUCKET, `orders/binlogs/601-db-601/${first}.zst.enc`);
     const bytes = readFileSync(object);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
