@@ -1,0 +1,118 @@
+/**
+ * `npm run bench:restore [-- --size-mb 600]`
+ *
+ * Restore of a generated backup (default ~600 MB of data), against the shell pipeline a DBA would
+ * run on a plain compressed stream in the same S3 stand-in:
+ *   (a) aws s3 cp s3://…/stream.xb.zst - | zstd -d | mbstream -x -C DIR   then   mariabackup --prepare
+ *   (b) rewind-agent restore --backup-id ID --no-start: parallel ranged GETs, SHA-256 of every part,
+ *       decryption, zstd -d, mbstream -x, prepare, and the swap into place
+ * Target: (b) within 10% of (a) while verifying everything.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { bundleAgent } from "../infra/bundle-agent.js";
+import { runAgent, setUpLocalAgent } from "../infra/local/agent.js";
+import { MariaDbServer } from "../infra/local/mariadb-server.js";
+import { S3Server } from "../infra/local/s3-server.js";
+import { loadDataset } from "../infra/local/workload.js";
+
+const { values } = parseArgs({ options: { "size-mb": { type: "string", default: "600" } } });
+const size = Number(values["size-mb"]);
+const root = path.resolve(".sandbox", "bench-restore");
+const bucket = "rewind-bench";
+const awsEnv = {
+  AWS_ACCESS_KEY_ID: "sandbox",
+  AWS_SECRET_ACCESS_KEY: "sandbox",
+  AWS_DEFAULT_REGION: "us-east-1",
+};
+
+async function shell(script: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const started = process.hrtime.bigint();
+  const child = spawn("bash", ["-o", "pipefail", "-c", script], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-3000);
+  });
+  const [code] = await once(child, "close");
+  if (code !== 0) throw new Error(`${script} failed: ${stderr}`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+rmSync(root, { recursive: true, force: true });
+const bundle = await bundleAgent(path.join(root, "rewind-agent.mjs"));
+const s3 = await S3Server.start({ storageDir: path.join(root, "s3"), buckets: [bucket] });
+const server = await MariaDbServer.start({
+  baseDir: path.join(root, "db"),
+  serverId: 1,
+  innodbBufferPoolMiB: 256,
+});
+try {
+  console.error(`loading ~${size} MB…`);
+  await loadDataset(server, { megabytes: size });
+  const setup = await setUpLocalAgent({
+    dir: path.join(root, "agent"),
+    server,
+    s3Endpoint: s3.endpoint,
+    bucket,
+    cluster: "bench",
+    host: "db",
+  });
+  const [{ password }] = Object.values(JSON.parse(readFileSync(setup.secretsFile, "utf8"))) as [
+    { password: string },
+  ];
+  const credentials = path.join(root, "agent", "bench-client.cnf");
+  writeFileSync(
+    credentials,
+    `[client]\nuser=rewind_backup\npassword="${password}"\nsocket=${server.socket}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+  const tmp = path.join(root, "tmp");
+  mkdirSync(tmp, { recursive: true });
+  console.error("taking the two backups…");
+  await shell(
+    `mariabackup --defaults-extra-file=${credentials} --backup --stream=xbstream --datadir=${server.datadir} --target-dir=${tmp} --tmpdir=${tmp} | zstd -T0 -3 -q | aws --endpoint-url ${s3.endpoint} s3 cp - s3://${bucket}/plain/stream.xb.zst`,
+    awsEnv,
+  );
+  const backup = await runAgent(bundle, ["backup", "--type", "full", "--config", setup.configFile]);
+  if (backup.exitCode !== 0) throw new Error(`agent backup failed: ${backup.stderr.slice(-2000)}`);
+  const backupId = backup.output!.result!.backupId as string;
+  const storedMiB = (backup.output!.result!.storedBytes as number) / 1024 / 1024;
+
+  console.error("restoring…");
+  const pipelineDir = path.join(root, "pipeline");
+  mkdirSync(pipelineDir);
+  const pipelineSeconds = await shell(
+    `aws --endpoint-url ${s3.endpoint} s3 cp s3://${bucket}/plain/stream.xb.zst - | zstd -d -q | mbstream -x -C ${pipelineDir} && mariabackup --prepare --target-dir=${pipelineDir} --use-memory=256M`,
+    awsEnv,
+  );
+  const agentStarted = process.hrtime.bigint();
+  const restored = await runAgent(bundle, [
+    "restore",
+    "--backup-id",
+    backupId,
+    "--datadir",
+    path.join(root, "agent-restore"),
+    "--no-start",
+    "--config",
+    setup.configFile,
+  ]);
+  if (restored.exitCode !== 0) throw new Error(`agent restore failed: ${restored.stderr.slice(-2000)}`);
+  const agentSeconds = Number(process.hrtime.bigint() - agentStarted) / 1e9;
+
+  console.log(`\ndataset ~${size} MB, stored stream ${storedMiB.toFixed(0)} MiB`);
+  console.log(`(a) aws s3 cp | zstd -d | mbstream -x + prepare   ${pipelineSeconds.toFixed(2)} s`);
+  console.log(`(b) rewind-agent restore (verified, decrypted)      ${agentSeconds.toFixed(2)} s`);
+  console.log(`ratio (b)/(a): ${(agentSeconds / pipelineSeconds).toFixed(2)}  (target ≤ 1.10)`);
+} finally {
+  await server.destroy();
+  await s3.stop();
+  rmSync(root, { recursive: true, force: true });
+}
