@@ -46,6 +46,17 @@ export const AgentConfigSchema = z
       /** The replication user, for `restore --replica-of`. */
       repl: z.string().min(1).optional(),
     }),
+    restore: z
+      .object({
+        /** Applier workers for binlog replay (slave_parallel_threads / replica_parallel_workers). */
+        parallelWorkers: z.number().int().min(1).max(256).default(4),
+        replayTimeoutSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .default(6 * 3600),
+      })
+      .prefault({}),
     /** How the agent stops and starts the database server around a restore. */
     server: z
       .object({

@@ -29,7 +29,9 @@ commands:
                                        the backup's exact position to the target (a time includes its whole
                                        second; a GTID includes that transaction); --no-start leaves a
                                        prepared datadir of a backup for you to start;
-                                       --replica-of HOST:PORT then replicates from that primary (GTID)
+                                       --replica-of HOST:PORT then replicates from that primary (GTID);
+                                       --replay client replays with mariadb-binlog | mariadb instead of
+                                       the server's parallel replication applier
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -75,12 +77,21 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         dryRun: flags["dry-run"] === true,
         noStart: flags["no-start"] === true,
         ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
+        replay: replayMethod(flags.replay),
       });
     case "verify":
       return verify(context, requireString(flags, "backup-id"), flags.deep === true);
     default:
       throw usageError(`unknown command "${command}"`);
   }
+}
+
+function replayMethod(value: Flags[string]): "applier" | "client" {
+  if (value === undefined || value === "applier") return "applier";
+  if (value === "client") return "client";
+  throw usageError(
+    `--replay takes applier (the server's parallel replication applier, the default) or client (mariadb-binlog | mariadb), not "${value}"`,
+  );
 }
 
 function parse(argv: string[]): { command: string | undefined; flags: Flags } {
@@ -100,6 +111,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "dry-run": { type: "boolean" },
       "no-start": { type: "boolean" },
       "replica-of": { type: "string" },
+      replay: { type: "string" },
       deep: { type: "boolean" },
       flush: { type: "boolean" },
       json: { type: "boolean" },

@@ -14,6 +14,7 @@ import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
+import { replayThroughApplier } from "../restore/applier.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
 import { readCatalog } from "../s3/catalog.js";
@@ -35,6 +36,8 @@ export interface RestoreOptions {
   readonly replicaOf?: string;
   /** How long to wait for the new replica to catch up. */
   readonly catchUpSeconds?: number;
+  /** The server's replication applier (parallel), or `mariadb-binlog | mariadb` as the fallback. */
+  readonly replay: "applier" | "client";
 }
 
 export interface RestoreResult {
@@ -47,6 +50,7 @@ export interface RestoreResult {
   /** The GTID position of the restored server after replay. */
   readonly gtidReached?: string;
   readonly lastTransaction?: { gtid: string; time: string } | null;
+  readonly replayedBy?: "applier" | "client" | "none";
   readonly replication?: ReplicationState;
   readonly seconds?: number;
 }
@@ -153,13 +157,24 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
     await runServerCommand(config.server.start, "start");
+    const replayedBy = range.files.length === 0 ? "none" : options.replay;
     const { gtidReached, replication } = await asRestoreUser(context, async (defaultsFile, sql) => {
-      await replayBinlogs(engine, range, binlogDir, defaultsFile);
-      const reached = await engine.adoptRestoredPosition(
-        sql,
-        plan.backup.binlog.gtidSet,
-        range.files.length > 0,
-      );
+      if (replayedBy === "applier") {
+        await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
+        await replayThroughApplier({
+          engine,
+          range,
+          binlogDir,
+          workDir: work,
+          sql,
+          parallelWorkers: config.restore.parallelWorkers,
+          heartbeat: context.heartbeat,
+          timeoutSeconds: config.restore.replayTimeoutSeconds,
+        });
+      } else if (replayedBy === "client") {
+        await replayBinlogs(engine, range, binlogDir, defaultsFile);
+      }
+      const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
       return {
         gtidReached: reached,
         replication: replicaSource
@@ -168,15 +183,16 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       };
     });
     const last = range.lastTransaction;
-    if (last && gtidReached !== last.gtid && !gtidReached.split(",").includes(last.gtid)) {
+    if (last && gtidReached !== range.untilPosition && !gtidReached.split(",").includes(last.gtid)) {
       throw new RewindError(
         ErrorNames.replay,
-        `after replay the server is at GTID ${gtidReached}, not at ${last.gtid} as planned; do not use it before checking why`,
+        `after replay the server is at GTID ${gtidReached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
       );
     }
     return {
       ...summary,
       binlogs: range.files,
+      replayedBy,
       dryRun: false,
       movedAside,
       gtidReached,

@@ -12,6 +12,10 @@ export interface Engine {
     readonly binlog: string;
     /** mysql | mariadb */
     readonly client: string;
+    /** mysqld | mariadbd */
+    readonly server: string;
+    /** mysqladmin | mariadb-admin */
+    readonly admin: string;
   };
   /** Files in the stream that hold the binlog coordinates of the consistent point, in preference order. */
   readonly binlogInfoFiles: readonly string[];
@@ -29,12 +33,25 @@ export interface Engine {
    * After a restore and replay: the position the restored server reached, recorded as the
    * position it replicates from (so it can become a replica without replaying anything twice).
    */
-  adoptRestoredPosition(sql: SqlClient, backupGtid: string, replayed: boolean): Promise<string>;
+  adoptRestoredPosition(
+    sql: SqlClient,
+    planned: string,
+    replayedBy: "applier" | "client" | "none",
+  ): Promise<string>;
   /** Starts GTID replication from `source` at the position the restored server adopted. */
   startReplication(
     sql: SqlClient,
     source: { host: string; port: number; user: string; password: string },
   ): Promise<void>;
+  /** Creates the system tables of an empty datadir (for the throwaway binlog source). */
+  initializeDatadir(defaultsFile: string): Promise<void>;
+  /** Replicates from a local source on `port`, by GTID, stopping right after `until`. */
+  replicateUntil(
+    sql: SqlClient,
+    options: { port: number; until: string; parallelWorkers: number },
+  ): Promise<void>;
+  readApplier(sql: SqlClient): Promise<{ running: boolean; error: string | null }>;
+  removeApplier(sql: SqlClient): Promise<void>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */
   binlogSource(identity: ServerIdentity, host: string): string;
 }

@@ -1,5 +1,6 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { Row, SqlClient } from "../sql-client.js";
+import { runTool } from "../tool.js";
 import {
   type Engine,
   majorMinor,
@@ -11,6 +12,8 @@ import {
 function flag(value: string | null | undefined): boolean {
   return value === "1" || value === "ON" || value === "Yes";
 }
+
+const APPLIER_CONNECTION = "rewind_replay";
 
 /** A SQL string literal; the statement travels on stdin, never in argv. */
 export function sqlString(value: string): string {
@@ -33,7 +36,14 @@ export function replicationFromStatusRow(row: Row | undefined): ReplicationState
 
 export const mariadbEngine: Engine = {
   name: "mariadb",
-  tools: { backup: "mariabackup", stream: "mbstream", binlog: "mariadb-binlog", client: "mariadb" },
+  tools: {
+    backup: "mariabackup",
+    stream: "mbstream",
+    binlog: "mariadb-binlog",
+    client: "mariadb",
+    server: "mariadbd",
+    admin: "mariadb-admin",
+  },
   binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
   backupArgs: streamingBackupArgs,
@@ -67,16 +77,48 @@ export const mariadbEngine: Engine = {
   async readReplication(sql) {
     return replicationFromStatusRow((await sql.rows("SHOW SLAVE STATUS"))[0]);
   },
-  async adoptRestoredPosition(sql, backupGtid, replayed) {
-    // Replayed GTIDs keep the source's server_id, so gtid_current_pos would ignore them.
-    const position = replayed ? ((await sql.row("SELECT @@gtid_binlog_pos AS pos")).pos ?? "") : backupGtid;
-    await sql.rows(`SET GLOBAL gtid_slave_pos = '${position.replace(/[^0-9,-]/g, "")}'`);
+  async adoptRestoredPosition(sql, planned, replayedBy) {
+    const row = await sql.row(
+      "SELECT @@gtid_slave_pos AS slave, @@gtid_binlog_pos AS binlog, @@log_bin AS log_bin",
+    );
+    // The applier records what it applied in gtid_slave_pos. Replayed SQL keeps the source's
+    // server_id, so only the binlog (when on) shows it; gtid_current_pos would ignore both.
+    const position =
+      replayedBy === "applier"
+        ? (row.slave ?? "")
+        : replayedBy === "client" && flag(row.log_bin)
+          ? (row.binlog ?? "")
+          : planned;
+    await sql.rows(`SET GLOBAL gtid_slave_pos = ${sqlString(position)}`);
     return position;
   },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
       `STOP SLAVE; CHANGE MASTER TO MASTER_HOST=${sqlString(host)}, MASTER_PORT=${Number(port)}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)}, MASTER_USE_GTID=slave_pos; START SLAVE`,
     );
+  },
+  async initializeDatadir(defaultsFile) {
+    await runTool("mariadb-install-db", [`--defaults-file=${defaultsFile}`, "--skip-test-db"]);
+  },
+  async replicateUntil(sql, { port, until, parallelWorkers }) {
+    // A named connection leaves the default one free for --replica-of.
+    await sql.rows(
+      `SET GLOBAL slave_parallel_threads = ${Number(parallelWorkers)};
+       SET GLOBAL slave_parallel_mode = 'optimistic';
+       CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;
+       START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`,
+    );
+  },
+  async readApplier(sql) {
+    const row = (await sql.rows(`SHOW SLAVE '${APPLIER_CONNECTION}' STATUS`))[0];
+    if (!row) return { running: false, error: null };
+    return {
+      running: row.Slave_SQL_Running === "Yes",
+      error: row.Last_SQL_Error || (row.Slave_IO_Running === "No" && row.Last_IO_Error) || null,
+    };
+  },
+  async removeApplier(sql) {
+    await sql.rows(`STOP SLAVE '${APPLIER_CONNECTION}'; RESET SLAVE '${APPLIER_CONNECTION}' ALL`);
   },
   binlogSource(identity, host) {
     return `${identity.serverId}-${host}`;

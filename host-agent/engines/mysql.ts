@@ -1,11 +1,21 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { SqlClient } from "../sql-client.js";
+import { runTool } from "../tool.js";
 import { type Engine, majorMinor, type ServerIdentity, streamingBackupArgs } from "./engine.js";
 import { replicationFromStatusRow, sqlString } from "./mariadb.js";
 
+const CHANNEL = "rewind_replay";
+
 export const mysqlEngine: Engine = {
   name: "mysql",
-  tools: { backup: "xtrabackup", stream: "xbstream", binlog: "mysqlbinlog", client: "mysql" },
+  tools: {
+    backup: "xtrabackup",
+    stream: "xbstream",
+    binlog: "mysqlbinlog",
+    client: "mysql",
+    server: "mysqld",
+    admin: "mysqladmin",
+  },
   binlogInfoFiles: ["xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
   backupArgs: streamingBackupArgs,
@@ -48,6 +58,24 @@ export const mysqlEngine: Engine = {
     await sql.rows(
       `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=${sqlString(password)}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,
     );
+  },
+  async initializeDatadir(defaultsFile) {
+    await runTool("mysqld", [`--defaults-file=${defaultsFile}`, "--initialize-insecure"]);
+  },
+  async replicateUntil(sql, { port, until, parallelWorkers }) {
+    await sql.rows(
+      `SET GLOBAL replica_parallel_workers = ${Number(parallelWorkers)};
+       CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=${Number(port)}, SOURCE_USER='rewind', SOURCE_PASSWORD='', SOURCE_AUTO_POSITION=1 FOR CHANNEL '${CHANNEL}';
+       START REPLICA UNTIL SQL_AFTER_GTIDS = ${sqlString(until)} FOR CHANNEL '${CHANNEL}'`,
+    );
+  },
+  async readApplier(sql) {
+    const row = (await sql.rows(`SHOW REPLICA STATUS FOR CHANNEL '${CHANNEL}'`))[0];
+    if (!row) return { running: false, error: null };
+    return { running: row.Replica_SQL_Running === "Yes", error: row.Last_SQL_Error || null };
+  },
+  async removeApplier(sql) {
+    await sql.rows(`STOP REPLICA FOR CHANNEL '${CHANNEL}'; RESET REPLICA ALL FOR CHANNEL '${CHANNEL}'`);
   },
   binlogSource(identity) {
     if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");

@@ -10,6 +10,13 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import {
+  advance,
+  formatGtidPosition,
+  type GtidPosition,
+  parseGtid,
+  parseGtidPosition,
+} from "../../core/gtid.js";
 import type { RestorePlan } from "../../core/restore-plan.js";
 import type { Engine } from "../engines/engine.js";
 import { StderrTail } from "../tool.js";
@@ -62,6 +69,8 @@ export interface ReplayRange {
   readonly stopPosition: number;
   /** The last transaction replayed; null when the backup itself is the target. */
   readonly lastTransaction: BinlogTransaction | null;
+  /** The GTID position once replay is done (every domain), for an applier's UNTIL clause. */
+  readonly untilPosition: string;
 }
 
 /**
@@ -69,8 +78,17 @@ export interface ReplayRange {
  * the target transaction (GTID). Read from the downloaded files themselves, so the stop is exact.
  */
 export async function replayRange(plan: RestorePlan, dir: string): Promise<ReplayRange> {
-  if (plan.binlogs.length === 0)
-    return { files: [], startPosition: 0, stopPosition: 0, lastTransaction: null };
+  const none = {
+    files: [],
+    startPosition: 0,
+    stopPosition: 0,
+    lastTransaction: null,
+    untilPosition: plan.backup.binlog.gtidSet,
+  };
+  if (plan.binlogs.length === 0) return none;
+  // MariaDB positions advance per domain; MySQL GTIDs (uuid:n) are named one by one.
+  const mariadb = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$|^$/.test(plan.backup.binlog.gtidSet);
+  let position: GtidPosition = mariadb ? parseGtidPosition(plan.backup.binlog.gtidSet) : new Map();
   const target = plan.target;
   const targetSecond = target.kind === "time" ? Math.floor(Date.parse(target.time) / 1000) : 0;
   let last: BinlogTransaction | null = null;
@@ -88,6 +106,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
         }
         last = transaction;
         lastFileIndex = index;
+        if (mariadb) position = advance(position, parseGtid(transaction.gtid));
         if (target.kind === "gtid" && transaction.gtid === target.gtid) found = true;
       },
     });
@@ -101,15 +120,14 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
       `GTID ${target.gtid} is not in the planned binlogs; nothing was restored. Check the GTID with \`rewind-agent list\``,
     );
   }
-  if (!last) {
-    return { files: [], startPosition: 0, stopPosition: 0, lastTransaction: null };
-  }
+  if (!last) return none;
   const lastTransaction = last as BinlogTransaction;
   return {
     files: plan.binlogs.slice(0, lastFileIndex + 1).map((planned) => planned.file),
     startPosition: plan.binlogs[0]!.startPosition,
     stopPosition: lastTransaction.endPosition,
     lastTransaction,
+    untilPosition: mariadb ? formatGtidPosition(position) : lastTransaction.gtid,
   };
 }
 

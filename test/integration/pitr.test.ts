@@ -177,7 +177,26 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     ]);
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(run.output?.result?.gtidReached).toBe(gtid);
+    expect(run.output?.result?.replayedBy).toBe("applier");
     expect(await rowsOf(server)).toEqual({ count: row, maxId: row, bad: 0 });
+  });
+
+  it("the mariadb-binlog | mariadb fallback (--replay client) stops at the same transaction", async () => {
+    const { server, targetConfig } = await restoreTarget("by-client", 707);
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--replay",
+      "client",
+      "--datadir",
+      server.datadir,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(run.output?.result?.replayedBy).toBe("client");
+    expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
   });
 
   it("the latest shipped point (from list) restores every row", async () => {
