@@ -7,6 +7,11 @@
  *   (b) rewind-agent restore --backup-id ID --no-start: parallel ranged GETs, SHA-256 of every part,
  *       decryption, zstd -d, mbstream -x, prepare, and the swap into place
  * Target: (b) within 10% of (a) while verifying everything.
+ *
+ * Then replay of a generated workload (default 200,000 single-row transactions) after that backup:
+ *   (c) mariadb-binlog | mariadb   (rewind-agent restore --replay client)
+ *   (d) the server's parallel replication applier fed by a local binlog source (the default)
+ * Target: (d) at least twice as fast as (c).
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -19,7 +24,14 @@ import { MariaDbServer } from "../infra/local/mariadb-server.js";
 import { S3Server } from "../infra/local/s3-server.js";
 import { loadDataset } from "../infra/local/workload.js";
 
-const { values } = parseArgs({ options: { "size-mb": { type: "string", default: "600" } } });
+const { values } = parseArgs({
+  options: {
+    "size-mb": { type: "string", default: "600" },
+    transactions: { type: "string", default: "200000" },
+  },
+});
+const transactions = Number(values.transactions);
+const START_SCRIPT = path.resolve("infra/local/start-mariadbd.sh");
 const size = Number(values["size-mb"]);
 const root = path.resolve(".sandbox", "bench-restore");
 const bucket = "rewind-bench";
@@ -107,10 +119,76 @@ try {
   if (restored.exitCode !== 0) throw new Error(`agent restore failed: ${restored.stderr.slice(-2000)}`);
   const agentSeconds = Number(process.hrtime.bigint() - agentStarted) / 1e9;
 
+  console.error(`writing ${transactions} transactions…`);
+  await server.query(
+    `SET GLOBAL innodb_flush_log_at_trx_commit = 2;
+     CREATE TABLE rewind_test.replay (id BIGINT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, KEY (k));
+     DELIMITER //
+     CREATE PROCEDURE rewind_test.replay_writes(n BIGINT)
+     BEGIN
+       DECLARE i BIGINT DEFAULT 1;
+       WHILE i <= n DO
+         INSERT INTO rewind_test.replay VALUES (i, i % 1000, SHA2(i, 256));
+         SET i = i + 1;
+       END WHILE;
+     END//
+     DELIMITER ;
+     CALL rewind_test.replay_writes(${transactions});`,
+  );
+  const pushed = await runAgent(bundle, ["binlog-push", "--flush", "--config", setup.configFile]);
+  if (pushed.exitCode !== 0) throw new Error(`binlog-push failed: ${pushed.stderr.slice(-2000)}`);
+  const latest = await server.gtidBinlogPos();
+  const replay = async (method: string, serverId: number) => {
+    const target = await MariaDbServer.configure({
+      baseDir: path.join(root, `replay-${method}`),
+      serverId,
+      existingDatadir: path.join(root, `replay-${method}`, "data"),
+      innodbBufferPoolMiB: 256,
+    });
+    const config = JSON.parse(readFileSync(setup.configFile, "utf8"));
+    const targetConfig = path.join(root, `replay-${method}.json`);
+    writeFileSync(
+      targetConfig,
+      JSON.stringify({
+        ...config,
+        connection: { socket: target.socket },
+        server: { start: [START_SCRIPT, target.defaultsFile], stop: ["true"] },
+      }),
+    );
+    try {
+      const run = await runAgent(bundle, [
+        "restore",
+        "--until",
+        latest,
+        "--replay",
+        method,
+        "--datadir",
+        target.datadir,
+        "--config",
+        targetConfig,
+      ]);
+      if (run.exitCode !== 0)
+        throw new Error(`restore --replay ${method} failed: ${run.stderr.slice(-2000)}`);
+      const count = Number(await target.scalar("SELECT COUNT(*) FROM rewind_test.replay"));
+      if (count !== transactions)
+        throw new Error(`--replay ${method} restored ${count} rows, not ${transactions}`);
+      return run.output!.result!.replaySeconds as number;
+    } finally {
+      await target.destroy();
+    }
+  };
+  console.error("replaying…");
+  const clientSeconds = await replay("client", 11);
+  const applierSeconds = await replay("applier", 12);
+
   console.log(`\ndataset ~${size} MB, stored stream ${storedMiB.toFixed(0)} MiB`);
   console.log(`(a) aws s3 cp | zstd -d | mbstream -x + prepare   ${pipelineSeconds.toFixed(2)} s`);
   console.log(`(b) rewind-agent restore (verified, decrypted)      ${agentSeconds.toFixed(2)} s`);
   console.log(`ratio (b)/(a): ${(agentSeconds / pipelineSeconds).toFixed(2)}  (target ≤ 1.10)`);
+  console.log(`\nreplay of ${transactions} transactions`);
+  console.log(`(c) mariadb-binlog | mariadb                       ${clientSeconds.toFixed(2)} s`);
+  console.log(`(d) parallel replication applier                   ${applierSeconds.toFixed(2)} s`);
+  console.log(`speed-up (c)/(d): ${(clientSeconds / applierSeconds).toFixed(2)}x  (target ≥ 2)`);
 } finally {
   await server.destroy();
   await s3.stop();

@@ -51,6 +51,7 @@ export interface RestoreResult {
   readonly gtidReached?: string;
   readonly lastTransaction?: { gtid: string; time: string } | null;
   readonly replayedBy?: "applier" | "client" | "none";
+  readonly replaySeconds?: number;
   readonly replication?: ReplicationState;
   readonly seconds?: number;
 }
@@ -158,7 +159,9 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
     }
     await runServerCommand(config.server.start, "start");
     const replayedBy = range.files.length === 0 ? "none" : options.replay;
+    let replaySeconds = 0;
     const { gtidReached, replication } = await asRestoreUser(context, async (defaultsFile, sql) => {
+      const replayStarted = Date.now();
       if (replayedBy === "applier") {
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
         await replayThroughApplier({
@@ -174,6 +177,7 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       } else if (replayedBy === "client") {
         await replayBinlogs(engine, range, binlogDir, defaultsFile);
       }
+      replaySeconds = (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
       return {
         gtidReached: reached,
@@ -193,6 +197,7 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       ...summary,
       binlogs: range.files,
       replayedBy,
+      replaySeconds,
       dryRun: false,
       movedAside,
       gtidReached,
