@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { type BackupType, makeBackupId } from "../../core/backup-id.js";
 import { parseBinlogInfo, parseCheckpoints } from "../../core/binlog-coordinates.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -15,6 +13,7 @@ import { type AgentContext, asBackupUser } from "../context.js";
 import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
+import { putJson } from "../s3/put-json.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { runTool } from "../tool.js";
 import { AGENT_VERSION } from "../version.js";
@@ -172,16 +171,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           myCnf: readOptionFiles(config.myCnfPaths),
           agentVersion: AGENT_VERSION,
         });
-        const body = JSON.stringify(manifest, null, 2);
-        await client.send(
-          new PutObjectCommand({
-            Bucket: config.bucket,
-            Key: manifestKey,
-            Body: body,
-            ContentType: "application/json",
-            ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
-          }),
-        );
+        await putJson(client, config.bucket, manifestKey, manifest);
         unfinished.finish();
         const seconds = (ended.getTime() - started.getTime()) / 1000;
         log("info", "backup complete", { backupId, manifest: manifestKey });

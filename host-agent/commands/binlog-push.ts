@@ -1,6 +1,4 @@
-import { createHash } from "node:crypto";
 import path from "node:path";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { BINLOG_MANIFEST_FORMAT_VERSION, BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
@@ -13,6 +11,7 @@ import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
 import { listShippedBinlogs } from "../s3/catalog.js";
+import { putJson } from "../s3/put-json.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface BinlogPushResult {
@@ -122,16 +121,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
           shippedAt: new Date().toISOString(),
           agentVersion: AGENT_VERSION,
         });
-        const body = JSON.stringify(manifest, null, 2);
-        await client.send(
-          new PutObjectCommand({
-            Bucket: config.bucket,
-            Key: binlogManifestKey(location, source, file),
-            Body: body,
-            ContentType: "application/json",
-            ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
-          }),
-        );
+        await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
         shipped.push(file);
         lastEventTime = manifest.lastEventTime ?? lastEventTime;
         context.heartbeat();

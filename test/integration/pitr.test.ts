@@ -69,6 +69,24 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     return run.output.result as unknown as ListResult;
   }
 
+  /** `rewind-agent restore --until` onto a target host, with any extra flags. */
+  async function restoreUntil(
+    until: string,
+    target: { server: MariaDbServer; targetConfig: string },
+    ...extra: string[]
+  ) {
+    return agent([
+      "restore",
+      "--until",
+      until,
+      ...extra,
+      "--datadir",
+      target.server.datadir,
+      "--config",
+      target.targetConfig,
+    ]);
+  }
+
   async function rowsOf(server: MariaDbServer) {
     const [count, maxId, bad] = (
       await server.query(
@@ -147,15 +165,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
 
   it("a time target between two commits restores every row committed at or before it, and none after", async () => {
     const { server, targetConfig } = await restoreTarget("at-time", 701);
-    const run = await agent([
-      "restore",
-      "--until",
-      pauseTime,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const run = await restoreUntil(pauseTime, { server, targetConfig });
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
     const last = run.output?.result?.lastTransaction as { gtid: string; time: string };
@@ -166,15 +176,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     const row = lastBeforePause + Math.floor((lastRow - lastBeforePause) / 2);
     const gtid = `0-601-${phaseTwoBase + row}`;
     const { server, targetConfig } = await restoreTarget("at-gtid", 702);
-    const run = await agent([
-      "restore",
-      "--until",
-      gtid,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const run = await restoreUntil(gtid, { server, targetConfig });
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(run.output?.result?.gtidReached).toBe(gtid);
     expect(run.output?.result?.replayedBy).toBe("applier");
@@ -183,17 +185,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
 
   it("the mariadb-binlog | mariadb fallback (--replay client) stops at the same transaction", async () => {
     const { server, targetConfig } = await restoreTarget("by-client", 707);
-    const run = await agent([
-      "restore",
-      "--until",
-      pauseTime,
-      "--replay",
-      "client",
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const run = await restoreUntil(pauseTime, { server, targetConfig }, "--replay", "client");
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(run.output?.result?.replayedBy).toBe("client");
     expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
@@ -204,15 +196,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     expect(window.gaps).toEqual([]);
     expect(window.toGtid).toBe(`0-601-${phaseTwoBase + lastRow}`);
     const { server, targetConfig } = await restoreTarget("latest", 703);
-    const run = await agent([
-      "restore",
-      "--until",
-      window.toGtid!,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const run = await restoreUntil(window.toGtid!, { server, targetConfig });
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(await rowsOf(server)).toEqual({ count: lastRow, maxId: lastRow, bad: 0 });
   });
@@ -262,28 +246,12 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     expect(gaps).toEqual([expect.objectContaining({ reason: `${missing} was never shipped` })]);
 
     const { server, targetConfig } = await restoreTarget("past-gap", 704);
-    const refused = await agent([
-      "restore",
-      "--until",
-      `0-601-${phaseTwoBase + lastRow}`,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const refused = await restoreUntil(`0-601-${phaseTwoBase + lastRow}`, { server, targetConfig });
     expect(refused.exitCode).toBe(1);
     expect(refused.output?.error?.name).toBe("RestorePlanRefused");
     expect(refused.output?.error?.message).toContain(`${missing} was never shipped`);
 
-    const before = await agent([
-      "restore",
-      "--until",
-      pauseTime,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const before = await restoreUntil(pauseTime, { server, targetConfig });
     expect(before.exitCode, before.stderr).toBe(0);
     expect(await rowsOf(server)).toEqual({ count: lastBeforePause, maxId: lastBeforePause, bad: 0 });
   });
@@ -295,15 +263,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
     writeFileSync(object, bytes);
     const { server, targetConfig } = await restoreTarget("corrupt", 705);
-    const run = await agent([
-      "restore",
-      "--until",
-      pauseTime,
-      "--datadir",
-      server.datadir,
-      "--config",
-      targetConfig,
-    ]);
+    const run = await restoreUntil(pauseTime, { server, targetConfig });
     expect(run.exitCode).toBe(1);
     expect(run.output?.error?.name).toBe("VerifyFailed");
     expect(run.output?.error?.message).toContain(first);
