@@ -28,6 +28,8 @@ describe("engines", () => {
       stream: "xbstream",
       binlog: "mysqlbinlog",
       client: "mysql",
+      server: "mysqld",
+      admin: "mysqladmin",
     });
     const args = mysqlEngine.backupArgs({
       datadir: "/var/lib/mysql",
