@@ -1,0 +1,93 @@
+import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
+import * as ssm from "aws-cdk-lib/aws-ssm";
+import { Construct } from "constructs";
+
+export interface AgentDocumentProps {
+  /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
+  readonly agentAsset: s3assets.Asset;
+  /**
+   * Where the agent's config lives on the database hosts.
+   * @default /etc/rewind/agent.json
+   */
+  readonly configPath?: string;
+}
+
+/**
+ * Each parameter reaches the shell as an environment variable (interpolationType ENV_VAR) and is
+ * constrained by a pattern, so no parameter value can inject shell.
+ */
+export const AGENT_DOCUMENT_PARAMETERS = {
+  Command: { pattern: "^(status|backup|binlog-push|list|verify|restore)$", default: "status" },
+  Type: { pattern: "^(full|incremental)?$", default: "" },
+  BackupId: { pattern: "^([0-9]{8}T[0-9]{6}Z-(full|incremental)-[A-Za-z0-9._-]{1,100})?$", default: "" },
+  Until: {
+    pattern:
+      "^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:?[0-9]{2})|[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20})?$",
+    default: "",
+  },
+  Datadir: { pattern: "^(/[A-Za-z0-9._/-]{1,200})?$", default: "" },
+  Flags: { pattern: "^((--flush|--deep|--move-aside|--dry-run|--json)( |$)){0,5}$", default: "" },
+  TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
+} as const;
+
+/** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
+export class AgentDocument extends Construct {
+  readonly document: ssm.CfnDocument;
+
+  constructor(scope: Construct, id: string, props: AgentDocumentProps) {
+    super(scope, id);
+    const configPath = props.configPath ?? "/etc/rewind/agent.json";
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(configPath)) {
+      throw new Error(
+        `configPath "${configPath}" must be an absolute path of letters, digits, '.', '_', '-' and '/'`,
+      );
+    }
+    const parameters = Object.fromEntries(
+      Object.entries(AGENT_DOCUMENT_PARAMETERS).map(([name, { pattern, default: defaultValue }]) => [
+        name,
+        { type: "String", default: defaultValue, allowedPattern: pattern, interpolationType: "ENV_VAR" },
+      ]),
+    );
+    const script = [
+      "set -eu",
+      `agent=/opt/rewind/${props.agentAsset.s3ObjectKey}`,
+      'set -- "$SSM_Command" --config ' + configPath,
+      '[ -n "$SSM_Type" ] && set -- "$@" --type "$SSM_Type"',
+      '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id "$SSM_BackupId"',
+      '[ -n "$SSM_Until" ] && set -- "$@" --until "$SSM_Until"',
+      '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir "$SSM_Datadir"',
+      '[ -n "$SSM_TaskToken" ] && set -- "$@" --task-token "$SSM_TaskToken"',
+      // The pattern allows only known flags separated by single spaces.
+      'for flag in $SSM_Flags; do set -- "$@" "$flag"; done',
+      'exec node "$agent" "$@"',
+    ];
+    this.document = new ssm.CfnDocument(this, "Document", {
+      name: "Rewind-RunAgent",
+      documentType: "Command",
+      documentFormat: "JSON",
+      updateMethod: "NewVersion",
+      content: {
+        schemaVersion: "2.2",
+        description:
+          "Runs one command of the Rewind host agent; the result goes to Step Functions by task token",
+        parameters,
+        mainSteps: [
+          {
+            action: "aws:downloadContent",
+            name: "DownloadAgent",
+            inputs: {
+              sourceType: "S3",
+              sourceInfo: JSON.stringify({ path: props.agentAsset.httpUrl }),
+              destinationPath: "/opt/rewind",
+            },
+          },
+          {
+            action: "aws:runShellScript",
+            name: "RunAgent",
+            inputs: { timeoutSeconds: "172800", runCommand: script },
+          },
+        ],
+      },
+    });
+  }
+}

@@ -1,0 +1,86 @@
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import { Construct } from "constructs";
+
+export interface BackupStorageProps {
+  /**
+   * Object Lock retention in compliance mode, in days.
+   * @default - no Object Lock
+   */
+  readonly objectLockDays?: number;
+  /**
+   * Move objects to STANDARD_IA after this many days.
+   * @default - no transition
+   */
+  readonly infrequentAccessAfterDays?: number;
+  /**
+   * Move objects to GLACIER_IR after this many days.
+   * @default - no transition
+   */
+  readonly glacierInstantRetrievalAfterDays?: number;
+}
+
+/**
+ * Where backups and binlogs live: a KMS key (the agent's data key wrapping) and a bucket that only
+ * speaks TLS, encrypts with that key, keeps versions, blocks public access and aborts multipart
+ * uploads that a failed agent left behind.
+ */
+export class BackupStorage extends Construct {
+  readonly key: kms.Key;
+  readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: BackupStorageProps = {}) {
+    super(scope, id);
+    if (
+      props.infrequentAccessAfterDays !== undefined &&
+      props.glacierInstantRetrievalAfterDays !== undefined &&
+      props.glacierInstantRetrievalAfterDays <= props.infrequentAccessAfterDays
+    ) {
+      throw new Error(
+        "glacierInstantRetrievalAfterDays must be later than infrequentAccessAfterDays; raise it or drop one transition",
+      );
+    }
+    this.key = new kms.Key(this, "Key", {
+      description: "Rewind backups and binlogs",
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const transitions: s3.Transition[] = [];
+    if (props.infrequentAccessAfterDays !== undefined) {
+      transitions.push({
+        storageClass: s3.StorageClass.INFREQUENT_ACCESS,
+        transitionAfter: Duration.days(props.infrequentAccessAfterDays),
+      });
+    }
+    if (props.glacierInstantRetrievalAfterDays !== undefined) {
+      transitions.push({
+        storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+        transitionAfter: Duration.days(props.glacierInstantRetrievalAfterDays),
+      });
+    }
+    this.bucket = new s3.Bucket(this, "Bucket", {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.key,
+      bucketKeyEnabled: true,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      ...(props.objectLockDays !== undefined
+        ? {
+            objectLockEnabled: true,
+            objectLockDefaultRetention: s3.ObjectLockRetention.compliance(
+              Duration.days(props.objectLockDays),
+            ),
+          }
+        : {}),
+      lifecycleRules: [
+        { id: "abort-incomplete-multipart-uploads", abortIncompleteMultipartUploadAfter: Duration.days(2) },
+        // Retention deletes current versions; old versions go after a grace period.
+        { id: "expire-noncurrent-versions", noncurrentVersionExpiration: Duration.days(7) },
+        ...(transitions.length > 0 ? [{ id: "storage-class-transitions", transitions }] : []),
+      ],
+    });
+  }
+}

@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { validateClusterName } from "../core/layout.js";
+
+/**
+ * The one config file a platform engineer edits (DESIGN §6), validated at synth with errors that
+ * name the field and the fix.
+ */
+const cron = z
+  .string()
+  .regex(
+    /^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$|^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$/,
+    "an EventBridge Scheduler expression such as cron(15 3 * * ? *) or rate(1 day)",
+  );
+
+export const RewindConfigSchema = z
+  .object({
+    clusters: z
+      .array(
+        z
+          .object({
+            name: z.string().superRefine((name, ctx) => {
+              const problem = validateClusterName(name);
+              if (problem) ctx.addIssue({ code: "custom", message: problem });
+            }),
+            engine: z.enum(["mariadb", "mysql"]),
+            /** Hosts are found by the tag rewind:cluster=<name>. */
+            sourcePolicy: z.enum(["primary", "replica", "prefer-replica"]).default("prefer-replica"),
+            maxReplicaLagSeconds: z.number().int().positive().default(300),
+          })
+          .strict(),
+      )
+      .min(1, "list at least one cluster"),
+    schedules: z
+      .object({
+        full: cron.default("cron(15 3 * * ? *)"),
+        /** Binlog shipping interval; the RPO is about this long. */
+        binlogIntervalMinutes: z.number().int().min(1).max(60).default(1),
+        drill: cron.default("cron(0 6 ? * SUN *)"),
+        timeZone: z.string().default("UTC"),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        fullBackups: z.number().int().min(1, "keep at least one full backup").default(7),
+        pitrDays: z.number().int().min(1).default(7),
+      })
+      .strict()
+      .prefault({}),
+    alarms: z
+      .object({
+        rpoMinutes: z.number().int().min(1).default(5),
+        notificationEmail: z.email().optional(),
+      })
+      .strict()
+      .prefault({}),
+    bucket: z
+      .object({
+        /** Object Lock in compliance mode, days; backups cannot be deleted early, even by root. */
+        objectLockDays: z.number().int().min(1).optional(),
+        /** Days after which backups move to STANDARD_IA / GLACIER_IR. */
+        infrequentAccessAfterDays: z.number().int().min(30).optional(),
+        glacierInstantRetrievalAfterDays: z.number().int().min(90).optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const names = config.clusters.map((cluster) => cluster.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate)
+      ctx.addIssue({ code: "custom", path: ["clusters"], message: `cluster "${duplicate}" is listed twice` });
+    const lock = config.bucket.objectLockDays;
+    if (lock !== undefined && lock < config.retention.pitrDays) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["bucket", "objectLockDays"],
+        message: `Object Lock (${lock} days) must cover the PITR window (retention.pitrDays = ${config.retention.pitrDays}); raise objectLockDays or lower pitrDays`,
+      });
+    }
+  });
+
+export type RewindConfig = z.infer<typeof RewindConfigSchema>;
+
+export function parseRewindConfig(raw: unknown, where: string): RewindConfig {
+  const result = RewindConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map(
+    (issue) => `${issue.path.join(".") || "(top level)"}: ${issue.message}`,
+  );
+  throw new Error(`Rewind config ${where} is invalid:\n  ${problems.join("\n  ")}`);
+}
+
+export function loadRewindConfig(file: string): RewindConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new Error(
+      `cannot read the Rewind config ${file}: ${(error as Error).message}; copy rewind.config.example.json to start`,
+    );
+  }
+  return parseRewindConfig(raw, file);
+}
