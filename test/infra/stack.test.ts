@@ -53,6 +53,32 @@ describe("the Rewind stack", () => {
     t.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
   });
 
+  it("gives each cluster's hosts only their own prefix and secrets, and no wildcard actions anywhere", () => {
+    const t = template({
+      clusters: [
+        { name: "orders", engine: "mariadb" },
+        { name: "billing", engine: "mysql" },
+      ],
+    });
+    const policies = t.findResources("AWS::IAM::ManagedPolicy");
+    expect(Object.keys(policies)).toHaveLength(2);
+    const text = JSON.stringify(policies);
+    expect(text).toContain("/orders/*");
+    expect(text).toContain("secret:rewind/orders/*");
+    expect(text).toContain("secret:rewind/billing/*");
+    type Statement = { Effect: string; Action: string | string[] };
+    type Resource = {
+      Properties?: { PolicyDocument?: { Statement: Statement[] }; KeyPolicy?: { Statement: Statement[] } };
+    };
+    for (const resource of Object.values(t.toJSON().Resources) as Resource[]) {
+      const statements = resource.Properties?.PolicyDocument?.Statement ?? [];
+      // A Deny of s3:* (the TLS-only bucket policy) narrows access; only Allows must be narrow.
+      for (const statement of statements.filter((candidate) => candidate.Effect === "Allow")) {
+        for (const action of [statement.Action].flat()) expect(action).not.toMatch(/(^\*$|:\*$)/);
+      }
+    }
+  });
+
   it("turns on Object Lock and storage-class transitions only when configured", () => {
     template().hasResourceProperties("AWS::S3::Bucket", { ObjectLockEnabled: Match.absent() });
     template({

@@ -1,0 +1,72 @@
+import { Aws } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
+import { Construct } from "constructs";
+
+export interface DatabaseHostPolicyProps {
+  readonly cluster: string;
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+  readonly agentAsset: s3assets.Asset;
+}
+
+/**
+ * What a cluster's database hosts may do, attached to their instance role: read the agent,
+ * read and write their own cluster's prefix, use the key, read their cluster's secrets, and
+ * report to Step Functions.
+ */
+export class DatabaseHostPolicy extends Construct {
+  readonly policy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: DatabaseHostPolicyProps) {
+    super(scope, id);
+    const prefix = `${props.cluster}/*`;
+    this.policy = new iam.ManagedPolicy(this, "Policy", {
+      description: `Rewind agent on the ${props.cluster} database hosts`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: "ReadAgent",
+          actions: ["s3:GetObject"],
+          resources: [props.agentAsset.bucket.arnForObjects(props.agentAsset.s3ObjectKey)],
+        }),
+        new iam.PolicyStatement({
+          sid: "ClusterObjects",
+          actions: [
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:GetObjectAttributes",
+          ],
+          resources: [props.bucket.arnForObjects(prefix)],
+        }),
+        new iam.PolicyStatement({
+          sid: "ListClusterPrefix",
+          actions: ["s3:ListBucket"],
+          resources: [props.bucket.bucketArn],
+          conditions: { StringLike: { "s3:prefix": [`${props.cluster}/`, prefix] } },
+        }),
+        new iam.PolicyStatement({
+          sid: "DataKeys",
+          actions: ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"],
+          resources: [props.key.keyArn],
+        }),
+        new iam.PolicyStatement({
+          sid: "ClusterSecrets",
+          actions: ["secretsmanager:GetSecretValue"],
+          resources: [
+            `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`,
+          ],
+        }),
+        // SendTask* support no resource-level permissions: the task token is the authorisation.
+        new iam.PolicyStatement({
+          sid: "ReportToStepFunctions",
+          actions: ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+          resources: ["*"],
+        }),
+      ],
+    });
+  }
+}
