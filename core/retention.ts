@@ -1,0 +1,103 @@
+import type { BinlogManifest } from "./binlog/manifest.js";
+import { binlogSequence } from "./binlog/manifest.js";
+import type { BackupManifest } from "./manifest.js";
+import { chainFrom, findGaps } from "./restorable-window.js";
+
+/**
+ * PITR-aware retention (DESIGN §8: retention must never delete binlogs a retained backup needs).
+ * Keep at least `fullBackups` full backups and every backup needed to reach any point of the last
+ * `pitrDays` days; never the newest full backup; and every binlog from the oldest kept backup's
+ * position on. A run that would break a rule deletes nothing and says why.
+ */
+export interface RetentionPolicy {
+  readonly fullBackups: number;
+  readonly pitrDays: number;
+  /** Objects younger than this cannot be deleted (S3 Object Lock, compliance mode). */
+  readonly objectLockDays?: number;
+}
+
+export interface RetentionDecision {
+  readonly keepBackups: string[];
+  readonly deleteBackups: string[];
+  /** `<source>/<file>` of binlogs no kept backup needs. */
+  readonly deleteBinlogs: string[];
+  /** Why nothing was deleted, when a rule would have been broken. */
+  readonly refused: string | null;
+  readonly notes: string[];
+}
+
+const DAY = 24 * 3600 * 1000;
+
+export function planRetention(
+  backups: readonly BackupManifest[],
+  binlogs: ReadonlyMap<string, readonly BinlogManifest[]>,
+  policy: RetentionPolicy,
+  now: Date,
+): RetentionDecision {
+  const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
+  const nothing = (refused: string | null, notes: string[] = []): RetentionDecision => ({
+    keepBackups: full.map((b) => b.backupId),
+    deleteBackups: [],
+    deleteBinlogs: [],
+    refused,
+    notes,
+  });
+  if (full.length === 0) return nothing(null, ["no complete full backup: nothing is deleted"]);
+
+  const windowStart = new Date(now.getTime() - policy.pitrDays * DAY).toISOString();
+  // The newest backup that is older than the window start can reach the window's first moment.
+  const anchorIndex = full.map((b) => b.endTime <= windowStart).lastIndexOf(true);
+  const byWindow = anchorIndex < 0 ? 0 : anchorIndex;
+  const byCount = Math.max(0, full.length - policy.fullBackups);
+  const firstKept = Math.min(byWindow, byCount);
+  const kept = full.slice(firstKept);
+  const candidates = full.slice(0, firstKept);
+
+  const notes: string[] = [];
+  const lockedUntil = (time: string) =>
+    policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
+  const deletable = candidates.filter((backup) => {
+    const until = lockedUntil(backup.endTime);
+    if (until && until > now) {
+      notes.push(`${backup.backupId} is under Object Lock until ${until.toISOString()}; kept`);
+      return false;
+    }
+    return true;
+  });
+
+  // Every kept backup must still reach the present through its binlogs; a gap means the window is
+  // already broken, and deleting older backups could remove the only way around it.
+  const retained = full.filter((backup) => kept.includes(backup) || !deletable.includes(backup));
+  const deleteBinlogs: string[] = [];
+  for (const [source, files] of binlogs) {
+    const sourceKept = retained.filter((backup) => backup.binlogSource === source);
+    if (sourceKept.length === 0) continue;
+    const oldest = sourceKept[0]!;
+    const chain = chainFrom(oldest, files);
+    if (!chain) {
+      return nothing(
+        `binlog ${oldest.binlog.file} after the oldest kept backup ${oldest.backupId} was never shipped from ${source}; deleting older backups now could lose the only restorable point. Ship the binlogs or take a new full backup`,
+      );
+    }
+    const gaps = findGaps(files.slice(files.indexOf(chain[0]!)));
+    if (gaps.length > 0) {
+      return nothing(
+        `the binlog chain of ${source} has a gap after ${gaps[0]!.after} (${gaps[0]!.reason}) inside the retained window; nothing is deleted until it is repaired or a new full backup covers it`,
+      );
+    }
+    const firstNeeded = binlogSequence(oldest.binlog.file);
+    for (const manifest of files) {
+      if (binlogSequence(manifest.file) >= firstNeeded) continue;
+      const until = lockedUntil(manifest.lastEventTime ?? manifest.shippedAt);
+      if (until && until > now) continue;
+      deleteBinlogs.push(`${source}/${manifest.file}`);
+    }
+  }
+  return {
+    keepBackups: retained.map((b) => b.backupId),
+    deleteBackups: deletable.map((b) => b.backupId),
+    deleteBinlogs,
+    refused: null,
+    notes,
+  };
+}
