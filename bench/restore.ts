@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../infra/bundle-agent.js";
-import { runAgent, setUpLocalAgent } from "../infra/local/agent.js";
+import { runAgent, setUpLocalAgent, writeRestoreTargetConfig } from "../infra/local/agent.js";
 import { MariaDbServer } from "../infra/local/mariadb-server.js";
 import { S3Server } from "../infra/local/s3-server.js";
 import { loadDataset } from "../infra/local/workload.js";
@@ -31,7 +31,6 @@ const { values } = parseArgs({
   },
 });
 const transactions = Number(values.transactions);
-const START_SCRIPT = path.resolve("infra/local/start-mariadbd.sh");
 const size = Number(values["size-mb"]);
 const root = path.resolve(".sandbox", "bench-restore");
 const bucket = "rewind-bench";
@@ -145,15 +144,10 @@ try {
       existingDatadir: path.join(root, `replay-${method}`, "data"),
       innodbBufferPoolMiB: 256,
     });
-    const config = JSON.parse(readFileSync(setup.configFile, "utf8"));
-    const targetConfig = path.join(root, `replay-${method}.json`);
-    writeFileSync(
-      targetConfig,
-      JSON.stringify({
-        ...config,
-        connection: { socket: target.socket },
-        server: { start: [START_SCRIPT, target.defaultsFile], stop: ["true"] },
-      }),
+    const targetConfig = writeRestoreTargetConfig(
+      setup.configFile,
+      target,
+      path.join(root, `replay-${method}.json`),
     );
     try {
       const run = await runAgent(bundle, [

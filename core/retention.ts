@@ -47,7 +47,7 @@ export function planRetention(
   const windowStart = new Date(now.getTime() - policy.pitrDays * DAY).toISOString();
   // The newest backup that is older than the window start can reach the window's first moment.
   const anchorIndex = full.map((b) => b.endTime <= windowStart).lastIndexOf(true);
-  const byWindow = anchorIndex < 0 ? 0 : anchorIndex;
+  const byWindow = Math.max(0, anchorIndex);
   const byCount = Math.max(0, full.length - policy.fullBackups);
   const firstKept = Math.min(byWindow, byCount);
   const kept = full.slice(firstKept);

@@ -51,7 +51,7 @@ export class AgentDocument extends Construct {
     const script = [
       "set -eu",
       `agent=/opt/rewind/${props.agentAsset.s3ObjectKey}`,
-      'set -- "$SSM_Command" --config ' + configPath,
+      `set -- "$SSM_Command" --config ${configPath}`,
       '[ -n "$SSM_Type" ] && set -- "$@" --type "$SSM_Type"',
       '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id "$SSM_BackupId"',
       '[ -n "$SSM_Until" ] && set -- "$@" --until "$SSM_Until"',

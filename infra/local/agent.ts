@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { MariaDbServer } from "./mariadb-server.js";
 
 /** The privileges mariabackup needs on MariaDB 10.11, and no more (DESIGN §4). */
@@ -64,6 +65,33 @@ export async function setUpLocalAgent(options: {
   const configFile = path.join(options.dir, "agent.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
   return { configFile, secretsFile, keyFile, config };
+}
+
+const START_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "start-mariadbd.sh");
+
+/**
+ * The agent config of a restore target on this machine: the source's config, pointed at the
+ * target's socket, with the sandbox's stand-ins for `systemctl start|stop mariadb`.
+ */
+export function writeRestoreTargetConfig(
+  sourceConfigFile: string,
+  target: MariaDbServer,
+  file: string,
+): string {
+  const config = JSON.parse(readFileSync(sourceConfigFile, "utf8"));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...config,
+      connection: { socket: target.socket },
+      server: {
+        start: [START_SCRIPT, target.defaultsFile],
+        stop: ["mariadb-admin", `--defaults-file=${target.defaultsFile}`, "-uroot", "shutdown"],
+      },
+    }),
+    { mode: 0o600 },
+  );
+  return file;
 }
 
 export interface AgentRun {

@@ -5,12 +5,11 @@
  * (DROP TABLE), and a point-in-time restore to the moment before it, proven row by row.
  * Exits non-zero if any proof fails.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../bundle-agent.js";
-import { runAgent, setUpLocalAgent } from "./agent.js";
+import { runAgent, setUpLocalAgent, writeRestoreTargetConfig } from "./agent.js";
 import { MariaDbServer } from "./mariadb-server.js";
 import { S3Server } from "./s3-server.js";
 import { gtidSequence, loadDataset, WORKLOAD_DB, WriteWorkload } from "./workload.js";
@@ -22,7 +21,6 @@ const sizeMb = Number(values["size-mb"]);
 const root = path.resolve(".sandbox", "demo");
 const bucket = "rewind-demo";
 const MiB = 1024 * 1024;
-const here = path.dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const step = (text: string) => console.log(`\n▶ ${text}`);
@@ -181,14 +179,10 @@ try {
     existingDatadir: path.join(root, "pitr", "data"),
   });
   servers.push(scratch);
-  const scratchConfig = path.join(root, "agent", "scratch.json");
-  writeFileSync(
-    scratchConfig,
-    JSON.stringify({
-      ...agentSetup.config,
-      connection: { socket: scratch.socket },
-      server: { start: [path.join(here, "start-mariadbd.sh"), scratch.defaultsFile], stop: ["true"] },
-    }),
+  const scratchConfig = writeRestoreTargetConfig(
+    agentSetup.configFile,
+    scratch,
+    path.join(root, "agent", "scratch.json"),
   );
   const plan = await agentOk(bundle, [
     "restore",

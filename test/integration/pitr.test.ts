@@ -1,11 +1,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
+import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../infra/local/agent.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { waitFor } from "../../infra/local/processes.js";
 import { S3Server } from "../../infra/local/s3-server.js";
@@ -15,7 +14,6 @@ import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
 process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
 
-const START_SCRIPT = path.resolve("infra/local/start-mariadbd.sh");
 const REPL = { user: "rewind_repl", password: "repl-Pa55'word" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,16 +48,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
       existingDatadir: `${scratch.dir}/${name}/data`,
     });
     restored.push(server);
-    const config = JSON.parse(readFileSync(configFile, "utf8"));
-    const targetConfig = `${scratch.dir}/${name}.json`;
-    writeFileSync(
-      targetConfig,
-      JSON.stringify({
-        ...config,
-        connection: { socket: server.socket },
-        server: { start: [START_SCRIPT, server.defaultsFile], stop: ["true"] },
-      }),
-    );
+    const targetConfig = writeRestoreTargetConfig(configFile, server, `${scratch.dir}/${name}.json`);
     return { server, targetConfig };
   }
 
