@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../infra/bundle-agent.js";
@@ -18,6 +18,7 @@ import { MariaDbServer } from "../infra/local/mariadb-server.js";
 import { S3Server } from "../infra/local/s3-server.js";
 import { loadDataset } from "../infra/local/workload.js";
 import { RssSampler } from "./rss.js";
+import { toolCredentialsFile } from "./tool-credentials.js";
 
 const { values } = parseArgs({
   options: { "size-mb": { type: "string", multiple: true, default: ["600", "1200"] } },
@@ -84,18 +85,9 @@ try {
         cluster: "bench",
         host: `db-${size}`,
       });
-      // Both pipelines read the same credentials file the agent would write for the tool.
-      const credentials = path.join(dir, "agent", "bench-client.cnf");
-      const [{ password }] = Object.values(JSON.parse(readFileSync(setup.secretsFile, "utf8"))) as [
-        { password: string },
-      ];
-      writeFileSync(
-        credentials,
-        `[client]\nuser=rewind_backup\npassword="${password}"\nsocket=${server.socket}\n`,
-        {
-          mode: 0o600,
-        },
-      );
+
+      // The baseline pipelines log in with the same option file the agent writes for the tool.
+      const credentials = toolCredentialsFile(setup, server, path.join(dir, "agent", "bench-client.cnf"));
       const mariabackup = (tmp: string) =>
         `mariabackup --defaults-extra-file=${credentials} --backup --stream=xbstream --datadir=${server.datadir} --target-dir=${tmp} --tmpdir=${tmp} --parallel=2`;
       const tmp = path.join(dir, "tmp");

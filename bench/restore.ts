@@ -15,7 +15,7 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../infra/bundle-agent.js";
@@ -23,6 +23,7 @@ import { runAgent, setUpLocalAgent, writeRestoreTargetConfig } from "../infra/lo
 import { MariaDbServer } from "../infra/local/mariadb-server.js";
 import { S3Server } from "../infra/local/s3-server.js";
 import { loadDataset } from "../infra/local/workload.js";
+import { toolCredentialsFile } from "./tool-credentials.js";
 
 const { values } = parseArgs({
   options: {
@@ -74,17 +75,8 @@ try {
     cluster: "bench",
     host: "db",
   });
-  const [{ password }] = Object.values(JSON.parse(readFileSync(setup.secretsFile, "utf8"))) as [
-    { password: string },
-  ];
-  const credentials = path.join(root, "agent", "bench-client.cnf");
-  writeFileSync(
-    credentials,
-    `[client]\nuser=rewind_backup\npassword="${password}"\nsocket=${server.socket}\n`,
-    {
-      mode: 0o600,
-    },
-  );
+  // The baseline pipelines log in with the same option file the agent writes for the tool.
+  const credentials = toolCredentialsFile(setup, server, path.join(root, "agent", "bench-client.cnf"));
   const tmp = path.join(root, "tmp");
   mkdirSync(tmp, { recursive: true });
   console.error("taking the two backups…");

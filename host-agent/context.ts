@@ -1,7 +1,8 @@
+import { ErrorNames, RewindError } from "../core/errors.js";
 import type { ClusterLocation } from "../core/layout.js";
 import type { AgentConfig } from "./config.js";
 import { withDefaultsFile } from "./defaults-file.js";
-import type { Engine } from "./engines/engine.js";
+import type { Engine, ServerIdentity } from "./engines/engine.js";
 import { engineFor } from "./engines/index.js";
 import { fetchCredentials } from "./secrets.js";
 import { SqlClient } from "./sql-client.js";
@@ -35,6 +36,22 @@ export async function asBackupUser<T>(
   return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
     use(file, new SqlClient(context.engine.tools.client, file)),
   );
+}
+
+/** The server's identity, refusing one without a binary log: `consequence` says what that breaks. */
+export async function readBinloggingServer(
+  engine: Engine,
+  sql: SqlClient,
+  consequence: string,
+): Promise<ServerIdentity> {
+  const identity = await engine.readServerIdentity(sql);
+  if (!identity.logBin) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      `binary logging is off on this server, so ${consequence}; enable log_bin and restart it`,
+    );
+  }
+  return identity;
 }
 
 /** Runs `use` as the user that replays binlogs: the restore secret, or root over the socket. */

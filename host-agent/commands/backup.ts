@@ -9,7 +9,7 @@ import { streamBackup } from "../backup/stream-backup.js";
 import { UnfinishedBackupRecord } from "../backup/unfinished.js";
 import { s3Client } from "../clients.js";
 import { partSize, segmentSize } from "../config.js";
-import { type AgentContext, asBackupUser } from "../context.js";
+import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
@@ -64,13 +64,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
       );
     }
     return await asBackupUser(context, async (defaultsFile, sql) => {
-      const identity = await engine.readServerIdentity(sql);
-      if (!identity.logBin) {
-        throw new RewindError(
-          ErrorNames.configInvalid,
-          "binary logging is off on this server, so no point-in-time restore is possible; enable log_bin and restart it",
-        );
-      }
+      const identity = await readBinloggingServer(engine, sql, "no point-in-time restore is possible");
       const replication = await engine.readReplication(sql);
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);

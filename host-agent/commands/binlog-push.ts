@@ -6,7 +6,7 @@ import { ENCRYPTION_SUITE } from "../../core/manifest.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
-import { type AgentContext, asBackupUser } from "../context.js";
+import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
@@ -55,13 +55,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
   }
   try {
     return await asBackupUser(context, async (_defaultsFile, sql) => {
-      const identity = await engine.readServerIdentity(sql);
-      if (!identity.logBin) {
-        throw new RewindError(
-          ErrorNames.configInvalid,
-          "binary logging is off on this server; there is nothing to ship",
-        );
-      }
+      const identity = await readBinloggingServer(engine, sql, "there is nothing to ship");
       if (flush) await sql.rows("FLUSH BINARY LOGS");
       const { basename } = await sql.row("SELECT @@log_bin_basename AS basename");
       const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);

@@ -6,7 +6,7 @@ import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { S3Server } from "../../infra/local/s3-server.js";
 import { gtidSequence, loadDataset, WORKLOAD_DB, WriteWorkload } from "../../infra/local/workload.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
-import { manifestOf, restoreToNewServer } from "./restore-helpers.js";
+import { manifestOf, restoreBackupInto, restoreToNewServer } from "./restore-helpers.js";
 
 describe("full backup of a live MariaDB restores", () => {
   const scratch = scratchDir("backup-restore");
@@ -42,8 +42,7 @@ describe("full backup of a live MariaDB restores", () => {
       "--segment-size-mib",
       "5",
     ]);
-  const restoreInto = (backupId: string, datadir: string) =>
-    agent(["restore", "--backup-id", backupId, "--datadir", datadir, "--no-start", "--config", configFile]);
+  const restoreInto = (backupId: string, datadir: string) => restoreBackupInto(configFile, backupId, datadir);
 
   afterAll(async () => {
     for (const server of restored) await server.destroy();
@@ -138,17 +137,7 @@ describe("full backup of a live MariaDB restores", () => {
     const datadir = `${scratch.dir}/replaced`;
     mkdirSync(datadir);
     writeFileSync(`${datadir}/ibdata1`, "the old server's data");
-    const run = await agent([
-      "restore",
-      "--backup-id",
-      backupId,
-      "--datadir",
-      datadir,
-      "--move-aside",
-      "--no-start",
-      "--config",
-      configFile,
-    ]);
+    const run = await restoreBackupInto(configFile, backupId, datadir, "--move-aside");
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     const movedAside = run.output?.result?.movedAside as string;
     expect(movedAside).toMatch(new RegExp(`^${datadir}\\.rewind-\\d{8}T\\d{6}\\d{3}Z$`));

@@ -20,6 +20,21 @@ export async function manifestOf(config: Record<string, unknown>, backupId: stri
   return readBackupManifest(client, bucket, { cluster: config.cluster as string }, backupId);
 }
 
+/** `rewind-agent restore --backup-id … --no-start`: a prepared datadir, nothing started. */
+export function restoreBackupInto(configFile: string, backupId: string, datadir: string, ...extra: string[]) {
+  return agent([
+    "restore",
+    "--backup-id",
+    backupId,
+    "--datadir",
+    datadir,
+    "--no-start",
+    ...extra,
+    "--config",
+    configFile,
+  ]);
+}
+
 /** `rewind-agent restore` (download → verify → decrypt → decompress → mbstream -x → prepare), then a server on it. */
 export async function restoreToNewServer(
   configFile: string,
@@ -28,16 +43,7 @@ export async function restoreToNewServer(
   serverId: number,
 ): Promise<{ server: MariaDbServer; binlogInfo: string }> {
   const datadir = path.join(baseDir, "restored");
-  const run = await agent([
-    "restore",
-    "--backup-id",
-    backupId,
-    "--datadir",
-    datadir,
-    "--no-start",
-    "--config",
-    configFile,
-  ]);
+  const run = await restoreBackupInto(configFile, backupId, datadir);
   if (run.exitCode !== 0) throw new Error(`restore failed: ${run.stderr.slice(-3000)}`);
   const binlogInfo = readFileSync(path.join(datadir, "xtrabackup_binlog_info"), "utf8");
   const server = await MariaDbServer.start({ baseDir, serverId, existingDatadir: datadir });
