@@ -221,10 +221,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     const tables: string[] = [];
     while (child.exitCode === null) {
       tables.push(execFileSync("ps", ["-eo", "args"]).toString());
-      const environ = existsSync(`/proc/${child.pid}/environ`)
-        ? readFileSync(`/proc/${child.pid}/environ`, "utf8")
-        : "";
-      tables.push(environ);
+      tables.push(environOf(child.pid));
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const run = await done;
@@ -242,6 +239,15 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     expect(readdirSync(path.join(scratch.dir, "agent", "state", "credentials"))).toEqual([]);
   });
 });
+
+/** The environment of a running process; empty when it has exited between two looks. */
+function environOf(pid: number | undefined): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8");
+  } catch {
+    return "";
+  }
+}
 
 function isZombie(pid: number): boolean {
   try {
