@@ -3,6 +3,7 @@ import { BINLOG_MANIFEST_FORMAT_VERSION, BinlogManifest } from "../../core/binlo
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
 import { ENCRYPTION_SUITE } from "../../core/manifest.js";
+import { listShippedBinlogs } from "../../core/store/catalog.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
@@ -10,7 +11,6 @@ import { type AgentContext, asBackupUser, readBinloggingServer } from "../contex
 import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
-import { listShippedBinlogs } from "../s3/catalog.js";
 import { putJson } from "../s3/put-json.js";
 import { AGENT_VERSION } from "../version.js";
 

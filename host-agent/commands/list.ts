@@ -1,7 +1,7 @@
 import { type RestorableWindow, restorableWindow } from "../../core/restorable-window.js";
+import { readCatalog } from "../../core/store/catalog.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
-import { readCatalog } from "../s3/catalog.js";
 
 export interface ListResult {
   readonly backups: {

@@ -8,6 +8,7 @@ import {
   type RestorePlan,
   type RestoreTarget,
 } from "../../core/restore-plan.js";
+import { readCatalog } from "../../core/store/catalog.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
@@ -17,7 +18,6 @@ import { log, Progress } from "../log.js";
 import { replayThroughApplier } from "../restore/applier.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
-import { readCatalog } from "../s3/catalog.js";
 import { fetchCredentials } from "../secrets.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";

@@ -1,9 +1,10 @@
 import { Writable } from "node:stream";
 import zlib from "node:zlib";
-import { GetObjectAttributesCommand, type GetObjectAttributesCommandOutput } from "@aws-sdk/client-s3";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
+import { readBackupManifest } from "../../core/store/backup-manifest.js";
+import { checkSegmentObjects } from "../../core/store/segment-check.js";
 import { XbstreamReader, type XbstreamSummary } from "../../core/xbstream.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
@@ -11,8 +12,6 @@ import { dataKeyring } from "../encryption.js";
 import { Progress } from "../log.js";
 import { decodeStream } from "../restore/decode.js";
 import { backupStream } from "../restore/download.js";
-import { readBackupManifest } from "../s3/manifests.js";
-import { compositeChecksum } from "../s3/segment-writer.js";
 
 export interface VerifyResult {
   readonly backupId: string;
@@ -25,56 +24,6 @@ export interface VerifyResult {
 }
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
-
-/** Compares each segment object's size, parts and part checksums in S3 with the manifest. */
-async function checkObjects(context: AgentContext, manifest: BackupManifest): Promise<string[]> {
-  const client = s3Client(context.config);
-  const problems: string[] = [];
-  for (const segment of manifest.segments) {
-    let attributes: GetObjectAttributesCommandOutput;
-    try {
-      attributes = await client.send(
-        new GetObjectAttributesCommand({
-          Bucket: context.config.bucket,
-          Key: segment.key,
-          ObjectAttributes: ["ObjectSize", "ObjectParts", "Checksum"],
-          MaxParts: 10_000,
-        }),
-      );
-    } catch (error) {
-      problems.push(
-        `${segment.key}: ${(error as { name?: string }).name === "NoSuchKey" ? "missing" : (error as Error).message}`,
-      );
-      continue;
-    }
-    if (attributes.ObjectSize !== segment.size) {
-      problems.push(`${segment.key}: size ${attributes.ObjectSize} in S3, ${segment.size} in the manifest`);
-    }
-    const expected = compositeChecksum(segment.parts);
-    const stored = attributes.Checksum?.ChecksumSHA256;
-    if (stored && stored !== expected)
-      problems.push(`${segment.key}: checksum ${stored} in S3, ${expected} from the manifest`);
-    const parts = attributes.ObjectParts?.Parts ?? [];
-    if (attributes.ObjectParts && attributes.ObjectParts.TotalPartsCount !== segment.parts.length) {
-      problems.push(
-        `${segment.key}: ${attributes.ObjectParts.TotalPartsCount} parts in S3, ${segment.parts.length} in the manifest`,
-      );
-    }
-    for (const part of parts) {
-      const recorded = segment.parts.find((p) => p.partNumber === part.PartNumber);
-      if (!recorded) continue;
-      if (part.Size !== recorded.size) {
-        problems.push(
-          `${segment.key} part ${part.PartNumber}: size ${part.Size} in S3, ${recorded.size} in the manifest`,
-        );
-      }
-      if (part.ChecksumSHA256 && part.ChecksumSHA256 !== recorded.checksumSha256) {
-        problems.push(`${segment.key} part ${part.PartNumber}: checksum differs from the manifest`);
-      }
-    }
-  }
-  return problems;
-}
 
 /** Downloads and re-hashes everything, decrypts it, and checks the zstd and xbstream framing. */
 async function checkContent(context: AgentContext, manifest: BackupManifest): Promise<XbstreamSummary> {
@@ -120,7 +69,7 @@ export async function verify(context: AgentContext, backupId: string, deep: bool
     context.location,
     backupId,
   );
-  const problems = await checkObjects(context, manifest);
+  const problems = await checkSegmentObjects(s3Client(context.config), context.config.bucket, manifest);
   let stream: XbstreamSummary | undefined;
   if (deep && problems.length === 0) {
     try {

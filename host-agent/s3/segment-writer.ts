@@ -8,6 +8,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import type { PartChecksum, SegmentRecord } from "../../core/manifest.js";
+import { compositeChecksum } from "../../core/store/segment-check.js";
 
 export interface SegmentWriterOptions {
   readonly client: S3Client;
@@ -29,12 +30,6 @@ interface OpenSegment {
   readonly hash: Hash;
   readonly parts: (PartChecksum & { etag: string })[];
   bytes: number;
-}
-
-/** base64 SHA-256 of the part digests, the way S3 computes a COMPOSITE multipart checksum. */
-export function compositeChecksum(parts: readonly PartChecksum[]): string {
-  const digests = parts.map((part) => Buffer.from(part.checksumSha256, "base64"));
-  return `${createHash("sha256").update(Buffer.concat(digests)).digest("base64")}-${parts.length}`;
 }
 
 /**

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { BackupManifest } from "../../core/manifest.js";
+import { readBackupManifest } from "../../core/store/backup-manifest.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { parseConfig } from "../../host-agent/config.js";
-import { readBackupManifest } from "../../host-agent/s3/manifests.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { agent } from "../support.js";
 

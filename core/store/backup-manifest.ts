@@ -1,7 +1,7 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { ErrorNames, RewindError } from "../../core/errors.js";
-import { backupManifestKey, type ClusterLocation } from "../../core/layout.js";
-import { type BackupManifest, parseBackupManifest } from "../../core/manifest.js";
+import { ErrorNames, RewindError } from "../errors.js";
+import { backupManifestKey, type ClusterLocation } from "../layout.js";
+import { type BackupManifest, parseBackupManifest } from "../manifest.js";
 
 export async function readBackupManifest(
   client: S3Client,

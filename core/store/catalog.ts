@@ -1,7 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { type BinlogManifest, binlogSequence, parseBinlogManifest } from "../../core/binlog/manifest.js";
-import { allBinlogsPrefix, backupsPrefix, binlogsPrefix, type ClusterLocation } from "../../core/layout.js";
-import { type BackupManifest, parseBackupManifest } from "../../core/manifest.js";
+import { type BinlogManifest, binlogSequence, parseBinlogManifest } from "../binlog/manifest.js";
+import { allBinlogsPrefix, backupsPrefix, binlogsPrefix, type ClusterLocation } from "../layout.js";
+import { type BackupManifest, parseBackupManifest } from "../manifest.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
 export interface Catalog {
