@@ -4,7 +4,7 @@ import {
   type GetObjectAttributesCommandOutput,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import type { BackupManifest, PartChecksum } from "../manifest.js";
+import type { PartChecksum, SegmentRecord } from "../manifest.js";
 
 /** S3's checksum of a multipart object: SHA-256 over the parts' binary SHA-256s, then "-<parts>". */
 export function compositeChecksum(parts: readonly PartChecksum[]): string {
@@ -13,16 +13,16 @@ export function compositeChecksum(parts: readonly PartChecksum[]): string {
 }
 
 /**
- * Compares each segment object's size, parts and part checksums in S3 with the manifest, without
+ * Compares each stored object's (a backup segment's, a binlog's) size, parts and part checksums in S3 with the manifest, without
  * downloading it. Returns one line per problem; none means the objects are as the backup left them.
  */
-export async function checkSegmentObjects(
+export async function checkStoredObjects(
   client: S3Client,
   bucket: string,
-  manifest: BackupManifest,
+  segments: readonly SegmentRecord[],
 ): Promise<string[]> {
   const problems: string[] = [];
-  for (const segment of manifest.segments) {
+  for (const segment of segments) {
     let attributes: GetObjectAttributesCommandOutput;
     try {
       attributes = await client.send(

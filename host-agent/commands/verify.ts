@@ -4,7 +4,7 @@ import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import { readBackupManifest } from "../../core/store/backup-manifest.js";
-import { checkSegmentObjects } from "../../core/store/segment-check.js";
+import { checkStoredObjects } from "../../core/store/segment-check.js";
 import { XbstreamReader, type XbstreamSummary } from "../../core/xbstream.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
@@ -69,7 +69,11 @@ export async function verify(context: AgentContext, backupId: string, deep: bool
     context.location,
     backupId,
   );
-  const problems = await checkSegmentObjects(s3Client(context.config), context.config.bucket, manifest);
+  const problems = await checkStoredObjects(
+    s3Client(context.config),
+    context.config.bucket,
+    manifest.segments,
+  );
   let stream: XbstreamSummary | undefined;
   if (deep && problems.length === 0) {
     try {

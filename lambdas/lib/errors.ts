@@ -1,0 +1,22 @@
+/**
+ * Errors the state machines match by name in Retry/Catch. Each message says what happened and
+ * what to do; Step Functions shows it as the cause in the console.
+ */
+export class InputInvalid extends Error {
+  override readonly name = "InputInvalid";
+}
+
+export class UnknownCluster extends Error {
+  override readonly name = "UnknownCluster";
+}
+
+export class NoEligibleSource extends Error {
+  override readonly name = "NoEligibleSource";
+}
+
+export class HostUnreachable extends Error {
+  override readonly name = "HostUnreachable";
+}
+
+/** Names thrown by core/ (RewindError) that the state machines also match. */
+export { ErrorNames } from "../../core/errors.js";

@@ -1,0 +1,98 @@
+import { z } from "zod";
+import { InputInvalid } from "./errors.js";
+
+/**
+ * The small JSON documents operators type into the Step Functions console (DESIGN §5), and the
+ * shapes the state machines pass between steps. Bad input fails fast with the field and the fix.
+ */
+const cluster = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "the cluster name from the Rewind config, such as orders");
+
+export const BackupInput = z
+  .object({
+    cluster,
+    type: z.literal("full", 'only full backups are supported so far; use "full"').default("full"),
+  })
+  .strict();
+export type BackupInput = z.infer<typeof BackupInput>;
+
+export const RestoreInput = z
+  .object({
+    cluster,
+    targetInstanceId: z
+      .string()
+      .regex(
+        /^(i|mi)-[0-9a-f]{8,17}$/,
+        "the EC2 instance id of the host to restore onto, such as i-0abc1234def567890",
+      ),
+    pointInTime: z
+      .string()
+      .regex(
+        /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/,
+        "an ISO 8601 time with a zone, such as 2026-11-21T10:15:00Z",
+      )
+      .optional(),
+    gtid: z
+      .string()
+      .regex(/^\d{1,10}-\d{1,10}-\d{1,20}$/, "a MariaDB GTID domain-server-sequence, such as 0-1-1042")
+      .optional(),
+    backupId: z
+      .string()
+      .regex(
+        /^\d{8}T\d{6}Z-(full|incremental)-[A-Za-z0-9._-]{1,100}$/,
+        "a backup id such as 20261121T031500Z-full-db1",
+      )
+      .optional(),
+    /** The newest point the shipped binlogs reach (restore drills). */
+    latest: z.literal(true).optional(),
+    mode: z.enum(["replace", "replica", "scratch"]).default("replace"),
+    datadir: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path such as /var/lib/mysql")
+      .default("/var/lib/mysql"),
+    /** `host:port` of the primary, for mode replica. */
+    primary: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]{1,253}:\d{1,5}$/, "host:port of the primary, such as 10.0.1.12:3306")
+      .optional(),
+    dryRun: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((input, ctx) => {
+    const targets = (["pointInTime", "gtid", "backupId", "latest"] as const).filter(
+      (key) => input[key] !== undefined,
+    );
+    if (targets.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message: `give exactly one of pointInTime, gtid, backupId or latest (got ${targets.length === 0 ? "none" : targets.join(", ")})`,
+      });
+    }
+    if (input.mode === "replica" && !input.primary) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["primary"],
+        message: 'mode "replica" needs "primary": "host:port"',
+      });
+    }
+  });
+export type RestoreInput = z.infer<typeof RestoreInput>;
+
+export const VerifyInput = z
+  .object({
+    cluster,
+    backupId: z.string().min(1),
+    /** `<source>/<file>` of binlogs to check as well (a restore plan's). */
+    binlogs: z.array(z.object({ source: z.string(), file: z.string() })).default([]),
+  })
+  .strict();
+export type VerifyInput = z.infer<typeof VerifyInput>;
+
+export function parseInput<T extends z.ZodType>(schema: T, event: unknown, what: string): z.infer<T> {
+  const result = schema.safeParse(event);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join(".") || "input"}: ${issue.message}`);
+  throw new InputInvalid(`the ${what} input is invalid: ${problems.join("; ")}`);
+}

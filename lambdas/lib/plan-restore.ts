@@ -1,0 +1,99 @@
+import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { type ClusterLocation, restorePrefix } from "../../core/layout.js";
+import { restorableWindow } from "../../core/restorable-window.js";
+import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
+import { type Catalog, readCatalog } from "../../core/store/catalog.js";
+import type { RestoreInput } from "./inputs.js";
+
+/** What the Restore state machine carries from planning to the agent (small: no manifests). */
+export interface PlannedRestore {
+  readonly restoreId: string;
+  readonly cluster: string;
+  readonly targetInstanceId: string;
+  readonly target: RestoreTarget;
+  readonly backupId: string;
+  readonly binlogSource: string;
+  readonly binlogs: { source: string; file: string }[];
+  /** The plan the agent reads: `restore --plan <planUri>`. */
+  readonly planUri: string;
+  readonly mode: RestoreInput["mode"];
+  readonly datadir: string;
+  /** Flags for the agent, in the document's allowed set. */
+  readonly agentFlags: string;
+  readonly replicaOf: string;
+  readonly dryRun: boolean;
+}
+
+/** The newest point the shipped binlogs reach from the newest full backup. */
+export function latestTarget(catalog: Catalog): RestoreTarget {
+  const newest = catalog.backups.filter((backup) => backup.type === "full").at(-1);
+  if (!newest) {
+    throw new RewindError(
+      ErrorNames.planRefused,
+      "there is no complete full backup to restore from; run the Backup state machine first",
+    );
+  }
+  const window = restorableWindow(
+    newest.binlogSource,
+    catalog.backups,
+    catalog.binlogs.get(newest.binlogSource) ?? [],
+  );
+  return window.to && window.to > newest.endTime
+    ? { kind: "time", time: window.to }
+    : { kind: "backup", backupId: newest.backupId };
+}
+
+function targetOf(input: RestoreInput, catalog: Catalog): RestoreTarget {
+  if (input.latest) return latestTarget(catalog);
+  if (input.backupId) return { kind: "backup", backupId: input.backupId };
+  if (input.gtid) return { kind: "gtid", gtid: input.gtid };
+  return { kind: "time", time: new Date(Date.parse(input.pointInTime!)).toISOString() };
+}
+
+/**
+ * Plans a restore from what S3 holds (the newest full backup before the target and the binlogs
+ * from its exact position), refusing with the reason when the target is outside the window or
+ * past a gap, and stores the plan under `restores/<restoreId>/plan.json` for the agent.
+ */
+export async function planClusterRestore(
+  client: S3Client,
+  bucket: string,
+  prefix: string | undefined,
+  input: RestoreInput,
+  restoreId: string,
+): Promise<PlannedRestore> {
+  const location: ClusterLocation = { prefix, cluster: input.cluster };
+  const catalog = await readCatalog(client, bucket, location);
+  const target = targetOf(input, catalog);
+  const plan = planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
+  const key = `${restorePrefix(location, restoreId)}plan.json`;
+  const flags = [
+    input.mode === "replace" ? "--move-aside" : "",
+    input.mode === "scratch" ? "--scratch" : "",
+  ].filter(Boolean);
+  const planned: PlannedRestore = {
+    restoreId,
+    cluster: input.cluster,
+    targetInstanceId: input.targetInstanceId,
+    target,
+    backupId: plan.backup.backupId,
+    binlogSource: plan.backup.binlogSource,
+    binlogs: plan.binlogs.map((binlog) => ({ source: plan.backup.binlogSource, file: binlog.file })),
+    planUri: `s3://${bucket}/${key}`,
+    mode: input.mode,
+    datadir: input.datadir,
+    agentFlags: flags.join(" "),
+    replicaOf: input.mode === "replica" ? input.primary! : "",
+    dryRun: input.dryRun,
+  };
+  await client.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: JSON.stringify({ ...planned, plannedAt: new Date().toISOString() }, null, 2),
+      ContentType: "application/json",
+    }),
+  );
+  return planned;
+}

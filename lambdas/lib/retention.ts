@@ -1,0 +1,91 @@
+import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  backupManifestKey,
+  binlogManifestKey,
+  binlogObjectKey,
+  type ClusterLocation,
+} from "../../core/layout.js";
+import { planRetention, type RetentionPolicy } from "../../core/retention.js";
+import { readCatalog } from "../../core/store/catalog.js";
+
+export interface RetentionReport {
+  readonly cluster: string;
+  readonly keptBackups: string[];
+  readonly deletedBackups: string[];
+  readonly deletedBinlogs: string[];
+  readonly deletedObjects: number;
+  /** Why nothing was deleted, when deleting would have broken a rule. */
+  readonly refused: string | null;
+  readonly notes: string[];
+}
+
+async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
+  for (let start = 0; start < keys.length; start += 1000) {
+    const batch = keys.slice(start, start + 1000);
+    const result = await client.send(
+      new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+      }),
+    );
+    if (result.Errors && result.Errors.length > 0) {
+      const first = result.Errors[0]!;
+      throw new Error(
+        `S3 refused to delete ${result.Errors.length} objects, first ${first.Key}: ${first.Code} ${first.Message}`,
+      );
+    }
+  }
+}
+
+/**
+ * Applies the PITR-aware retention policy of core/retention.ts to one cluster. A backup loses its
+ * manifest first, so an interrupted run leaves an incomplete backup (never restored, deleted on
+ * the next run), not a complete-looking one with missing segments.
+ */
+export async function applyRetention(
+  client: S3Client,
+  bucket: string,
+  prefix: string | undefined,
+  cluster: string,
+  policy: RetentionPolicy,
+  now: Date,
+): Promise<RetentionReport> {
+  const location: ClusterLocation = { prefix, cluster };
+  const catalog = await readCatalog(client, bucket, location);
+  const decision = planRetention(catalog.backups, catalog.binlogs, policy, now);
+  const report = {
+    cluster,
+    keptBackups: decision.keepBackups,
+    refused: decision.refused,
+    notes: decision.notes,
+  };
+  if (decision.refused) return { ...report, deletedBackups: [], deletedBinlogs: [], deletedObjects: 0 };
+  let deletedObjects = 0;
+  for (const backupId of decision.deleteBackups) {
+    const manifest = catalog.backups.find((backup) => backup.backupId === backupId)!;
+    await deleteKeys(client, bucket, [backupManifestKey(location, backupId)]);
+    await deleteKeys(
+      client,
+      bucket,
+      manifest.segments.map((segment) => segment.key),
+    );
+    deletedObjects += 1 + manifest.segments.length;
+  }
+  const binlogKeys = decision.deleteBinlogs.flatMap((sourceAndFile) => {
+    const [source, file] = [
+      sourceAndFile.slice(0, sourceAndFile.lastIndexOf("/")),
+      sourceAndFile.slice(sourceAndFile.lastIndexOf("/") + 1),
+    ];
+    return [binlogManifestKey(location, source, file), binlogObjectKey(location, source, file)];
+  });
+  await deleteKeys(client, bucket, binlogKeys);
+  deletedObjects += binlogKeys.length;
+  // Prefixes without a manifest are left alone: one may be a backup still running. The agent
+  // removes its own unfinished uploads on its next run.
+  return {
+    ...report,
+    deletedBackups: decision.deleteBackups,
+    deletedBinlogs: decision.deleteBinlogs,
+    deletedObjects,
+  };
+}

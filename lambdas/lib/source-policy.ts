@@ -1,0 +1,85 @@
+import { NoEligibleSource } from "./errors.js";
+import type { ClusterSettings } from "./settings.js";
+
+/** What one host's agent said to `status` (host-agent/commands/status.ts), or why it said nothing. */
+export interface HostStatus {
+  readonly instanceId: string;
+  readonly status?: {
+    readonly role: "primary" | "replica";
+    readonly readOnly: boolean;
+    readonly binlogSource: string;
+    readonly replication: {
+      readonly ioRunning: boolean;
+      readonly sqlRunning: boolean;
+      readonly lagSeconds: number | null;
+      readonly lastError: string | null;
+    } | null;
+  };
+  readonly problem?: string;
+}
+
+export interface SourceChoice {
+  readonly instanceId: string;
+  readonly role: "primary" | "replica";
+  readonly binlogSource: string;
+  readonly reason: string;
+}
+
+/** Why a replica may not be backed up, or undefined when it is healthy and close enough. */
+function replicaProblem(host: HostStatus, maxLag: number): string | undefined {
+  const replication = host.status?.replication;
+  if (!replication) return "no replication status";
+  if (replication.lastError) return `replication error: ${replication.lastError}`;
+  if (!replication.ioRunning || !replication.sqlRunning) return "replication is stopped";
+  if (replication.lagSeconds === null) return "lag unknown";
+  if (replication.lagSeconds > maxLag) return `${replication.lagSeconds}s behind (bound ${maxLag}s)`;
+  return undefined;
+}
+
+/**
+ * The source policy (DESIGN §5): `primary`, `replica` (a healthy replica within the lag bound, or
+ * fail), `prefer-replica` (such a replica, else the primary). Among replicas the least lagged wins.
+ */
+export function chooseSource(hosts: readonly HostStatus[], cluster: ClusterSettings): SourceChoice {
+  const answered = hosts.filter((host) => host.status);
+  const primaries = answered.filter((host) => host.status!.role === "primary" && !host.status!.readOnly);
+  const replicas = answered.filter((host) => host.status!.role === "replica");
+  const healthy = replicas
+    .filter((host) => replicaProblem(host, cluster.maxReplicaLagSeconds) === undefined)
+    .sort((a, b) => a.status!.replication!.lagSeconds! - b.status!.replication!.lagSeconds!);
+  const pick = (host: HostStatus, reason: string): SourceChoice => ({
+    instanceId: host.instanceId,
+    role: host.status!.role,
+    binlogSource: host.status!.binlogSource,
+    reason,
+  });
+  if (cluster.sourcePolicy !== "primary" && healthy[0]) {
+    const lag = healthy[0].status!.replication!.lagSeconds;
+    return pick(healthy[0], `healthy replica ${lag}s behind (policy ${cluster.sourcePolicy})`);
+  }
+  if (cluster.sourcePolicy !== "replica" && primaries.length === 1) {
+    return pick(
+      primaries[0]!,
+      `primary (policy ${cluster.sourcePolicy}${cluster.sourcePolicy === "prefer-replica" ? ", no healthy replica" : ""})`,
+    );
+  }
+  const seen = hosts
+    .map((host) => {
+      const what = host.problem
+        ? host.problem
+        : host.status!.role === "replica"
+          ? `replica, ${replicaProblem(host, cluster.maxReplicaLagSeconds) ?? "healthy"}`
+          : host.status!.readOnly
+            ? "primary but read_only"
+            : "primary";
+      return `${host.instanceId}: ${what}`;
+    })
+    .join("; ");
+  const why =
+    hosts.length === 0
+      ? `no managed instance is tagged rewind:cluster=${cluster.name} and online in SSM; tag the database hosts and check the SSM agent`
+      : primaries.length > 1
+        ? `more than one writable primary answered (${seen}); fix the topology before backing up`
+        : `policy ${cluster.sourcePolicy} found no eligible host (${seen})`;
+  throw new NoEligibleSource(`cluster ${cluster.name}: ${why}`);
+}

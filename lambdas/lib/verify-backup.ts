@@ -1,0 +1,56 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { binlogsPrefix } from "../../core/layout.js";
+import { readBackupManifest } from "../../core/store/backup-manifest.js";
+import { listShippedBinlogs } from "../../core/store/catalog.js";
+import { checkStoredObjects } from "../../core/store/segment-check.js";
+import type { VerifyInput } from "./inputs.js";
+
+export interface VerifyReport {
+  readonly backupId: string;
+  readonly segments: number;
+  readonly storedBytes: number;
+  readonly binlogs: number;
+  readonly verified: true;
+}
+
+/**
+ * Checks a backup's segment objects (and the binlogs a restore will replay) against their
+ * manifests: size, part count and every part's SHA-256, as S3 stored them. Any difference is a
+ * VerifyFailed naming the object; the backup must not be trusted until it is explained.
+ */
+export async function verifyBackup(
+  client: S3Client,
+  bucket: string,
+  prefix: string | undefined,
+  input: VerifyInput,
+): Promise<VerifyReport> {
+  const location = { prefix, cluster: input.cluster };
+  const manifest = await readBackupManifest(client, bucket, location, input.backupId);
+  const problems = await checkStoredObjects(client, bucket, manifest.segments);
+  const sources = [...new Set(input.binlogs.map((binlog) => binlog.source))];
+  for (const source of sources) {
+    const shipped = await listShippedBinlogs(client, bucket, location, source);
+    for (const wanted of input.binlogs.filter((binlog) => binlog.source === source)) {
+      const binlog = shipped.find((candidate) => candidate.file === wanted.file);
+      if (!binlog) {
+        problems.push(`${binlogsPrefix(location, source)}${wanted.file}: its manifest is missing`);
+        continue;
+      }
+      problems.push(...(await checkStoredObjects(client, bucket, [binlog.stored])));
+    }
+  }
+  if (problems.length > 0) {
+    throw new RewindError(
+      ErrorNames.verify,
+      `backup ${input.backupId} of ${input.cluster} does not match what S3 holds: ${problems.join("; ")}. Do not restore from it; take a new full backup and find out what changed the objects`,
+    );
+  }
+  return {
+    backupId: manifest.backupId,
+    segments: manifest.segments.length,
+    storedBytes: manifest.storedBytes,
+    binlogs: input.binlogs.length,
+    verified: true,
+  };
+}
