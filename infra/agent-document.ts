@@ -26,13 +26,19 @@ export const AGENT_DOCUMENT_PARAMETERS = {
     default: "",
   },
   Datadir: { pattern: "^(/[A-Za-z0-9._/-]{1,200})?$", default: "" },
-  Flags: { pattern: "^((--flush|--deep|--move-aside|--dry-run|--json)( |$)){0,5}$", default: "" },
+  /** A restore plan written by the plan-restore Lambda. */
+  Plan: { pattern: "^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,900})?$", default: "" },
+  /** `host:port` of the primary a restored server replicates from. */
+  ReplicaOf: { pattern: "^([A-Za-z0-9.-]{1,253}:[0-9]{1,5})?$", default: "" },
+  Flags: { pattern: "^((--flush|--deep|--move-aside|--scratch|--dry-run|--json)( |$)){0,6}$", default: "" },
   TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
 } as const;
 
 /** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
 export class AgentDocument extends Construct {
+  static readonly NAME = "Rewind-RunAgent";
   readonly document: ssm.CfnDocument;
+  readonly documentName = AgentDocument.NAME;
 
   constructor(scope: Construct, id: string, props: AgentDocumentProps) {
     super(scope, id);
@@ -56,13 +62,15 @@ export class AgentDocument extends Construct {
       '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id "$SSM_BackupId"',
       '[ -n "$SSM_Until" ] && set -- "$@" --until "$SSM_Until"',
       '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir "$SSM_Datadir"',
+      '[ -n "$SSM_Plan" ] && set -- "$@" --plan "$SSM_Plan"',
+      '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of "$SSM_ReplicaOf"',
       '[ -n "$SSM_TaskToken" ] && set -- "$@" --task-token "$SSM_TaskToken"',
       // The pattern allows only known flags separated by single spaces.
       'for flag in $SSM_Flags; do set -- "$@" "$flag"; done',
       'exec node "$agent" "$@"',
     ];
     this.document = new ssm.CfnDocument(this, "Document", {
-      name: "Rewind-RunAgent",
+      name: AgentDocument.NAME,
       documentType: "Command",
       documentFormat: "JSON",
       updateMethod: "NewVersion",

@@ -51,6 +51,13 @@ export const RewindConfigSchema = z
     alarms: z
       .object({
         rpoMinutes: z.number().int().min(1).default(5),
+        /** Alarm when no backup of a cluster succeeded for this long (the full schedule plus slack). */
+        hoursWithoutBackup: z
+          .number()
+          .int()
+          .min(1)
+          .max(168, "at most 168 hours (CloudWatch evaluates alarms over at most 7 days)")
+          .default(26),
         notificationEmail: z.email().optional(),
       })
       .strict()

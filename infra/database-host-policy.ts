@@ -1,6 +1,7 @@
 import { Aws } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import { Construct } from "constructs";
@@ -10,6 +11,8 @@ export interface DatabaseHostPolicyProps {
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
   readonly agentAsset: s3assets.Asset;
+  /** Where SSM writes the agent's output for scheduled runs. */
+  readonly agentLogs: logs.ILogGroup;
 }
 
 /**
@@ -59,6 +62,11 @@ export class DatabaseHostPolicy extends Construct {
           resources: [
             `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`,
           ],
+        }),
+        new iam.PolicyStatement({
+          sid: "AgentOutput",
+          actions: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+          resources: [props.agentLogs.logGroupArn],
         }),
         // SendTask* support no resource-level permissions: the task token is the authorisation.
         new iam.PolicyStatement({

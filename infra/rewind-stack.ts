@@ -2,9 +2,16 @@ import { Stack, type StackProps } from "aws-cdk-lib";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import type { Construct } from "constructs";
 import { AgentDocument } from "./agent-document.js";
+import { BackupStateMachine } from "./backup-state-machine.js";
 import { BackupStorage } from "./backup-storage.js";
+import { ClusterSecrets } from "./cluster-secrets.js";
 import type { RewindConfig } from "./config.js";
+import { ControlPlaneFunctions } from "./control-plane-functions.js";
 import { DatabaseHostPolicy } from "./database-host-policy.js";
+import { Monitoring } from "./monitoring.js";
+import { RestoreDrillStateMachine } from "./restore-drill-state-machine.js";
+import { RestoreStateMachine } from "./restore-state-machine.js";
+import { SCHEDULE_GROUP, Schedules } from "./schedules.js";
 
 export interface RewindStackProps extends StackProps {
   readonly config: RewindConfig;
@@ -12,26 +19,63 @@ export interface RewindStackProps extends StackProps {
   readonly agentBundle: string;
 }
 
-/** Everything one `cdk deploy` creates (DESIGN §6). So far: storage, the agent document, host policies. */
+/** Everything one `cdk deploy` creates (DESIGN §6). */
 export class RewindStack extends Stack {
   readonly storage: BackupStorage;
   readonly agentDocument: AgentDocument;
   /** One per cluster, for the instance role of that cluster's database hosts. */
   readonly hostPolicies: DatabaseHostPolicy[];
+  readonly functions: ControlPlaneFunctions;
+  readonly backup: BackupStateMachine;
+  readonly restore: RestoreStateMachine;
+  readonly drill: RestoreDrillStateMachine;
+  readonly schedules: Schedules;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: RewindStackProps) {
     super(scope, id, props);
-    this.storage = new BackupStorage(this, "Storage", props.config.bucket);
+    const { config } = props;
+    const clusters = config.clusters.map((cluster) => cluster.name);
+    this.storage = new BackupStorage(this, "Storage", config.bucket);
+    this.monitoring = new Monitoring(this, "Monitoring", { config });
     const agentAsset = new s3assets.Asset(this, "AgentBundle", { path: props.agentBundle });
     this.agentDocument = new AgentDocument(this, "AgentDocument", { agentAsset });
-    this.hostPolicies = props.config.clusters.map(
-      (cluster) =>
-        new DatabaseHostPolicy(this, `HostPolicy-${cluster.name}`, {
-          cluster: cluster.name,
-          bucket: this.storage.bucket,
-          key: this.storage.key,
-          agentAsset,
-        }),
+    const documentName = this.agentDocument.documentName;
+    this.hostPolicies = clusters.map((cluster) => {
+      new ClusterSecrets(this, `Secrets-${cluster}`, { cluster, key: this.storage.key });
+      return new DatabaseHostPolicy(this, `HostPolicy-${cluster}`, {
+        cluster,
+        bucket: this.storage.bucket,
+        key: this.storage.key,
+        agentAsset,
+        agentLogs: this.monitoring.agentLogs,
+      });
+    });
+    this.functions = new ControlPlaneFunctions(this, "Functions", {
+      config,
+      bucket: this.storage.bucket,
+      key: this.storage.key,
+      topic: this.monitoring.topic,
+      documentName,
+    });
+    const machines = { functions: this.functions, documentName, clusters };
+    this.backup = new BackupStateMachine(this, "Backup", machines);
+    this.restore = new RestoreStateMachine(this, "Restore", machines);
+    this.drill = new RestoreDrillStateMachine(this, "RestoreDrill", machines);
+    this.schedules = new Schedules(this, "Schedules", {
+      config,
+      backup: this.backup.stateMachine,
+      drill: this.drill.stateMachine,
+      documentName,
+      agentLogs: this.monitoring.agentLogs,
+    });
+    for (const cluster of clusters) this.monitoring.watchCluster(cluster);
+    this.monitoring.watchStateMachine("Backup", this.backup.stateMachine);
+    this.monitoring.watchStateMachine("Restore", this.restore.stateMachine);
+    this.monitoring.watchStateMachine("RestoreDrill", this.drill.stateMachine);
+    this.monitoring.watchSchedules(
+      SCHEDULE_GROUP,
+      this.schedules.deadLetters.metricApproximateNumberOfMessagesVisible(),
     );
   }
 }

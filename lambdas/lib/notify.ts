@@ -4,7 +4,8 @@ import { z } from "zod";
 /** What the state machines report at their end, success or failure. */
 export const Outcome = z.object({
   stateMachine: z.enum(["Backup", "Restore", "RestoreDrill"]),
-  cluster: z.string(),
+  /** The execution's input as the operator or the schedule gave it (it may be the bad input). */
+  input: z.unknown(),
   succeeded: z.boolean(),
   executionId: z.string().optional(),
   /** Present on failure: the States error and cause Step Functions caught. */
@@ -26,8 +27,14 @@ export function readableCause(cause: string | undefined): string {
   return cause;
 }
 
+/** The cluster named in the input, if it names one. */
+export function clusterOf(outcome: Outcome): string {
+  const cluster = (outcome.input as { cluster?: unknown } | null)?.cluster;
+  return typeof cluster === "string" && cluster.length > 0 ? cluster : "(no cluster in input)";
+}
+
 export function describeOutcome(outcome: Outcome): { subject: string; message: string } {
-  const what = `${outcome.stateMachine} of ${outcome.cluster}`;
+  const what = `${outcome.stateMachine} of ${clusterOf(outcome)}`;
   if (outcome.succeeded) {
     return {
       subject: `Rewind: ${what} succeeded`,
@@ -63,7 +70,7 @@ export async function publishOutcome(sns: SNSClient, topicArn: string, outcome: 
       Subject: subject,
       Message: message,
       MessageAttributes: {
-        cluster: { DataType: "String", StringValue: outcome.cluster },
+        cluster: { DataType: "String", StringValue: clusterOf(outcome) },
         outcome: { DataType: "String", StringValue: outcome.succeeded ? "succeeded" : "failed" },
       },
     }),

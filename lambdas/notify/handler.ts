@@ -1,6 +1,6 @@
 import { snsClient } from "../lib/clients.js";
 import { parseInput } from "../lib/inputs.js";
-import { Outcome, publishOutcome } from "../lib/notify.js";
+import { clusterOf, Outcome, publishOutcome } from "../lib/notify.js";
 import { logger, metrics } from "../lib/observability.js";
 import { readSettings } from "../lib/settings.js";
 
@@ -13,7 +13,7 @@ const settings = readSettings();
 export async function handler(event: unknown) {
   const outcome = parseInput(Outcome, event, "notify");
   const name = `${outcome.stateMachine === "RestoreDrill" ? "Drill" : outcome.stateMachine}${outcome.succeeded ? "Succeeded" : "Failed"}`;
-  metrics.addDimension("Cluster", outcome.cluster);
+  metrics.addDimension("Cluster", clusterOf(outcome));
   metrics.addMetric(name, "Count", 1);
   const storedBytes = outcome.detail?.storedBytes;
   if (outcome.succeeded && typeof storedBytes === "number")

@@ -1,0 +1,59 @@
+import { Aws, type Duration } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
+import type { Construct } from "constructs";
+
+export interface AgentTaskProps {
+  readonly documentName: string;
+  /** JSONPath to the instance id the command runs on. */
+  readonly instanceIdPath: string;
+  readonly comment: string;
+  /** Document parameters: a literal, or a JSONPath starting with `$` (each becomes a one-element list). */
+  readonly parameters: Record<string, string>;
+  /** The agent sends a heartbeat every minute (heartbeatSeconds); this long without one fails the task. */
+  readonly heartbeat: Duration;
+  readonly timeout: Duration;
+  readonly resultPath: string;
+  /** Cluster names the instances must be tagged with (rewind:cluster). */
+  readonly clusters: readonly string[];
+}
+
+/**
+ * One agent command on one host: ssm:sendCommand of Rewind-RunAgent with the task token as a
+ * document parameter; the agent reports SendTaskSuccess/Failure itself (results never travel
+ * through SSM's truncated output). Heartbeat and task timeouts catch a host that died or hangs.
+ */
+export function agentTask(scope: Construct, id: string, props: AgentTaskProps): tasks.CallAwsService {
+  const parameters: Record<string, unknown> = { Command: [props.parameters.Command ?? "status"] };
+  for (const [name, value] of Object.entries(props.parameters)) {
+    if (name === "Command") continue;
+    if (value.startsWith("$")) parameters[`${name}.$`] = `States.Array(${value})`;
+    else parameters[name] = [value];
+  }
+  parameters["TaskToken.$"] = "States.Array($$.Task.Token)";
+  return new tasks.CallAwsService(scope, id, {
+    comment: props.comment,
+    service: "ssm",
+    action: "sendCommand",
+    integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+    parameters: {
+      DocumentName: props.documentName,
+      InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt(props.instanceIdPath)),
+      Comment: props.comment,
+      TimeoutSeconds: Math.min(172_800, props.timeout.toSeconds()),
+      Parameters: parameters,
+    },
+    iamResources: [`arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/${props.documentName}`],
+    additionalIamStatements: [
+      new iam.PolicyStatement({
+        actions: ["ssm:SendCommand"],
+        resources: [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
+        conditions: { StringEquals: { "ssm:resourceTag/rewind:cluster": [...props.clusters] } },
+      }),
+    ],
+    heartbeatTimeout: sfn.Timeout.duration(props.heartbeat),
+    taskTimeout: sfn.Timeout.duration(props.timeout),
+    resultPath: props.resultPath,
+  });
+}

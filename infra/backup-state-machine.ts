@@ -1,0 +1,116 @@
+import { Duration } from "aws-cdk-lib";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+import { agentTask } from "./agent-task.js";
+import type { ControlPlaneFunctions } from "./control-plane-functions.js";
+import { failureTail, lambdaStep, onFailure, successTail } from "./state-machine-steps.js";
+
+export interface BackupStateMachineProps {
+  readonly functions: ControlPlaneFunctions;
+  readonly documentName: string;
+  readonly clusters: readonly string[];
+  /**
+   * How long the backup may go without a heartbeat from the agent (it sends one a minute).
+   * @default Duration.minutes(10)
+   */
+  readonly heartbeat?: Duration;
+  /**
+   * The longest a backup may run.
+   * @default Duration.hours(24)
+   */
+  readonly timeout?: Duration;
+}
+
+/**
+ * Backup (DESIGN §5): `{"cluster":"orders","type":"full"}` → select the source by policy → the
+ * agent streams the backup (task token) → verify against S3 → PITR-aware retention → metric.
+ * Any failure: SNS + Fail with the failing step's error name and cause.
+ */
+export class BackupStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: BackupStateMachineProps) {
+    super(scope, id);
+    const fns = props.functions;
+    const tail = failureTail(this, "Backup", fns.notify);
+
+    const select = lambdaStep(
+      this,
+      "SelectSource",
+      fns.selectSource,
+      sfn.TaskInput.fromJsonPathAt("$"),
+      "$",
+      "Validates the input, asks every host for its status, picks the source by policy",
+    );
+    onFailure(select, tail);
+
+    const backup = agentTask(this, "RunBackup", {
+      documentName: props.documentName,
+      clusters: props.clusters,
+      instanceIdPath: "$.source.instanceId",
+      comment: "rewind-agent backup on the chosen source",
+      parameters: { Command: "backup", Type: "$.type" },
+      heartbeat: props.heartbeat ?? Duration.minutes(10),
+      timeout: props.timeout ?? Duration.hours(24),
+      resultPath: "$.backup",
+    });
+    // Another backup or a restore holds the host's lock: wait for it rather than fail.
+    backup.addRetry({
+      errors: ["AgentBusy"],
+      interval: Duration.minutes(10),
+      maxAttempts: 3,
+      backoffRate: 1.5,
+    });
+    onFailure(backup, tail);
+
+    const verify = lambdaStep(
+      this,
+      "VerifyBackup",
+      fns.verify,
+      { "cluster.$": "$.cluster", "backupId.$": "$.backup.backupId" },
+      "$.verify",
+      "Checks every segment object's size and part checksums against the manifest",
+    );
+    onFailure(verify, tail);
+
+    const retention = lambdaStep(
+      this,
+      "ApplyRetention",
+      fns.retention,
+      { "cluster.$": "$.cluster" },
+      "$.retention",
+      "Deletes what no retained backup or the PITR window needs; deletes nothing and says why if a rule would break",
+    );
+    onFailure(retention, tail);
+
+    const done = successTail(
+      this,
+      "Backup",
+      fns.notify,
+      {
+        "backupId.$": "$.backup.backupId",
+        "storedBytes.$": "$.backup.storedBytes",
+        "seconds.$": "$.backup.seconds",
+        "source.$": "$.source",
+        "retention.$": "$.retention",
+      },
+      tail,
+    );
+
+    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
+      stateMachineName: "Rewind-Backup",
+      comment: "Rewind full backup of one cluster",
+      definitionBody: sfn.DefinitionBody.fromChainable(
+        select.next(backup).next(verify).next(retention).next(done),
+      ),
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+  }
+}

@@ -1,0 +1,42 @@
+import { RemovalPolicy } from "aws-cdk-lib";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+
+/** The database users of DESIGN §4; the agent reads `rewind/<cluster>/<user>`. */
+export const CLUSTER_USERS = ["root", "repl", "dba", "backup"] as const;
+
+export interface ClusterSecretsProps {
+  readonly cluster: string;
+  /** The key the hosts already use for backups; they decrypt their secrets with it. */
+  readonly key: kms.IKey;
+}
+
+/**
+ * One secret per cluster user, `{"username","password"}` with a generated password. Retained on
+ * stack deletion: the servers keep using these passwords.
+ */
+export class ClusterSecrets extends Construct {
+  readonly secrets: Record<(typeof CLUSTER_USERS)[number], secretsmanager.Secret>;
+
+  constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
+    super(scope, id);
+    const make = (user: (typeof CLUSTER_USERS)[number]) => {
+      const secret = new secretsmanager.Secret(this, user, {
+        secretName: `rewind/${props.cluster}/${user}`,
+        description: `MariaDB/MySQL user ${user} of cluster ${props.cluster} (Rewind)`,
+        encryptionKey: props.key,
+        removalPolicy: RemovalPolicy.RETAIN,
+        generateSecretString: {
+          secretStringTemplate: JSON.stringify({ username: user === "backup" ? "rewind_backup" : user }),
+          generateStringKey: "password",
+          passwordLength: 32,
+          // Characters that option files and shells treat specially.
+          excludeCharacters: "\"'`\\/@#;$ ",
+        },
+      });
+      return secret;
+    };
+    this.secrets = { root: make("root"), repl: make("repl"), dba: make("dba"), backup: make("backup") };
+  }
+}

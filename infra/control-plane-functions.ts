@@ -1,0 +1,160 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Aws, Duration } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import type * as sns from "aws-cdk-lib/aws-sns";
+import { Construct } from "constructs";
+import type { RewindConfig } from "./config.js";
+
+const LAMBDAS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../lambdas");
+
+export interface ControlPlaneFunctionsProps {
+  readonly config: RewindConfig;
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+  readonly topic: sns.ITopic;
+  /** Name of the Rewind-RunAgent document, for select-source's `status` calls. */
+  readonly documentName: string;
+}
+
+/**
+ * The five Lambdas of the control plane (DESIGN §2), each a thin handler in `lambdas/<name>/`,
+ * bundled by the local esbuild (no Docker) for Node 22 on ARM64, with only the access it needs.
+ */
+export class ControlPlaneFunctions extends Construct {
+  readonly selectSource: nodejs.NodejsFunction;
+  readonly verify: nodejs.NodejsFunction;
+  readonly planRestore: nodejs.NodejsFunction;
+  readonly retention: nodejs.NodejsFunction;
+  readonly notify: nodejs.NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: ControlPlaneFunctionsProps) {
+    super(scope, id);
+    const { config } = props;
+    const environment = {
+      REWIND_BUCKET: props.bucket.bucketName,
+      REWIND_CLUSTERS: JSON.stringify(
+        config.clusters.map(({ name, engine, sourcePolicy, maxReplicaLagSeconds }) => ({
+          name,
+          engine,
+          sourcePolicy,
+          maxReplicaLagSeconds,
+        })),
+      ),
+      REWIND_RETENTION: JSON.stringify({
+        fullBackups: config.retention.fullBackups,
+        pitrDays: config.retention.pitrDays,
+        ...(config.bucket.objectLockDays ? { objectLockDays: config.bucket.objectLockDays } : {}),
+      }),
+      REWIND_DOCUMENT_NAME: props.documentName,
+      REWIND_TOPIC_ARN: props.topic.topicArn,
+      POWERTOOLS_SERVICE_NAME: "rewind",
+      POWERTOOLS_METRICS_NAMESPACE: "Rewind",
+    };
+    const make = (name: string, description: string, timeout: Duration) => {
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.THREE_MONTHS });
+      // Its own role: no AWSLambdaBasicExecutionRole (which may write to any log group).
+      const role = new iam.Role(this, `${name}Role`, {
+        assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+        description: `Rewind ${name} Lambda`,
+      });
+      logGroup.grantWrite(role);
+      return new nodejs.NodejsFunction(this, name, {
+        entry: path.join(LAMBDAS, name.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase(), "handler.ts"),
+        handler: "handler",
+        description,
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 512,
+        timeout,
+        role,
+        environment,
+        logGroup,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        bundling: {
+          forceDockerBundling: false,
+          format: nodejs.OutputFormat.ESM,
+          target: "node22",
+          minify: true,
+          sourceMap: true,
+          // ESM bundles of CommonJS dependencies need a require().
+          banner:
+            "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        },
+      });
+    };
+    this.selectSource = make(
+      "SelectSource",
+      "Rewind: asks each host's agent for its status and picks the backup source",
+      Duration.minutes(2),
+    );
+    this.verify = make(
+      "Verify",
+      "Rewind: checks a backup's objects against its manifest in S3",
+      Duration.minutes(5),
+    );
+    this.planRestore = make(
+      "PlanRestore",
+      "Rewind: plans a restore from the backups and binlogs in S3",
+      Duration.minutes(2),
+    );
+    this.retention = make(
+      "Retention",
+      "Rewind: PITR-aware expiry of backups and binlogs",
+      Duration.minutes(10),
+    );
+    this.notify = make(
+      "Notify",
+      "Rewind: records the outcome of a run (metric) and tells the operators",
+      Duration.seconds(30),
+    );
+
+    const allow = (
+      fn: lambda.Function,
+      sid: string,
+      actions: string[],
+      resources: string[],
+      conditions?: Record<string, unknown>,
+    ) => fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
+    const objects = props.bucket.arnForObjects("*");
+    for (const fn of [this.verify, this.planRestore, this.retention]) {
+      allow(fn, "ListCatalog", ["s3:ListBucket"], [props.bucket.bucketArn]);
+      allow(fn, "ReadManifests", ["s3:GetObject", "s3:GetObjectAttributes"], [objects]);
+      // Objects are SSE-KMS: reading needs the key.
+      allow(fn, "DecryptObjects", ["kms:Decrypt"], [props.key.keyArn]);
+    }
+    allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
+    allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn]);
+    allow(this.retention, "ExpireObjects", ["s3:DeleteObject"], [objects]);
+    props.topic.grantPublish(this.notify);
+    // DescribeInstanceInformation and GetCommandInvocation have no resource-level permissions.
+    allow(
+      this.selectSource,
+      "FindClusterHosts",
+      ["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"],
+      ["*"],
+    );
+    allow(
+      this.selectSource,
+      "AskAgentStatus",
+      ["ssm:SendCommand"],
+      [`arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/${props.documentName}`],
+    );
+    allow(
+      this.selectSource,
+      "AskTaggedHosts",
+      ["ssm:SendCommand"],
+      [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
+      { StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) } },
+    );
+  }
+
+  get all(): nodejs.NodejsFunction[] {
+    return [this.selectSource, this.verify, this.planRestore, this.retention, this.notify];
+  }
+}

@@ -1,0 +1,196 @@
+import { Duration } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+import type { RewindConfig } from "./config.js";
+
+/** Metrics the notify Lambda emits (Powertools adds the `service` dimension). */
+function rewindMetric(name: string, cluster: string, statistic: string, period: Duration): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: "Rewind",
+    metricName: name,
+    dimensionsMap: { Cluster: cluster, service: "rewind" },
+    statistic,
+    period,
+  });
+}
+
+export interface MonitoringProps {
+  readonly config: RewindConfig;
+}
+
+/**
+ * The operators' topic, the log group binlog shipping writes its results to (a metric filter
+ * turns each run's lag into BinlogLagSeconds), and the dashboard. Alarms are added once the
+ * state machines and schedules exist.
+ */
+export class Monitoring extends Construct {
+  readonly topic: sns.Topic;
+  /** SSM writes binlog-push output here; hosts need write access. */
+  readonly agentLogs: logs.LogGroup;
+  readonly dashboard: cloudwatch.Dashboard;
+  private readonly alarmAction: actions.SnsAction;
+  private readonly config: RewindConfig;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    this.config = props.config;
+    const key = new kms.Key(this, "TopicKey", {
+      description: "Rewind notifications topic",
+      enableKeyRotation: true,
+    });
+    // CloudWatch alarms publish to an encrypted topic only when they may use its key.
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchAlarmsPublish",
+        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+        resources: ["*"],
+      }),
+    );
+    this.topic = new sns.Topic(this, "Topic", {
+      displayName: "Rewind backups and restores",
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (props.config.alarms.notificationEmail) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(props.config.alarms.notificationEmail));
+    }
+    this.alarmAction = new actions.SnsAction(this.topic);
+    this.agentLogs = new logs.LogGroup(this, "AgentLogs", { retention: logs.RetentionDays.ONE_MONTH });
+    // The agent's result line: {"ok":true,"command":"binlog-push","cluster":"orders","result":{"lagSeconds":…}}
+    new logs.MetricFilter(this, "BinlogLag", {
+      logGroup: this.agentLogs,
+      filterPattern: logs.FilterPattern.all(
+        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
+        logs.FilterPattern.exists("$.result.lagSeconds"),
+      ),
+      metricNamespace: "Rewind",
+      metricName: "BinlogLagSeconds",
+      metricValue: "$.result.lagSeconds",
+      dimensions: { Cluster: "$.cluster" },
+      unit: cloudwatch.Unit.SECONDS,
+    });
+    this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
+  }
+
+  private alarm(id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, id, props);
+    alarm.addAlarmAction(this.alarmAction);
+    return alarm;
+  }
+
+  /** Per cluster: no successful backup in time, binlog lag above the RPO, a failed drill. */
+  watchCluster(cluster: string): void {
+    const { alarms } = this.config;
+    const backups = rewindMetric("BackupSucceeded", cluster, "Sum", Duration.hours(1));
+    this.alarm(`NoRecentBackup-${cluster}`, {
+      alarmDescription: `No backup of ${cluster} succeeded in ${alarms.hoursWithoutBackup} hours: point-in-time restores grow longer and the window may break. Check the Rewind-Backup executions`,
+      metric: backups,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: alarms.hoursWithoutBackup,
+      datapointsToAlarm: alarms.hoursWithoutBackup,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    const lag = new cloudwatch.Metric({
+      namespace: "Rewind",
+      metricName: "BinlogLagSeconds",
+      dimensionsMap: { Cluster: cluster },
+      statistic: "Maximum",
+      period: Duration.minutes(Math.max(5, this.config.schedules.binlogIntervalMinutes * 2)),
+    });
+    this.alarm(`BinlogLag-${cluster}`, {
+      alarmDescription: `Binlogs of ${cluster} are shipped more than ${alarms.rpoMinutes} minutes late (or not at all): a restore now could lose that much. Check the binlog-push runs in SSM Run Command`,
+      metric: lag,
+      threshold: alarms.rpoMinutes * 60,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    const drillFailed = rewindMetric("DrillFailed", cluster, "Sum", Duration.hours(1));
+    this.alarm(`DrillFailed-${cluster}`, {
+      alarmDescription: `The restore drill of ${cluster} failed: the newest backup may not restore. Open the Rewind-RestoreDrill execution for the error`,
+      metric: drillFailed,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: `${cluster}: backups`,
+        left: [backups, rewindMetric("BackupBytes", cluster, "Maximum", Duration.hours(1))],
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${cluster}: binlog lag (s)`,
+        left: [lag],
+        leftAnnotations: [{ value: alarms.rpoMinutes * 60, label: "RPO" }],
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${cluster}: drills`,
+        left: [
+          rewindMetric("DrillSucceeded", cluster, "Sum", Duration.days(1)),
+          rewindMetric("DrillFailed", cluster, "Sum", Duration.days(1)),
+        ],
+      }),
+    );
+  }
+
+  /** Any failed execution of a state machine. */
+  watchStateMachine(name: string, stateMachine: sfn.StateMachine): void {
+    const failed = stateMachine.metricFailed({ period: Duration.minutes(5), statistic: "Sum" });
+    this.alarm(`ExecutionsFailed-${name}`, {
+      alarmDescription: `A ${name} execution failed; the SNS message and the execution's history say which step and why`,
+      metric: failed,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: `${name} executions`,
+        left: [stateMachine.metricSucceeded({ period: Duration.hours(1) }), failed],
+      }),
+    );
+  }
+
+  /** The schedules themselves: invocations that failed or were dropped, and the dead-letter queue. */
+  watchSchedules(groupName: string, deadLetters: cloudwatch.IMetric): void {
+    const targetErrors = new cloudwatch.Metric({
+      namespace: "AWS/Scheduler",
+      metricName: "TargetErrorCount",
+      dimensionsMap: { ScheduleGroup: groupName },
+      statistic: "Sum",
+      period: Duration.minutes(5),
+    });
+    this.alarm("ScheduleTargetErrors", {
+      alarmDescription:
+        "EventBridge Scheduler could not start a Rewind backup, drill or binlog shipping run; check the schedule's role and target",
+      metric: targetErrors,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarm("ScheduleDeadLetters", {
+      alarmDescription:
+        "Scheduled Rewind runs were given up on and sit in the dead-letter queue; read a message to see which and why",
+      metric: deadLetters,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: "Schedules", left: [targetErrors, deadLetters] }),
+    );
+  }
+}

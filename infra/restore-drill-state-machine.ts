@@ -1,0 +1,118 @@
+import { Duration } from "aws-cdk-lib";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+import { agentTask } from "./agent-task.js";
+import type { ControlPlaneFunctions } from "./control-plane-functions.js";
+import { failureTail, lambdaStep, onFailure, successTail } from "./state-machine-steps.js";
+
+export interface RestoreDrillStateMachineProps {
+  readonly functions: ControlPlaneFunctions;
+  readonly documentName: string;
+  readonly clusters: readonly string[];
+  /**
+   * Where the drill restores on the host: a scratch datadir, served by a throwaway server on
+   * its own port, removed when the drill is done.
+   * @default /var/tmp/rewind/drill
+   */
+  readonly scratchDatadir?: string;
+  /** @default Duration.hours(24) */
+  readonly timeout?: Duration;
+}
+
+/**
+ * RestoreDrill (DESIGN §2): proves every week that the newest backup restores. `{"cluster":"orders"}`
+ * → pick a host by the cluster's source policy → plan the latest point → verify → restore into a
+ * scratch datadir on its own port, replay, check, clean up → DrillSucceeded / DrillFailed.
+ */
+export class RestoreDrillStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: RestoreDrillStateMachineProps) {
+    super(scope, id);
+    const fns = props.functions;
+    const tail = failureTail(this, "RestoreDrill", fns.notify);
+
+    const select = lambdaStep(
+      this,
+      "SelectDrillHost",
+      fns.selectSource,
+      { "cluster.$": "$.cluster", type: "full" },
+      "$.selected",
+      "Picks the host to drill on by the cluster's source policy (a healthy replica first)",
+    );
+    onFailure(select, tail);
+
+    const plan = lambdaStep(
+      this,
+      "PlanDrill",
+      fns.planRestore,
+      {
+        input: {
+          "cluster.$": "$.cluster",
+          "targetInstanceId.$": "$.selected.source.instanceId",
+          latest: true,
+          mode: "scratch",
+          datadir: props.scratchDatadir ?? "/var/tmp/rewind/drill",
+        },
+        "restoreId.$": "$$.Execution.Name",
+      },
+      "$.plan",
+      "Plans a restore of the newest restorable point into a scratch datadir",
+    );
+    onFailure(plan, tail);
+
+    const verify = lambdaStep(
+      this,
+      "VerifyDrill",
+      fns.verify,
+      { "cluster.$": "$.plan.cluster", "backupId.$": "$.plan.backupId", "binlogs.$": "$.plan.binlogs" },
+      "$.verify",
+      "Checks the backup and binlogs against their manifests",
+    );
+    onFailure(verify, tail);
+
+    const drill = agentTask(this, "RunDrill", {
+      documentName: props.documentName,
+      clusters: props.clusters,
+      instanceIdPath: "$.plan.targetInstanceId",
+      comment: "rewind-agent restore --scratch: restore, replay, check, remove",
+      parameters: {
+        Command: "restore",
+        Plan: "$.plan.planUri",
+        Datadir: "$.plan.datadir",
+        Flags: "$.plan.agentFlags",
+      },
+      heartbeat: Duration.minutes(10),
+      timeout: props.timeout ?? Duration.hours(24),
+      resultPath: "$.restore",
+    });
+    onFailure(drill, tail);
+
+    const done = successTail(
+      this,
+      "RestoreDrill",
+      fns.notify,
+      {
+        "backupId.$": "$.plan.backupId",
+        "target.$": "$.plan.target",
+        "host.$": "$.plan.targetInstanceId",
+        "restore.$": "$.restore",
+      },
+      tail,
+    );
+
+    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
+      stateMachineName: "Rewind-RestoreDrill",
+      comment: "Rewind restore drill: the newest backup, restored and checked on a scratch datadir",
+      definitionBody: sfn.DefinitionBody.fromChainable(select.next(plan).next(verify).next(drill).next(done)),
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+  }
+}

@@ -1,0 +1,153 @@
+import { Duration } from "aws-cdk-lib";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+import { agentTask } from "./agent-task.js";
+import type { ControlPlaneFunctions } from "./control-plane-functions.js";
+import { failureTail, lambdaStep, onFailure, successTail } from "./state-machine-steps.js";
+
+export interface RestoreStateMachineProps {
+  readonly functions: ControlPlaneFunctions;
+  readonly documentName: string;
+  readonly clusters: readonly string[];
+  /**
+   * How long the restore may go without a heartbeat from the agent.
+   * @default Duration.minutes(10)
+   */
+  readonly heartbeat?: Duration;
+  /**
+   * The longest a restore may run (SSM allows 48 hours).
+   * @default Duration.hours(48)
+   */
+  readonly timeout?: Duration;
+}
+
+/**
+ * Restore (DESIGN §5), started by an on-call DBA from the console:
+ * `{"cluster":"orders","targetInstanceId":"i-…","pointInTime":"2026-11-21T10:15:00Z"}` (or gtid,
+ * backupId, latest; mode replace|replica|scratch; dryRun) → plan (refuses gaps) → verify the
+ * backup and binlogs in S3 → the agent restores and replays to the target → health check.
+ */
+export class RestoreStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: RestoreStateMachineProps) {
+    super(scope, id);
+    const fns = props.functions;
+    const tail = failureTail(this, "Restore", fns.notify);
+
+    const plan = lambdaStep(
+      this,
+      "PlanRestore",
+      fns.planRestore,
+      { "input.$": "$", "restoreId.$": "$$.Execution.Name" },
+      "$.plan",
+      "Validates the input and plans the restore: the full backup before the target and the binlogs from its position",
+    );
+    onFailure(plan, tail);
+
+    const planOnly = new sfn.Succeed(this, "PlanOnly", {
+      comment: "dryRun: the plan, nothing restored",
+      outputPath: "$.plan",
+    });
+
+    const verify = lambdaStep(
+      this,
+      "VerifyBackup",
+      fns.verify,
+      { "cluster.$": "$.plan.cluster", "backupId.$": "$.plan.backupId", "binlogs.$": "$.plan.binlogs" },
+      "$.verify",
+      "Checks the backup and every binlog of the plan against their manifests before any datadir is touched",
+    );
+    onFailure(verify, tail);
+
+    const restore = agentTask(this, "RunRestore", {
+      documentName: props.documentName,
+      clusters: props.clusters,
+      instanceIdPath: "$.plan.targetInstanceId",
+      comment: "rewind-agent restore --plan on the target host",
+      parameters: {
+        Command: "restore",
+        Plan: "$.plan.planUri",
+        Datadir: "$.plan.datadir",
+        Flags: "$.plan.agentFlags",
+        ReplicaOf: "$.plan.replicaOf",
+      },
+      heartbeat: props.heartbeat ?? Duration.minutes(10),
+      timeout: props.timeout ?? Duration.hours(48),
+      resultPath: "$.restore",
+    });
+    onFailure(restore, tail);
+
+    const health = agentTask(this, "HealthCheck", {
+      documentName: props.documentName,
+      clusters: props.clusters,
+      instanceIdPath: "$.plan.targetInstanceId",
+      comment: "rewind-agent status on the restored server",
+      parameters: { Command: "status" },
+      heartbeat: Duration.minutes(5),
+      timeout: Duration.minutes(15),
+      resultPath: "$.health",
+    });
+    onFailure(health, tail);
+
+    const replicationBroken = new sfn.Pass(this, "ReplicationNotRunning", {
+      comment: "mode replica, but the restored server does not replicate",
+      result: sfn.Result.fromObject({
+        Error: "ReplicationNotRunning",
+        Cause:
+          "The restore finished but the server is not replicating from the primary. The restored data is intact; check SHOW REPLICA STATUS on the target and start replication",
+      }),
+      resultPath: "$.error",
+    });
+    replicationBroken.next(tail);
+
+    const done = successTail(
+      this,
+      "Restore",
+      fns.notify,
+      {
+        "restoreId.$": "$.plan.restoreId",
+        "backupId.$": "$.plan.backupId",
+        "target.$": "$.plan.target",
+        "mode.$": "$.plan.mode",
+        "restore.$": "$.restore",
+      },
+      tail,
+    );
+
+    const checkReplication = new sfn.Choice(this, "ReplicaMode?")
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.stringEquals("$.plan.mode", "replica"),
+          sfn.Condition.not(sfn.Condition.stringEquals("$.health.role", "replica")),
+        ),
+        replicationBroken,
+      )
+      .otherwise(done);
+
+    // A scratch restore's server is gone once the agent has checked it; there is nothing to ask.
+    const afterRestore = new sfn.Choice(this, "ScratchMode?")
+      .when(sfn.Condition.stringEquals("$.plan.mode", "scratch"), done)
+      .otherwise(health.next(checkReplication));
+
+    const definition = plan.next(
+      new sfn.Choice(this, "DryRun?")
+        .when(sfn.Condition.booleanEquals("$.plan.dryRun", true), planOnly)
+        .otherwise(verify.next(restore).next(afterRestore)),
+    );
+
+    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
+      stateMachineName: "Rewind-Restore",
+      comment: "Rewind restore of one cluster to a time, a GTID or a backup",
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+  }
+}

@@ -1,0 +1,87 @@
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
+import type { Construct } from "constructs";
+
+export type StateMachineName = "Backup" | "Restore" | "RestoreDrill";
+
+/** A Lambda step whose result (the handler's return value) lands at `resultPath`. */
+export function lambdaStep(
+  scope: Construct,
+  id: string,
+  fn: lambda.IFunction,
+  payload: Record<string, unknown> | sfn.TaskInput,
+  resultPath: string,
+  comment: string,
+): tasks.LambdaInvoke {
+  return new tasks.LambdaInvoke(scope, id, {
+    lambdaFunction: fn,
+    payload: payload instanceof sfn.TaskInput ? payload : sfn.TaskInput.fromObject(payload),
+    payloadResponseOnly: true,
+    resultPath,
+    comment,
+  });
+}
+
+/**
+ * The end of a failed run: tell the operators (metric + SNS) and fail with the error name and
+ * cause of the step that failed, so the console shows what broke and what to do.
+ */
+export function failureTail(
+  scope: Construct,
+  machine: StateMachineName,
+  notify: lambda.IFunction,
+): sfn.IChainable {
+  const failed = new sfn.Fail(scope, "Failed", {
+    comment: "Fails with the error and cause of the step that failed",
+    errorPath: "$.error.Error",
+    causePath: "$.error.Cause",
+  });
+  const report = lambdaStep(
+    scope,
+    "NotifyFailure",
+    notify,
+    {
+      stateMachine: machine,
+      succeeded: false,
+      "input.$": "$$.Execution.Input",
+      "executionId.$": "$$.Execution.Id",
+      "error.$": "$.error",
+    },
+    "$.notified",
+    "Metric and SNS message about the failure",
+  );
+  // A failure to notify must not hide the original error.
+  report.addCatch(failed, { resultPath: "$.notifyError" });
+  return report.next(failed);
+}
+
+/** Catches every error of `step` into `$.error` and sends it to the failure tail. */
+export function onFailure(step: sfn.TaskStateBase, tail: sfn.IChainable): void {
+  step.addCatch(tail, { errors: [sfn.Errors.ALL], resultPath: "$.error" });
+}
+
+export function successTail(
+  scope: Construct,
+  machine: StateMachineName,
+  notify: lambda.IFunction,
+  detail: Record<string, unknown>,
+  tail: sfn.IChainable,
+): sfn.Chain {
+  const report = lambdaStep(
+    scope,
+    "NotifySuccess",
+    notify,
+    {
+      stateMachine: machine,
+      succeeded: true,
+      "input.$": "$$.Execution.Input",
+      "executionId.$": "$$.Execution.Id",
+      detail,
+    },
+    "$.notified",
+    "Metric (the alarms watch it) and, for restores, a message",
+  );
+  onFailure(report, tail);
+  return report.next(new sfn.Succeed(scope, "Succeeded"));
+}
