@@ -41,7 +41,9 @@ export function agentTask(scope: Construct, id: string, props: AgentTaskProps): 
       DocumentName: props.documentName,
       InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt(props.instanceIdPath)),
       Comment: props.comment,
-      TimeoutSeconds: Math.min(172_800, props.timeout.toSeconds()),
+      // How long SSM waits for the host to pick the command up; the run itself is bounded by the
+      // document's timeout and this task's heartbeat and timeout.
+      TimeoutSeconds: 600,
       Parameters: parameters,
     },
     iamResources: [`arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/${props.documentName}`],

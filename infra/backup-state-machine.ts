@@ -39,7 +39,7 @@ export class BackupStateMachine extends Construct {
       this,
       "SelectSource",
       fns.selectSource,
-      sfn.TaskInput.fromJsonPathAt("$"),
+      undefined,
       "$",
       "Validates the input, asks every host for its status, picks the source by policy",
     );

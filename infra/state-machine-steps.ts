@@ -10,15 +10,18 @@ export function lambdaStep(
   scope: Construct,
   id: string,
   fn: lambda.IFunction,
-  payload: Record<string, unknown> | sfn.TaskInput,
+  /** `undefined` passes the whole state input. */
+  payload: Record<string, unknown> | undefined,
   resultPath: string,
   comment: string,
 ): tasks.LambdaInvoke {
   return new tasks.LambdaInvoke(scope, id, {
     lambdaFunction: fn,
-    payload: payload instanceof sfn.TaskInput ? payload : sfn.TaskInput.fromObject(payload),
+    payload: payload ? sfn.TaskInput.fromObject(payload) : undefined,
     payloadResponseOnly: true,
-    resultPath,
+    // "$" is the default; leaving it out also keeps aws-local-stepfunctions (which stores a
+    // ResultPath of "$" under a key named "$") in step with Step Functions.
+    resultPath: resultPath === "$" ? undefined : resultPath,
     comment,
   });
 }

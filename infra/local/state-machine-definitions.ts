@@ -1,0 +1,86 @@
+/**
+ * The state machines as deployed: each `AWS::StepFunctions::StateMachine`'s DefinitionString from
+ * the synthesized template, with `Fn::Join`, `Ref`, `Fn::GetAtt` and pseudo parameters resolved to
+ * placeholder ARNs (DESIGN §5, local sandbox). Tests and the sandbox run exactly this ASL.
+ */
+export const PLACEHOLDER = { account: "123456789012", region: "us-east-1", partition: "aws" } as const;
+
+type Template = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+
+export interface AslDefinition {
+  readonly StartAt: string;
+  readonly States: Record<string, AslState>;
+  readonly Comment?: string;
+  readonly QueryLanguage?: string;
+}
+
+export interface AslState {
+  readonly Type: string;
+  readonly Resource?: string;
+  readonly Parameters?: Record<string, unknown>;
+  readonly HeartbeatSeconds?: number;
+  readonly TimeoutSeconds?: number;
+  readonly Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
+  readonly Catch?: { ErrorEquals: string[]; Next: string; ResultPath?: string }[];
+  readonly Next?: string;
+  readonly End?: boolean;
+  readonly [field: string]: unknown;
+}
+
+function placeholderFor(logicalId: string, template: Template, attribute?: string): string {
+  const resource = template.Resources[logicalId];
+  const { account, region, partition } = PLACEHOLDER;
+  switch (resource?.Type) {
+    case "AWS::Lambda::Function":
+      return `arn:${partition}:lambda:${region}:${account}:function:${logicalId}`;
+    case "AWS::SNS::Topic":
+      return `arn:${partition}:sns:${region}:${account}:${logicalId}`;
+    case "AWS::StepFunctions::StateMachine":
+      return `arn:${partition}:states:${region}:${account}:stateMachine:${logicalId}`;
+    case "AWS::S3::Bucket":
+      return attribute === "Arn"
+        ? `arn:${partition}:s3:::${logicalId.toLowerCase()}`
+        : logicalId.toLowerCase();
+    default:
+      return `${logicalId}${attribute ? `.${attribute}` : ""}`;
+  }
+}
+
+function resolve(value: unknown, template: Template): unknown {
+  if (typeof value === "string" || typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => resolve(item, template));
+  const entries = Object.entries(value);
+  if (entries.length === 1) {
+    const [[fn, args]] = entries as [[string, unknown]];
+    if (fn === "Ref") {
+      const ref = args as string;
+      if (ref === "AWS::AccountId") return PLACEHOLDER.account;
+      if (ref === "AWS::Region") return PLACEHOLDER.region;
+      if (ref === "AWS::Partition") return PLACEHOLDER.partition;
+      if (ref === "AWS::URLSuffix") return "amazonaws.com";
+      return placeholderFor(ref, template);
+    }
+    if (fn === "Fn::GetAtt") {
+      const [logicalId, attribute] = args as [string, string];
+      return placeholderFor(logicalId, template, attribute);
+    }
+    if (fn === "Fn::Join") {
+      const [separator, parts] = args as [string, unknown[]];
+      return parts.map((part) => resolve(part, template)).join(separator);
+    }
+  }
+  return Object.fromEntries(entries.map(([key, item]) => [key, resolve(item, template)]));
+}
+
+/** Every state machine of the template by its StateMachineName (`Rewind-Backup`, …). */
+export function stateMachineDefinitions(template: Template): Record<string, AslDefinition> {
+  const definitions: Record<string, AslDefinition> = {};
+  for (const [logicalId, resource] of Object.entries(template.Resources)) {
+    if (resource.Type !== "AWS::StepFunctions::StateMachine") continue;
+    const name = (resource.Properties?.StateMachineName as string | undefined) ?? logicalId;
+    const text = resolve(resource.Properties?.DefinitionString, template);
+    if (typeof text !== "string") throw new Error(`state machine ${name} has no DefinitionString`);
+    definitions[name] = JSON.parse(text) as AslDefinition;
+  }
+  return definitions;
+}

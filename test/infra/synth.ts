@@ -1,0 +1,25 @@
+import { writeFileSync } from "node:fs";
+import { App } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { parseRewindConfig } from "../../infra/config.js";
+import { RewindStack } from "../../infra/rewind-stack.js";
+import { scratchDir } from "../support.js";
+
+const scratch = scratchDir("infra");
+const agentBundle = `${scratch.dir}/rewind-agent.mjs`;
+writeFileSync(agentBundle, "// agent bundle stand-in for template tests\n");
+
+export const MINIMAL_CONFIG = { clusters: [{ name: "orders", engine: "mariadb" }] };
+
+/** A fresh stack from a raw config, as `cdk synth` would build it (Lambdas bundled by local esbuild). */
+export function synthStack(raw: unknown = MINIMAL_CONFIG): RewindStack {
+  return new RewindStack(new App(), "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
+}
+
+export function synthTemplate(raw: unknown = MINIMAL_CONFIG): Template {
+  return Template.fromStack(synthStack(raw));
+}
+
+export function removeSynthScratch(): void {
+  scratch.remove();
+}
