@@ -38,7 +38,7 @@ async function run(name: string, input: unknown, handlers: Record<string, Handle
       .map((state) => [
         state,
         async (taskInput: Record<string, unknown>) => {
-          (calls[state] ??= []).push(taskInput);
+          calls[state] = [...(calls[state] ?? []), taskInput];
           const handler = handlers[state];
           if (!handler) throw new Error(`state ${state} ran but the test gave it no stub`);
           return handler(taskInput);
@@ -146,7 +146,7 @@ describe("the state machines in the synthesized template", () => {
         expect(state.HeartbeatSeconds, `${name}.${stateName}`).toBeGreaterThan(0);
         expect(state.TimeoutSeconds, `${name}.${stateName}`).toBeGreaterThan(state.HeartbeatSeconds!);
         expect(state.Parameters?.DocumentName).toBe("Rewind-RunAgent");
-        expect((state.Parameters?.Parameters as Record<string, unknown>)["TaskToken.$"]).toBe(
+        expect((state.Parameters?.Parameters as Record<string, unknown> | undefined)?.["TaskToken.$"]).toBe(
           "States.Array($$.Task.Token)",
         );
       }
