@@ -1,0 +1,178 @@
+import { createHash } from "node:crypto";
+import {
+  DeleteObjectsCommand,
+  GetObjectAttributesCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { mockClient } from "aws-sdk-client-mock";
+import type { BinlogManifest } from "../../../core/binlog/manifest.js";
+import { backupManifestKey, binlogManifestKey, binlogObjectKey, segmentKey } from "../../../core/layout.js";
+import {
+  type BackupManifest,
+  ENCRYPTION_SUITE,
+  type EncryptionRecord,
+  type SegmentRecord,
+} from "../../../core/manifest.js";
+import { compositeChecksum } from "../../../core/store/segment-check.js";
+
+export const BUCKET = "rewind-backups";
+export const CLUSTER = "orders";
+export const SOURCE = "1-db1";
+const location = { cluster: CLUSTER };
+
+interface StoredObject {
+  body: string;
+  /** What S3 reports for a multipart object; tests change it to simulate damage. */
+  size: number;
+  parts?: SegmentRecord["parts"];
+}
+
+/**
+ * An in-memory bucket behind aws-sdk-client-mock: List/Get/GetObjectAttributes/Put/DeleteObjects
+ * answer from a Map, and every request stays inspectable for its shape.
+ */
+export function fakeBucket() {
+  const objects = new Map<string, StoredObject>();
+  const s3 = mockClient(S3Client);
+  s3.on(ListObjectsV2Command).callsFake((input) => {
+    const prefix = input.Prefix ?? "";
+    const keys = [...objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+    if (!input.Delimiter) return { Contents: keys.map((Key) => ({ Key })), IsTruncated: false };
+    const common = new Set<string>();
+    const contents: string[] = [];
+    for (const key of keys) {
+      const rest = key.slice(prefix.length);
+      const cut = rest.indexOf(input.Delimiter);
+      if (cut >= 0) common.add(prefix + rest.slice(0, cut + 1));
+      else contents.push(key);
+    }
+    return {
+      Contents: contents.map((Key) => ({ Key })),
+      CommonPrefixes: [...common].map((Prefix) => ({ Prefix })),
+      IsTruncated: false,
+    };
+  });
+  s3.on(GetObjectCommand).callsFake((input) => {
+    const object = objects.get(input.Key!);
+    if (!object) throw Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
+    // Rewind reads manifests with transformToString, the part of a response body it uses.
+    return { Body: { transformToString: async () => object.body } as never };
+  });
+  s3.on(GetObjectAttributesCommand).callsFake((input) => {
+    const object = objects.get(input.Key!);
+    if (!object) throw Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
+    return {
+      ObjectSize: object.size,
+      Checksum: object.parts ? { ChecksumSHA256: compositeChecksum(object.parts) } : undefined,
+      ObjectParts: object.parts
+        ? {
+            TotalPartsCount: object.parts.length,
+            Parts: object.parts.map((part) => ({
+              PartNumber: part.partNumber,
+              Size: part.size,
+              ChecksumSHA256: part.checksumSha256,
+            })),
+          }
+        : undefined,
+    };
+  });
+  s3.on(PutObjectCommand).callsFake((input) => {
+    const body = String(input.Body);
+    objects.set(input.Key!, { body, size: body.length });
+    return {};
+  });
+  s3.on(DeleteObjectsCommand).callsFake((input) => {
+    for (const { Key } of input.Delete?.Objects ?? []) objects.delete(Key!);
+    return { Deleted: input.Delete?.Objects };
+  });
+  return { s3, objects, client: new S3Client({ region: "us-east-1" }) };
+}
+
+const sha = (text: string) => createHash("sha256").update(text).digest();
+const day = (n: number) => `2026-11-${String(n).padStart(2, "0")}T03:30:00.000Z`;
+export const binlogFile = (n: number) => `mariadb-bin.${String(n).padStart(6, "0")}`;
+
+function storedObject(key: string, size: number): SegmentRecord {
+  const parts = [
+    { partNumber: 1, size: size - 10, checksumSha256: sha(`${key}#1`).toString("base64") },
+    { partNumber: 2, size: 10, checksumSha256: sha(`${key}#2`).toString("base64") },
+  ];
+  return { index: 0, key, size, sha256: sha(key).toString("hex"), partSize: size - 10, parts };
+}
+
+const encryption = {
+  suite: ENCRYPTION_SUITE,
+  frameLength: 1 << 20,
+  keyId: "raw-aes:rewind/test",
+  context: {},
+};
+
+/** A complete full backup taken on day d at position 100 of binlog d (GTID 0-1-(10d+3)). */
+export function putBackup(objects: Map<string, StoredObject>, d: number): BackupManifest {
+  const backupId = `202611${String(d).padStart(2, "0")}T033000Z-full-db1`;
+  const segment = storedObject(segmentKey(location, backupId, 0), 5000 + d);
+  const manifest: BackupManifest = {
+    formatVersion: 1,
+    cluster: CLUSTER,
+    backupId,
+    type: "full",
+    parentBackupId: null,
+    host: "db1",
+    engine: { name: "mariadb", version: "10.11.19-MariaDB" },
+    tool: { name: "mariabackup", version: "10.11.19" },
+    serverId: 1,
+    serverUuid: null,
+    binlogSource: SOURCE,
+    startTime: day(d).replace("03:30", "03:15"),
+    endTime: day(d),
+    binlog: { file: binlogFile(d), position: 100, gtidSet: `0-1-${10 * d + 3}` },
+    lsn: { fromLsn: "0", toLsn: "100", lastLsn: "100" },
+    rawBytes: 10_000,
+    storedBytes: segment.size,
+    storedSha256: sha(backupId).toString("hex"),
+    segments: [segment],
+    compression: { algorithm: "zstd", level: 3 },
+    encryption,
+    myCnf: "",
+    agentVersion: "0.1.0",
+  };
+  objects.set(segment.key, { body: "x".repeat(16), size: segment.size, parts: segment.parts });
+  objects.set(backupManifestKey(location, backupId), { body: JSON.stringify(manifest), size: 1 });
+  return manifest;
+}
+
+/** Binlog n: GTIDs 0-1-(10n+1 … 10n+10), events through 23:59 of day n. */
+export function putBinlog(objects: Map<string, StoredObject>, n: number): BinlogManifest {
+  const stored = storedObject(binlogObjectKey(location, SOURCE, binlogFile(n)), 2000 + n);
+  const manifest: BinlogManifest = {
+    formatVersion: 1,
+    cluster: CLUSTER,
+    source: SOURCE,
+    file: binlogFile(n),
+    previousFile: n > 1 ? binlogFile(n - 1) : null,
+    serverVersion: "10.11.19-MariaDB",
+    size: 4000,
+    sha256: sha(`binlog${n}`).toString("hex"),
+    firstEventTime: day(n).replace("03:30", "00:00"),
+    lastEventTime: day(n).replace("03:30", "23:59"),
+    gtidsBefore: `0-1-${10 * n}`,
+    firstGtid: `0-1-${10 * n + 1}`,
+    lastGtid: `0-1-${10 * n + 10}`,
+    transactions: 10,
+    stored,
+    storedSha256: sha(`stored${n}`).toString("hex"),
+    compression: { algorithm: "zstd", level: 3 },
+    encryption,
+    shippedAt: day(n + 1),
+    agentVersion: "0.1.0",
+  };
+  objects.set(stored.key, { body: "y".repeat(16), size: stored.size, parts: stored.parts });
+  objects.set(binlogManifestKey(location, SOURCE, binlogFile(n)), {
+    body: JSON.stringify(manifest),
+    size: 1,
+  });
+  return manifest;
+}

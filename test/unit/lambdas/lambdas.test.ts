@@ -1,0 +1,342 @@
+import { DeleteObjectsCommand, GetObjectAttributesCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import {
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backupManifestKey } from "../../../core/layout.js";
+import { askHostStatus, clusterInstances } from "../../../lambdas/lib/host-status.js";
+import { parseInput, RestoreInput } from "../../../lambdas/lib/inputs.js";
+import { publishOutcome } from "../../../lambdas/lib/notify.js";
+import { planClusterRestore } from "../../../lambdas/lib/plan-restore.js";
+import { applyRetention } from "../../../lambdas/lib/retention.js";
+import type { ClusterSettings } from "../../../lambdas/lib/settings.js";
+import { chooseSource, type HostStatus } from "../../../lambdas/lib/source-policy.js";
+import { verifyBackup } from "../../../lambdas/lib/verify-backup.js";
+import { BUCKET, binlogFile, CLUSTER, fakeBucket, putBackup, putBinlog, SOURCE } from "./fake-bucket.js";
+
+let bucket: ReturnType<typeof fakeBucket>;
+beforeEach(() => {
+  bucket = fakeBucket();
+});
+afterEach(() => bucket.s3.restore());
+
+const days = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("verify", () => {
+  it("passes a backup whose objects match the manifest, asking S3 for sizes and part checksums", async () => {
+    const backup = putBackup(bucket.objects, 3);
+    const report = await verifyBackup(bucket.client, BUCKET, undefined, {
+      cluster: CLUSTER,
+      backupId: backup.backupId,
+      binlogs: [],
+    });
+    expect(report).toMatchObject({ backupId: backup.backupId, segments: 1, verified: true });
+    expect(bucket.s3.commandCalls(GetObjectAttributesCommand)[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: backup.segments[0]!.key,
+      ObjectAttributes: ["ObjectSize", "ObjectParts", "Checksum"],
+      MaxParts: 10_000,
+    });
+  });
+
+  it("fails with VerifyFailed naming the object when a size or a part checksum differs", async () => {
+    const backup = putBackup(bucket.objects, 3);
+    const stored = bucket.objects.get(backup.segments[0]!.key)!;
+    stored.size -= 1;
+    const input = { cluster: CLUSTER, backupId: backup.backupId, binlogs: [] };
+    await expect(verifyBackup(bucket.client, BUCKET, undefined, input)).rejects.toMatchObject({
+      name: "VerifyFailed",
+      message: expect.stringContaining(
+        `${backup.segments[0]!.key}: size ${backup.segments[0]!.size - 1} in S3`,
+      ),
+    });
+    stored.size += 1;
+    stored.parts = stored.parts!.map((part, i) =>
+      i === 1 ? { ...part, checksumSha256: Buffer.alloc(32).toString("base64") } : part,
+    );
+    await expect(verifyBackup(bucket.client, BUCKET, undefined, input)).rejects.toMatchObject({
+      name: "VerifyFailed",
+      message: expect.stringContaining("part 2: checksum differs from the manifest"),
+    });
+  });
+
+  it("checks a plan's binlogs too, and names a missing one", async () => {
+    const backup = putBackup(bucket.objects, 3);
+    putBinlog(bucket.objects, 3);
+    const binlogs = [
+      { source: SOURCE, file: binlogFile(3) },
+      { source: SOURCE, file: binlogFile(4) },
+    ];
+    await expect(
+      verifyBackup(bucket.client, BUCKET, undefined, {
+        cluster: CLUSTER,
+        backupId: backup.backupId,
+        binlogs,
+      }),
+    ).rejects.toThrow(`${binlogFile(4)}: its manifest is missing`);
+  });
+
+  it("says a backup without a manifest does not exist or never completed", async () => {
+    const backup = putBackup(bucket.objects, 3);
+    bucket.objects.delete(backupManifestKey({ cluster: CLUSTER }, backup.backupId));
+    await expect(
+      verifyBackup(bucket.client, BUCKET, undefined, {
+        cluster: CLUSTER,
+        backupId: backup.backupId,
+        binlogs: [],
+      }),
+    ).rejects.toMatchObject({ name: "BackupNotFound" });
+  });
+});
+
+describe("plan-restore", () => {
+  const input = (fields: Record<string, unknown>) =>
+    parseInput(
+      RestoreInput,
+      { cluster: CLUSTER, targetInstanceId: "i-0abc1234def567890", ...fields },
+      "Restore",
+    );
+
+  it("picks the newest backup before the target and the binlogs from its position, and stores the plan", async () => {
+    for (const d of days(1, 5)) putBackup(bucket.objects, d);
+    for (const n of days(1, 6)) putBinlog(bucket.objects, n);
+    const planned = await planClusterRestore(
+      bucket.client,
+      BUCKET,
+      undefined,
+      input({ pointInTime: "2026-11-05T12:00:00Z" }),
+      "exec-1",
+    );
+    expect(planned).toMatchObject({
+      backupId: "20261105T033000Z-full-db1",
+      binlogs: [{ source: SOURCE, file: binlogFile(5) }],
+      planUri: `s3://${BUCKET}/orders/restores/exec-1/plan.json`,
+      agentFlags: "--move-aside",
+      datadir: "/var/lib/mysql",
+    });
+    const put = bucket.s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(put.Key).toBe("orders/restores/exec-1/plan.json");
+    expect(JSON.parse(String(put.Body)).target).toEqual({ kind: "time", time: "2026-11-05T12:00:00.000Z" });
+  });
+
+  it("plans the newest shipped point for latest (drills)", async () => {
+    for (const d of days(1, 3)) putBackup(bucket.objects, d);
+    for (const n of days(1, 4)) putBinlog(bucket.objects, n);
+    const planned = await planClusterRestore(
+      bucket.client,
+      BUCKET,
+      undefined,
+      input({ latest: true, mode: "scratch", datadir: "/var/tmp/rewind/drill" }),
+      "drill-1",
+    );
+    expect(planned.target).toEqual({ kind: "time", time: "2026-11-04T23:59:00.000Z" });
+    expect(planned.binlogs.map((binlog) => binlog.file)).toEqual([binlogFile(3), binlogFile(4)]);
+    expect(planned.agentFlags).toBe("--scratch");
+  });
+
+  it("refuses a target past a gap, names the missing file, and stores no plan", async () => {
+    for (const d of days(1, 3)) putBackup(bucket.objects, d);
+    for (const n of [1, 2, 3, 5, 6]) putBinlog(bucket.objects, n);
+    await expect(
+      planClusterRestore(
+        bucket.client,
+        BUCKET,
+        undefined,
+        input({ pointInTime: "2026-11-05T12:00:00Z" }),
+        "x",
+      ),
+    ).rejects.toMatchObject({ name: "RestorePlanRefused", message: expect.stringContaining("gap") });
+    expect(bucket.s3.commandCalls(PutObjectCommand)).toHaveLength(0);
+  });
+});
+
+describe("retention", () => {
+  const now = new Date("2026-11-20T12:00:00Z");
+
+  it("deletes backups outside the window (manifest first) and binlogs no kept backup needs", async () => {
+    for (const d of days(1, 20)) putBackup(bucket.objects, d);
+    for (const n of days(1, 20)) putBinlog(bucket.objects, n);
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 3, pitrDays: 7 },
+      now,
+    );
+    expect(report.refused).toBeNull();
+    expect(report.deletedBackups).toHaveLength(12);
+    expect(report.keptBackups[0]).toBe("20261113T033000Z-full-db1");
+    const deletes = bucket.s3
+      .commandCalls(DeleteObjectsCommand)
+      .map((call) => call.args[0].input.Delete!.Objects!);
+    // A backup loses its manifest before its segments: never a complete-looking backup with holes.
+    expect(deletes[0]!.map((o) => o.Key)).toEqual(["orders/backups/20261101T033000Z-full-db1/manifest.json"]);
+    expect(deletes[1]!.map((o) => o.Key)).toEqual([
+      "orders/backups/20261101T033000Z-full-db1/stream.000.enc",
+    ]);
+    expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(12)))).toEqual([]);
+    expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(13)))).toHaveLength(2);
+  });
+
+  it("deletes nothing across a gap in the retained window and says why", async () => {
+    for (const d of days(1, 20)) putBackup(bucket.objects, d);
+    for (const n of days(1, 20).filter((n) => n !== 16)) putBinlog(bucket.objects, n);
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 3, pitrDays: 7 },
+      now,
+    );
+    expect(report.refused).toMatch(/gap after mariadb-bin.000015/);
+    expect(report.deletedObjects).toBe(0);
+    expect(bucket.s3.commandCalls(DeleteObjectsCommand)).toHaveLength(0);
+  });
+
+  it("never deletes the only full backup", async () => {
+    putBackup(bucket.objects, 1);
+    putBinlog(bucket.objects, 1);
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 1, pitrDays: 1 },
+      now,
+    );
+    expect(report.deletedBackups).toEqual([]);
+    expect(
+      bucket.s3.commandCalls(DeleteObjectsCommand).flatMap((c) => c.args[0].input.Delete!.Objects!),
+    ).toEqual([]);
+  });
+});
+
+describe("select-source", () => {
+  const cluster: ClusterSettings = {
+    name: CLUSTER,
+    engine: "mariadb",
+    sourcePolicy: "prefer-replica",
+    maxReplicaLagSeconds: 60,
+  };
+  const primary: HostStatus = {
+    instanceId: "i-01",
+    status: { role: "primary", readOnly: false, binlogSource: "1-db1", replication: null },
+  };
+  const replica = (
+    instanceId: string,
+    lagSeconds: number | null,
+    lastError: string | null = null,
+  ): HostStatus => ({
+    instanceId,
+    status: {
+      role: "replica",
+      readOnly: true,
+      binlogSource: `${instanceId}-src`,
+      replication: { ioRunning: true, sqlRunning: lastError === null, lagSeconds, lastError },
+    },
+  });
+
+  it("prefers the least lagged healthy replica, falls back to the primary, and obeys primary-only", () => {
+    expect(chooseSource([primary, replica("i-02", 30), replica("i-03", 5)], cluster).instanceId).toBe("i-03");
+    const fallback = chooseSource(
+      [primary, replica("i-02", 300), replica("i-03", null, "Duplicate entry")],
+      cluster,
+    );
+    expect(fallback).toMatchObject({ instanceId: "i-01", role: "primary" });
+    expect(
+      chooseSource([primary, replica("i-03", 5)], { ...cluster, sourcePolicy: "primary" }).instanceId,
+    ).toBe("i-01");
+  });
+
+  it("explains why no host qualifies", () => {
+    expect(() =>
+      chooseSource([primary, replica("i-02", 300), { instanceId: "i-04", problem: "no answer within 90s" }], {
+        ...cluster,
+        sourcePolicy: "replica",
+      }),
+    ).toThrow(
+      /policy replica found no eligible host \(i-01: primary; i-02: replica, 300s behind \(bound 60s\); i-04: no answer within 90s\)/,
+    );
+    expect(() => chooseSource([], cluster)).toThrow(/no managed instance is tagged rewind:cluster=orders/);
+    expect(() =>
+      chooseSource([primary, { ...primary, instanceId: "i-09" }], { ...cluster, sourcePolicy: "primary" }),
+    ).toThrow(/more than one writable primary/);
+  });
+
+  it("finds the tagged hosts and asks their agents for status through Rewind-RunAgent", async () => {
+    const ssm = mockClient(SSMClient);
+    ssm.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [{ InstanceId: "i-02" }, { InstanceId: "i-01" }],
+    });
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+    ssm
+      .on(GetCommandInvocationCommand, { InstanceId: "i-01" })
+      .resolvesOnce({ Status: "InProgress" })
+      .resolves({
+        Status: "Success",
+        StandardOutputContent: `${JSON.stringify({ ok: true, command: "status", result: primary.status })}\n`,
+      });
+    ssm.on(GetCommandInvocationCommand, { InstanceId: "i-02" }).resolves({
+      Status: "Failed",
+      StandardOutputContent: `${JSON.stringify({ ok: false, error: { name: "CredentialsRejected", message: "Access denied for rewind_backup" } })}\n`,
+    });
+    const client = new SSMClient({ region: "us-east-1" });
+    const ids = await clusterInstances(client, CLUSTER);
+    expect(ids).toEqual(["i-01", "i-02"]);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)[0]!.args[0].input.Filters).toEqual([
+      { Key: "tag:rewind:cluster", Values: [CLUSTER] },
+      { Key: "PingStatus", Values: ["Online"] },
+    ]);
+    const hosts = await askHostStatus(client, ids, {
+      documentName: "Rewind-RunAgent",
+      timeoutSeconds: 5,
+      pollMilliseconds: 1,
+    });
+    expect(ssm.commandCalls(SendCommandCommand)[0]!.args[0].input).toMatchObject({
+      DocumentName: "Rewind-RunAgent",
+      InstanceIds: ["i-01", "i-02"],
+      Parameters: { Command: ["status"] },
+    });
+    expect(hosts[0]).toEqual(primary);
+    expect(hosts[1]).toEqual({
+      instanceId: "i-02",
+      problem: "agent status Failed (CredentialsRejected: Access denied for rewind_backup)",
+    });
+    ssm.restore();
+  });
+});
+
+describe("notify", () => {
+  it("publishes a failure with the error name in the subject and the readable cause in the body", async () => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).resolves({ MessageId: "m-1" });
+    await publishOutcome(
+      new SNSClient({ region: "us-east-1" }),
+      "arn:aws:sns:us-east-1:123456789012:rewind",
+      {
+        stateMachine: "Backup",
+        input: { cluster: CLUSTER, type: "full" },
+        succeeded: false,
+        executionId: "arn:aws:states:us-east-1:123456789012:execution:Rewind-Backup:abc",
+        error: {
+          Error: "VerifyFailed",
+          Cause: JSON.stringify({ errorType: "VerifyFailed", errorMessage: "stream.000.enc: missing" }),
+        },
+      },
+    );
+    const publish = sns.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(publish.TopicArn).toBe("arn:aws:sns:us-east-1:123456789012:rewind");
+    expect(publish.Subject).toBe("Rewind: Backup of orders FAILED (VerifyFailed)");
+    expect(publish.Message).toContain("stream.000.enc: missing");
+    expect(publish.Message).toContain("execution:Rewind-Backup:abc");
+    expect(publish.MessageAttributes?.cluster).toEqual({ DataType: "String", StringValue: CLUSTER });
+    sns.restore();
+  });
+});
