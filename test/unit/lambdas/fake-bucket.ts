@@ -103,7 +103,7 @@ function storedObject(key: string, size: number): SegmentRecord {
   return { index: 0, key, size, sha256: sha(key).toString("hex"), partSize: size - 10, parts };
 }
 
-const encryption = {
+const encryption: EncryptionRecord = {
   suite: ENCRYPTION_SUITE,
   frameLength: 1 << 20,
   keyId: "raw-aes:rewind/test",
