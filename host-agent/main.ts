@@ -31,7 +31,10 @@ commands:
                                        prepared datadir of a backup for you to start;
                                        --replica-of HOST:PORT then replicates from that primary (GTID);
                                        --replay client replays with mariadb-binlog | mariadb instead of
-                                       the server's parallel replication applier
+                                       the server's parallel replication applier;
+                                       --scratch restores into an empty DIR, starts a private server on it
+                                       (socket only, not the host's server), replays and checks, then
+                                       stops it and removes DIR (restore drills)
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -76,6 +79,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         moveAside: flags["move-aside"] === true,
         dryRun: flags["dry-run"] === true,
         noStart: flags["no-start"] === true,
+        scratch: flags.scratch === true,
         ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
         replay: replayMethod(flags.replay),
       });
@@ -110,6 +114,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "move-aside": { type: "boolean" },
       "dry-run": { type: "boolean" },
       "no-start": { type: "boolean" },
+      scratch: { type: "boolean" },
       "replica-of": { type: "string" },
       replay: { type: "string" },
       deep: { type: "boolean" },
@@ -169,7 +174,8 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const result = await dispatch(command, flags, context);
       await reporter?.succeed(result);
-      process.stdout.write(`${JSON.stringify({ ok: true, command, result })}\n`);
+      // The cluster lets a metric filter on the SSM output log group dimension the binlog lag.
+      process.stdout.write(`${JSON.stringify({ ok: true, command, cluster: config.cluster, result })}\n`);
       return 0;
     } finally {
       stopBeating?.();

@@ -18,6 +18,7 @@ import { log, Progress } from "../log.js";
 import { replayThroughApplier } from "../restore/applier.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
+import { startPrivateServer } from "../restore/private-server.js";
 import { fetchCredentials } from "../secrets.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
@@ -32,6 +33,11 @@ export interface RestoreOptions {
   readonly dryRun: boolean;
   /** Leave the prepared datadir for someone else to start (no replay possible then). */
   readonly noStart: boolean;
+  /**
+   * Restore into an empty scratch datadir served by a private server (not `server.start`), check
+   * it, then stop that server and remove the datadir: a restore drill that leaves nothing behind.
+   */
+  readonly scratch?: boolean;
   /** `host:port` of the primary to replicate from once restored. */
   readonly replicaOf?: string;
   /** How long to wait for the new replica to catch up. */
@@ -54,6 +60,8 @@ export interface RestoreResult {
   readonly replaySeconds?: number;
   readonly replication?: ReplicationState;
   readonly seconds?: number;
+  /** What a scratch restore found on its private server before removing it. */
+  readonly scratch?: { readonly userTables: number; readonly removed: boolean };
 }
 
 async function readPlanTarget(context: AgentContext, where: string): Promise<RestoreTarget> {
@@ -119,6 +127,12 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       "--replica-of needs secrets.repl (the replication user) in the agent config",
     );
   }
+  if (options.scratch && (options.moveAside || options.noStart || replicaSource)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      "--scratch restores into an empty directory of its own; drop --move-aside, --no-start and --replica-of",
+    );
+  }
   if (options.dryRun) return { ...summary, dryRun: true };
   checkTarget(datadir, options.moveAside);
   if (options.noStart && plan.binlogs.length > 0) {
@@ -150,17 +164,30 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
         context.heartbeat();
       },
       beforeSwap: async () => {
-        if (options.moveAside) await runServerCommand(config.server.stop, "stop").catch(() => undefined);
+        if (options.moveAside && !options.scratch)
+          await runServerCommand(config.server.stop, "stop").catch(() => undefined);
       },
     });
     progress.done();
     if (options.noStart) {
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
-    await runServerCommand(config.server.start, "start");
+    const scratchServer = options.scratch
+      ? await startPrivateServer(engine, {
+          dir: path.join(work, "scratch-server"),
+          datadir,
+          serverId: 4_000_000_001,
+          role: "scratch server",
+          heartbeat: context.heartbeat,
+        })
+      : undefined;
+    if (!scratchServer) await runServerCommand(config.server.start, "start");
+    const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
+      scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
     const replayedBy = range.files.length === 0 ? "none" : options.replay;
     let replaySeconds = 0;
-    const { gtidReached, replication } = await asRestoreUser(context, async (defaultsFile, sql) => {
+    let userTables = 0;
+    const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
       const replayStarted = Date.now();
       if (replayedBy === "applier") {
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
@@ -179,12 +206,17 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       }
       replaySeconds = (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
+      if (scratchServer) userTables = await countUserTables(sql);
       return {
         gtidReached: reached,
         replication: replicaSource
           ? await replicate(context, sql, replicaSource, options.catchUpSeconds ?? 600)
           : undefined,
       };
+    }).finally(async () => {
+      if (!scratchServer) return;
+      await scratchServer.stop();
+      rmSync(datadir, { recursive: true, force: true });
     });
     const last = range.lastTransaction;
     if (last && gtidReached !== range.untilPosition && !gtidReached.split(",").includes(last.gtid)) {
@@ -204,11 +236,19 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
       lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
       seconds: (Date.now() - started) / 1000,
       ...(replication ? { replication } : {}),
+      ...(options.scratch ? { scratch: { userTables, removed: true } } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
     release();
   }
+}
+
+async function countUserTables(sql: SqlClient): Promise<number> {
+  const row = await sql.row(
+    "SELECT COUNT(*) AS tables FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+  );
+  return Number(row.tables);
 }
 
 function parseHostPort(value: string): { host: string; port: number } {

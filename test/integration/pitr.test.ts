@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
@@ -170,6 +170,42 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     expect(run.output?.result?.gtidReached).toBe(gtid);
     expect(run.output?.result?.replayedBy).toBe("applier");
     expect(await rowsOf(server)).toEqual({ count: row, maxId: row, bad: 0 });
+  });
+
+  it("--scratch (restore drills) restores and replays on a private server, checks it, and leaves nothing behind", async () => {
+    const gtid = `0-601-${phaseTwoBase + lastRow - 1}`;
+    const datadir = `${scratch.dir}/drill/data`;
+    const before = await rowsOf(primary);
+    const run = await agent([
+      "restore",
+      "--until",
+      gtid,
+      "--scratch",
+      "--datadir",
+      datadir,
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
+    expect(run.output?.result?.gtidReached).toBe(gtid);
+    expect(run.output?.result?.scratch).toEqual({ userTables: 1, removed: true });
+    expect(existsSync(datadir)).toBe(false);
+    // The host's own server was neither stopped nor changed.
+    expect(await rowsOf(primary)).toEqual(before);
+
+    const refused = await agent([
+      "restore",
+      "--until",
+      gtid,
+      "--scratch",
+      "--move-aside",
+      "--datadir",
+      datadir,
+      "--config",
+      configFile,
+    ]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.output?.error?.message).toContain("drop --move-aside");
   });
 
   it("the mariadb-binlog | mariadb fallback (--replay client) stops at the same transaction", async () => {

@@ -1,0 +1,121 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { Engine } from "../engines/engine.js";
+import { SqlClient } from "../sql-client.js";
+import { runTool, StderrTail } from "../tool.js";
+
+export async function freeLoopbackPort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+export interface PrivateServerOptions {
+  /** Holds the option file, socket, pid file and error log. */
+  readonly dir: string;
+  readonly datadir: string;
+  readonly serverId: number;
+  /** A loopback TCP port; without one the server listens on its socket only. */
+  readonly port?: number;
+  /** More [mysqld] options. */
+  readonly options?: readonly string[];
+  /** Says what the server is for, in errors. */
+  readonly role: string;
+  /** Create a fresh datadir (without `options`), then call this before starting. */
+  readonly initialize?: () => void;
+  /** Called between start and first answer, so a long start does not miss heartbeats. */
+  readonly heartbeat?: () => void;
+}
+
+export interface PrivateServer {
+  readonly defaultsFile: string;
+  readonly sql: SqlClient;
+  readonly errorLog: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway server only this agent talks to: no accounts (skip-grant-tables), loopback or
+ * socket only, its own pid file and socket. Used to serve binlogs to the applier and to check a
+ * restore on a scratch datadir without touching the host's real server.
+ */
+export async function startPrivateServer(
+  engine: Engine,
+  options: PrivateServerOptions,
+): Promise<PrivateServer> {
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const socket = path.join(options.dir, "server.sock");
+  const errorLog = path.join(options.dir, "error.log");
+  const defaultsFile = path.join(options.dir, "my.cnf");
+  const optionFile = (extra: readonly string[]) =>
+    [
+      "[mysqld]",
+      ...(os.userInfo().uid === 0 ? ["user=root"] : []),
+      `datadir=${options.datadir}`,
+      `socket=${socket}`,
+      ...(options.port ? [`port=${options.port}`, "bind-address=127.0.0.1"] : ["skip-networking"]),
+      `pid-file=${path.join(options.dir, "server.pid")}`,
+      `log-error=${errorLog}`,
+      "skip-grant-tables",
+      "skip-name-resolve",
+      "skip-slave-start",
+      `server-id=${options.serverId}`,
+      ...extra,
+      "[client]",
+      `socket=${socket}`,
+      "user=root",
+      "",
+    ].join("\n");
+  if (options.initialize) {
+    mkdirSync(options.datadir, { recursive: true });
+    writeFileSync(defaultsFile, optionFile([]), { mode: 0o600 });
+    await engine.initializeDatadir(defaultsFile);
+    options.initialize();
+  }
+  writeFileSync(defaultsFile, optionFile(options.options ?? []), { mode: 0o600 });
+  const stderr = new StderrTail();
+  const server: ChildProcess = spawn(engine.tools.server, [`--defaults-file=${defaultsFile}`], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  server.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const stop = async () => {
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    const exited = once(server, "exit");
+    server.kill("SIGTERM");
+    await exited;
+  };
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (server.exitCode !== null) {
+      throw new RewindError(
+        ErrorNames.replay,
+        `the ${options.role} exited while starting; see ${errorLog}`,
+        stderr.toString(),
+      );
+    }
+    try {
+      await runTool(engine.tools.admin, [`--defaults-file=${defaultsFile}`, "ping"]);
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new RewindError(
+          ErrorNames.replay,
+          `the ${options.role} did not start within 120 s; see ${errorLog}`,
+        );
+      }
+      options.heartbeat?.();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return { defaultsFile, sql: new SqlClient(engine.tools.client, defaultsFile), errorLog, stop };
+}
