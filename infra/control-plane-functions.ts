@@ -18,6 +18,8 @@ export interface ControlPlaneFunctionsProps {
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
   readonly topic: sns.ITopic;
+  /** The topic's key: publishing to an encrypted topic needs it. */
+  readonly topicKey: kms.IKey;
   /** Name of the Rewind-RunAgent document, for select-source's `status` calls. */
   readonly documentName: string;
 }
@@ -131,7 +133,8 @@ export class ControlPlaneFunctions extends Construct {
     allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
     allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn]);
     allow(this.retention, "ExpireObjects", ["s3:DeleteObject"], [objects]);
-    props.topic.grantPublish(this.notify);
+    allow(this.notify, "TellOperators", ["sns:Publish"], [props.topic.topicArn]);
+    allow(this.notify, "EncryptMessages", ["kms:Decrypt", "kms:GenerateDataKey"], [props.topicKey.keyArn]);
     // DescribeInstanceInformation and GetCommandInvocation have no resource-level permissions.
     allow(
       this.selectSource,

@@ -32,6 +32,7 @@ export interface MonitoringProps {
  */
 export class Monitoring extends Construct {
   readonly topic: sns.Topic;
+  readonly topicKey: kms.Key;
   /** SSM writes binlog-push output here; hosts need write access. */
   readonly agentLogs: logs.LogGroup;
   readonly dashboard: cloudwatch.Dashboard;
@@ -45,6 +46,7 @@ export class Monitoring extends Construct {
       description: "Rewind notifications topic",
       enableKeyRotation: true,
     });
+    this.topicKey = key;
     // CloudWatch alarms publish to an encrypted topic only when they may use its key.
     key.addToResourcePolicy(
       new iam.PolicyStatement({

@@ -56,6 +56,7 @@ export class RewindStack extends Stack {
       bucket: this.storage.bucket,
       key: this.storage.key,
       topic: this.monitoring.topic,
+      topicKey: this.monitoring.topicKey,
       documentName,
     });
     const machines = { functions: this.functions, documentName, clusters };

@@ -5,7 +5,7 @@
  */
 export const PLACEHOLDER = { account: "123456789012", region: "us-east-1", partition: "aws" } as const;
 
-type Template = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+export type Template = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
 
 export interface AslDefinition {
   readonly StartAt: string;
@@ -46,9 +46,10 @@ function placeholderFor(logicalId: string, template: Template, attribute?: strin
   }
 }
 
-function resolve(value: unknown, template: Template): unknown {
+/** Resolves the intrinsics CDK writes (`Ref`, `Fn::GetAtt`, `Fn::Join`) to placeholder names and ARNs. */
+export function resolveIntrinsics(value: unknown, template: Template): unknown {
   if (typeof value === "string" || typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) return value.map((item) => resolve(item, template));
+  if (Array.isArray(value)) return value.map((item) => resolveIntrinsics(item, template));
   const entries = Object.entries(value);
   if (entries.length === 1) {
     const [[fn, args]] = entries as [[string, unknown]];
@@ -66,10 +67,10 @@ function resolve(value: unknown, template: Template): unknown {
     }
     if (fn === "Fn::Join") {
       const [separator, parts] = args as [string, unknown[]];
-      return parts.map((part) => resolve(part, template)).join(separator);
+      return parts.map((part) => resolveIntrinsics(part, template)).join(separator);
     }
   }
-  return Object.fromEntries(entries.map(([key, item]) => [key, resolve(item, template)]));
+  return Object.fromEntries(entries.map(([key, item]) => [key, resolveIntrinsics(item, template)]));
 }
 
 /** Every state machine of the template by its StateMachineName (`Rewind-Backup`, …). */
@@ -78,7 +79,7 @@ export function stateMachineDefinitions(template: Template): Record<string, AslD
   for (const [logicalId, resource] of Object.entries(template.Resources)) {
     if (resource.Type !== "AWS::StepFunctions::StateMachine") continue;
     const name = (resource.Properties?.StateMachineName as string | undefined) ?? logicalId;
-    const text = resolve(resource.Properties?.DefinitionString, template);
+    const text = resolveIntrinsics(resource.Properties?.DefinitionString, template);
     if (typeof text !== "string") throw new Error(`state machine ${name} has no DefinitionString`);
     definitions[name] = JSON.parse(text) as AslDefinition;
   }

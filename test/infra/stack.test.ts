@@ -1,26 +1,71 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { App } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { readFileSync } from "node:fs";
+import { Match, type Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it } from "vitest";
 import { AGENT_DOCUMENT_PARAMETERS } from "../../infra/agent-document.js";
 import { parseRewindConfig } from "../../infra/config.js";
 import { run } from "../../infra/local/processes.js";
-import { RewindStack } from "../../infra/rewind-stack.js";
+import {
+  resolveIntrinsics,
+  type Template as TemplateJson,
+} from "../../infra/local/state-machine-definitions.js";
 import { scratchDir } from "../support.js";
+import { MINIMAL_CONFIG as minimal, removeSynthScratch, synthTemplate } from "./synth.js";
 
-const scratch = scratchDir("infra");
-const agentBundle = `${scratch.dir}/rewind-agent.mjs`;
-writeFileSync(agentBundle, "// agent bundle stand-in for template tests\n");
-
-const minimal = { clusters: [{ name: "orders", engine: "mariadb" }] };
+const scratch = scratchDir("synth");
 
 function template(raw: unknown = minimal): Template {
-  const stack = new RewindStack(new App(), "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
-  return Template.fromStack(stack);
+  return synthTemplate(raw);
 }
 
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
+type Resource = {
+  Type: string;
+  Properties?: {
+    PolicyDocument?: { Statement: Statement[] };
+    Roles?: { Ref: string }[];
+    [key: string]: unknown;
+  };
+};
+
+/** Every Allow statement of the template's IAM policies, with the policy's logical id. */
+function allowStatements(t: Template): { policy: string; statement: Statement; actions: string[] }[] {
+  return Object.entries(t.toJSON().Resources as Record<string, Resource>)
+    .filter(
+      ([, resource]) => resource.Type === "AWS::IAM::Policy" || resource.Type === "AWS::IAM::ManagedPolicy",
+    )
+    .flatMap(([policy, resource]) =>
+      (resource.Properties?.PolicyDocument?.Statement ?? [])
+        .filter((statement) => statement.Effect === "Allow")
+        .map((statement) => ({ policy, statement, actions: [statement.Action].flat() })),
+    );
+}
+
+/** Actions AWS offers no resource-level permission for: `Resource: "*"` is the only way to grant them. */
+const NO_RESOURCE_LEVEL = new Set([
+  "states:SendTaskSuccess",
+  "states:SendTaskFailure",
+  "states:SendTaskHeartbeat",
+  "ssm:DescribeInstanceInformation",
+  "ssm:GetCommandInvocation",
+  "xray:PutTraceSegments",
+  "xray:PutTelemetryRecords",
+  "xray:GetSamplingRules",
+  "xray:GetSamplingTargets",
+  "logs:CreateLogDelivery",
+  "logs:GetLogDelivery",
+  "logs:UpdateLogDelivery",
+  "logs:DeleteLogDelivery",
+  "logs:ListLogDeliveries",
+  "logs:PutResourcePolicy",
+  "logs:DescribeResourcePolicies",
+  "logs:DescribeLogGroups",
+]);
+
 describe("the Rewind stack", () => {
-  afterAll(() => scratch.remove());
+  afterAll(() => {
+    scratch.remove();
+    removeSynthScratch();
+  });
 
   it("stores backups in a TLS-only, SSE-KMS, versioned bucket with public access blocked and stale uploads aborted", () => {
     const t = template();
@@ -66,17 +111,191 @@ describe("the Rewind stack", () => {
     expect(text).toContain("/orders/*");
     expect(text).toContain("secret:rewind/orders/*");
     expect(text).toContain("secret:rewind/billing/*");
-    type Statement = { Effect: string; Action: string | string[] };
-    type Resource = {
-      Properties?: { PolicyDocument?: { Statement: Statement[] }; KeyPolicy?: { Statement: Statement[] } };
-    };
-    for (const resource of Object.values(t.toJSON().Resources) as Resource[]) {
-      const statements = resource.Properties?.PolicyDocument?.Statement ?? [];
-      // A Deny of s3:* (the TLS-only bucket policy) narrows access; only Allows must be narrow.
-      for (const statement of statements.filter((candidate) => candidate.Effect === "Allow")) {
-        for (const action of [statement.Action].flat()) expect(action).not.toMatch(/(^\*$|:\*$)/);
+    for (const { policy, statement, actions } of allowStatements(t)) {
+      for (const action of actions) expect(action, `${policy}: ${action}`).not.toContain("*");
+      if (statement.Resource === "*") {
+        for (const action of actions)
+          expect(NO_RESOURCE_LEVEL.has(action), `${policy}: ${action} on *`).toBe(true);
       }
     }
+  });
+
+  it("lets only the hosts read secrets, and only the roles that handle objects or messages use a key", () => {
+    const t = template();
+    const grants = allowStatements(t);
+    const secretReaders = grants.filter(({ actions }) =>
+      actions.some((a) => a.startsWith("secretsmanager:")),
+    );
+    expect(secretReaders.map(({ policy }) => policy)).toEqual([expect.stringMatching(/^HostPolicyorders/)]);
+    const keyUsers = new Set(
+      grants.filter(({ actions }) => actions.some((a) => a.startsWith("kms:"))).map(({ policy }) => policy),
+    );
+    expect([...keyUsers].map((policy) => policy.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
+      "FunctionsNotifyRoleDefaultPolicy",
+      "FunctionsPlanRestoreRoleDefaultPolicy",
+      "FunctionsRetentionRoleDefaultPolicy",
+      "FunctionsVerifyRoleDefaultPolicy",
+      "HostPolicyordersPolicy",
+    ]);
+    // Only retention deletes, and only objects; only plan-restore writes, and only restore plans.
+    const deleters = grants.filter(({ actions }) => actions.includes("s3:DeleteObject"));
+    expect(deleters.map(({ policy }) => policy.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
+      "FunctionsRetentionRoleDefaultPolicy",
+      "HostPolicyordersPolicy",
+    ]);
+    const writers = grants.filter(
+      ({ policy, actions }) => actions.includes("s3:PutObject") && policy.startsWith("Functions"),
+    );
+    expect(JSON.stringify(writers.map(({ statement }) => statement.Resource))).toContain("/*/restores/*");
+    // The agent task may send commands only to hosts tagged with a configured cluster.
+    const senders = grants.filter(({ actions }) => actions.includes("ssm:SendCommand"));
+    for (const { statement } of senders) {
+      const resource = JSON.stringify(statement.Resource);
+      if (resource.includes(":instance/")) {
+        expect(statement.Condition).toEqual({
+          StringEquals: { "ssm:resourceTag/rewind:cluster": ["orders"] },
+        });
+      } else {
+        expect(resource).toContain(":document/Rewind-RunAgent");
+      }
+    }
+    t.resourceCountIs("AWS::SecretsManager::Secret", 4);
+    t.hasResourceProperties("AWS::SecretsManager::Secret", {
+      Name: "rewind/orders/backup",
+      KmsKeyId: Match.anyValue(),
+      GenerateSecretString: Match.objectLike({ GenerateStringKey: "password" }),
+    });
+  });
+
+  it("runs the Lambdas on Node 22, ARM64, with their own log groups", () => {
+    const t = template();
+    const functions = Object.values(t.findResources("AWS::Lambda::Function")) as {
+      Properties: {
+        Runtime: string;
+        Architectures: string[];
+        Environment: { Variables: Record<string, unknown> };
+      };
+    }[];
+    expect(functions).toHaveLength(5);
+    for (const fn of functions) {
+      expect(fn.Properties.Runtime).toBe("nodejs22.x");
+      expect(fn.Properties.Architectures).toEqual(["arm64"]);
+      expect(fn.Properties.Environment.Variables.REWIND_CLUSTERS).toBe(
+        JSON.stringify([
+          { name: "orders", engine: "mariadb", sourcePolicy: "prefer-replica", maxReplicaLagSeconds: 300 },
+        ]),
+      );
+    }
+  });
+
+  it("schedules full backups and drills on the state machines, and binlog shipping straight to the tagged hosts", () => {
+    const t = template({
+      ...minimal,
+      schedules: {
+        full: "cron(15 3 * * ? *)",
+        drill: "cron(0 6 ? * SUN *)",
+        binlogIntervalMinutes: 2,
+        timeZone: "Europe/Berlin",
+      },
+    });
+    const schedules = Object.values(t.findResources("AWS::Scheduler::Schedule")) as {
+      Properties: {
+        Name: string;
+        ScheduleExpression: string;
+        ScheduleExpressionTimezone: string;
+        Target: { Arn: unknown; Input: string; DeadLetterConfig: { Arn: unknown }; RetryPolicy: unknown };
+      };
+    }[];
+    // Inputs that name other resources are Fn::Join expressions until deployed.
+    const json = t.toJSON() as TemplateJson;
+    const byName = Object.fromEntries(
+      schedules.map((s) => [
+        s.Properties.Name,
+        {
+          ...s.Properties,
+          Target: {
+            ...s.Properties.Target,
+            Input: resolveIntrinsics(s.Properties.Target.Input, json) as string,
+          },
+        },
+      ]),
+    );
+    expect(Object.keys(byName).sort()).toEqual([
+      "rewind-binlogs-orders",
+      "rewind-drill-orders",
+      "rewind-full-orders",
+    ]);
+    for (const schedule of Object.values(byName)) {
+      expect(schedule.ScheduleExpressionTimezone).toBe("Europe/Berlin");
+      expect(schedule.Target.DeadLetterConfig.Arn).toEqual({
+        "Fn::GetAtt": [expect.stringMatching(/^SchedulesDeadLetters/), "Arn"],
+      });
+    }
+    const full = byName["rewind-full-orders"]!;
+    expect(full.ScheduleExpression).toBe("cron(15 3 * * ? *)");
+    expect(JSON.parse(full.Target.Input)).toEqual({ cluster: "orders", type: "full" });
+    expect(full.Target.Arn).toEqual({ Ref: expect.stringMatching(/^BackupStateMachine/) });
+    expect(JSON.parse(byName["rewind-drill-orders"]!.Target.Input)).toEqual({ cluster: "orders" });
+    const binlogs = byName["rewind-binlogs-orders"]!;
+    expect(binlogs.ScheduleExpression).toBe("rate(2 minutes)");
+    expect(JSON.stringify(binlogs.Target.Arn)).toContain(":scheduler:::aws-sdk:ssm:sendCommand");
+    expect(JSON.parse(binlogs.Target.Input)).toMatchObject({
+      DocumentName: "Rewind-RunAgent",
+      Targets: [{ Key: "tag:rewind:cluster", Values: ["orders"] }],
+      Parameters: { Command: ["binlog-push"], Flags: ["--flush"] },
+      CloudWatchOutputConfig: { CloudWatchOutputEnabled: true },
+    });
+    // Every document parameter a schedule sends passes the document's own pattern.
+    for (const [name, [value]] of Object.entries(
+      JSON.parse(binlogs.Target.Input).Parameters as Record<string, string[]>,
+    )) {
+      const pattern = AGENT_DOCUMENT_PARAMETERS[name as keyof typeof AGENT_DOCUMENT_PARAMETERS].pattern;
+      expect(new RegExp(pattern).test(value!), `${name}=${value}`).toBe(true);
+    }
+  });
+
+  it("alarms to the topic on a missing backup, binlog lag above the RPO, a failed drill, failed executions and schedule errors", () => {
+    const t = template({
+      ...minimal,
+      alarms: { rpoMinutes: 3, hoursWithoutBackup: 30, notificationEmail: "dba@example.com" },
+    });
+    const alarms = Object.values(t.findResources("AWS::CloudWatch::Alarm")) as {
+      Properties: {
+        MetricName?: string;
+        Namespace?: string;
+        Threshold: number;
+        EvaluationPeriods: number;
+        TreatMissingData: string;
+        AlarmActions: unknown[];
+      };
+    }[];
+    const named = (metric: string) => alarms.filter((alarm) => alarm.Properties.MetricName === metric);
+    expect(named("BackupSucceeded")[0]!.Properties).toMatchObject({
+      Namespace: "Rewind",
+      EvaluationPeriods: 30,
+      TreatMissingData: "breaching",
+    });
+    expect(named("BinlogLagSeconds")[0]!.Properties).toMatchObject({
+      Threshold: 180,
+      TreatMissingData: "breaching",
+    });
+    expect(named("DrillFailed")).toHaveLength(1);
+    expect(named("ExecutionsFailed")).toHaveLength(3);
+    expect(named("TargetErrorCount")).toHaveLength(1);
+    expect(named("ApproximateNumberOfMessagesVisible")).toHaveLength(1);
+    for (const alarm of alarms)
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^MonitoringTopic/) }]);
+    t.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "dba@example.com" });
+    t.hasResourceProperties("AWS::Logs::MetricFilter", {
+      MetricTransformations: [
+        Match.objectLike({
+          MetricName: "BinlogLagSeconds",
+          MetricValue: "$.result.lagSeconds",
+          Dimensions: [{ Key: "Cluster", Value: "$.cluster" }],
+        }),
+      ],
+    });
+    t.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
 
   it("turns on Object Lock and storage-class transitions only when configured", () => {
@@ -127,6 +346,8 @@ describe("the Rewind stack", () => {
     ["Datadir", "/var/lib/mysql && halt"],
     ["Flags", "--flush --config /tmp/evil.json"],
     ["TaskToken", "token'; curl evil"],
+    ["Plan", "s3://bucket/key; reboot"],
+    ["ReplicaOf", "10.0.0.1:3306 --evil"],
   ] as const)("the %s pattern refuses shell: %s", (name, value) => {
     expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value)).toBe(false);
   });
@@ -142,6 +363,9 @@ describe("the Rewind stack", () => {
     accepts("Flags", "--flush");
     accepts("Flags", "--move-aside --dry-run");
     accepts("TaskToken", "AQCEAAAAKgAAAAMAAAAAAAAAAeMTb1Y+abc/def==");
+    accepts("Plan", "s3://rewind-backups-123/orders/restores/exec-1/plan.json");
+    accepts("ReplicaOf", "10.0.1.12:3306");
+    accepts("Flags", "--scratch");
   });
 });
 
@@ -154,7 +378,14 @@ describe("cdk synth", () => {
     });
     const synthesized = JSON.parse(readFileSync(`${out}/Rewind.template.json`, "utf8"));
     expect(Object.values(synthesized.Resources).map((r) => (r as { Type: string }).Type)).toEqual(
-      expect.arrayContaining(["AWS::S3::Bucket", "AWS::KMS::Key", "AWS::SSM::Document"]),
+      expect.arrayContaining([
+        "AWS::S3::Bucket",
+        "AWS::KMS::Key",
+        "AWS::SSM::Document",
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::Scheduler::Schedule",
+      ]),
     );
   }, 180_000);
 });
