@@ -4,7 +4,13 @@ import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { agentTask } from "./agent-task.js";
 import type { ControlPlaneFunctions } from "./control-plane-functions.js";
-import { failureTail, lambdaStep, onFailure, successTail } from "./state-machine-steps.js";
+import {
+  acknowledgeStateMachineRole,
+  failureTail,
+  lambdaStep,
+  onFailure,
+  successTail,
+} from "./state-machine-steps.js";
 
 export interface BackupStateMachineProps {
   readonly functions: ControlPlaneFunctions;
@@ -112,5 +118,6 @@ export class BackupStateMachine extends Construct {
         includeExecutionData: true,
       },
     });
+    acknowledgeStateMachineRole(this.stateMachine, [fns.selectSource, fns.verify, fns.retention, fns.notify]);
   }
 }

@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import { acknowledge } from "./nag.js";
 
 export interface BackupStorageProps {
   /**
@@ -29,6 +30,8 @@ export interface BackupStorageProps {
 export class BackupStorage extends Construct {
   readonly key: kms.Key;
   readonly bucket: s3.Bucket;
+  /** Server access logs of the backup bucket: who read or deleted which backup, and when. */
+  readonly accessLogs: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: BackupStorageProps = {}) {
     super(scope, id);
@@ -59,7 +62,22 @@ export class BackupStorage extends Construct {
         transitionAfter: Duration.days(props.glacierInstantRetrievalAfterDays),
       });
     }
+    this.accessLogs = new s3.Bucket(this, "AccessLogs", {
+      // S3 delivers server access logs only to SSE-S3 buckets.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ id: "expire-access-logs", expiration: Duration.days(400) }],
+    });
+    acknowledge(
+      this.accessLogs.node.defaultChild!,
+      "AwsSolutions-S1",
+      "This is the access log bucket of the backup bucket; logging it to itself or a third bucket adds nothing",
+    );
     this.bucket = new s3.Bucket(this, "Bucket", {
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: "backups/",
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
       bucketKeyEnabled: true,

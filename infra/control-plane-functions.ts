@@ -10,6 +10,13 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import type { RewindConfig } from "./config.js";
+import {
+  acknowledge,
+  arnWildcard,
+  defaultPolicyOf,
+  INSTANCE_WILDCARD,
+  INSTANCE_WILDCARD_REASON,
+} from "./nag.js";
 
 const LAMBDAS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../lambdas");
 
@@ -155,6 +162,32 @@ export class ControlPlaneFunctions extends Construct {
       [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
       { StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) } },
     );
+
+    acknowledge(
+      defaultPolicyOf(this.selectSource.role!),
+      "AwsSolutions-IAM5[Resource::*]",
+      "ssm:DescribeInstanceInformation and ssm:GetCommandInvocation have no resource-level permissions",
+    );
+    acknowledge(defaultPolicyOf(this.selectSource.role!), INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
+    for (const fn of [this.verify, this.planRestore, this.retention]) {
+      acknowledge(
+        defaultPolicyOf(fn.role!),
+        arnWildcard(props.bucket, "/*"),
+        "Reads the manifests of any configured cluster (every cluster's prefix), never writes outside restores/",
+      );
+    }
+    acknowledge(
+      defaultPolicyOf(this.planRestore.role!),
+      arnWildcard(props.bucket, "/*/restores/*"),
+      "Writes restore plans under <cluster>/restores/<restore id>/, named by the execution",
+    );
+    for (const fn of this.all) {
+      acknowledge(
+        fn.node.defaultChild!,
+        "AwsSolutions-L1",
+        "Node 22 is the runtime Rewind targets and tests (DESIGN §6); move with the agent and the tools",
+      );
+    }
   }
 
   get all(): nodejs.NodejsFunction[] {

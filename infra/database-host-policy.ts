@@ -5,6 +5,7 @@ import type * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import { Construct } from "constructs";
+import { acknowledge, arnWildcard } from "./nag.js";
 
 export interface DatabaseHostPolicyProps {
   readonly cluster: string;
@@ -76,5 +77,21 @@ export class DatabaseHostPolicy extends Construct {
         }),
       ],
     });
+    const resource = this.policy.node.defaultChild!;
+    acknowledge(
+      resource,
+      arnWildcard(props.bucket, `/${props.cluster}/*`),
+      "The agent writes backups and binlogs under its own cluster's prefix with names it makes up (backup ids, binlog files); nothing outside that prefix",
+    );
+    acknowledge(
+      resource,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:rewind/${props.cluster}/*]`,
+      "Secret ARNs end in a random suffix; the cluster's own rewind/<cluster>/ secrets only",
+    );
+    acknowledge(
+      resource,
+      "AwsSolutions-IAM5[Resource::*]",
+      "states:SendTaskSuccess/Failure/Heartbeat have no resource-level permissions; the task token is the authorisation",
+    );
   }
 }

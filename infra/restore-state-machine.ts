@@ -4,7 +4,13 @@ import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { agentTask } from "./agent-task.js";
 import type { ControlPlaneFunctions } from "./control-plane-functions.js";
-import { failureTail, lambdaStep, onFailure, successTail } from "./state-machine-steps.js";
+import {
+  acknowledgeStateMachineRole,
+  failureTail,
+  lambdaStep,
+  onFailure,
+  successTail,
+} from "./state-machine-steps.js";
 
 export interface RestoreStateMachineProps {
   readonly functions: ControlPlaneFunctions;
@@ -149,5 +155,6 @@ export class RestoreStateMachine extends Construct {
         includeExecutionData: true,
       },
     });
+    acknowledgeStateMachineRole(this.stateMachine, [fns.planRestore, fns.verify, fns.notify]);
   }
 }

@@ -6,6 +6,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import type { RewindConfig } from "./config.js";
+import { acknowledge, defaultPolicyOf, INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON } from "./nag.js";
 
 export interface SchedulesProps {
   readonly config: RewindConfig;
@@ -69,6 +70,12 @@ export class Schedules extends Construct {
       }),
     );
     this.deadLetters.grantSendMessages(role);
+    acknowledge(defaultPolicyOf(role), INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
+    acknowledge(
+      this.deadLetters.node.defaultChild!,
+      "AwsSolutions-SQS3",
+      "This queue is the dead-letter queue of the schedules (cdk-nag does not see Scheduler's DeadLetterConfig)",
+    );
 
     const target = (arn: string, input: unknown): scheduler.CfnSchedule.TargetProperty => ({
       arn,

@@ -2,6 +2,13 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
 import type { Construct } from "constructs";
+import {
+  acknowledge,
+  arnWildcard,
+  defaultPolicyOf,
+  INSTANCE_WILDCARD,
+  INSTANCE_WILDCARD_REASON,
+} from "./nag.js";
 
 export type StateMachineName = "Backup" | "Restore" | "RestoreDrill";
 
@@ -87,4 +94,24 @@ export function successTail(
   );
   onFailure(report, tail);
   return report.next(new sfn.Succeed(scope, "Succeeded"));
+}
+
+/**
+ * The acknowledged wildcards of a state machine's role: CDK's grants for log delivery and X-Ray
+ * (no resource-level permissions), Lambda versions (`<function ARN>:*`), and tagged instances.
+ */
+export function acknowledgeStateMachineRole(
+  stateMachine: sfn.StateMachine,
+  functions: lambda.IFunction[],
+): void {
+  const policy = defaultPolicyOf(stateMachine.role);
+  acknowledge(
+    policy,
+    "AwsSolutions-IAM5[Resource::*]",
+    "Log delivery and X-Ray tracing APIs have no resource-level permissions (CDK's grants for logs and tracing)",
+  );
+  acknowledge(policy, INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
+  for (const fn of functions) {
+    acknowledge(policy, arnWildcard(fn, ":*"), "Invoking any version or alias of this one function");
+  }
 }

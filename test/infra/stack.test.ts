@@ -1,5 +1,8 @@
 import { readFileSync } from "node:fs";
+import { App, Validations } from "aws-cdk-lib";
 import { Match, type Template } from "aws-cdk-lib/assertions";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import { AwsSolutionsChecks } from "cdk-nag";
 import { afterAll, describe, expect, it } from "vitest";
 import { AGENT_DOCUMENT_PARAMETERS } from "../../infra/agent-document.js";
 import { parseRewindConfig } from "../../infra/config.js";
@@ -8,8 +11,9 @@ import {
   resolveIntrinsics,
   type Template as TemplateJson,
 } from "../../infra/local/state-machine-definitions.js";
+import type { RewindStack } from "../../infra/rewind-stack.js";
 import { scratchDir } from "../support.js";
-import { MINIMAL_CONFIG as minimal, removeSynthScratch, synthTemplate } from "./synth.js";
+import { MINIMAL_CONFIG as minimal, removeSynthScratch, synthStack, synthTemplate } from "./synth.js";
 
 const scratch = scratchDir("synth");
 
@@ -61,12 +65,12 @@ const NO_RESOURCE_LEVEL = new Set([
   "logs:DescribeLogGroups",
 ]);
 
-describe("the Rewind stack", () => {
-  afterAll(() => {
-    scratch.remove();
-    removeSynthScratch();
-  });
+afterAll(() => {
+  scratch.remove();
+  removeSynthScratch();
+});
 
+describe("the Rewind stack", () => {
   it("stores backups in a TLS-only, SSE-KMS, versioned bucket with public access blocked and stale uploads aborted", () => {
     const t = template();
     t.hasResourceProperties("AWS::S3::Bucket", {
@@ -366,6 +370,25 @@ describe("the Rewind stack", () => {
     accepts("Plan", "s3://rewind-backups-123/orders/restores/exec-1/plan.json");
     accepts("ReplicaOf", "10.0.1.12:3306");
     accepts("Flags", "--scratch");
+  });
+});
+
+describe("cdk-nag AwsSolutions", () => {
+  function synthWithNag(extra?: (stack: RewindStack) => void) {
+    const app = new App({ outdir: `${scratch.dir}/nag-${Math.random().toString(36).slice(2)}` });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = synthStack({ ...minimal, alarms: { notificationEmail: "dba@example.com" } }, app);
+    extra?.(stack);
+    return () => app.synth();
+  }
+
+  it("has no unacknowledged finding", () => {
+    expect(synthWithNag()).not.toThrow();
+  });
+
+  it("fails synth on a new finding, so acknowledgements cannot hide one", () => {
+    const addUnloggedBucket = (stack: RewindStack) => new s3.Bucket(stack, "Careless", { enforceSSL: true });
+    expect(synthWithNag(addUnloggedBucket)).toThrow(/Rewind\/Careless\/Resource[\s\S]*AwsSolutions-S1/);
   });
 });
 

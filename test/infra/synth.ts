@@ -12,8 +12,8 @@ writeFileSync(agentBundle, "// agent bundle stand-in for template tests\n");
 export const MINIMAL_CONFIG = { clusters: [{ name: "orders", engine: "mariadb" }] };
 
 /** A fresh stack from a raw config, as `cdk synth` would build it (Lambdas bundled by local esbuild). */
-export function synthStack(raw: unknown = MINIMAL_CONFIG): RewindStack {
-  return new RewindStack(new App(), "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
+export function synthStack(raw: unknown = MINIMAL_CONFIG, app = new App()): RewindStack {
+  return new RewindStack(app, "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
 }
 
 export function synthTemplate(raw: unknown = MINIMAL_CONFIG): Template {
