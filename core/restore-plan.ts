@@ -87,9 +87,12 @@ export function planRestore(
       `the binlog ${backup.binlog.file} that follows backup ${backup.backupId} has not been shipped from ${backup.binlogSource}; run \`rewind-agent binlog-push --flush\` on that host`,
     );
   }
+  // A time target includes its whole second, and one second's events can span files: the last
+  // file needed is the first with an event after the target second, not the first that reaches it.
+  const second = target.kind === "time" ? targetSecond(target.time) : undefined;
   const reaches = (manifest: BinlogManifest) =>
     target.kind === "time"
-      ? manifest.lastEventTime !== null && manifest.lastEventTime >= target.time
+      ? manifest.lastEventTime !== null && manifest.lastEventTime >= second!.end
       : positionIncludes(positionAfter(manifest), parseGtid(target.gtid));
   const end = chain.findIndex(reaches);
   if (end < 0) {
@@ -98,6 +101,11 @@ export function planRestore(
     if (gap) {
       throw refuse(
         `${describe(target)} lies past a gap in the binlog chain after ${gap.after}: ${gap.reason}. The newest reachable point is ${last.lastEventTime} (GTID ${last.lastGtid}); restore to that or earlier`,
+      );
+    }
+    if (second && last.lastEventTime !== null && last.lastEventTime >= second.start) {
+      throw refuse(
+        `the last shipped event (${last.lastEventTime}, GTID ${last.lastGtid} in ${last.file}) is in the target second, and a target time includes its whole second: later transactions of that second may not be shipped yet. Ship newer binlogs (binlog-push --flush), choose an earlier second, or give the GTID ${last.lastGtid}`,
       );
     }
     throw refuse(
@@ -113,6 +121,12 @@ export function planRestore(
       manifest,
     })),
   };
+}
+
+/** The whole second a time target includes, as ISO strings comparable with manifest times. */
+function targetSecond(time: string): { start: string; end: string } {
+  const start = Math.floor(Date.parse(time) / 1000) * 1000;
+  return { start: new Date(start).toISOString(), end: new Date(start + 1000).toISOString() };
 }
 
 function describe(target: RestoreTarget): string {

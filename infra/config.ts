@@ -37,6 +37,11 @@ export const RewindConfigSchema = z
         /** Binlog shipping interval; the RPO is about this long. */
         binlogIntervalMinutes: z.number().int().min(1).max(60).default(1),
         drill: cron.default("cron(0 6 ? * SUN *)"),
+        /** Where a drill restores on the chosen host: an empty directory with room for a full restore. */
+        drillDatadir: z
+          .string()
+          .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, '.', '_', '-' and '/'")
+          .default("/var/tmp/rewind/drill"),
         timeZone: z.string().default("UTC"),
       })
       .strict()

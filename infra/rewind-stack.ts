@@ -62,7 +62,10 @@ export class RewindStack extends Stack {
     const machines = { functions: this.functions, documentName, clusters };
     this.backup = new BackupStateMachine(this, "Backup", machines);
     this.restore = new RestoreStateMachine(this, "Restore", machines);
-    this.drill = new RestoreDrillStateMachine(this, "RestoreDrill", machines);
+    this.drill = new RestoreDrillStateMachine(this, "RestoreDrill", {
+      ...machines,
+      scratchDatadir: config.schedules.drillDatadir,
+    });
     this.schedules = new Schedules(this, "Schedules", {
       config,
       backup: this.backup.stateMachine,

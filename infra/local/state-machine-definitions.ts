@@ -27,8 +27,20 @@ export interface AslState {
   readonly [field: string]: unknown;
 }
 
-function placeholderFor(logicalId: string, template: Template, attribute?: string): string {
+/** Names the sandbox gives resources instead of placeholders (the bucket it really created). */
+export type NameOverrides = Readonly<Record<string, string>>;
+
+function placeholderFor(
+  logicalId: string,
+  template: Template,
+  attribute?: string,
+  names: NameOverrides = {},
+): string {
   const resource = template.Resources[logicalId];
+  const named = names[logicalId];
+  if (named !== undefined) {
+    return resource?.Type === "AWS::S3::Bucket" && attribute === "Arn" ? `arn:aws:s3:::${named}` : named;
+  }
   const { account, region, partition } = PLACEHOLDER;
   switch (resource?.Type) {
     case "AWS::Lambda::Function":
@@ -47,9 +59,9 @@ function placeholderFor(logicalId: string, template: Template, attribute?: strin
 }
 
 /** Resolves the intrinsics CDK writes (`Ref`, `Fn::GetAtt`, `Fn::Join`) to placeholder names and ARNs. */
-export function resolveIntrinsics(value: unknown, template: Template): unknown {
+export function resolveIntrinsics(value: unknown, template: Template, names: NameOverrides = {}): unknown {
   if (typeof value === "string" || typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) return value.map((item) => resolveIntrinsics(item, template));
+  if (Array.isArray(value)) return value.map((item) => resolveIntrinsics(item, template, names));
   const entries = Object.entries(value);
   if (entries.length === 1) {
     const [[fn, args]] = entries as [[string, unknown]];
@@ -59,18 +71,18 @@ export function resolveIntrinsics(value: unknown, template: Template): unknown {
       if (ref === "AWS::Region") return PLACEHOLDER.region;
       if (ref === "AWS::Partition") return PLACEHOLDER.partition;
       if (ref === "AWS::URLSuffix") return "amazonaws.com";
-      return placeholderFor(ref, template);
+      return placeholderFor(ref, template, undefined, names);
     }
     if (fn === "Fn::GetAtt") {
       const [logicalId, attribute] = args as [string, string];
-      return placeholderFor(logicalId, template, attribute);
+      return placeholderFor(logicalId, template, attribute, names);
     }
     if (fn === "Fn::Join") {
       const [separator, parts] = args as [string, unknown[]];
-      return parts.map((part) => resolveIntrinsics(part, template)).join(separator);
+      return parts.map((part) => resolveIntrinsics(part, template, names)).join(separator);
     }
   }
-  return Object.fromEntries(entries.map(([key, item]) => [key, resolveIntrinsics(item, template)]));
+  return Object.fromEntries(entries.map(([key, item]) => [key, resolveIntrinsics(item, template, names)]));
 }
 
 /** Every state machine of the template by its StateMachineName (`Rewind-Backup`, …). */

@@ -3,8 +3,8 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 
 /**
- * Every AWS client the Lambdas use, built in one place. `REWIND_S3_ENDPOINT` points S3 at the
- * sandbox's stand-in; in AWS it is unset.
+ * Every AWS client the Lambdas use, built in one place. `REWIND_S3_ENDPOINT` and
+ * `REWIND_SSM_ENDPOINT` point them at the sandbox's stand-ins; in AWS they are unset.
  */
 let s3: S3Client | undefined;
 let ssm: SSMClient | undefined;
@@ -17,7 +17,8 @@ export function s3Client(): S3Client {
 }
 
 export function ssmClient(): SSMClient {
-  ssm ??= new SSMClient({});
+  const endpoint = process.env.REWIND_SSM_ENDPOINT;
+  ssm ??= new SSMClient(endpoint ? { endpoint } : {});
   return ssm;
 }
 

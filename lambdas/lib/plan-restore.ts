@@ -1,7 +1,7 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type ClusterLocation, restorePrefix } from "../../core/layout.js";
-import { restorableWindow } from "../../core/restorable-window.js";
+import { chainFrom } from "../../core/restorable-window.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import { type Catalog, readCatalog } from "../../core/store/catalog.js";
 import type { RestoreInput } from "./inputs.js";
@@ -25,7 +25,10 @@ export interface PlannedRestore {
   readonly dryRun: boolean;
 }
 
-/** The newest point the shipped binlogs reach from the newest full backup. */
+/**
+ * The newest point the shipped binlogs reach from the newest full backup, as the GTID of its last
+ * transaction: a time would include its whole second, whose end may not be shipped yet.
+ */
 export function latestTarget(catalog: Catalog): RestoreTarget {
   const newest = catalog.backups.filter((backup) => backup.type === "full").at(-1);
   if (!newest) {
@@ -34,14 +37,9 @@ export function latestTarget(catalog: Catalog): RestoreTarget {
       "there is no complete full backup to restore from; run the Backup state machine first",
     );
   }
-  const window = restorableWindow(
-    newest.binlogSource,
-    catalog.backups,
-    catalog.binlogs.get(newest.binlogSource) ?? [],
-  );
-  return window.to && window.to > newest.endTime
-    ? { kind: "time", time: window.to }
-    : { kind: "backup", backupId: newest.backupId };
+  const chain = chainFrom(newest, catalog.binlogs.get(newest.binlogSource) ?? []) ?? [];
+  const last = chain.findLast((manifest) => manifest.lastGtid !== null);
+  return last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId };
 }
 
 function targetOf(input: RestoreInput, catalog: Catalog): RestoreTarget {

@@ -50,6 +50,26 @@ describe("restore planning", () => {
     ]);
   });
 
+  it("a time target whose second spans two files takes both (a time includes its whole second)", () => {
+    // File 4 ends at 10:04:59 and file 5 goes on within that same second before moving past it.
+    const spanning = [1, 2, 3, 4]
+      .map((n) => binlog(n))
+      .concat(
+        binlog(5, { firstEventTime: "2026-11-21T10:04:59.000Z", lastEventTime: "2026-11-21T10:05:30.000Z" }),
+      );
+    const plan = planRestore(parseRestoreTarget("2026-11-21T10:04:59Z"), backups, spanning);
+    expect(plan.binlogs.map((b) => b.file)).toEqual([
+      "mariadb-bin.000003",
+      "mariadb-bin.000004",
+      "mariadb-bin.000005",
+    ]);
+    // When the last shipped file ends in the target second, later events of that second may not
+    // be shipped yet: refused, with the way out.
+    expect(() => planRestore(parseRestoreTarget("2026-11-21T10:05:30.400Z"), backups, spanning)).toThrow(
+      /is in the target second.*give the GTID 0-1-60/,
+    );
+  });
+
   it("a GTID target: the newest backup that does not contain it", () => {
     const plan = planRestore(parseRestoreTarget("0-1-33"), backups, chain);
     expect(plan.backup.backupId).toBe("20261121T100130Z-full-db1");

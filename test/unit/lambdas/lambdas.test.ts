@@ -134,7 +134,7 @@ describe("plan-restore", () => {
       input({ latest: true, mode: "scratch", datadir: "/var/tmp/rewind/drill" }),
       "drill-1",
     );
-    expect(planned.target).toEqual({ kind: "time", time: "2026-11-04T23:59:00.000Z" });
+    expect(planned.target).toEqual({ kind: "gtid", gtid: "0-1-50" });
     expect(planned.binlogs.map((binlog) => binlog.file)).toEqual([binlogFile(3), binlogFile(4)]);
     expect(planned.agentFlags).toBe("--scratch");
   });

@@ -1,0 +1,336 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { StateMachine } from "aws-local-stepfunctions";
+import { describeOutcome, Outcome } from "../../lambdas/lib/notify.js";
+import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
+import {
+  type AslDefinition,
+  type AslState,
+  type NameOverrides,
+  resolveIntrinsics,
+  stateMachineDefinitions,
+  type Template,
+} from "./state-machine-definitions.js";
+import { TaskCallbacks } from "./task-callbacks.js";
+
+/** What the sandbox synthesized: the template, and which Lambda (by logical id) is which handler. */
+export interface SynthesizedControlPlane {
+  readonly template: Template;
+  /** Lambda logical id → handler folder under lambdas/ (`select-source`, …). */
+  readonly functions: Readonly<Record<string, string>>;
+  readonly bucketLogicalId: string;
+}
+
+export interface ExecutionResult {
+  readonly name: string;
+  readonly executionName: string;
+  readonly status: "SUCCEEDED" | "FAILED";
+  readonly output?: Record<string, unknown>;
+  readonly error?: string;
+  readonly cause?: string;
+  /** Every Task state run, in order, with what it returned or threw. */
+  readonly steps: { state: string; ok: boolean; detail?: string }[];
+}
+
+type Handler = (event: unknown) => Promise<unknown>;
+
+/** A named error, as Step Functions matches and shows it. */
+function taskError(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+/**
+ * The deployed control plane, run on this machine (DESIGN §5, local sandbox): the state machines
+ * exactly as synthesized, under aws-local-stepfunctions; every Lambda Task mapped to the real
+ * handler (its environment taken from the template, clients pointed at the sandbox's S3 and SSM
+ * stand-ins); every agent Task sent through the real Rewind-RunAgent document to a sandbox host,
+ * whose agent reports to a local Step Functions endpoint standing in for the task token.
+ */
+export class LocalControlPlane {
+  readonly definitions: Record<string, AslDefinition>;
+  readonly ssm: LocalSsm;
+  private readonly callbacks = new TaskCallbacks();
+  private handlers: Record<string, Handler> = {};
+  private readonly names: NameOverrides;
+
+  constructor(
+    private readonly synthesized: SynthesizedControlPlane,
+    private readonly sandbox: {
+      readonly bucket: string;
+      readonly s3Endpoint: string;
+      readonly hosts: readonly SandboxHost[];
+      readonly agentBundle: string;
+      /** Prints progress; silent by default. */
+      readonly log?: (line: string) => void;
+    },
+  ) {
+    this.names = { [synthesized.bucketLogicalId]: sandbox.bucket };
+    this.definitions = stateMachineDefinitions(synthesized.template);
+    this.ssm = new LocalSsm(
+      agentDocument(synthesized.template),
+      sandbox.hosts,
+      sandbox.agentBundle,
+      AWS_STAND_IN,
+    );
+  }
+
+  /** Starts the SSM and Step Functions stand-ins, points the hosts' agents at them, loads the handlers. */
+  async start(): Promise<void> {
+    await this.ssm.listen();
+    await this.callbacks.listen();
+    for (const host of this.sandbox.hosts) {
+      const config = JSON.parse(readFileSync(host.configFile, "utf8"));
+      writeFileSync(
+        host.configFile,
+        JSON.stringify({ ...config, sfnEndpoint: this.callbacks.endpoint, heartbeatSeconds: 5 }, null, 2),
+        { mode: 0o600 },
+      );
+    }
+    // Every Rewind Lambda has the same environment; take it from the template.
+    const fn = Object.values(this.synthesized.template.Resources).find(
+      (resource) => resource.Type === "AWS::Lambda::Function",
+    )!;
+    const environment = fn.Properties!.Environment as { Variables: Record<string, unknown> };
+    const variables = resolveIntrinsics(
+      environment.Variables,
+      this.synthesized.template,
+      this.names,
+    ) as Record<string, string>;
+    // No SNS here: the sandbox prints each outcome message instead of publishing it.
+    const { REWIND_TOPIC_ARN: _topic, ...lambdaEnvironment } = variables;
+    Object.assign(process.env, AWS_STAND_IN, lambdaEnvironment, {
+      REWIND_S3_ENDPOINT: this.sandbox.s3Endpoint,
+      REWIND_SSM_ENDPOINT: this.ssm.endpoint,
+      POWERTOOLS_METRICS_DISABLED: "true",
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+    });
+    for (const [id, folder] of Object.entries(this.synthesized.functions)) {
+      const module = (await import(`../../lambdas/${folder}/handler.js`)) as { handler: Handler };
+      this.handlers[id] = module.handler;
+    }
+  }
+
+  stop(): void {
+    this.ssm.close();
+    this.callbacks.close();
+  }
+
+  /** Runs a state machine (`Rewind-Backup`, …) to its end, as StartExecution would. */
+  async startExecution(name: string, input: unknown): Promise<ExecutionResult> {
+    const definition = this.definitions[name];
+    if (!definition)
+      throw new Error(
+        `no state machine ${name}; the template has ${Object.keys(this.definitions).join(", ")}`,
+      );
+    const executionName = `sandbox-${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
+    const token = randomBytes(48).toString("base64url");
+    const steps: ExecutionResult["steps"] = [];
+    const taskHandlers = Object.fromEntries(
+      Object.entries(definition.States)
+        .filter(([, state]) => state.Type === "Task")
+        .map(([stateName, state]) => [stateName, this.taskHandler(stateName, state, steps)]),
+    );
+    const machine = new StateMachine(definition as never);
+    const execution = machine.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: taskHandlers as never,
+        retryIntervalOverrides: Object.fromEntries(
+          Object.keys(definition.States).map((state) => [state, 1000]),
+        ),
+      },
+      context: {
+        Execution: {
+          Id: `arn:aws:states:us-east-1:123456789012:execution:${name}:${executionName}`,
+          Name: executionName,
+          Input: input,
+          StartTime: new Date().toISOString(),
+        },
+        StateMachine: { Id: `arn:aws:states:us-east-1:123456789012:stateMachine:${name}`, Name: name },
+        Task: { Token: token },
+      } as never,
+    });
+    try {
+      const output = (await execution.result) as Record<string, unknown>;
+      return { name, executionName, status: "SUCCEEDED", output, steps };
+    } catch (error) {
+      const failure = ((error as Error).cause ?? error) as Error;
+      return { name, executionName, status: "FAILED", error: failure.name, cause: failure.message, steps };
+    }
+  }
+
+  private taskHandler(stateName: string, state: AslState, steps: ExecutionResult["steps"]): Handler {
+    const resource = state.Resource ?? "";
+    const log = this.sandbox.log ?? (() => {});
+    const record = async (run: () => Promise<unknown>): Promise<unknown> => {
+      log(`  · ${stateName}`);
+      try {
+        const result = await run();
+        steps.push({ state: stateName, ok: true });
+        return result;
+      } catch (error) {
+        const failure = error as Error;
+        steps.push({ state: stateName, ok: false, detail: `${failure.name}: ${failure.message}` });
+        log(`    ✘ ${failure.name}: ${failure.message.split("\n")[0]}`);
+        throw error;
+      }
+    };
+    if (resource.startsWith("arn:aws:lambda:")) {
+      const logicalId = resource.split(":").at(-1)!;
+      const handler = this.handlers[logicalId];
+      if (!handler) throw new Error(`state ${stateName} invokes ${logicalId}, which is not a Rewind Lambda`);
+      return (event) =>
+        record(async () => {
+          const result = await handler(event);
+          if (stateName === "NotifySuccess" || stateName === "NotifyFailure") {
+            const { subject, message } = describeOutcome(Outcome.parse(event));
+            log(`    ✉ ${subject}`);
+            for (const line of message.split("\n").slice(0, 3)) if (line.trim()) log(`      ${line}`);
+          }
+          return result;
+        });
+    }
+    if (resource.endsWith(":ssm:sendCommand.waitForTaskToken")) {
+      return (event) => record(() => this.agentTask(event as AgentTaskInput, state.HeartbeatSeconds));
+    }
+    throw new Error(`state ${stateName} calls ${resource}, which the sandbox cannot run`);
+  }
+
+  /** ssm:sendCommand.waitForTaskToken: the agent's own report is the task's result. */
+  private async agentTask(input: AgentTaskInput, heartbeatSeconds: number | undefined): Promise<unknown> {
+    const token = input.Parameters?.TaskToken?.[0];
+    if (!token) throw taskError("States.Runtime", "the agent task passes no TaskToken parameter");
+    let sent: ReturnType<LocalSsm["sendCommand"]>;
+    this.callbacks.expect(token);
+    try {
+      sent = this.ssm.sendCommand(input);
+    } catch (error) {
+      if (error instanceof SsmRequestError) {
+        const [type, ...rest] = error.message.split(": ");
+        throw taskError(`Ssm.${type}Exception`, rest.join(": "));
+      }
+      throw error;
+    }
+    const invocation = sent.invocations[0]!;
+    const report = await this.callbacks.wait(token, heartbeatSeconds, invocation.done);
+    switch (report.kind) {
+      case "success":
+        return report.output;
+      case "failure":
+        throw taskError(report.error, report.cause);
+      case "heartbeat-timeout":
+        throw taskError(
+          "States.HeartbeatTimeout",
+          `no heartbeat from the agent on ${invocation.instanceId} for ${heartbeatSeconds} s`,
+        );
+      case "gave-up":
+        throw taskError(
+          "States.HeartbeatTimeout",
+          `the agent on ${invocation.instanceId} exited with ${invocation.exitCode} without reporting to Step Functions: ${invocation.stderr.trim().split("\n").slice(-3).join(" | ")}`,
+        );
+    }
+  }
+
+  /** Fires a schedule (`rewind-full-orders`, …) once, with the target and input the template gives it. */
+  async fireSchedule(name: string): Promise<ExecutionResult | ScheduledCommandResult> {
+    const schedule = Object.values(this.synthesized.template.Resources).find(
+      (resource) => resource.Type === "AWS::Scheduler::Schedule" && resource.Properties?.Name === name,
+    );
+    if (!schedule) throw new Error(`no schedule ${name} in the template`);
+    const target = resolveIntrinsics(schedule.Properties!.Target, this.synthesized.template, this.names) as {
+      Arn: string;
+      Input: string;
+    };
+    const input = JSON.parse(target.Input);
+    const machine = /:stateMachine:(.+)$/.exec(target.Arn)?.[1];
+    if (machine) {
+      const resource = this.synthesized.template.Resources[machine];
+      return this.startExecution(String(resource?.Properties?.StateMachineName ?? machine), input);
+    }
+    if (target.Arn.endsWith(":aws-sdk:ssm:sendCommand")) {
+      const { commandId, invocations } = this.ssm.sendCommand(input);
+      await Promise.all(invocations.map((invocation) => invocation.done));
+      return {
+        commandId,
+        hosts: invocations.map((invocation) => {
+          const last = invocation.stdout.trim().split("\n").at(-1);
+          let result: Record<string, unknown> | undefined;
+          try {
+            result = last ? JSON.parse(last) : undefined;
+          } catch {
+            result = undefined;
+          }
+          return {
+            instanceId: invocation.instanceId,
+            status: invocation.status,
+            result,
+            stderr: invocation.stderr,
+          };
+        }),
+      };
+    }
+    throw new Error(`schedule ${name} targets ${target.Arn}, which the sandbox cannot run`);
+  }
+
+  /** Runs one agent command on a host through the document, as an operator would with Run Command. */
+  async runCommand(instanceId: string, parameters: Record<string, string>) {
+    const { invocations } = this.ssm.sendCommand({
+      DocumentName: this.ssm.documentName,
+      InstanceIds: [instanceId],
+      Parameters: Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, [value]])),
+    });
+    await invocations[0]!.done;
+    return invocations[0]!;
+  }
+}
+
+export interface ScheduledCommandResult {
+  readonly commandId: string;
+  readonly hosts: {
+    instanceId: string;
+    status: string;
+    result?: { ok?: boolean; result?: Record<string, unknown>; error?: { name: string; message: string } };
+    stderr: string;
+  }[];
+}
+
+interface AgentTaskInput {
+  DocumentName?: string;
+  InstanceIds?: string[];
+  Parameters?: Record<string, string[]>;
+}
+
+/** Static credentials for the stand-ins (they accept any). */
+const AWS_STAND_IN = {
+  AWS_ACCESS_KEY_ID: "sandbox",
+  AWS_SECRET_ACCESS_KEY: "sandbox",
+  AWS_REGION: "us-east-1",
+  AWS_EC2_METADATA_DISABLED: "true",
+};
+
+/** The Rewind-RunAgent document as synthesized: its parameters and its shell step. */
+export function agentDocument(template: Template): AgentDocumentContent {
+  const found = Object.values(template.Resources).find((resource) => resource.Type === "AWS::SSM::Document");
+  if (!found) throw new Error("the template has no SSM document");
+  const properties = resolveIntrinsics(found.Properties, template) as {
+    Name: string;
+    Content: {
+      parameters: AgentDocumentContent["parameters"];
+      mainSteps: { action: string; inputs: { runCommand?: string[] } }[];
+    };
+  };
+  const shell = properties.Content.mainSteps.find((step) => step.action === "aws:runShellScript");
+  const runCommand = shell?.inputs.runCommand ?? [];
+  const agentLine = runCommand.find((line) => line.startsWith("agent="));
+  const configLine = runCommand.find((line) => line.includes("--config "));
+  if (!agentLine || !configLine)
+    throw new Error("the document's shell step does not name the agent and its config");
+  return {
+    name: properties.Name,
+    parameters: properties.Content.parameters,
+    runCommand,
+    downloadDir: agentLine.slice("agent=".length, agentLine.lastIndexOf("/")),
+    configPath: /--config (\S+)/.exec(configLine)![1]!,
+  };
+}

@@ -1,0 +1,252 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { copyFileSync, mkdirSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { track } from "./processes.js";
+
+/** The parts of the Rewind-RunAgent document the runner needs, as synthesized. */
+export interface AgentDocumentContent {
+  readonly name: string;
+  readonly parameters: Record<string, { default?: string; allowedPattern?: string }>;
+  /** The `aws:runShellScript` step's lines. */
+  readonly runCommand: readonly string[];
+  /** Where `aws:downloadContent` puts the agent, and the config path the script names. */
+  readonly downloadDir: string;
+  readonly configPath: string;
+}
+
+/** A sandbox "managed instance": a database host on this machine. */
+export interface SandboxHost {
+  readonly instanceId: string;
+  readonly name: string;
+  readonly tags: Readonly<Record<string, string>>;
+  /** The agent config this host's /etc/rewind/agent.json stands for. */
+  readonly configFile: string;
+  /** A directory of the host's own, for the downloaded agent. */
+  readonly dir: string;
+}
+
+export interface Invocation {
+  readonly commandId: string;
+  readonly instanceId: string;
+  status: "InProgress" | "Success" | "Failed";
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  readonly done: Promise<void>;
+}
+
+export class SsmRequestError extends Error {}
+
+const OUTPUT_LIMIT = 24_000;
+
+/**
+ * The Systems Manager side of the sandbox: `SendCommand` of the real Rewind-RunAgent document to
+ * sandbox hosts, running the document's own shell step (parameters checked against their
+ * allowedPattern and passed as SSM_* environment variables, as SSM does) with the real agent
+ * bundle. The HTTP endpoint speaks enough of the SSM API (JSON 1.1) for the select-source Lambda:
+ * DescribeInstanceInformation, SendCommand, GetCommandInvocation.
+ */
+export class LocalSsm {
+  private readonly invocations = new Map<string, Invocation>();
+  private server?: http.Server;
+  endpoint = "";
+
+  get documentName(): string {
+    return this.document.name;
+  }
+
+  constructor(
+    private readonly document: AgentDocumentContent,
+    private readonly hosts: readonly SandboxHost[],
+    private readonly agentBundle: string,
+    private readonly env: NodeJS.ProcessEnv = {},
+  ) {}
+
+  /** Instances matching SSM's tag filters (`tag:<key>`) and targets. */
+  instancesTagged(key: string, values: readonly string[]): SandboxHost[] {
+    return this.hosts.filter((host) => values.includes(host.tags[key] ?? ""));
+  }
+
+  /** `SendCommand`: validates like SSM, starts the document on each host, returns the command id. */
+  sendCommand(request: {
+    DocumentName?: string;
+    InstanceIds?: string[];
+    Targets?: { Key: string; Values: string[] }[];
+    Parameters?: Record<string, string[]>;
+  }): { commandId: string; invocations: Invocation[] } {
+    if (request.DocumentName !== this.document.name) {
+      throw new SsmRequestError(`InvalidDocument: document ${request.DocumentName} does not exist`);
+    }
+    const hosts = request.InstanceIds
+      ? request.InstanceIds.map((id) => {
+          const host = this.hosts.find((candidate) => candidate.instanceId === id);
+          if (!host) throw new SsmRequestError(`InvalidInstanceId: ${id} is not a managed instance`);
+          return host;
+        })
+      : (request.Targets ?? []).flatMap((target) => {
+          if (!target.Key.startsWith("tag:")) throw new SsmRequestError(`InvalidTarget: ${target.Key}`);
+          return this.instancesTagged(target.Key.slice(4), target.Values);
+        });
+    const env = this.parameterEnvironment(request.Parameters ?? {});
+    const commandId = randomUUID();
+    const invocations = hosts.map((host) => this.start(commandId, host, env));
+    return { commandId, invocations };
+  }
+
+  invocation(commandId: string, instanceId: string): Invocation | undefined {
+    return this.invocations.get(`${commandId}/${instanceId}`);
+  }
+
+  private parameterEnvironment(parameters: Record<string, string[]>): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [name, values] of Object.entries(parameters)) {
+      const declared = this.document.parameters[name];
+      if (!declared)
+        throw new SsmRequestError(`InvalidParameters: ${name} is not a parameter of ${this.document.name}`);
+      if (!Array.isArray(values) || values.length !== 1 || typeof values[0] !== "string") {
+        throw new SsmRequestError(`InvalidParameters: ${name} must be a list of one string`);
+      }
+    }
+    for (const [name, declared] of Object.entries(this.document.parameters)) {
+      const value = parameters[name]?.[0] ?? declared.default ?? "";
+      if (declared.allowedPattern && !new RegExp(declared.allowedPattern).test(value)) {
+        throw new SsmRequestError(
+          `InvalidParameters: parameter "${name}" "${value}" does not match the allowed pattern ${declared.allowedPattern}`,
+        );
+      }
+      env[`SSM_${name}`] = value;
+    }
+    return env;
+  }
+
+  private start(commandId: string, host: SandboxHost, parameterEnv: Record<string, string>): Invocation {
+    // aws:downloadContent: the agent asset lands in the host's download directory.
+    const downloadDir = path.join(host.dir, "opt-rewind");
+    mkdirSync(downloadDir, { recursive: true });
+    const script = this.document.runCommand
+      .join("\n")
+      .replaceAll(this.document.downloadDir, downloadDir)
+      .replaceAll(this.document.configPath, host.configFile);
+    const agentLine = this.document.runCommand.find((line) => line.startsWith("agent="));
+    const assetName = agentLine ? path.basename(agentLine.slice("agent=".length)) : "rewind-agent.mjs";
+    copyFileSync(this.agentBundle, path.join(downloadDir, assetName));
+    const child: ChildProcess = track(
+      spawn("bash", ["-c", script], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...this.env, ...parameterEnv },
+      }),
+    );
+    let resolveDone: () => void = () => {};
+    const invocation: Invocation = {
+      commandId,
+      instanceId: host.instanceId,
+      status: "InProgress",
+      exitCode: null,
+      stdout: "",
+      stderr: "",
+      done: new Promise<void>((resolve) => {
+        resolveDone = resolve;
+      }),
+    };
+    child.stdout!.on("data", (chunk: Buffer) => {
+      invocation.stdout = (invocation.stdout + chunk.toString()).slice(-OUTPUT_LIMIT);
+    });
+    child.stderr!.on("data", (chunk: Buffer) => {
+      invocation.stderr = (invocation.stderr + chunk.toString()).slice(-OUTPUT_LIMIT);
+    });
+    child.once("close", (code) => {
+      invocation.exitCode = code;
+      invocation.status = code === 0 ? "Success" : "Failed";
+      resolveDone();
+    });
+    this.invocations.set(`${commandId}/${host.instanceId}`, invocation);
+    return invocation;
+  }
+
+  /** The SSM API endpoint for the Lambdas' SSM client (`REWIND_SSM_ENDPOINT`). */
+  async listen(): Promise<string> {
+    this.server = http.createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      request.on("end", () => {
+        const reply = (status: number, payload: unknown) => {
+          response.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
+          response.end(JSON.stringify(payload));
+        };
+        try {
+          const target = String(request.headers["x-amz-target"] ?? "").replace(/^AmazonSSM\./, "");
+          reply(200, this.answer(target, JSON.parse(body || "{}")));
+        } catch (error) {
+          const [type, ...rest] = (error as Error).message.split(": ");
+          reply(400, {
+            __type: error instanceof SsmRequestError ? type : "InternalServerError",
+            message: rest.join(": ") || (error as Error).message,
+          });
+        }
+      });
+    });
+    this.server.listen(0, "127.0.0.1");
+    await once(this.server, "listening");
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.endpoint;
+  }
+
+  private answer(target: string, input: Record<string, unknown>): unknown {
+    switch (target) {
+      case "DescribeInstanceInformation": {
+        let hosts = [...this.hosts];
+        for (const filter of (input.Filters as { Key: string; Values: string[] }[] | undefined) ?? []) {
+          if (filter.Key.startsWith("tag:"))
+            hosts = hosts.filter((h) => filter.Values.includes(h.tags[filter.Key.slice(4)] ?? ""));
+          else if (filter.Key === "PingStatus" && !filter.Values.includes("Online")) hosts = [];
+        }
+        return {
+          InstanceInformationList: hosts.map((host) => ({
+            InstanceId: host.instanceId,
+            PingStatus: "Online",
+            ComputerName: host.name,
+          })),
+        };
+      }
+      case "SendCommand": {
+        const { commandId, invocations } = this.sendCommand(input as Parameters<LocalSsm["sendCommand"]>[0]);
+        return {
+          Command: {
+            CommandId: commandId,
+            DocumentName: this.document.name,
+            InstanceIds: invocations.map((i) => i.instanceId),
+            Status: "Pending",
+          },
+        };
+      }
+      case "GetCommandInvocation": {
+        const found = this.invocation(String(input.CommandId), String(input.InstanceId));
+        if (!found)
+          throw new SsmRequestError(
+            `InvocationDoesNotExist: no invocation ${input.CommandId} on ${input.InstanceId}`,
+          );
+        return {
+          CommandId: found.commandId,
+          InstanceId: found.instanceId,
+          Status: found.status,
+          StatusDetails: found.status,
+          ResponseCode: found.exitCode ?? -1,
+          StandardOutputContent: found.stdout,
+          StandardErrorContent: found.stderr.slice(-8000),
+        };
+      }
+      default:
+        throw new SsmRequestError(`UnknownOperationException: the sandbox does not offer ${target}`);
+    }
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+}

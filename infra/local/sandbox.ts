@@ -1,0 +1,330 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { App, type CfnElement } from "aws-cdk-lib";
+import type { IConstruct } from "constructs";
+import { bundleAgent } from "../bundle-agent.js";
+import { parseRewindConfig } from "../config.js";
+import { RewindStack } from "../rewind-stack.js";
+import { setUpLocalAgent, writeRestoreTargetConfig } from "./agent.js";
+import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
+import type { SandboxHost } from "./local-ssm.js";
+import { MariaDbServer } from "./mariadb-server.js";
+import { run, waitFor } from "./processes.js";
+import { S3Server } from "./s3-server.js";
+import type { Template } from "./state-machine-definitions.js";
+import { loadDataset } from "./workload.js";
+
+export const CLUSTER = "orders";
+const REPL = { user: "repl", password: randomBytes(12).toString("base64url") };
+
+export interface SandboxHostState extends SandboxHost {
+  readonly role: "primary" | "replica" | "standby";
+  readonly socket: string;
+  readonly port: number;
+  readonly defaultsFile: string;
+  readonly serverId: number;
+  readonly datadir: string;
+}
+
+/** What `sandbox up` leaves for `status`, `start`, `schedule` and `down` in other processes. */
+export interface SandboxState {
+  readonly root: string;
+  readonly pid: number;
+  readonly bucket: string;
+  readonly s3Endpoint: string;
+  readonly agentBundle: string;
+  readonly hosts: SandboxHostState[];
+  readonly controlPlane: string;
+}
+
+export interface SandboxOptions {
+  readonly root: string;
+  /** Size of the generated dataset on the primary. */
+  readonly datasetMb: number;
+  readonly log?: (line: string) => void;
+}
+
+/** The Rewind config the sandbox deploys: one MariaDB cluster, backups from a healthy replica. */
+export function sandboxRewindConfig(root: string) {
+  return parseRewindConfig(
+    {
+      clusters: [
+        { name: CLUSTER, engine: "mariadb", sourcePolicy: "prefer-replica", maxReplicaLagSeconds: 60 },
+      ],
+      schedules: {
+        full: "cron(15 3 * * ? *)",
+        binlogIntervalMinutes: 1,
+        drill: "cron(0 6 ? * SUN *)",
+        timeZone: "UTC",
+        drillDatadir: path.join(root, "drill", "data"),
+      },
+      retention: { fullBackups: 2, pitrDays: 1 },
+      alarms: { rpoMinutes: 5 },
+    },
+    "the sandbox",
+  );
+}
+
+function logicalId(construct: IConstruct): string {
+  const element = (construct.node.defaultChild ?? construct) as CfnElement;
+  return element.stack.resolve(element.logicalId) as string;
+}
+
+/** `cdk synth` of the Rewind app in-process, as deployed: the template and which Lambda is which. */
+export function synthesizeControlPlane(root: string, agentBundle: string): SynthesizedControlPlane {
+  const app = new App({ outdir: path.join(root, "cdk.out") });
+  const stack = new RewindStack(app, "Rewind", { config: sandboxRewindConfig(root), agentBundle });
+  const functions = stack.functions;
+  const folders: [IConstruct, string][] = [
+    [functions.selectSource, "select-source"],
+    [functions.verify, "verify"],
+    [functions.planRestore, "plan-restore"],
+    [functions.retention, "retention"],
+    [functions.notify, "notify"],
+  ];
+  const template = app.synth().getStackByName("Rewind").template as Template;
+  return {
+    template,
+    functions: Object.fromEntries(folders.map(([fn, folder]) => [logicalId(fn), folder])),
+    bucketLogicalId: logicalId(stack.storage.bucket),
+  };
+}
+
+function hostState(
+  server: MariaDbServer,
+  host: Omit<SandboxHostState, "socket" | "port" | "defaultsFile" | "serverId" | "datadir">,
+): SandboxHostState {
+  return {
+    ...host,
+    socket: server.socket,
+    port: server.port,
+    defaultsFile: server.defaultsFile,
+    serverId: server.serverId,
+    datadir: server.datadir,
+  };
+}
+
+/**
+ * The whole of Rewind on one machine (DESIGN §5): a MariaDB primary, a GTID replica and a standby
+ * host to restore onto (each a sandbox "managed instance" tagged rewind:cluster=orders, with an
+ * agent config standing for its /etc/rewind/agent.json), fauxqs as S3, a local key and secrets
+ * file, and the control plane synthesized from the CDK app and run by LocalControlPlane.
+ */
+export class Sandbox {
+  private constructor(
+    readonly state: SandboxState,
+    readonly controlPlane: LocalControlPlane,
+    readonly servers: MariaDbServer[],
+    private readonly s3?: S3Server,
+  ) {}
+
+  get primary(): MariaDbServer {
+    return this.servers[0]!;
+  }
+  get replica(): MariaDbServer {
+    return this.servers[1]!;
+  }
+  get standby(): MariaDbServer {
+    return this.servers[2]!;
+  }
+  host(role: SandboxHostState["role"]): SandboxHostState {
+    return this.state.hosts.find((host) => host.role === role)!;
+  }
+
+  static async up(options: SandboxOptions): Promise<Sandbox> {
+    const log = options.log ?? (() => {});
+    const root = path.resolve(options.root);
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    const bucket = "rewind-sandbox";
+    const servers: MariaDbServer[] = [];
+    let s3: S3Server | undefined;
+    try {
+      log("bundling the host agent and synthesizing the CDK app");
+      const agentBundle = await bundleAgent(path.join(root, "rewind-agent.mjs"));
+      const synthesized = synthesizeControlPlane(root, agentBundle);
+      const controlPlaneFile = path.join(root, "control-plane.json");
+      writeFileSync(controlPlaneFile, JSON.stringify(synthesized));
+
+      log("starting fauxqs (S3, file mode), a MariaDB primary, a GTID replica and a standby host");
+      s3 = await S3Server.start({ storageDir: path.join(root, "s3"), buckets: [bucket] });
+      const primary = await MariaDbServer.start({
+        baseDir: path.join(root, "db-primary"),
+        serverId: 1,
+        innodbBufferPoolMiB: 256,
+      });
+      servers.push(primary);
+      const replica = await MariaDbServer.start({ baseDir: path.join(root, "db-replica"), serverId: 2 });
+      servers.push(replica);
+      const standby = await MariaDbServer.start({
+        baseDir: path.join(root, "db-standby"),
+        serverId: 3,
+        extraConfig: ["read_only=1"],
+      });
+      servers.push(standby);
+      await primary.createUser(REPL, "REPLICATION SLAVE");
+      await replica.replicateFrom(primary, REPL);
+
+      const agentDir = (name: string) => path.join(root, "hosts", name);
+      const setup = await setUpLocalAgent({
+        dir: agentDir("db-primary"),
+        server: primary,
+        s3Endpoint: s3.endpoint,
+        bucket,
+        cluster: CLUSTER,
+        host: "db-primary",
+        extra: { secrets: { backup: `rewind/${CLUSTER}/backup`, repl: `rewind/${CLUSTER}/repl` } },
+      });
+      const secrets = JSON.parse(readFileSync(setup.secretsFile, "utf8"));
+      writeFileSync(
+        setup.secretsFile,
+        JSON.stringify({
+          ...secrets,
+          [`rewind/${CLUSTER}/repl`]: { username: REPL.user, password: REPL.password },
+        }),
+        { mode: 0o600 },
+      );
+      const backupUser = secrets[`rewind/${CLUSTER}/backup`] as { username: string; password: string };
+      // The standby is not replicating: it needs its own copy of the backup user.
+      await standby.createUser(
+        { user: backupUser.username, password: backupUser.password },
+        "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR",
+      );
+
+      const hostConfig = (server: MariaDbServer, name: string, restoreTarget: boolean) => {
+        const dir = agentDir(name);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const file = path.join(dir, "agent.json");
+        if (restoreTarget) writeRestoreTargetConfig(setup.configFile, server, file);
+        else writeFileSync(file, readFileSync(setup.configFile));
+        const config = JSON.parse(readFileSync(file, "utf8"));
+        writeFileSync(
+          file,
+          JSON.stringify(
+            {
+              ...config,
+              host: name,
+              connection: { socket: server.socket },
+              myCnfPaths: [server.defaultsFile],
+              stateDir: path.join(dir, "state"),
+              workDir: path.join(dir, "work"),
+            },
+            null,
+            2,
+          ),
+          { mode: 0o600 },
+        );
+        return file;
+      };
+      const tags = { "rewind:cluster": CLUSTER };
+      const hosts: SandboxHostState[] = [
+        hostState(primary, {
+          instanceId: "i-0000000000000001a",
+          name: "db-primary",
+          role: "primary",
+          tags,
+          configFile: hostConfig(primary, "db-primary", false),
+          dir: agentDir("db-primary"),
+        }),
+        hostState(replica, {
+          instanceId: "i-0000000000000002b",
+          name: "db-replica",
+          role: "replica",
+          tags,
+          configFile: hostConfig(replica, "db-replica", false),
+          dir: agentDir("db-replica"),
+        }),
+        hostState(standby, {
+          instanceId: "i-0000000000000003c",
+          name: "db-standby",
+          role: "standby",
+          tags,
+          configFile: hostConfig(standby, "db-standby", true),
+          dir: agentDir("db-standby"),
+        }),
+      ];
+
+      log(`loading about ${options.datasetMb} MB into the primary; the replica follows`);
+      await loadDataset(primary, { megabytes: options.datasetMb });
+      await waitForReplica(primary, replica);
+
+      const state: SandboxState = {
+        root,
+        pid: process.pid,
+        bucket,
+        s3Endpoint: s3.endpoint,
+        agentBundle,
+        hosts,
+        controlPlane: controlPlaneFile,
+      };
+      writeFileSync(path.join(root, "sandbox.json"), JSON.stringify(state, null, 2));
+      const controlPlane = new LocalControlPlane(synthesized, {
+        bucket,
+        s3Endpoint: s3.endpoint,
+        hosts,
+        agentBundle,
+        log,
+      });
+      await controlPlane.start();
+      return new Sandbox(state, controlPlane, servers, s3);
+    } catch (error) {
+      for (const server of servers) await server.stop().catch(() => {});
+      await s3?.stop().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Attaches to a sandbox that `sandbox up` keeps running in another process. */
+  static async attach(root: string, log?: (line: string) => void): Promise<Sandbox> {
+    const state = Sandbox.readState(root);
+    const synthesized = JSON.parse(readFileSync(state.controlPlane, "utf8")) as SynthesizedControlPlane;
+    const controlPlane = new LocalControlPlane(synthesized, { ...state, log });
+    await controlPlane.start();
+    const servers = await Promise.all(
+      state.hosts.map((host) =>
+        MariaDbServer.configure({
+          baseDir: path.dirname(host.defaultsFile),
+          serverId: host.serverId,
+          port: host.port,
+          existingDatadir: host.datadir,
+          ...(host.role === "standby" ? { extraConfig: ["read_only=1"] } : {}),
+        }),
+      ),
+    );
+    return new Sandbox(state, controlPlane, servers);
+  }
+
+  static readState(root: string): SandboxState {
+    const file = path.join(path.resolve(root), "sandbox.json");
+    if (!existsSync(file)) throw new Error(`no sandbox in ${root}; start one with \`npm run sandbox -- up\``);
+    return JSON.parse(readFileSync(file, "utf8")) as SandboxState;
+  }
+
+  /** Stops every server (also those the agent restarted) and the S3 stand-in; `remove` deletes it all. */
+  async down({ remove = true } = {}): Promise<void> {
+    this.controlPlane.stop();
+    for (const host of this.state.hosts) {
+      // The agent may have restarted a server outside our process tree (server.start).
+      await run("mariadb-admin", [`--defaults-file=${host.defaultsFile}`, "-uroot", "shutdown"]).catch(
+        () => {},
+      );
+    }
+    for (const server of this.servers) await server.stop().catch(() => {});
+    await this.s3?.stop();
+    if (remove) rmSync(this.state.root, { recursive: true, force: true });
+  }
+}
+
+/** Waits until the replica has applied everything the primary has written so far. */
+export async function waitForReplica(primary: MariaDbServer, replica: MariaDbServer): Promise<void> {
+  const target = await primary.gtidBinlogPos();
+  await waitFor(
+    "the replica to catch up",
+    async () => {
+      const [row] = await replica.query(`SELECT MASTER_GTID_WAIT('${target}', 1)`);
+      return row?.[0] === "0";
+    },
+    { timeoutMs: 600_000, intervalMs: 200 },
+  );
+}

@@ -1,0 +1,117 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type TaskReport =
+  | { readonly kind: "success"; readonly output: unknown }
+  | { readonly kind: "failure"; readonly error: string; readonly cause: string };
+
+interface Waiting {
+  lastHeartbeat: number;
+  heartbeats: number;
+  report?: TaskReport;
+  notify?: () => void;
+}
+
+/**
+ * Where the agents' `--task-token` reports land in the sandbox: a Step Functions endpoint that
+ * accepts SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat (JSON 1.0) and hands each report
+ * to the task waiting on that token.
+ */
+export class TaskCallbacks {
+  private readonly waiting = new Map<string, Waiting>();
+  private server?: http.Server;
+  endpoint = "";
+
+  async listen(): Promise<string> {
+    this.server = http.createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      request.on("end", () => {
+        const target = String(request.headers["x-amz-target"] ?? "").replace(/^AWSStepFunctions\./, "");
+        const input = JSON.parse(body || "{}") as {
+          taskToken?: string;
+          output?: string;
+          error?: string;
+          cause?: string;
+        };
+        const entry = input.taskToken ? this.waiting.get(input.taskToken) : undefined;
+        const reply = (status: number, payload: unknown) => {
+          response.writeHead(status, { "content-type": "application/x-amz-json-1.0" });
+          response.end(JSON.stringify(payload));
+        };
+        if (!entry || entry.report) {
+          reply(400, { __type: "TaskTimedOut", message: "no task is waiting for this token" });
+          return;
+        }
+        if (target === "SendTaskHeartbeat") {
+          entry.lastHeartbeat = Date.now();
+          entry.heartbeats++;
+        } else if (target === "SendTaskSuccess") {
+          entry.report = { kind: "success", output: JSON.parse(input.output ?? "null") };
+        } else if (target === "SendTaskFailure") {
+          entry.report = { kind: "failure", error: input.error ?? "TaskFailed", cause: input.cause ?? "" };
+        } else {
+          reply(400, { __type: "UnknownOperationException", message: target });
+          return;
+        }
+        entry.notify?.();
+        reply(200, {});
+      });
+    });
+    this.server.listen(0, "127.0.0.1");
+    await once(this.server, "listening");
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.endpoint;
+  }
+
+  /** Starts waiting for reports on `token` (before the command that carries it is sent). */
+  expect(token: string): void {
+    this.waiting.set(token, { lastHeartbeat: Date.now(), heartbeats: 0 });
+  }
+
+  /**
+   * The report for `token`, or undefined once `gaveUp` resolves first. Enforces the heartbeat
+   * timeout as Step Functions does: no heartbeat for `heartbeatSeconds` ends the wait.
+   */
+  async wait(
+    token: string,
+    heartbeatSeconds: number | undefined,
+    gaveUp: Promise<void>,
+  ): Promise<TaskReport | { kind: "heartbeat-timeout" } | { kind: "gave-up" }> {
+    const entry = this.waiting.get(token);
+    if (!entry) throw new Error(`nothing expects task token ${token}`);
+    try {
+      for (;;) {
+        if (entry.report) return entry.report;
+        if (heartbeatSeconds && Date.now() - entry.lastHeartbeat > heartbeatSeconds * 1000) {
+          return { kind: "heartbeat-timeout" };
+        }
+        const stopped = await Promise.race([
+          new Promise<boolean>((resolve) => {
+            entry.notify = () => resolve(false);
+            setTimeout(() => resolve(false), 250);
+          }),
+          gaveUp.then(() => true),
+        ]);
+        if (stopped) {
+          // The command ended; give a report already on its way a moment to arrive.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return entry.report ?? { kind: "gave-up" };
+        }
+      }
+    } finally {
+      this.waiting.delete(token);
+    }
+  }
+
+  heartbeats(token: string): number {
+    return this.waiting.get(token)?.heartbeats ?? 0;
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+}
