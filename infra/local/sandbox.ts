@@ -275,24 +275,16 @@ export class Sandbox {
     }
   }
 
-  /** Attaches to a sandbox that `sandbox up` keeps running in another process. */
+  /**
+   * Attaches to a sandbox that `sandbox up` keeps running in another process, to run state
+   * machines and schedules against it. Its servers are reached through the agents, not directly.
+   */
   static async attach(root: string, log?: (line: string) => void): Promise<Sandbox> {
     const state = Sandbox.readState(root);
     const synthesized = JSON.parse(readFileSync(state.controlPlane, "utf8")) as SynthesizedControlPlane;
     const controlPlane = new LocalControlPlane(synthesized, { ...state, log });
     await controlPlane.start();
-    const servers = await Promise.all(
-      state.hosts.map((host) =>
-        MariaDbServer.configure({
-          baseDir: path.dirname(host.defaultsFile),
-          serverId: host.serverId,
-          port: host.port,
-          existingDatadir: host.datadir,
-          ...(host.role === "standby" ? { extraConfig: ["read_only=1"] } : {}),
-        }),
-      ),
-    );
-    return new Sandbox(state, controlPlane, servers);
+    return new Sandbox(state, controlPlane, []);
   }
 
   static readState(root: string): SandboxState {
