@@ -34,6 +34,15 @@ export interface ExecutionResult {
 
 type Handler = (event: unknown) => Promise<unknown>;
 
+/** The real handler modules, by their folder under lambdas/ (imported once the environment is set). */
+const HANDLER_MODULES: Record<string, () => Promise<{ handler: Handler }>> = {
+  "select-source": () => import("../../lambdas/select-source/handler.js"),
+  verify: () => import("../../lambdas/verify/handler.js"),
+  "plan-restore": () => import("../../lambdas/plan-restore/handler.js"),
+  retention: () => import("../../lambdas/retention/handler.js"),
+  notify: () => import("../../lambdas/notify/handler.js"),
+};
+
 /** A named error, as Step Functions matches and shows it. */
 function taskError(name: string, message: string): Error {
   const error = new Error(message);
@@ -107,8 +116,10 @@ export class LocalControlPlane {
       POWERTOOLS_LOG_LEVEL: "ERROR",
     });
     for (const [id, folder] of Object.entries(this.synthesized.functions)) {
-      const module = (await import(`../../lambdas/${folder}/handler.js`)) as { handler: Handler };
-      this.handlers[id] = module.handler;
+      const load = HANDLER_MODULES[folder];
+      if (!load)
+        throw new Error(`the template has a Lambda ${id} (${folder}) that the sandbox does not know`);
+      this.handlers[id] = (await load()).handler;
     }
   }
 
