@@ -19,6 +19,7 @@ import { replayThroughApplier } from "../restore/applier.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
 import { startPrivateServer } from "../restore/private-server.js";
+import { putJson } from "../s3/put-json.js";
 import { fetchCredentials } from "../secrets.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
@@ -92,11 +93,40 @@ async function runServerCommand(command: readonly string[], what: string): Promi
 }
 
 /**
- * `rewind-agent restore (--until T | --backup-id ID | --plan P) --datadir DIR [--move-aside] [--dry-run]`:
- * plan, fetch and verify everything, and only then touch the datadir; start the server and replay
- * the binlogs from the backup's exact position to the target.
+ * `rewind-agent restore (--until T | --backup-id ID | --plan P) --datadir DIR [--move-aside] [--dry-run]`.
+ * A plan in S3 (from the Restore state machine) gets its outcome written beside it as
+ * `report.json` (DESIGN §3), success or failure, for whoever audits the restore later.
  */
 export async function restore(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
+  const planObject = options.plan ? /^s3:\/\/([^/]+)\/(.+\/)plan\.json$/.exec(options.plan) : null;
+  const report = async (outcome: Record<string, unknown>) => {
+    if (!planObject || options.dryRun) return;
+    const key = `${planObject[2]}report.json`;
+    await putJson(s3Client(context.config), planObject[1]!, key, {
+      ...outcome,
+      host: context.config.host,
+      datadir: path.resolve(options.datadir),
+      finishedAt: new Date().toISOString(),
+    }).catch((error: Error) =>
+      log("warn", "could not write the restore report", { key, error: error.message }),
+    );
+  };
+  try {
+    const result = await restoreFromPlan(context, options);
+    await report({ ok: true, result });
+    return result;
+  } catch (error) {
+    const name = error instanceof RewindError ? error.name : "AgentError";
+    await report({ ok: false, error: { name, message: (error as Error).message } });
+    throw error;
+  }
+}
+
+/**
+ * Plans, fetches and verifies everything, and only then touches the datadir; starts the server
+ * and replays the binlogs from the backup's exact position to the target.
+ */
+async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
   const { config, engine, location } = context;
   const target: RestoreTarget = options.plan
     ? await readPlanTarget(context, options.plan)

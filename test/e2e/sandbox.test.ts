@@ -1,5 +1,7 @@
 import path from "node:path";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { s3Client } from "../../host-agent/clients.js";
 import { Sandbox } from "../../infra/local/sandbox.js";
 import { runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
@@ -41,6 +43,20 @@ describe("the sandbox: the deployed control plane on one machine", () => {
     );
     expect(report.backupSource).toBe(sandbox.host("replica").instanceId);
     expect(report.rpoSeconds).toBeLessThan(30);
+    // Each restore leaves its plan and, written by the agent, its report (DESIGN §3).
+    const s3 = s3Client({ region: "us-east-1", s3Endpoint: sandbox.state.s3Endpoint });
+    const listed = await s3.send(
+      new ListObjectsV2Command({ Bucket: sandbox.state.bucket, Prefix: "orders/restores/" }),
+    );
+    const keys = (listed.Contents ?? []).map((object) => object.Key!);
+    const reports = keys.filter((key) => key.endsWith("/report.json"));
+    expect(reports).toHaveLength(2);
+    expect(keys.filter((key) => key.endsWith("/plan.json"))).toHaveLength(2);
+    for (const key of reports) {
+      const body = await s3.send(new GetObjectCommand({ Bucket: sandbox.state.bucket, Key: key }));
+      const written = JSON.parse(await body.Body!.transformToString());
+      expect(written).toMatchObject({ ok: true, result: { gtidReached: expect.any(String) } });
+    }
   }, 600_000);
 
   it("refuses a restore before the oldest backup in planning, and never reaches the host", async () => {
