@@ -437,6 +437,11 @@ describe("the Rewind config", () => {
     ],
     [{ ...minimal, alarms: { notificationEmail: "dba at example" } }, /alarms.notificationEmail/],
     [{ ...minimal, surprise: true }, /Unrecognized key: "surprise"/],
+    [
+      { ...minimal, alarms: { hoursWithoutBackup: 200 } },
+      /alarms.hoursWithoutBackup: at most 168 hours \(CloudWatch evaluates alarms over at most 7 days\)/,
+    ],
+    [{ ...minimal, schedules: { drillDatadir: "drill" } }, /schedules.drillDatadir: an absolute path/],
   ])("a bad config fails synth naming the field and the fix (%#)", (raw, message) => {
     expect(() => parseRewindConfig(raw, "rewind.config.json")).toThrow(message);
   });
