@@ -57,14 +57,15 @@ export class AgentDocument extends Construct {
     const script = [
       "set -eu",
       `agent=/opt/rewind/${props.agentAsset.s3ObjectKey}`,
+      // --flag=value: a value that starts with "-" (task tokens can) stays the flag's value.
       `set -- "$SSM_Command" --config ${configPath}`,
-      '[ -n "$SSM_Type" ] && set -- "$@" --type "$SSM_Type"',
-      '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id "$SSM_BackupId"',
-      '[ -n "$SSM_Until" ] && set -- "$@" --until "$SSM_Until"',
-      '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir "$SSM_Datadir"',
-      '[ -n "$SSM_Plan" ] && set -- "$@" --plan "$SSM_Plan"',
-      '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of "$SSM_ReplicaOf"',
-      '[ -n "$SSM_TaskToken" ] && set -- "$@" --task-token "$SSM_TaskToken"',
+      '[ -n "$SSM_Type" ] && set -- "$@" --type="$SSM_Type"',
+      '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id="$SSM_BackupId"',
+      '[ -n "$SSM_Until" ] && set -- "$@" --until="$SSM_Until"',
+      '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir="$SSM_Datadir"',
+      '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
+      '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of="$SSM_ReplicaOf"',
+      '[ -n "$SSM_TaskToken" ] && set -- "$@" --task-token="$SSM_TaskToken"',
       // The pattern allows only known flags separated by single spaces.
       'for flag in $SSM_Flags; do set -- "$@" "$flag"; done',
       'exec node "$agent" "$@"',

@@ -1,0 +1,70 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { agentDocument } from "../../infra/local/control-plane.js";
+import { LocalSsm } from "../../infra/local/local-ssm.js";
+import type { Template } from "../../infra/local/state-machine-definitions.js";
+import { scratchDir } from "../support.js";
+import { synthTemplate } from "./synth.js";
+
+/**
+ * The Rewind-RunAgent shell step as synthesized, run by the sandbox's SSM stand-in with an
+ * agent that only prints the arguments it was given.
+ */
+describe("the Rewind-RunAgent shell step", () => {
+  const scratch = scratchDir("document");
+  const echoAgent = path.join(scratch.dir, "echo-agent.mjs");
+  writeFileSync(echoAgent, "console.log(JSON.stringify(process.argv.slice(2)));\n");
+  const document = agentDocument(synthTemplate().toJSON() as Template);
+  const host = {
+    instanceId: "i-0000000000000001a",
+    name: "db1",
+    tags: { "rewind:cluster": "orders" },
+    configFile: path.join(scratch.dir, "agent.json"),
+    dir: path.join(scratch.dir, "db1"),
+  };
+  const ssm = new LocalSsm(document, [host], echoAgent);
+  afterAll(() => scratch.remove());
+
+  async function argumentsFor(parameters: Record<string, string>): Promise<string[]> {
+    const { invocations } = ssm.sendCommand({
+      DocumentName: "Rewind-RunAgent",
+      InstanceIds: [host.instanceId],
+      Parameters: Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, [value]])),
+    });
+    await invocations[0]!.done;
+    expect(invocations[0]!.status, invocations[0]!.stderr).toBe("Success");
+    return JSON.parse(invocations[0]!.stdout.trim());
+  }
+
+  it("hands each parameter to the agent as one --flag=value, even a task token that starts with '-'", async () => {
+    expect(
+      await argumentsFor({
+        Command: "restore",
+        Plan: "s3://rewind-backups/orders/restores/exec-1/plan.json",
+        Datadir: "/var/lib/mysql",
+        Flags: "--move-aside",
+        TaskToken: "-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=",
+      }),
+    ).toEqual([
+      "restore",
+      "--config",
+      host.configFile,
+      "--datadir=/var/lib/mysql",
+      "--plan=s3://rewind-backups/orders/restores/exec-1/plan.json",
+      "--task-token=-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=",
+      "--move-aside",
+    ]);
+    expect(await argumentsFor({ Command: "status" })).toEqual(["status", "--config", host.configFile]);
+  });
+
+  it("refuses a parameter outside its pattern before anything runs, as SSM does", () => {
+    expect(() =>
+      ssm.sendCommand({
+        DocumentName: "Rewind-RunAgent",
+        InstanceIds: [host.instanceId],
+        Parameters: { Command: ["backup; reboot"] },
+      }),
+    ).toThrow(/InvalidParameters: parameter "Command" "backup; reboot" does not match the allowed pattern/);
+  });
+});
