@@ -87,6 +87,7 @@ export class ControlPlaneFunctions extends Construct {
         loggingFormat: lambda.LoggingFormat.JSON,
         bundling: {
           forceDockerBundling: false,
+          logLevel: nodejs.LogLevel.ERROR,
           format: nodejs.OutputFormat.ESM,
           target: "node22",
           minify: true,

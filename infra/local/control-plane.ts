@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { StateMachine } from "aws-local-stepfunctions";
-import { describeOutcome, Outcome } from "../../lambdas/lib/notify.js";
+import { describeOutcome, Outcome, readableCause } from "../../lambdas/lib/notify.js";
 import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
 import {
   type AslDefinition,
@@ -195,9 +195,9 @@ export class LocalControlPlane {
         record(async () => {
           const result = await handler(event);
           if (stateName === "NotifySuccess" || stateName === "NotifyFailure") {
-            const { subject, message } = describeOutcome(Outcome.parse(event));
-            log(`    ✉ ${subject}`);
-            for (const line of message.split("\n").slice(0, 3)) if (line.trim()) log(`      ${line}`);
+            const outcome = Outcome.parse(event);
+            log(`    ✉ ${describeOutcome(outcome).subject}`);
+            if (!outcome.succeeded) log(`      ${readableCause(outcome.error?.Cause).split("\n")[0]}`);
           }
           return result;
         });
