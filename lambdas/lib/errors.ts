@@ -14,9 +14,4 @@ export class NoEligibleSource extends Error {
   override readonly name = "NoEligibleSource";
 }
 
-export class HostUnreachable extends Error {
-  override readonly name = "HostUnreachable";
-}
-
-/** Names thrown by core/ (RewindError) that the state machines also match. */
-export { ErrorNames } from "../../core/errors.js";
+/* core/ throws RewindError with the names in ErrorNames (RestorePlanRefused, VerifyFailed, …). */
