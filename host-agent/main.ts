@@ -33,7 +33,7 @@ commands:
                                        --replay client replays with mariadb-binlog | mariadb instead of
                                        the server's parallel replication applier;
                                        --scratch restores into an empty DIR, starts a private server on it
-                                       (socket only, not the host's server), replays and checks, then
+                                       (socket only, not the host's server), replays, runs CHECK TABLE, then
                                        stops it and removes DIR (restore drills)
 
 options:

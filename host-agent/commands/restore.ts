@@ -62,7 +62,10 @@ export interface RestoreResult {
   readonly replication?: ReplicationState;
   readonly seconds?: number;
   /** What a scratch restore found on its private server before removing it. */
-  readonly scratch?: { readonly userTables: number; readonly removed: boolean };
+  readonly scratch?: {
+    readonly checkedTables: number;
+    readonly removed: boolean;
+  };
 }
 
 async function readPlanTarget(context: AgentContext, where: string): Promise<RestoreTarget> {
@@ -216,7 +219,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
     const replayedBy = range.files.length === 0 ? "none" : options.replay;
     let replaySeconds = 0;
-    let userTables = 0;
+    let checkedTables = 0;
     const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
       const replayStarted = Date.now();
       if (replayedBy === "applier") {
@@ -236,7 +239,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       }
       replaySeconds = (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
-      if (scratchServer) userTables = await countUserTables(sql);
+      if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
       return {
         gtidReached: reached,
         replication: replicaSource
@@ -266,7 +269,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
       seconds: (Date.now() - started) / 1000,
       ...(replication ? { replication } : {}),
-      ...(options.scratch ? { scratch: { userTables, removed: true } } : {}),
+      ...(options.scratch ? { scratch: { checkedTables, removed: true } } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -274,11 +277,30 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   }
 }
 
-async function countUserTables(sql: SqlClient): Promise<number> {
-  const row = await sql.row(
-    "SELECT COUNT(*) AS tables FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+/**
+ * A drill's proof that the data reads back: CHECK TABLE on every user table of the scratch server
+ * (every page of InnoDB tables is read and checked). Returns how many tables were checked.
+ */
+async function checkUserTables(sql: SqlClient, heartbeat: () => void): Promise<number> {
+  const tables = await sql.rows(
+    "SELECT CONCAT('`', REPLACE(TABLE_SCHEMA, '`', '``'), '`.`', REPLACE(TABLE_NAME, '`', '``'), '`') AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
   );
-  return Number(row.tables);
+  const problems: string[] = [];
+  for (const { name } of tables) {
+    heartbeat();
+    for (const row of await sql.rows(`CHECK TABLE ${name}`)) {
+      if (row.Msg_type === "error" || (row.Msg_type === "status" && row.Msg_text !== "OK")) {
+        problems.push(`${name}: ${row.Msg_text}`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new RewindError(
+      ErrorNames.verify,
+      `the restored copy fails CHECK TABLE: ${problems.join("; ")}. The backup or its binlogs do not restore to sound data; take a new full backup and keep this one for investigation`,
+    );
+  }
+  return tables.length;
 }
 
 function parseHostPort(value: string): { host: string; port: number } {

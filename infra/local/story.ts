@@ -178,12 +178,12 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
       );
       const drillResult = drill.restore as {
         gtidReached: string;
-        scratch: { userTables: number; removed: boolean };
+        scratch: { checkedTables: number; removed: boolean };
       };
       prove(
-        "the newest backup restored on a scratch datadir and replayed to the newest shipped point",
-        drillResult.scratch.userTables >= 1 && drillResult.scratch.removed,
-        `GTID ${drillResult.gtidReached}, ${drillResult.scratch.userTables} user tables`,
+        "the newest backup restored on a scratch datadir, replayed to the newest shipped point, and CHECK TABLE passed",
+        drillResult.scratch.checkedTables >= 1 && drillResult.scratch.removed,
+        `GTID ${drillResult.gtidReached}, CHECK TABLE passed on ${drillResult.scratch.checkedTables} user tables`,
       );
     }
     return {

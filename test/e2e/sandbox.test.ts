@@ -38,7 +38,7 @@ describe("the sandbox: the deployed control plane on one machine", () => {
         "the backup was taken from the healthy replica, per policy prefer-replica",
         "the dropped table is back, identical",
         expect.stringMatching(/^every row committed up to .* is there, and none after$/),
-        "the newest backup restored on a scratch datadir and replayed to the newest shipped point",
+        "the newest backup restored on a scratch datadir, replayed to the newest shipped point, and CHECK TABLE passed",
       ]),
     );
     expect(report.backupSource).toBe(sandbox.host("replica").instanceId);

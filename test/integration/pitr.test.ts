@@ -188,7 +188,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     ]);
     expect(run.exitCode, run.stderr.slice(-1500)).toBe(0);
     expect(run.output?.result?.gtidReached).toBe(gtid);
-    expect(run.output?.result?.scratch).toEqual({ userTables: 1, removed: true });
+    expect(run.output?.result?.scratch).toEqual({ checkedTables: 1, removed: true });
     expect(existsSync(datadir)).toBe(false);
     // The host's own server was neither stopped nor changed.
     expect(await rowsOf(primary)).toEqual(before);
