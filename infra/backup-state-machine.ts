@@ -1,21 +1,17 @@
 import { Duration } from "aws-cdk-lib";
-import * as logs from "aws-cdk-lib/aws-logs";
-import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { agentTask } from "./agent-task.js";
-import type { ControlPlaneFunctions } from "./control-plane-functions.js";
 import {
-  acknowledgeStateMachineRole,
   failureTail,
   lambdaStep,
   onFailure,
+  type RewindStateMachineProps,
+  rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
 
-export interface BackupStateMachineProps {
-  readonly functions: ControlPlaneFunctions;
-  readonly documentName: string;
-  readonly clusters: readonly string[];
+export interface BackupStateMachineProps extends RewindStateMachineProps {
   /**
    * How long the backup may go without a heartbeat from the agent (it sends one a minute).
    * @default Duration.minutes(10)
@@ -104,20 +100,11 @@ export class BackupStateMachine extends Construct {
       tail,
     );
 
-    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
-      stateMachineName: "Rewind-Backup",
+    this.stateMachine = rewindStateMachine(this, {
+      name: "Rewind-Backup",
       comment: "Rewind full backup of one cluster",
-      definitionBody: sfn.DefinitionBody.fromChainable(
-        select.next(backup).next(verify).next(retention).next(done),
-      ),
-      queryLanguage: sfn.QueryLanguage.JSON_PATH,
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: true,
-      },
+      definition: select.next(backup).next(verify).next(retention).next(done),
+      invokes: [fns.selectSource, fns.verify, fns.retention, fns.notify],
     });
-    acknowledgeStateMachineRole(this.stateMachine, [fns.selectSource, fns.verify, fns.retention, fns.notify]);
   }
 }

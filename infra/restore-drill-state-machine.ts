@@ -1,21 +1,17 @@
 import { Duration } from "aws-cdk-lib";
-import * as logs from "aws-cdk-lib/aws-logs";
-import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { agentTask } from "./agent-task.js";
-import type { ControlPlaneFunctions } from "./control-plane-functions.js";
 import {
-  acknowledgeStateMachineRole,
   failureTail,
   lambdaStep,
   onFailure,
+  type RewindStateMachineProps,
+  rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
 
-export interface RestoreDrillStateMachineProps {
-  readonly functions: ControlPlaneFunctions;
-  readonly documentName: string;
-  readonly clusters: readonly string[];
+export interface RestoreDrillStateMachineProps extends RewindStateMachineProps {
   /**
    * Where the drill restores on the host: a scratch datadir, served by a throwaway server on
    * its own port, removed when the drill is done.
@@ -108,23 +104,11 @@ export class RestoreDrillStateMachine extends Construct {
       tail,
     );
 
-    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
-      stateMachineName: "Rewind-RestoreDrill",
+    this.stateMachine = rewindStateMachine(this, {
+      name: "Rewind-RestoreDrill",
       comment: "Rewind restore drill: the newest backup, restored and checked on a scratch datadir",
-      definitionBody: sfn.DefinitionBody.fromChainable(select.next(plan).next(verify).next(drill).next(done)),
-      queryLanguage: sfn.QueryLanguage.JSON_PATH,
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: true,
-      },
+      definition: select.next(plan).next(verify).next(drill).next(done),
+      invokes: [fns.selectSource, fns.planRestore, fns.verify, fns.notify],
     });
-    acknowledgeStateMachineRole(this.stateMachine, [
-      fns.selectSource,
-      fns.planRestore,
-      fns.verify,
-      fns.notify,
-    ]);
   }
 }

@@ -1,21 +1,17 @@
 import { Duration } from "aws-cdk-lib";
-import * as logs from "aws-cdk-lib/aws-logs";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { agentTask } from "./agent-task.js";
-import type { ControlPlaneFunctions } from "./control-plane-functions.js";
 import {
-  acknowledgeStateMachineRole,
   failureTail,
   lambdaStep,
   onFailure,
+  type RewindStateMachineProps,
+  rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
 
-export interface RestoreStateMachineProps {
-  readonly functions: ControlPlaneFunctions;
-  readonly documentName: string;
-  readonly clusters: readonly string[];
+export interface RestoreStateMachineProps extends RewindStateMachineProps {
   /**
    * How long the restore may go without a heartbeat from the agent.
    * @default Duration.minutes(10)
@@ -143,18 +139,11 @@ export class RestoreStateMachine extends Construct {
         .otherwise(verify.next(restore).next(afterRestore)),
     );
 
-    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
-      stateMachineName: "Rewind-Restore",
+    this.stateMachine = rewindStateMachine(this, {
+      name: "Rewind-Restore",
       comment: "Rewind restore of one cluster to a time, a GTID or a backup",
-      definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      queryLanguage: sfn.QueryLanguage.JSON_PATH,
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: true,
-      },
+      definition,
+      invokes: [fns.planRestore, fns.verify, fns.notify],
     });
-    acknowledgeStateMachineRole(this.stateMachine, [fns.planRestore, fns.verify, fns.notify]);
   }
 }

@@ -1,7 +1,9 @@
 import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
 import type { Construct } from "constructs";
+import type { ControlPlaneFunctions } from "./control-plane-functions.js";
 import {
   acknowledge,
   arnWildcard,
@@ -11,6 +13,15 @@ import {
 } from "./nag.js";
 
 export type StateMachineName = "Backup" | "Restore" | "RestoreDrill";
+
+/** What every Rewind state machine is built from. */
+export interface RewindStateMachineProps {
+  readonly functions: ControlPlaneFunctions;
+  /** The Rewind-RunAgent document the agent steps send. */
+  readonly documentName: string;
+  /** Clusters whose tagged hosts the agent steps may run on. */
+  readonly clusters: readonly string[];
+}
 
 /** A Lambda step whose result (the handler's return value) lands at `resultPath`. */
 export function lambdaStep(
@@ -97,13 +108,34 @@ export function successTail(
 }
 
 /**
+ * A Rewind state machine: JSONPath, X-Ray tracing, every execution's data logged for a year, and
+ * the cdk-nag findings of its CDK-made role acknowledged.
+ */
+export function rewindStateMachine(
+  scope: Construct,
+  props: { name: string; comment: string; definition: sfn.IChainable; invokes: lambda.IFunction[] },
+): sfn.StateMachine {
+  const stateMachine = new sfn.StateMachine(scope, "StateMachine", {
+    stateMachineName: props.name,
+    comment: props.comment,
+    definitionBody: sfn.DefinitionBody.fromChainable(props.definition),
+    queryLanguage: sfn.QueryLanguage.JSON_PATH,
+    tracingEnabled: true,
+    logs: {
+      destination: new logs.LogGroup(scope, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
+      level: sfn.LogLevel.ALL,
+      includeExecutionData: true,
+    },
+  });
+  acknowledgeStateMachineRole(stateMachine, props.invokes);
+  return stateMachine;
+}
+
+/**
  * The acknowledged wildcards of a state machine's role: CDK's grants for log delivery and X-Ray
  * (no resource-level permissions), Lambda versions (`<function ARN>:*`), and tagged instances.
  */
-export function acknowledgeStateMachineRole(
-  stateMachine: sfn.StateMachine,
-  functions: lambda.IFunction[],
-): void {
+function acknowledgeStateMachineRole(stateMachine: sfn.StateMachine, functions: lambda.IFunction[]): void {
   const policy = defaultPolicyOf(stateMachine.role);
   acknowledge(
     policy,
