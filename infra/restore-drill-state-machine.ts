@@ -25,7 +25,8 @@ export interface RestoreDrillStateMachineProps extends RewindStateMachineProps {
 /**
  * RestoreDrill (DESIGN §2): proves every week that the newest backup restores. `{"cluster":"orders"}`
  * → pick a host by the cluster's source policy → plan the latest point → verify → restore into a
- * scratch datadir on its own port, replay, check, clean up → DrillSucceeded / DrillFailed.
+ * scratch datadir served by a private server, replay, CHECK TABLE, clean up → DrillSucceeded /
+ * DrillFailed.
  */
 export class RestoreDrillStateMachine extends Construct {
   readonly stateMachine: sfn.StateMachine;
