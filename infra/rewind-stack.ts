@@ -1,4 +1,4 @@
-import { Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import type { Construct } from "constructs";
 import { AgentDocument } from "./agent-document.js";
@@ -81,5 +81,25 @@ export class RewindStack extends Stack {
       SCHEDULE_GROUP,
       this.schedules.deadLetters.metricApproximateNumberOfMessagesVisible(),
     );
+
+    // What a platform engineer copies into each host's /etc/rewind/agent.json and instance role.
+    new CfnOutput(this, "BucketName", {
+      value: this.storage.bucket.bucketName,
+      description: "agent config: bucket",
+    });
+    new CfnOutput(this, "KeyArn", {
+      value: this.storage.key.keyArn,
+      description: "agent config: encryption.kmsKeyId",
+    });
+    this.hostPolicies.forEach((policy, i) => {
+      new CfnOutput(this, `HostPolicyArn-${clusters[i]}`, {
+        value: policy.policy.managedPolicyArn,
+        description: `attach to the instance role of the ${clusters[i]} database hosts (tag them rewind:cluster=${clusters[i]})`,
+      });
+    });
+    new CfnOutput(this, "RestoreStateMachineArn", {
+      value: this.restore.stateMachine.stateMachineArn,
+      description: "start a restore here (Step Functions console)",
+    });
   }
 }

@@ -302,6 +302,14 @@ describe("the Rewind stack", () => {
     t.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
 
+  it("outputs what the hosts' agent config and instance role need", () => {
+    const t = template();
+    t.hasOutput("BucketName", { Value: { Ref: Match.stringLikeRegexp("^StorageBucket") } });
+    t.hasOutput("KeyArn", { Value: { "Fn::GetAtt": [Match.stringLikeRegexp("^StorageKey"), "Arn"] } });
+    t.hasOutput("HostPolicyArnorders", { Value: { Ref: Match.stringLikeRegexp("^HostPolicyorders") } });
+    t.hasOutput("RestoreStateMachineArn", { Value: { Ref: Match.stringLikeRegexp("^RestoreStateMachine") } });
+  });
+
   it("turns on Object Lock and storage-class transitions only when configured", () => {
     template().hasResourceProperties("AWS::S3::Bucket", { ObjectLockEnabled: Match.absent() });
     template({
