@@ -1,6 +1,12 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { type BinlogManifest, binlogSequence, parseBinlogManifest } from "../binlog/manifest.js";
-import { allBinlogsPrefix, backupsPrefix, binlogsPrefix, type ClusterLocation } from "../layout.js";
+import {
+  allBinlogsPrefix,
+  backupsPrefix,
+  binlogManifestKey,
+  binlogsPrefix,
+  type ClusterLocation,
+} from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
@@ -34,6 +40,23 @@ async function listKeys(client: S3Client, bucket: string, prefix: string, delimi
 async function readText(client: S3Client, bucket: string, key: string): Promise<string> {
   const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return object.Body!.transformToString();
+}
+
+/** One shipped binlog's manifest, or undefined when it was never shipped (or was deleted). */
+export async function readBinlogManifest(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  file: string,
+): Promise<BinlogManifest | undefined> {
+  const key = binlogManifestKey(location, source, file);
+  try {
+    return parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`);
+  } catch (error) {
+    if ((error as { name?: string }).name === "NoSuchKey") return undefined;
+    throw error;
+  }
 }
 
 export async function listShippedBinlogs(

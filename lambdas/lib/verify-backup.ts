@@ -2,7 +2,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { binlogsPrefix } from "../../core/layout.js";
 import { readBackupManifest } from "../../core/store/backup-manifest.js";
-import { listShippedBinlogs } from "../../core/store/catalog.js";
+import { readBinlogManifest } from "../../core/store/catalog.js";
 import { checkStoredObjects } from "../../core/store/segment-check.js";
 import type { VerifyInput } from "./inputs.js";
 
@@ -28,17 +28,14 @@ export async function verifyBackup(
   const location = { prefix, cluster: input.cluster };
   const manifest = await readBackupManifest(client, bucket, location, input.backupId);
   const problems = await checkStoredObjects(client, bucket, manifest.segments);
-  const sources = [...new Set(input.binlogs.map((binlog) => binlog.source))];
-  for (const source of sources) {
-    const shipped = await listShippedBinlogs(client, bucket, location, source);
-    for (const wanted of input.binlogs.filter((binlog) => binlog.source === source)) {
-      const binlog = shipped.find((candidate) => candidate.file === wanted.file);
-      if (!binlog) {
-        problems.push(`${binlogsPrefix(location, source)}${wanted.file}: its manifest is missing`);
-        continue;
-      }
-      problems.push(...(await checkStoredObjects(client, bucket, [binlog.stored])));
+  // Only the plan's binlogs: reading every manifest of a source would grow with the retention window.
+  for (const wanted of input.binlogs) {
+    const binlog = await readBinlogManifest(client, bucket, location, wanted.source, wanted.file);
+    if (!binlog) {
+      problems.push(`${binlogsPrefix(location, wanted.source)}${wanted.file}: its manifest is missing`);
+      continue;
     }
+    problems.push(...(await checkStoredObjects(client, bucket, [binlog.stored])));
   }
   if (problems.length > 0) {
     throw new RewindError(
