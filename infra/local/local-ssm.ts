@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { copyFileSync, mkdirSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
 import path from "node:path";
+import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
 import { track } from "./processes.js";
 
 /** The parts of the Rewind-RunAgent document the runner needs, as synthesized. */
@@ -169,31 +168,19 @@ export class LocalSsm {
 
   /** The SSM API endpoint for the Lambdas' SSM client (`REWIND_SSM_ENDPOINT`). */
   async listen(): Promise<string> {
-    this.server = http.createServer((request, response) => {
-      let body = "";
-      request.on("data", (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      request.on("end", () => {
-        const reply = (status: number, payload: unknown) => {
-          response.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
-          response.end(JSON.stringify(payload));
-        };
+    ({ server: this.server, endpoint: this.endpoint } = await serveAwsJson({
+      targetPrefix: "AmazonSSM.",
+      contentType: "application/x-amz-json-1.1",
+      answer: (operation, input) => {
         try {
-          const target = String(request.headers["x-amz-target"] ?? "").replace(/^AmazonSSM\./, "");
-          reply(200, this.answer(target, JSON.parse(body || "{}")));
+          return this.answer(operation, input);
         } catch (error) {
-          const [type, ...rest] = (error as Error).message.split(": ");
-          reply(400, {
-            __type: error instanceof SsmRequestError ? type : "InternalServerError",
-            message: rest.join(": ") || (error as Error).message,
-          });
+          if (!(error instanceof SsmRequestError)) throw error;
+          const [type, ...rest] = error.message.split(": ");
+          throw new AwsApiError(type!, rest.join(": "));
         }
-      });
-    });
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+      },
+    }));
     return this.endpoint;
   }
 

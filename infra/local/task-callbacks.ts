@@ -1,6 +1,5 @@
-import { once } from "node:events";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
 
 export type TaskReport =
   | { readonly kind: "success"; readonly output: unknown }
@@ -24,46 +23,28 @@ export class TaskCallbacks {
   endpoint = "";
 
   async listen(): Promise<string> {
-    this.server = http.createServer((request, response) => {
-      let body = "";
-      request.on("data", (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      request.on("end", () => {
-        const target = String(request.headers["x-amz-target"] ?? "").replace(/^AWSStepFunctions\./, "");
-        const input = JSON.parse(body || "{}") as {
-          taskToken?: string;
-          output?: string;
-          error?: string;
-          cause?: string;
-        };
+    ({ server: this.server, endpoint: this.endpoint } = await serveAwsJson({
+      targetPrefix: "AWSStepFunctions.",
+      contentType: "application/x-amz-json-1.0",
+      answer: (operation, raw) => {
+        const input = raw as { taskToken?: string; output?: string; error?: string; cause?: string };
         const entry = input.taskToken ? this.waiting.get(input.taskToken) : undefined;
-        const reply = (status: number, payload: unknown) => {
-          response.writeHead(status, { "content-type": "application/x-amz-json-1.0" });
-          response.end(JSON.stringify(payload));
-        };
-        if (!entry || entry.report) {
-          reply(400, { __type: "TaskTimedOut", message: "no task is waiting for this token" });
-          return;
-        }
-        if (target === "SendTaskHeartbeat") {
+        if (!entry || entry.report)
+          throw new AwsApiError("TaskTimedOut", "no task is waiting for this token");
+        if (operation === "SendTaskHeartbeat") {
           entry.lastHeartbeat = Date.now();
           entry.heartbeats++;
-        } else if (target === "SendTaskSuccess") {
+        } else if (operation === "SendTaskSuccess") {
           entry.report = { kind: "success", output: JSON.parse(input.output ?? "null") };
-        } else if (target === "SendTaskFailure") {
+        } else if (operation === "SendTaskFailure") {
           entry.report = { kind: "failure", error: input.error ?? "TaskFailed", cause: input.cause ?? "" };
         } else {
-          reply(400, { __type: "UnknownOperationException", message: target });
-          return;
+          throw new AwsApiError("UnknownOperationException", operation);
         }
         entry.notify?.();
-        reply(200, {});
-      });
-    });
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+        return {};
+      },
+    }));
     return this.endpoint;
   }
 
