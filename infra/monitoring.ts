@@ -82,6 +82,18 @@ export class Monitoring extends Construct {
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
   }
 
+  /** An alarm on any occurrence of `metric` in a period (no data means none happened). */
+  private alarmOnAny(id: string, metric: cloudwatch.IMetric, description: string): cloudwatch.Alarm {
+    return this.alarm(id, {
+      alarmDescription: description,
+      metric,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
   private alarm(id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm {
     const alarm = new cloudwatch.Alarm(this, id, props);
     alarm.addAlarmAction(this.alarmAction);
@@ -117,14 +129,11 @@ export class Monitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
     const drillFailed = rewindMetric("DrillFailed", cluster, "Sum", Duration.hours(1));
-    this.alarm(`DrillFailed-${cluster}`, {
-      alarmDescription: `The restore drill of ${cluster} failed: the newest backup may not restore. Open the Rewind-RestoreDrill execution for the error`,
-      metric: drillFailed,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.alarmOnAny(
+      `DrillFailed-${cluster}`,
+      drillFailed,
+      `The restore drill of ${cluster} failed: the newest backup may not restore. Open the Rewind-RestoreDrill execution for the error`,
+    );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: `${cluster}: backups`,
@@ -148,14 +157,11 @@ export class Monitoring extends Construct {
   /** Any failed execution of a state machine. */
   watchStateMachine(name: string, stateMachine: sfn.StateMachine): void {
     const failed = stateMachine.metricFailed({ period: Duration.minutes(5), statistic: "Sum" });
-    this.alarm(`ExecutionsFailed-${name}`, {
-      alarmDescription: `A ${name} execution failed; the SNS message and the execution's history say which step and why`,
-      metric: failed,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.alarmOnAny(
+      `ExecutionsFailed-${name}`,
+      failed,
+      `A ${name} execution failed; the SNS message and the execution's history say which step and why`,
+    );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: `${name} executions`,
@@ -173,24 +179,16 @@ export class Monitoring extends Construct {
       statistic: "Sum",
       period: Duration.minutes(5),
     });
-    this.alarm("ScheduleTargetErrors", {
-      alarmDescription:
-        "EventBridge Scheduler could not start a Rewind backup, drill or binlog shipping run; check the schedule's role and target",
-      metric: targetErrors,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.alarm("ScheduleDeadLetters", {
-      alarmDescription:
-        "Scheduled Rewind runs were given up on and sit in the dead-letter queue; read a message to see which and why",
-      metric: deadLetters,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.alarmOnAny(
+      "ScheduleTargetErrors",
+      targetErrors,
+      "EventBridge Scheduler could not start a Rewind backup, drill or binlog shipping run; check the schedule's role and target",
+    );
+    this.alarmOnAny(
+      "ScheduleDeadLetters",
+      deadLetters,
+      "Scheduled Rewind runs were given up on and sit in the dead-letter queue; read a message to see which and why",
+    );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: "Schedules", left: [targetErrors, deadLetters] }),
     );
