@@ -283,17 +283,6 @@ export class LocalControlPlane {
     }
     throw new Error(`schedule ${name} targets ${target.Arn}, which the sandbox cannot run`);
   }
-
-  /** Runs one agent command on a host through the document, as an operator would with Run Command. */
-  async runCommand(instanceId: string, parameters: Record<string, string>) {
-    const { invocations } = this.ssm.sendCommand({
-      DocumentName: this.ssm.documentName,
-      InstanceIds: [instanceId],
-      Parameters: Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, [value]])),
-    });
-    await invocations[0]!.done;
-    return invocations[0]!;
-  }
 }
 
 export interface ScheduledCommandResult {

@@ -54,10 +54,6 @@ export class LocalSsm {
   private server?: http.Server;
   endpoint = "";
 
-  get documentName(): string {
-    return this.document.name;
-  }
-
   constructor(
     private readonly document: AgentDocumentContent,
     private readonly hosts: readonly SandboxHost[],

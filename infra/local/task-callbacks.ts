@@ -88,10 +88,6 @@ export class TaskCallbacks {
     }
   }
 
-  heartbeats(token: string): number {
-    return this.waiting.get(token)?.heartbeats ?? 0;
-  }
-
   close(): void {
     this.server?.close();
   }
