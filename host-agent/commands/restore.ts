@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -269,7 +269,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
       seconds: (Date.now() - started) / 1000,
       ...(replication ? { replication } : {}),
-      ...(options.scratch ? { scratch: { checkedTables, removed: true } } : {}),
+      ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
