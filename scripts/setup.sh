@@ -34,5 +34,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  [ "$created_policy" = 1 ] && rm -f "$policy"
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
 fi
