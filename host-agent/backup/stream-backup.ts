@@ -88,6 +88,10 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
     for (const child of [tool, zstd])
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     options.sink.destroy(new Error("backup stopped"));
+    // The encryption stream stops reading once the sink is gone; a child's `close` waits for its
+    // stdout to reach EOF, so zstd's output is drained and dropped, or its exit is never seen.
+    zstd.stdout!.unpipe();
+    zstd.stdout!.resume();
   };
   const reader = new XbstreamReader({ capture: options.captureFiles });
   let rawBytes = 0;

@@ -141,6 +141,49 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     await expectNextBackupSucceeds();
   });
 
+  it("the backup tool killed at 30 random moments: every run reports its stage, nothing looks complete", async () => {
+    // How long a whole backup takes here bounds the random moments.
+    const timed = Date.now();
+    backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
+    const fullRun = Date.now() - timed;
+    const reports: string[] = [];
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const before = await manifests();
+      const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
+      let tool: number | undefined;
+      await waitFor("mariabackup to start", async () => {
+        [tool] = childrenOf(child.pid!, "mariadb-backup|mariabackup");
+        return tool !== undefined || child.exitCode !== null;
+      });
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * fullRun));
+      if (tool !== undefined && existsSync(`/proc/${tool}`)) process.kill(tool, "SIGKILL");
+      const run = await withDeadline(done, 60_000, `attempt ${attempt}: the agent never exited`);
+      expect(
+        run.output,
+        `attempt ${attempt}: exit ${run.exitCode}, no JSON result: ${run.stderr.slice(-2000)}`,
+      ).toBeDefined();
+      if (run.output!.ok) {
+        // The tool had finished before the kill: a complete backup, reported as one.
+        expect(await manifests()).toEqual(
+          [...before, `orders/backups/${backupIdOf(run)}/manifest.json`].sort(),
+        );
+        reports.push("complete");
+        continue;
+      }
+      expect(run.exitCode).toBe(1);
+      expect(run.output!.error?.name, run.output!.error?.message).toBe("BackupToolFailed");
+      expect(run.output!.error?.message).toMatch(/stage "tool"/);
+      expect(await manifests()).toEqual(before);
+      // The failed run cleaned up after itself: every object left belongs to a complete backup.
+      const complete = await manifests();
+      for (const key of await keysInBucket()) {
+        expect(complete).toContain(`${key.split("/").slice(0, 3).join("/")}/manifest.json`);
+      }
+      reports.push(run.output!.error!.name);
+    }
+    expect(reports.filter((report) => report === "BackupToolFailed").length).toBeGreaterThan(15);
+  });
+
   it("S3 unreachable mid-upload: UploadFailed, no manifest, cleaned up by the next run", async () => {
     const before = await manifests();
     const { done } = await backupInFlight();
@@ -247,6 +290,14 @@ function environOf(pid: number | undefined): string {
   } catch {
     return "";
   }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 function isZombie(pid: number): boolean {
