@@ -32,6 +32,8 @@ export const ErrorNames = {
   serverControl: "ServerControlFailed",
   replication: "ReplicationFailed",
   interrupted: "AgentInterrupted",
+  gtidInvalid: "GtidInvalid",
+  binlogInvalid: "BinlogInvalid",
 } as const;
 
 export function configError(message: string): RewindError {

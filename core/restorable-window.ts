@@ -1,6 +1,6 @@
 import type { BinlogManifest } from "./binlog/manifest.js";
-import { binlogSequence } from "./binlog/manifest.js";
-import { advance, formatGtidPosition, type GtidPosition, parseGtid, parseGtidPosition } from "./gtid.js";
+import { binlogSequence, gtidsAfter } from "./binlog/manifest.js";
+import { gtidModel } from "./gtid/index.js";
 import type { BackupManifest } from "./manifest.js";
 
 /**
@@ -25,12 +25,6 @@ export interface RestorableWindow {
   readonly gaps: BinlogGap[];
 }
 
-/** The GTID position once every transaction in `manifest` is applied. */
-export function positionAfter(manifest: BinlogManifest): GtidPosition {
-  const before = parseGtidPosition(manifest.gtidsBefore);
-  return manifest.lastGtid ? advance(before, parseGtid(manifest.lastGtid)) : before;
-}
-
 /** Where the chain breaks between consecutive shipped files of one source. */
 export function findGaps(binlogs: readonly BinlogManifest[]): BinlogGap[] {
   const gaps: BinlogGap[] = [];
@@ -44,12 +38,16 @@ export function findGaps(binlogs: readonly BinlogManifest[]): BinlogGap[] {
       gaps.push({ after: previous.file, next: next.file, reason: `${missing} was never shipped` });
       continue;
     }
-    const after = formatGtidPosition(positionAfter(previous));
-    if (formatGtidPosition(parseGtidPosition(next.gtidsBefore)) !== after) {
+    const after = gtidsAfter(previous);
+    const before = gtidModel(next.engine).parseSet(next.gtidsBefore);
+    if (!before.equals(after)) {
+      const missing = before.subtract(after);
       gaps.push({
         after: previous.file,
         next: next.file,
-        reason: `GTIDs jump from ${after || "(none)"} to ${next.gtidsBefore || "(none)"}`,
+        reason: `GTIDs jump from ${after.toString() || "(none)"} to ${next.gtidsBefore || "(none)"}${
+          missing.isEmpty() ? "" : `: ${missing} were never shipped`
+        }`,
       });
     }
   }
@@ -91,7 +89,7 @@ export function restorableWindow(
       last?.lastEventTime && last.lastEventTime > backup.endTime ? last.lastEventTime : backup.endTime;
     if (to === null || reach >= to) {
       to = reach;
-      toGtid = last ? formatGtidPosition(positionAfter(last)) : backup.binlog.gtidSet;
+      toGtid = last ? gtidsAfter(last).toString() : backup.binlog.gtidSet;
     }
   }
   return { source, from, to, toGtid, gaps };

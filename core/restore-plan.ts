@@ -1,13 +1,15 @@
-import type { BinlogManifest } from "./binlog/manifest.js";
+import { type BinlogManifest, gtidsAfter } from "./binlog/manifest.js";
+import type { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
-import { parseGtid, parseGtidPosition, positionIncludes } from "./gtid.js";
+import { gtidModel, isAnyGtid } from "./gtid/index.js";
 import type { BackupManifest } from "./manifest.js";
-import { chainFrom, findGaps, positionAfter } from "./restorable-window.js";
+import { chainFrom, findGaps } from "./restorable-window.js";
+import { formatMicros, parseMicros, requireMicros, secondOf } from "./time.js";
 
 /**
- * Restore targets. A time target includes every transaction whose binlog timestamp is at or
- * before it; binlog timestamps have one-second resolution, so the whole second is included. A
- * GTID target includes that transaction.
+ * Restore targets. A time target includes every transaction committed at or before it: to the
+ * microsecond on MySQL (immediate_commit_timestamp), and on MariaDB, whose binlog timestamps
+ * have one-second resolution, the whole second. A GTID target includes that transaction.
  */
 export type RestoreTarget =
   | { readonly kind: "time"; readonly time: string }
@@ -36,14 +38,36 @@ function refuse(message: string): RewindError {
 }
 
 export function parseRestoreTarget(until: string): RestoreTarget {
-  if (/^\d+-\d+-\d+$/.test(until)) return { kind: "gtid", gtid: until };
-  const time = Date.parse(until);
-  if (Number.isNaN(time) || !/(Z|[+-]\d\d:?\d\d)$/.test(until)) {
+  if (isAnyGtid(until)) return { kind: "gtid", gtid: until.trim() };
+  const micros = parseMicros(until);
+  if (micros === null) {
     throw refuse(
-      `"${until}" is neither a GTID (domain-server-seq, such as 0-1-1042) nor a time with a zone (such as 2026-11-21T10:15:00Z)`,
+      `"${until}" is neither a GTID (MariaDB domain-server-seq such as 0-1-1042, MySQL uuid:N such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:23) nor a time with a zone (such as 2026-11-21T10:15:00Z)`,
     );
   }
-  return { kind: "time", time: new Date(time).toISOString() };
+  return { kind: "time", time: formatMicros(micros) };
+}
+
+/** Whether a transaction committed at `committed` (µs; MariaDB: its second) is within a time target. */
+export function withinTime(engine: EngineName, target: number, committed: number): boolean {
+  return engine === "mysql" ? committed <= target : secondOf(committed) <= secondOf(target);
+}
+
+/**
+ * Whether `manifest` holds the end of a time target: an event in a later second, or (MySQL) a
+ * transaction committed after it. Then every transaction up to the target is in it or before it.
+ */
+function reachesTime(manifest: BinlogManifest, target: number): boolean {
+  if (
+    manifest.lastEventTime !== null &&
+    secondOf(requireMicros(manifest.lastEventTime, "lastEventTime")) > secondOf(target)
+  )
+    return true;
+  return (
+    manifest.engine === "mysql" &&
+    manifest.lastCommitTime !== null &&
+    requireMicros(manifest.lastCommitTime, "lastCommitTime") > target
+  );
 }
 
 /**
@@ -65,12 +89,20 @@ export function planRestore(
       throw refuse(`there is no complete full backup ${target.backupId}; \`rewind-agent list\` shows them`);
     return { target, backup, binlogs: [] };
   }
+  const engine = full[0]?.engine.name ?? "mariadb";
+  const gtids = gtidModel(engine);
+  if (target.kind === "gtid" && !gtids.isGtid(target.gtid)) {
+    throw refuse(
+      `"${target.gtid}" is not a ${engine === "mysql" ? "MySQL" : "MariaDB"} GTID, and this cluster's backups come from ${engine}; give one such as ${gtids.example}`,
+    );
+  }
+  const gtid = target.kind === "gtid" ? gtids.parseGtid(target.gtid) : "";
+  const normalized: RestoreTarget = target.kind === "gtid" ? { kind: "gtid", gtid } : target;
+  const targetMicros = target.kind === "time" ? requireMicros(target.time, "the target time") : 0;
   const candidates =
     target.kind === "time"
-      ? full.filter((backup) => backup.endTime <= target.time)
-      : full.filter(
-          (backup) => !positionIncludes(parseGtidPosition(backup.binlog.gtidSet), parseGtid(target.gtid)),
-        );
+      ? full.filter((backup) => withinTime(engine, targetMicros, requireMicros(backup.endTime, "endTime")))
+      : full.filter((backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast(gtid));
   const backup = candidates.at(-1);
   if (!backup) {
     const oldest = full[0];
@@ -80,6 +112,10 @@ export function planRestore(
         : "there is no complete full backup to restore from; take one with `rewind-agent backup --type full`",
     );
   }
+  // The backup's own consistent point is the target: nothing to replay.
+  if (target.kind === "gtid" && gtids.parseSet(backup.binlog.gtidSet).includes(gtid)) {
+    return { target: normalized, backup, binlogs: [] };
+  }
   const sourceBinlogs = binlogs.filter((manifest) => manifest.source === backup.binlogSource);
   const chain = chainFrom(backup, sourceBinlogs);
   if (!chain) {
@@ -87,13 +123,10 @@ export function planRestore(
       `the binlog ${backup.binlog.file} that follows backup ${backup.backupId} has not been shipped from ${backup.binlogSource}; run \`rewind-agent binlog-push --flush\` on that host`,
     );
   }
-  // A time target includes its whole second, and one second's events can span files: the last
-  // file needed is the first with an event after the target second, not the first that reaches it.
-  const second = target.kind === "time" ? targetSecond(target.time) : undefined;
+  // A MariaDB time target includes its whole second, and one second's events can span files: the
+  // last file needed is the first with an event after the target, not the first that reaches it.
   const reaches = (manifest: BinlogManifest) =>
-    target.kind === "time"
-      ? manifest.lastEventTime !== null && manifest.lastEventTime >= second!.end
-      : positionIncludes(positionAfter(manifest), parseGtid(target.gtid));
+    target.kind === "time" ? reachesTime(manifest, targetMicros) : gtidsAfter(manifest).includes(gtid);
   const end = chain.findIndex(reaches);
   if (end < 0) {
     const last = chain.at(-1)!;
@@ -103,7 +136,12 @@ export function planRestore(
         `${describe(target)} lies past a gap in the binlog chain after ${gap.after}: ${gap.reason}. The newest reachable point is ${last.lastEventTime} (GTID ${last.lastGtid}); restore to that or earlier`,
       );
     }
-    if (second && last.lastEventTime !== null && last.lastEventTime >= second.start) {
+    if (
+      target.kind === "time" &&
+      engine === "mariadb" &&
+      last.lastEventTime !== null &&
+      secondOf(requireMicros(last.lastEventTime, "lastEventTime")) === secondOf(targetMicros)
+    ) {
       throw refuse(
         `the last shipped event (${last.lastEventTime}, GTID ${last.lastGtid} in ${last.file}) is in the target second, and a target time includes its whole second: later transactions of that second may not be shipped yet. Ship newer binlogs (binlog-push --flush), choose an earlier second, or give the GTID ${last.lastGtid}`,
       );
@@ -113,7 +151,7 @@ export function planRestore(
     );
   }
   return {
-    target,
+    target: normalized,
     backup,
     binlogs: chain.slice(0, end + 1).map((manifest, index) => ({
       file: manifest.file,
@@ -121,12 +159,6 @@ export function planRestore(
       manifest,
     })),
   };
-}
-
-/** The whole second a time target includes, as ISO strings comparable with manifest times. */
-function targetSecond(time: string): { start: string; end: string } {
-  const start = Math.floor(Date.parse(time) / 1000) * 1000;
-  return { start: new Date(start).toISOString(), end: new Date(start + 1000).toISOString() };
 }
 
 function describe(target: RestoreTarget): string {

@@ -8,6 +8,8 @@ export const EventType = {
   mysqlGtid: 33,
   mysqlAnonymousGtid: 34,
   mysqlPreviousGtids: 35,
+  mysqlTransactionPayload: 40,
+  mysqlGtidTagged: 42,
   mariadbAnnotateRows: 160,
   mariadbBinlogCheckpoint: 161,
   mariadbGtid: 162,

@@ -1,15 +1,20 @@
 import { z } from "zod";
+import { EngineName } from "../engine.js";
+import { ErrorNames, RewindError } from "../errors.js";
+import { type GtidSet, gtidModel } from "../gtid/index.js";
 import { EncryptionRecord, SegmentRecord } from "../manifest.js";
 
 /**
  * The per-file binlog manifest (DESIGN §3), written after the object: a binlog without one was
  * never shipped completely.
  */
-export const BINLOG_MANIFEST_FORMAT_VERSION = 1;
+export const BINLOG_MANIFEST_FORMAT_VERSION = 2;
 
-export const BinlogManifest = z.object({
+const BinlogManifestFields = z.object({
   formatVersion: z.literal(BINLOG_MANIFEST_FORMAT_VERSION),
   cluster: z.string().min(1),
+  /** Chooses the GTID syntax of every GTID field below. */
+  engine: EngineName,
   source: z.string().min(1),
   file: z.string().min(1),
   /** The file the server wrote before this one; a different name in the previous manifest is a gap. */
@@ -24,6 +29,10 @@ export const BinlogManifest = z.object({
   gtidsBefore: z.string(),
   firstGtid: z.string().nullable(),
   lastGtid: z.string().nullable(),
+  /** The GTIDs this file adds to `gtidsBefore` (MariaDB: the last GTID of each domain it touches). */
+  gtidsAdded: z.string(),
+  /** MySQL: the last transaction's immediate_commit_timestamp, to the microsecond; null on MariaDB. */
+  lastCommitTime: z.iso.datetime().nullable(),
   transactions: z.number().int().nonnegative(),
   /** The stored object: compressed, encrypted, uploaded with part checksums. */
   stored: SegmentRecord,
@@ -33,20 +42,62 @@ export const BinlogManifest = z.object({
   shippedAt: z.iso.datetime(),
   agentVersion: z.string(),
 });
-export type BinlogManifest = z.infer<typeof BinlogManifest>;
+
+/**
+ * Format 1 (MariaDB only in practice) had no engine and no GTID set of its own: the engine is
+ * read from the server version the file recorded, and a MariaDB file's last GTID is what it adds.
+ */
+function upgradeFormat1(data: unknown): unknown {
+  if (typeof data !== "object" || data === null || (data as { formatVersion?: unknown }).formatVersion !== 1)
+    return data;
+  const old = data as { serverVersion?: string; lastGtid?: string | null };
+  const engine = /mariadb/i.test(old.serverVersion ?? "") ? "mariadb" : "mysql";
+  return {
+    ...data,
+    formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
+    engine,
+    gtidsAdded: engine === "mariadb" ? (old.lastGtid ?? "") : "",
+    lastCommitTime: null,
+  };
+}
+
+export const BinlogManifest = z.preprocess(upgradeFormat1, BinlogManifestFields);
+export type BinlogManifest = z.infer<typeof BinlogManifestFields>;
 
 export function parseBinlogManifest(json: string, where: string): BinlogManifest {
-  const result = BinlogManifest.safeParse(JSON.parse(json));
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch (error) {
+    throw new RewindError(
+      ErrorNames.verify,
+      `${where} is not JSON (${(error as Error).message}); the binlog manifest is damaged`,
+    );
+  }
+  const result = BinlogManifest.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new Error(`${where} is not a valid binlog manifest: ${issue.path.join(".")}: ${issue.message}`);
+    throw new RewindError(
+      ErrorNames.verify,
+      `${where} is not a valid binlog manifest: ${issue.path.join(".")}: ${issue.message}`,
+    );
   }
   return result.data;
+}
+
+/** The GTIDs executed once every transaction of `manifest` is applied. */
+export function gtidsAfter(manifest: BinlogManifest): GtidSet {
+  const gtids = gtidModel(manifest.engine);
+  return gtids.parseSet(manifest.gtidsBefore).union(gtids.parseSet(manifest.gtidsAdded));
 }
 
 /** Binlog files sort by their numeric suffix (`mariadb-bin.000123`). */
 export function binlogSequence(file: string): number {
   const match = /\.(\d+)$/.exec(file);
-  if (!match) throw new Error(`"${file}" is not a binary log file name (expected a numeric suffix)`);
+  if (!match)
+    throw new RewindError(
+      ErrorNames.binlogInvalid,
+      `"${file}" is not a binary log file name (expected a numeric suffix such as binlog.000042)`,
+    );
   return Number(match[1]);
 }

@@ -1,5 +1,14 @@
 import type { Crc32 } from "../crc32.js";
+import { BinlogError } from "./binlog-error.js";
 import { BINLOG_MAGIC, EVENT_HEADER_LENGTH, type EventHeader, EventType } from "./events.js";
+import {
+  type MySqlGtidEvent,
+  readGtidEvent,
+  readPreviousGtids,
+  readTaggedGtidEvent,
+} from "./mysql-events.js";
+
+export { BinlogError } from "./binlog-error.js";
 
 /**
  * An incremental binary log reader (MySQL 8 and MariaDB), fed the file's bytes in order. It
@@ -8,13 +17,15 @@ import { BINLOG_MAGIC, EVENT_HEADER_LENGTH, type EventHeader, EventType } from "
  * Only one event is held in memory at a time.
  */
 export interface BinlogTransaction {
-  /** `domain-server-seq` on MariaDB, `uuid:n` on MySQL. */
-  readonly gtid: string;
+  /** `domain-server-seq` on MariaDB, `uuid:n` or `uuid:tag:n` on MySQL; null when anonymous (MySQL gtid_mode=OFF). */
+  readonly gtid: string | null;
   readonly startPosition: number;
   /** Offset just after the transaction's last event: a stop position that includes it. */
   readonly endPosition: number;
-  /** Seconds since the epoch (binlog timestamps have one-second resolution). */
+  /** Seconds since the epoch, from the event header (one-second resolution). */
   readonly timestamp: number;
+  /** MySQL's immediate_commit_timestamp in microseconds since the epoch; null on MariaDB. */
+  readonly commitMicros: number | null;
 }
 
 export interface BinlogSummary {
@@ -36,14 +47,13 @@ export interface BinlogSummary {
   readonly rotatesTo: string | null;
 }
 
-export class BinlogError extends Error {
-  override readonly name = "BinlogError";
-}
-
 interface OpenTransaction {
-  gtid: string;
+  gtid: string | null;
   startPosition: number;
   timestamp: number;
+  commitMicros: number | null;
+  /** MySQL's transaction_length: where the transaction ends, whatever its last event is. */
+  endPosition: number | null;
   /** MariaDB FL_STANDALONE: a single statement with no XID (DDL). */
   standalone: boolean;
   sawBegin: boolean;
@@ -159,16 +169,25 @@ export class BinlogReader {
         this.gtidsBefore = readMariaDbGtidList(body);
         break;
       case EventType.mysqlPreviousGtids:
-        this.gtidsBefore = readMySqlPreviousGtids(body);
+        this.gtidsBefore = readPreviousGtids(body);
         break;
       case EventType.mariadbGtid: {
         const seq = body.readBigUInt64LE(0);
         const domain = body.readUInt32LE(8);
-        this.begin(header, `${domain}-${header.serverId}-${seq}`, (body[12]! & 1) === 1, false);
+        this.begin(header, {
+          gtid: `${domain}-${header.serverId}-${seq}`,
+          commitMicros: null,
+          transactionLength: null,
+          standalone: (body[12]! & 1) === 1,
+        });
         break;
       }
       case EventType.mysqlGtid:
-        this.begin(header, `${formatUuid(body.subarray(1, 17))}:${body.readBigUInt64LE(17)}`, false, true);
+      case EventType.mysqlAnonymousGtid:
+        this.begin(header, readGtidEvent(body, header.type === EventType.mysqlAnonymousGtid));
+        break;
+      case EventType.mysqlGtidTagged:
+        this.begin(header, readTaggedGtidEvent(body));
         break;
       case EventType.xid:
         this.end(header);
@@ -192,6 +211,9 @@ export class BinlogReader {
       default:
         break;
     }
+    if (this.open?.endPosition !== null && this.open?.endPosition === header.position + header.size) {
+      this.end(header);
+    }
   }
 
   private readFormatDescription(event: Buffer): void {
@@ -205,14 +227,22 @@ export class BinlogReader {
     this.checksumLength = algorithm === 1 ? 4 : 0;
   }
 
-  private begin(header: EventHeader, gtid: string, standalone: boolean, mysql: boolean): void {
+  private begin(header: EventHeader, event: MySqlGtidEvent & { readonly standalone?: boolean }): void {
     if (!this.sawFormatDescription)
       throw new BinlogError("a GTID event comes before the format description event");
+    if (this.open?.endPosition) {
+      throw new BinlogError(
+        `a GTID event at offset ${header.position} starts a transaction while ${this.open.gtid ?? "an anonymous one"} (from offset ${this.open.startPosition}) is still open; the binary log is damaged`,
+      );
+    }
+    const mysql = event.standalone === undefined;
     this.open = {
-      gtid,
+      gtid: event.gtid,
       startPosition: header.position,
       timestamp: header.timestamp,
-      standalone,
+      commitMicros: event.commitMicros,
+      endPosition: event.transactionLength ? header.position + event.transactionLength : null,
+      standalone: event.standalone ?? false,
       sawBegin: false,
       mysql,
     };
@@ -222,14 +252,23 @@ export class BinlogReader {
     const open = this.open;
     if (!open) return;
     this.open = undefined;
+    const endPosition = header.position + header.size;
+    if (open.endPosition !== null && open.endPosition !== endPosition) {
+      throw new BinlogError(
+        `transaction ${open.gtid ?? "(anonymous)"} at offset ${open.startPosition} should end at ${open.endPosition} (its transaction_length) but ends at ${endPosition}; the binary log is damaged`,
+      );
+    }
     this.count++;
-    this.firstGtid ??= open.gtid;
-    this.lastGtid = open.gtid;
+    if (open.gtid !== null) {
+      this.firstGtid ??= open.gtid;
+      this.lastGtid = open.gtid;
+    }
     this.options.onTransaction?.({
       gtid: open.gtid,
       startPosition: open.startPosition,
-      endPosition: header.position + header.size,
+      endPosition,
       timestamp: open.timestamp,
+      commitMicros: open.commitMicros,
     });
   }
 
@@ -267,29 +306,4 @@ function readMariaDbGtidList(body: Buffer): string {
     gtids.push(`${body.readUInt32LE(at)}-${body.readUInt32LE(at + 4)}-${body.readBigUInt64LE(at + 8)}`);
   }
   return gtids.join(",");
-}
-
-function readMySqlPreviousGtids(body: Buffer): string {
-  const sids = Number(body.readBigUInt64LE(0));
-  const parts: string[] = [];
-  let at = 8;
-  for (let i = 0; i < sids; i++) {
-    const uuid = formatUuid(body.subarray(at, at + 16));
-    const intervals = Number(body.readBigUInt64LE(at + 16));
-    at += 24;
-    const ranges: string[] = [];
-    for (let j = 0; j < intervals; j++) {
-      const start = body.readBigUInt64LE(at);
-      const end = body.readBigUInt64LE(at + 8) - 1n;
-      ranges.push(start === end ? `${start}` : `${start}-${end}`);
-      at += 16;
-    }
-    parts.push(`${uuid}:${ranges.join(":")}`);
-  }
-  return parts.join(",");
-}
-
-function formatUuid(bytes: Buffer): string {
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

@@ -8,7 +8,11 @@ import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { BinlogReader, type BinlogSummary } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import type { EngineName } from "../../core/engine.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
 import type { SegmentRecord } from "../../core/manifest.js";
+import { formatMicros } from "../../core/time.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { StderrTail } from "../tool.js";
@@ -17,6 +21,10 @@ const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
 export interface ShippedFile {
   readonly summary: BinlogSummary;
+  /** The GTIDs the file adds to those executed before it. */
+  readonly gtidsAdded: string;
+  /** MySQL: when its last transaction committed, to the microsecond. */
+  readonly lastCommitTime: string | null;
   readonly sha256: string;
   readonly stored: SegmentRecord;
   readonly storedSha256: string;
@@ -27,6 +35,7 @@ export interface ShippedFile {
  * compressed and encrypted as one object (multipart, a checksum on every part).
  */
 export async function shipBinlogFile(options: {
+  readonly engine: EngineName;
   readonly path: string;
   readonly client: S3Client;
   readonly bucket: string;
@@ -37,7 +46,21 @@ export async function shipBinlogFile(options: {
   readonly partSize: number;
   readonly concurrency: number;
 }): Promise<ShippedFile> {
-  const reader = new BinlogReader({ crc32: nativeCrc32 ?? jsCrc32 });
+  let added: GtidSet = gtidModel(options.engine).empty();
+  let lastCommitMicros: number | null = null;
+  const reader = new BinlogReader({
+    crc32: nativeCrc32 ?? jsCrc32,
+    onTransaction: (transaction) => {
+      if (transaction.gtid === null) {
+        throw new RewindError(
+          ErrorNames.binlogInvalid,
+          `${options.path} holds a transaction without a GTID at offset ${transaction.startPosition}: the server runs with gtid_mode OFF. Rewind restores by GTID; set gtid_mode=ON and enforce_gtid_consistency=ON, then take a new full backup`,
+        );
+      }
+      added = added.add(transaction.gtid);
+      lastCommitMicros = transaction.commitMicros ?? lastCommitMicros;
+    },
+  });
   const hash = createHash("sha256");
   const inspect = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -79,11 +102,16 @@ export async function shipBinlogFile(options: {
   if (failure) {
     if (zstd.exitCode === null) zstd.kill("SIGTERM");
     writer.destroy();
-    throw new Error(`shipping ${options.path} failed: ${(failure.reason as Error).message}`);
+    const reason = failure.reason as Error;
+    if (reason instanceof RewindError) throw reason;
+    throw new RewindError(ErrorNames.upload, `shipping ${options.path} failed: ${reason.message}`);
   }
   const summary = reader.finish();
+  const committed = lastCommitMicros as number | null;
   return {
     summary,
+    gtidsAdded: added.toString(),
+    lastCommitTime: committed === null ? null : formatMicros(committed),
     sha256: hash.digest("hex"),
     stored: writer.segments[0]!,
     storedSha256: writer.streamHash.digest("hex"),

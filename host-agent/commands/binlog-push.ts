@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BINLOG_MANIFEST_FORMAT_VERSION, BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import { gtidModel } from "../../core/gtid/index.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
 import { ENCRYPTION_SUITE } from "../../core/manifest.js";
 import { listShippedBinlogs } from "../../core/store/catalog.js";
@@ -72,6 +73,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         const encryptionContext = { cluster: config.cluster, source, file };
         const objectKey = binlogObjectKey(location, source, file);
         const result = await shipBinlogFile({
+          engine: engine.name,
           path: path.join(path.dirname(basename!), file),
           client,
           bucket: config.bucket,
@@ -91,6 +93,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         const manifest = BinlogManifest.parse({
           formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
           cluster: config.cluster,
+          engine: engine.name,
           source,
           file,
           previousFile: index > 0 ? closed[index - 1] : null,
@@ -99,9 +102,11 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
           sha256: result.sha256,
           firstEventTime: iso(result.summary.firstEventTime),
           lastEventTime: iso(result.summary.lastEventTime),
-          gtidsBefore: result.summary.gtidsBefore,
+          lastCommitTime: result.lastCommitTime,
+          gtidsBefore: gtidModel(engine.name).parseSet(result.summary.gtidsBefore).toString(),
           firstGtid: result.summary.firstGtid,
           lastGtid: result.summary.lastGtid,
+          gtidsAdded: result.gtidsAdded,
           transactions: result.summary.transactions,
           stored: result.stored,
           storedSha256: result.storedSha256,

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import { gtidModel } from "../../core/gtid/index.js";
 import {
   parseRestoreTarget,
   planRestore,
@@ -9,6 +10,7 @@ import {
   type RestoreTarget,
 } from "../../core/restore-plan.js";
 import { readCatalog } from "../../core/store/catalog.js";
+import { formatMicros } from "../../core/time.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
@@ -252,7 +254,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       rmSync(datadir, { recursive: true, force: true });
     });
     const last = range.lastTransaction;
-    if (last && gtidReached !== range.untilPosition && !gtidReached.split(",").includes(last.gtid)) {
+    if (last?.gtid && !gtidModel(engine.name).parseSet(gtidReached).includes(last.gtid)) {
       throw new RewindError(
         ErrorNames.replay,
         `after replay the server is at GTID ${gtidReached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
@@ -266,7 +268,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       dryRun: false,
       movedAside,
       gtidReached,
-      lastTransaction: last ? { gtid: last.gtid, time: new Date(last.timestamp * 1000).toISOString() } : null,
+      lastTransaction: last?.gtid
+        ? { gtid: last.gtid, time: formatMicros(last.commitMicros ?? last.timestamp * 1e6) }
+        : null,
       seconds: (Date.now() - started) / 1000,
       ...(replication ? { replication } : {}),
       ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),

@@ -10,14 +10,9 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import {
-  advance,
-  formatGtidPosition,
-  type GtidPosition,
-  parseGtid,
-  parseGtidPosition,
-} from "../../core/gtid.js";
-import type { RestorePlan } from "../../core/restore-plan.js";
+import { gtidModel } from "../../core/gtid/index.js";
+import { type RestorePlan, withinTime } from "../../core/restore-plan.js";
+import { requireMicros } from "../../core/time.js";
 import type { Engine } from "../engines/engine.js";
 import { StderrTail } from "../tool.js";
 import { decodeStream } from "./decode.js";
@@ -69,7 +64,7 @@ export interface ReplayRange {
   readonly stopPosition: number;
   /** The last transaction replayed; null when the backup itself is the target. */
   readonly lastTransaction: BinlogTransaction | null;
-  /** The GTID position once replay is done (every domain), for an applier's UNTIL clause. */
+  /** The GTIDs executed once replay is done (the backup's and every replayed one), for an applier's UNTIL clause. */
   readonly untilPosition: string;
 }
 
@@ -86,11 +81,10 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     untilPosition: plan.backup.binlog.gtidSet,
   };
   if (plan.binlogs.length === 0) return none;
-  // MariaDB positions advance per domain; MySQL GTIDs (uuid:n) are named one by one.
-  const mariadb = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$|^$/.test(plan.backup.binlog.gtidSet);
-  let position: GtidPosition = mariadb ? parseGtidPosition(plan.backup.binlog.gtidSet) : new Map();
+  const engine = plan.backup.engine.name;
+  let position = gtidModel(engine).parseSet(plan.backup.binlog.gtidSet);
   const target = plan.target;
-  const targetSecond = target.kind === "time" ? Math.floor(Date.parse(target.time) / 1000) : 0;
+  const targetMicros = target.kind === "time" ? requireMicros(target.time, "the target time") : 0;
   let last: BinlogTransaction | null = null;
   let lastFileIndex = -1;
   for (const [index, planned] of plan.binlogs.entries()) {
@@ -99,14 +93,20 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
       crc32: nativeCrc32 ?? jsCrc32,
       onTransaction: (transaction) => {
         if (found || transaction.startPosition < planned.startPosition) return;
-        const included = target.kind === "time" ? transaction.timestamp <= targetSecond : true;
-        if (!included) {
+        if (transaction.gtid === null) {
+          throw new RewindError(
+            ErrorNames.binlogInvalid,
+            `${planned.file} holds a transaction without a GTID at offset ${transaction.startPosition} (gtid_mode was not ON); Rewind replays by GTID only, so nothing was restored`,
+          );
+        }
+        const committed = transaction.commitMicros ?? transaction.timestamp * 1e6;
+        if (target.kind === "time" && !withinTime(engine, targetMicros, committed)) {
           found = true;
           return;
         }
         last = transaction;
         lastFileIndex = index;
-        if (mariadb) position = advance(position, parseGtid(transaction.gtid));
+        position = position.add(transaction.gtid);
         if (target.kind === "gtid" && transaction.gtid === target.gtid) found = true;
       },
     });
@@ -127,7 +127,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     startPosition: plan.binlogs[0]!.startPosition,
     stopPosition: lastTransaction.endPosition,
     lastTransaction,
-    untilPosition: mariadb ? formatGtidPosition(position) : lastTransaction.gtid,
+    untilPosition: position.toString(),
   };
 }
 

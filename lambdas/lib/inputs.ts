@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isAnyGtid } from "../../core/gtid/index.js";
 import { InputInvalid } from "./errors.js";
 
 /**
@@ -35,7 +36,10 @@ export const RestoreInput = z
       .optional(),
     gtid: z
       .string()
-      .regex(/^\d{1,10}-\d{1,10}-\d{1,20}$/, "a MariaDB GTID domain-server-sequence, such as 0-1-1042")
+      .refine(
+        isAnyGtid,
+        "a GTID: on MariaDB domain-server-sequence such as 0-1-1042, on MySQL uuid:N such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
+      )
       .optional(),
     backupId: z
       .string()

@@ -2,7 +2,7 @@ import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type ClusterLocation, restorePrefix } from "../../core/layout.js";
 import { chainFrom } from "../../core/restorable-window.js";
-import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
+import { parseRestoreTarget, planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import { type Catalog, readCatalog } from "../../core/store/catalog.js";
 import type { RestoreInput } from "./inputs.js";
 
@@ -45,8 +45,7 @@ export function latestTarget(catalog: Catalog): RestoreTarget {
 function targetOf(input: RestoreInput, catalog: Catalog): RestoreTarget {
   if (input.latest) return latestTarget(catalog);
   if (input.backupId) return { kind: "backup", backupId: input.backupId };
-  if (input.gtid) return { kind: "gtid", gtid: input.gtid };
-  return { kind: "time", time: new Date(Date.parse(input.pointInTime!)).toISOString() };
+  return parseRestoreTarget(input.gtid ?? input.pointInTime!);
 }
 
 /**

@@ -370,6 +370,9 @@ describe("the Rewind stack", () => {
     accepts("Command", "binlog-push");
     accepts("Until", "2026-11-21T10:15:00Z");
     accepts("Until", "0-1-1042");
+    accepts("Until", "2026-03-10T17:11:54.483587Z");
+    accepts("Until", "396e294c-1ca4-11f1-9ae7-00155da79c6b:5");
+    accepts("Until", "55778904-0299-11F1-B1B8-4EF0C4956FEB:mytag:3");
     accepts("BackupId", "20261121T031500Z-full-db-orders-1");
     accepts("Datadir", "/var/lib/mysql");
     accepts("Flags", "--flush");

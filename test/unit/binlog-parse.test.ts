@@ -96,7 +96,7 @@ describe("binlog reader on MySQL 8 events", () => {
       rotatesTo: "binlog.000043",
       size: file.length,
     });
-    expect(transactions.map((t) => [t.gtid.split(":")[1], t.timestamp])).toEqual([
+    expect(transactions.map((t) => [t.gtid!.split(":")[1], t.timestamp])).toEqual([
       ["101", 1_795_000_010],
       ["102", 1_795_000_020],
     ]);

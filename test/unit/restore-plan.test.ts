@@ -11,6 +11,7 @@ function backup(id: string, endTime: string, file: string, position: number, gti
   return {
     backupId: id,
     type: "full",
+    engine: { name: "mariadb", version: "10.11.19-MariaDB" },
     endTime,
     binlogSource: SOURCE,
     binlog: { file, position, gtidSet: gtid },
@@ -21,12 +22,15 @@ function backup(id: string, endTime: string, file: string, position: number, gti
 function binlog(n: number, overrides: Partial<BinlogManifest> = {}): BinlogManifest {
   const file = `mariadb-bin.${String(n).padStart(6, "0")}`;
   return {
+    engine: "mariadb",
     file,
     source: SOURCE,
     previousFile: n > 1 ? `mariadb-bin.${String(n - 1).padStart(6, "0")}` : null,
     gtidsBefore: n > 1 ? `0-1-${10 * n}` : "",
     firstGtid: `0-1-${10 * n + 1}`,
     lastGtid: `0-1-${10 * n + 10}`,
+    gtidsAdded: `0-1-${10 * n + 10}`,
+    lastCommitTime: null,
     firstEventTime: `2026-11-21T10:${String(n).padStart(2, "0")}:00.000Z`,
     lastEventTime: `2026-11-21T10:${String(n).padStart(2, "0")}:59.000Z`,
     sha256: hex,
@@ -78,6 +82,37 @@ describe("restore planning", () => {
       "mariadb-bin.000002",
       "mariadb-bin.000003",
     ]);
+  });
+
+  it("a GTID target equal to a backup's consistent point restores that backup with no binlogs", () => {
+    for (const [gtid, backupId] of [
+      ["0-1-35", "20261121T100330Z-full-db1"],
+      ["0-1-15", "20261121T100130Z-full-db1"],
+    ] as const) {
+      const plan = planRestore(parseRestoreTarget(gtid), backups, chain);
+      expect(plan.backup.backupId).toBe(backupId);
+      expect(plan.binlogs).toEqual([]);
+    }
+    // One transaction before the oldest backup's point is out of reach, and says so plainly.
+    expect(() => planRestore(parseRestoreTarget("0-1-14"), backups, chain)).toThrow(
+      /GTID 0-1-14 is before the oldest full backup's consistent point \(20261121T100130Z-full-db1/,
+    );
+  });
+
+  it("a time target at the window's start (as list shows it, or its whole second) plans from the oldest backup", () => {
+    const window = restorableWindow(SOURCE, backups, chain);
+    expect(window.from).toBe("2026-11-21T10:01:30.000Z");
+    const late = [
+      backup("20261121T100130Z-full-db1", "2026-11-21T10:01:30.400Z", "mariadb-bin.000001", 5000, "0-1-15"),
+    ];
+    for (const [target, from] of [
+      [window.from!, backups],
+      ["2026-11-21T10:01:30Z", late],
+    ] as const) {
+      const plan = planRestore(parseRestoreTarget(target), from, chain);
+      expect(plan.backup.backupId).toBe("20261121T100130Z-full-db1");
+      expect(plan.binlogs.map((b) => [b.file, b.startPosition])).toEqual([["mariadb-bin.000001", 5000]]);
+    }
   });
 
   it("a backup id: just that backup", () => {

@@ -12,6 +12,7 @@ function backup(d: number): BackupManifest {
   return {
     backupId: `202611${String(d).padStart(2, "0")}T033000Z-full-db1`,
     type: "full",
+    engine: { name: "mariadb", version: "10.11.19-MariaDB" },
     endTime: day(d),
     binlogSource: SOURCE,
     binlog: { file: file(d), position: 100, gtidSet: `0-1-${10 * d + 3}` },
@@ -20,11 +21,13 @@ function backup(d: number): BackupManifest {
 
 function binlog(n: number): BinlogManifest {
   return {
+    engine: "mariadb",
     file: file(n),
     source: SOURCE,
     gtidsBefore: `0-1-${10 * n}`,
     firstGtid: `0-1-${10 * n + 1}`,
     lastGtid: `0-1-${10 * n + 10}`,
+    gtidsAdded: `0-1-${10 * n + 10}`,
     lastEventTime: day(n).replace("03:30", "23:59"),
     shippedAt: day(n + 1),
   } as BinlogManifest;

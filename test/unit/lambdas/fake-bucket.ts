@@ -148,8 +148,9 @@ export function putBackup(objects: Map<string, StoredObject>, d: number): Backup
 export function putBinlog(objects: Map<string, StoredObject>, n: number): BinlogManifest {
   const stored = storedObject(binlogObjectKey(location, SOURCE, binlogFile(n)), 2000 + n);
   const manifest: BinlogManifest = {
-    formatVersion: 1,
+    formatVersion: 2,
     cluster: CLUSTER,
+    engine: "mariadb",
     source: SOURCE,
     file: binlogFile(n),
     previousFile: n > 1 ? binlogFile(n - 1) : null,
@@ -158,9 +159,11 @@ export function putBinlog(objects: Map<string, StoredObject>, n: number): Binlog
     sha256: sha(`binlog${n}`).toString("hex"),
     firstEventTime: day(n).replace("03:30", "00:00"),
     lastEventTime: day(n).replace("03:30", "23:59"),
+    lastCommitTime: null,
     gtidsBefore: `0-1-${10 * n}`,
     firstGtid: `0-1-${10 * n + 1}`,
     lastGtid: `0-1-${10 * n + 10}`,
+    gtidsAdded: `0-1-${10 * n + 10}`,
     transactions: 10,
     stored,
     storedSha256: sha(`stored${n}`).toString("hex"),

@@ -102,6 +102,18 @@ describe("plan-restore", () => {
       "Restore",
     );
 
+  it("takes a GTID of either engine and a time to the microsecond; refuses anything else naming both syntaxes", () => {
+    expect(input({ gtid: "0-1-1042" }).gtid).toBe("0-1-1042");
+    expect(input({ gtid: "396e294c-1ca4-11f1-9ae7-00155da79c6b:5" }).gtid).toBe(
+      "396e294c-1ca4-11f1-9ae7-00155da79c6b:5",
+    );
+    expect(input({ gtid: "55778904-0299-11f1-b1b8-4ef0c4956feb:mytag:3" }).gtid).toBeDefined();
+    expect(input({ pointInTime: "2026-03-10T17:11:54.483587Z" }).pointInTime).toBeDefined();
+    expect(() => input({ gtid: "1042" })).toThrow(
+      /gtid: a GTID: on MariaDB domain-server-sequence such as 0-1-1042, on MySQL uuid:N/,
+    );
+  });
+
   it("picks the newest backup before the target and the binlogs from its position, and stores the plan", async () => {
     for (const d of days(1, 5)) putBackup(bucket.objects, d);
     for (const n of days(1, 6)) putBinlog(bucket.objects, n);
