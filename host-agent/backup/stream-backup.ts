@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -6,7 +5,7 @@ import type { KeyringNode } from "@aws-crypto/client-node";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { XbstreamReader } from "../../core/xbstream.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
-import { StderrTail } from "../tool.js";
+import { startTool } from "../tool.js";
 
 export interface StreamBackupOptions {
   readonly tool: string;
@@ -40,58 +39,41 @@ const STAGE_ERRORS: Record<StageName, string> = {
   upload: ErrorNames.upload,
 };
 
-function processExit(
-  child: ChildProcess,
-  name: string,
-  stderr: StderrTail,
-  check?: () => string | undefined,
-) {
-  return new Promise<void>((resolve, reject) => {
-    child.once("error", (error) =>
-      reject(new Error(`cannot run ${name}: ${error.message}; is it installed and on PATH?`)),
-    );
-    child.once("close", (code, signal) => {
-      const problem =
-        code !== 0 ? `${name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}` : check?.();
-      if (problem) reject(new Error(`${problem}: ${stderr.toString().slice(-1500) || "(no output)"}`));
-      else resolve();
-    });
-  });
-}
-
 /**
  * backup tool → (count, read metadata) → zstd → encryption → sink. Every stage is watched: if
  * any one fails, the others are stopped and the error names the stage that failed first in the
  * data's path, with the tail of its stderr (never "success" after a failed tool: xtrabackup#894).
  */
 export async function streamBackup(options: StreamBackupOptions): Promise<StreamBackupResult> {
-  const toolStderr = new StderrTail();
-  const zstdStderr = new StderrTail();
   const toolLog = createWriteStream(options.toolLogFile, { mode: 0o600 });
-  const tool = spawn(options.tool, options.toolArgs, { stdio: ["ignore", "pipe", "pipe"] });
-  const zstd = spawn(
-    "zstd",
-    [`-${options.compressionLevel}`, `-T${options.compressionThreads}`, "-q", "-c", "-"],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  tool.stderr!.on("data", (chunk: Buffer) => {
-    toolStderr.push(chunk);
-    toolLog.write(chunk);
+  const tool = startTool(options.tool, options.toolArgs, {
+    onStderr: (chunk) => toolLog.write(chunk),
+    check: (stderr) =>
+      stderr.toString().includes(options.completedMarker)
+        ? undefined
+        : `${options.tool} exited 0 without "${options.completedMarker}"`,
   });
-  zstd.stderr!.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
+  tool.stdin.end();
+  const zstd = startTool("zstd", [
+    `-${options.compressionLevel}`,
+    `-T${options.compressionThreads}`,
+    "-q",
+    "-c",
+    "-",
+  ]);
 
   // The first failure is the cause; what fails after everything is stopped is a consequence.
   let cause: { stage: StageName; message: string } | undefined;
   const fail = (stage: StageName, error: Error) => {
     if (cause) return;
     cause = { stage, message: error.message };
-    for (const child of [tool, zstd])
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    tool.stop();
+    zstd.stop();
     options.sink.destroy(new Error("backup stopped"));
     // The encryption stream stops reading once the sink is gone; a child's `close` waits for its
     // stdout to reach EOF, so zstd's output is drained and dropped, or its exit is never seen.
-    zstd.stdout!.unpipe();
-    zstd.stdout!.resume();
+    zstd.stdout.unpipe();
+    zstd.stdout.resume();
   };
   const reader = new XbstreamReader({ capture: options.captureFiles });
   let rawBytes = 0;
@@ -117,15 +99,11 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   encrypt.once("error", (error: Error) => fail("encryption", error));
 
   const settled = await Promise.allSettled([
-    processExit(tool, options.tool, toolStderr, () =>
-      toolStderr.toString().includes(options.completedMarker)
-        ? undefined
-        : `${options.tool} exited 0 without "${options.completedMarker}"`,
-    ).catch((error: Error) => fail("tool", error)),
-    processExit(zstd, "zstd", zstdStderr).catch((error: Error) => fail("zstd", error)),
+    tool.exited.catch((error: Error) => fail("tool", error)),
+    zstd.exited.catch((error: Error) => fail("zstd", error)),
     // Broken pipes show up as the failure of the process on either side of them.
-    pipeline(tool.stdout!, inspect, zstd.stdin!),
-    encryptInto(zstd.stdout!, encrypt, options.sink),
+    pipeline(tool.stdout, inspect, zstd.stdin),
+    encryptInto(zstd.stdout, encrypt, options.sink),
   ]);
   options.signal?.removeEventListener("abort", onAbort);
   await new Promise((resolve) => toolLog.end(resolve));

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { Transform } from "node:stream";
@@ -15,7 +14,7 @@ import type { SegmentRecord } from "../../core/manifest.js";
 import { formatMicros } from "../../core/time.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
-import { StderrTail } from "../tool.js";
+import { startTool } from "../tool.js";
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
@@ -73,17 +72,7 @@ export async function shipBinlogFile(options: {
       }
     },
   });
-  const zstd = spawn("zstd", [`-${options.compressionLevel}`, "-q", "-c", "-"], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  const stderr = new StderrTail();
-  zstd.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  const zstdDone = new Promise<void>((resolve, reject) => {
-    zstd.once("error", reject);
-    zstd.once("close", (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`zstd exited with ${signal ?? code}: ${stderr}`)),
-    );
-  });
+  const zstd = startTool("zstd", [`-${options.compressionLevel}`, "-q", "-c", "-"]);
   const writer = new SegmentWriter({
     client: options.client,
     bucket: options.bucket,
@@ -95,12 +84,12 @@ export async function shipBinlogFile(options: {
   });
   const results = await Promise.allSettled([
     pipeline(createReadStream(options.path, { highWaterMark: 1024 * 1024 }), inspect, zstd.stdin),
-    zstdDone,
+    zstd.exited,
     encryptInto(zstd.stdout, encryptingStream(options.keyring, options.encryptionContext), writer),
   ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {
-    if (zstd.exitCode === null) zstd.kill("SIGTERM");
+    zstd.stop();
     writer.destroy();
     const reason = failure.reason as Error;
     if (reason instanceof RewindError) throw reason;

@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { decryptingStream } from "../encryption.js";
-import { StderrTail } from "../tool.js";
+import { startTool } from "../tool.js";
 import { downloadStoredStream, type StoredStream } from "./download.js";
 
 export interface DecodeOptions {
@@ -27,17 +26,9 @@ export interface DecodeOptions {
 export async function decodeStream(stream: StoredStream, options: DecodeOptions): Promise<void> {
   const download = downloadStoredStream(stream, options);
   const decrypt = decryptingStream(options.keyring, stream.encryptionContext);
-  const zstd = spawn("zstd", ["-d", "-q", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
-  const zstdStderr = new StderrTail();
-  zstd.stderr.on("data", (chunk: Buffer) => zstdStderr.push(chunk));
-  const zstdExit = new Promise<void>((resolve, reject) => {
-    zstd.once("error", reject);
-    zstd.once("close", (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`zstd -d exited with ${signal ?? code}: ${zstdStderr}`)),
-    );
-  });
+  const zstd = startTool("zstd", ["-d", "-q", "-c", "-"]);
   const stop = () => {
-    if (zstd.exitCode === null && zstd.signalCode === null) zstd.kill("SIGTERM");
+    zstd.stop();
     options.sink.destroy();
   };
   const results = await Promise.allSettled([
@@ -45,7 +36,7 @@ export async function decodeStream(stream: StoredStream, options: DecodeOptions)
       stop();
       throw error;
     }),
-    zstdExit.catch((error) => {
+    zstd.exited.catch((error) => {
       stop();
       throw error;
     }),

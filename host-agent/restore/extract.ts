@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import type { Engine } from "../engines/engine.js";
-import { StderrTail } from "../tool.js";
+import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
 import { backupStream } from "./download.js";
 
@@ -29,18 +28,6 @@ export async function extractBackup(manifest: BackupManifest, options: ExtractOp
   if (readdirSync(options.targetDir).length > 0) {
     throw new RewindError(ErrorNames.usage, `staging directory ${options.targetDir} is not empty`);
   }
-  const stream = spawn(options.engine.tools.stream, ["-x", "-C", options.targetDir], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  const stderr = new StderrTail();
-  stream.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  const streamDone = new Promise<void>((resolve, reject) => {
-    stream.once("error", reject);
-    stream.once("close", (code, signal) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`${options.engine.tools.stream} -x exited with ${signal ?? code}: ${stderr}`)),
-    );
-  });
-  await decodeStream(backupStream(manifest), { ...options, sink: stream.stdin, sinkDone: streamDone });
+  const stream = startTool(options.engine.tools.stream, ["-x", "-C", options.targetDir]);
+  await decodeStream(backupStream(manifest), { ...options, sink: stream.stdin, sinkDone: stream.exited });
 }
