@@ -1,6 +1,7 @@
 import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
+import { AGENT_SHELL_STEP } from "../core/agent-output.js";
 
 export interface AgentDocumentProps {
   /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
@@ -87,12 +88,14 @@ export class AgentDocument extends Construct {
             inputs: {
               sourceType: "S3",
               sourceInfo: JSON.stringify({ path: props.agentAsset.httpUrl }),
-              destinationPath: "/opt/rewind",
+              // The trailing slash makes it a directory: without one, the SSM Agent saves the
+              // file itself as /opt/rewind and the shell step finds no agent to run.
+              destinationPath: "/opt/rewind/",
             },
           },
           {
             action: "aws:runShellScript",
-            name: "RunAgent",
+            name: AGENT_SHELL_STEP,
             inputs: { timeoutSeconds: "172800", runCommand: script },
           },
         ],

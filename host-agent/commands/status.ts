@@ -1,22 +1,10 @@
 import { statfsSync } from "node:fs";
+import type { AgentStatus } from "../../core/agent-output.js";
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
-import type { ReplicationState } from "../engines/engine.js";
 
-export interface StatusResult {
-  readonly engine: string;
-  readonly version: string;
-  readonly role: "primary" | "replica";
-  readonly readOnly: boolean;
-  readonly serverId: number;
-  readonly serverUuid: string | null;
-  readonly gtidExecuted: string;
-  readonly replication: ReplicationState | null;
-  readonly binlogs: { readonly file: string; readonly size: number }[];
-  readonly datadir: string;
-  readonly freeBytes: number | null;
-  readonly binlogSource: string;
-}
+/** The status shape is core's contract with select-source. */
+export type StatusResult = AgentStatus;
 
 export function freeBytes(dir: string): number | null {
   try {

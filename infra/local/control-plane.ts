@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
 import { describeOutcome, Outcome, readableCause } from "../../lambdas/lib/notify.js";
 import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
@@ -317,20 +318,31 @@ export function agentDocument(template: Template): AgentDocumentContent {
     Name: string;
     Content: {
       parameters: AgentDocumentContent["parameters"];
-      mainSteps: { action: string; inputs: { runCommand?: string[] } }[];
+      mainSteps: {
+        action: string;
+        name: string;
+        inputs: { runCommand?: string[]; destinationPath?: string; sourceInfo?: string };
+      }[];
     };
   };
-  const shell = properties.Content.mainSteps.find((step) => step.action === "aws:runShellScript");
+  const steps = properties.Content.mainSteps;
+  const shell = steps.find((step) => step.action === "aws:runShellScript");
+  const download = steps.find((step) => step.action === "aws:downloadContent");
   const runCommand = shell?.inputs.runCommand ?? [];
   const agentLine = runCommand.find((line) => line.startsWith("agent="));
   const configLine = runCommand.find((line) => line.includes("--config "));
-  if (!agentLine || !configLine)
-    throw new Error("the document's shell step does not name the agent and its config");
+  if (!agentLine || !configLine || !shell || !download?.inputs.destinationPath)
+    throw new Error("the document does not download the agent and name it and its config in its shell step");
+  const source = JSON.parse(download.inputs.sourceInfo ?? "{}") as { path?: string };
   return {
     name: properties.Name,
     parameters: properties.Content.parameters,
     runCommand,
     downloadDir: agentLine.slice("agent=".length, agentLine.lastIndexOf("/")),
     configPath: /--config (\S+)/.exec(configLine)![1]!,
+    destinationPath: download.inputs.destinationPath,
+    downloadedName: path.posix.basename(source.path ?? "rewind-agent.mjs"),
+    stepNames: steps.map((step) => step.name),
+    shellStep: shell.name,
   };
 }

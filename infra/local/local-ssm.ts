@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
 import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
@@ -12,9 +12,15 @@ export interface AgentDocumentContent {
   readonly parameters: Record<string, { default?: string; allowedPattern?: string }>;
   /** The `aws:runShellScript` step's lines. */
   readonly runCommand: readonly string[];
-  /** Where `aws:downloadContent` puts the agent, and the config path the script names. */
+  /** The directory the shell step runs the agent from, and the config path it names. */
   readonly downloadDir: string;
   readonly configPath: string;
+  /** `aws:downloadContent`'s destinationPath, and the name of the object it downloads. */
+  readonly destinationPath: string;
+  readonly downloadedName: string;
+  /** Every step's name, in order, and the shell step's. */
+  readonly stepNames: readonly string[];
+  readonly shellStep: string;
 }
 
 /** A sandbox "managed instance": a database host on this machine. */
@@ -39,6 +45,19 @@ export interface Invocation {
 }
 
 export class SsmRequestError extends Error {}
+
+/**
+ * `aws:downloadContent` from S3 as the SSM Agent does it: into `destination` when it ends with a
+ * slash or is an existing directory, otherwise saved as the file `destination` itself.
+ */
+export function downloadContent(source: string, destination: string, objectName: string): string {
+  const intoDirectory =
+    destination.endsWith("/") || (existsSync(destination) && statSync(destination).isDirectory());
+  const file = intoDirectory ? path.join(destination, objectName) : destination;
+  mkdirSync(path.dirname(file), { recursive: true });
+  copyFileSync(source, file);
+  return file;
+}
 
 const OUTPUT_LIMIT = 24_000;
 
@@ -119,16 +138,14 @@ export class LocalSsm {
   }
 
   private start(commandId: string, host: SandboxHost, parameterEnv: Record<string, string>): Invocation {
-    // aws:downloadContent: the agent asset lands in the host's download directory.
-    const downloadDir = path.join(host.dir, "opt-rewind");
-    mkdirSync(downloadDir, { recursive: true });
+    // Host paths live under the host's own root directory.
+    const root = path.join(host.dir, "root");
+    const onHost = (hostPath: string) => path.join(root, hostPath);
+    downloadContent(this.agentBundle, onHost(this.document.destinationPath), this.document.downloadedName);
     const script = this.document.runCommand
       .join("\n")
-      .replaceAll(this.document.downloadDir, downloadDir)
+      .replaceAll(this.document.downloadDir, onHost(this.document.downloadDir))
       .replaceAll(this.document.configPath, host.configFile);
-    const agentLine = this.document.runCommand.find((line) => line.startsWith("agent="));
-    const assetName = agentLine ? path.basename(agentLine.slice("agent=".length)) : "rewind-agent.mjs";
-    copyFileSync(this.agentBundle, path.join(downloadDir, assetName));
     const child: ChildProcess = track(
       spawn("bash", ["-c", script], {
         stdio: ["ignore", "pipe", "pipe"],
@@ -214,7 +231,29 @@ export class LocalSsm {
           throw new SsmRequestError(
             `InvocationDoesNotExist: no invocation ${input.CommandId} on ${input.InstanceId}`,
           );
+        // The API reference: PluginName is required when the document has more than one step.
+        const plugin = input.PluginName as string | undefined;
+        if (plugin === undefined && this.document.stepNames.length > 1) {
+          throw new SsmRequestError(
+            `InvalidPluginName: ${this.document.name} has ${this.document.stepNames.length} steps; name one with PluginName`,
+          );
+        }
+        if (plugin !== undefined && !this.document.stepNames.includes(plugin))
+          throw new SsmRequestError(`InvalidPluginName: ${this.document.name} has no step ${plugin}`);
+        if (plugin !== undefined && plugin !== this.document.shellStep) {
+          return {
+            CommandId: found.commandId,
+            InstanceId: found.instanceId,
+            PluginName: plugin,
+            Status: "Success",
+            StatusDetails: "Success",
+            ResponseCode: 0,
+            StandardOutputContent: "",
+            StandardErrorContent: "",
+          };
+        }
         return {
+          PluginName: plugin,
           CommandId: found.commandId,
           InstanceId: found.instanceId,
           Status: found.status,

@@ -58,7 +58,7 @@ function placeholderFor(
   }
 }
 
-/** Resolves the intrinsics CDK writes (`Ref`, `Fn::GetAtt`, `Fn::Join`) to placeholder names and ARNs. */
+/** Resolves the intrinsics CDK writes (`Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`) to placeholder names and ARNs. */
 export function resolveIntrinsics(value: unknown, template: Template, names: NameOverrides = {}): unknown {
   if (typeof value === "string" || typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) return value.map((item) => resolveIntrinsics(item, template, names));
@@ -80,6 +80,15 @@ export function resolveIntrinsics(value: unknown, template: Template, names: Nam
     if (fn === "Fn::Join") {
       const [separator, parts] = args as [string, unknown[]];
       return parts.map((part) => resolveIntrinsics(part, template, names)).join(separator);
+    }
+    if (fn === "Fn::Sub" && typeof args === "string") {
+      return args.replace(/\$\{([^}]+)\}/g, (_, name: string) =>
+        String(
+          name.includes(".")
+            ? resolveIntrinsics({ "Fn::GetAtt": name.split(".") }, template, names)
+            : resolveIntrinsics({ Ref: name }, template, names),
+        ),
+      );
     }
   }
   return Object.fromEntries(entries.map(([key, item]) => [key, resolveIntrinsics(item, template, names)]));

@@ -5,6 +5,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
+import { AGENT_SHELL_STEP, AgentStatus, parseAgentResultLine } from "../../core/agent-output.js";
 import type { HostStatus } from "./source-policy.js";
 
 export interface AskOptions {
@@ -48,18 +49,13 @@ const TERMINAL = new Set([
   "ExecutionTimedOut",
 ]);
 
-/** The agent's result is the last line of its stdout: `{"ok":true,"command":"status","result":{…}}`. */
-export function readAgentResult(
-  stdout: string,
-): { ok: boolean; result?: unknown; error?: { name: string; message: string } } | undefined {
-  const last = stdout.trim().split("\n").at(-1);
-  if (!last) return undefined;
-  try {
-    return JSON.parse(last);
-  } catch {
-    return undefined;
-  }
-}
+/** What select-source reads of a host's status; the rest of the shape is the agent's own. */
+const SelectionFields = AgentStatus.pick({
+  role: true,
+  readOnly: true,
+  binlogSource: true,
+  replication: true,
+});
 
 /**
  * Runs `rewind-agent status` on each host through the Rewind-RunAgent document and collects the
@@ -88,20 +84,29 @@ export async function askHostStatus(
       let invocation: GetCommandInvocationCommandOutput;
       try {
         invocation = await ssm.send(
-          new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }),
+          // Required for a document of more than one step (InvalidPluginName otherwise).
+          new GetCommandInvocationCommand({
+            CommandId: commandId,
+            InstanceId: instanceId,
+            PluginName: AGENT_SHELL_STEP,
+          }),
         );
       } catch (error) {
         if ((error as { name?: string }).name === "InvocationDoesNotExist") continue;
         throw error;
       }
       if (!TERMINAL.has(invocation.Status ?? "")) continue;
-      const result = readAgentResult(invocation.StandardOutputContent ?? "");
-      if (invocation.Status === "Success" && result?.ok) {
-        answers.set(instanceId, { instanceId, status: result.result as HostStatus["status"] });
+      const result = parseAgentResultLine(invocation.StandardOutputContent ?? "");
+      const status = result?.ok ? SelectionFields.safeParse(result.result) : undefined;
+      if (invocation.Status === "Success" && status?.success) {
+        answers.set(instanceId, { instanceId, status: status.data });
       } else {
-        const reason = result?.error
-          ? `${result.error.name}: ${result.error.message}`
-          : (invocation.StandardErrorContent ?? "").trim().split("\n").at(-1);
+        const reason =
+          result && !result.ok
+            ? `${result.error.name}: ${result.error.message}`
+            : status && !status.success
+              ? `unexpected status output: ${status.error.issues[0]?.path.join(".")}: ${status.error.issues[0]?.message}`
+              : (invocation.StandardErrorContent ?? "").trim().split("\n").at(-1);
         answers.set(instanceId, {
           instanceId,
           problem: `agent status ${invocation.Status}${reason ? ` (${reason})` : ""}`,

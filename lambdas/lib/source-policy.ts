@@ -1,20 +1,11 @@
+import type { AgentStatus } from "../../core/agent-output.js";
 import { NoEligibleSource } from "./errors.js";
 import type { ClusterSettings } from "./settings.js";
 
 /** What one host's agent said to `status` (host-agent/commands/status.ts), or why it said nothing. */
 export interface HostStatus {
   readonly instanceId: string;
-  readonly status?: {
-    readonly role: "primary" | "replica";
-    readonly readOnly: boolean;
-    readonly binlogSource: string;
-    readonly replication: {
-      readonly ioRunning: boolean;
-      readonly sqlRunning: boolean;
-      readonly lagSeconds: number | null;
-      readonly lastError: string | null;
-    } | null;
-  };
+  readonly status?: Pick<AgentStatus, "role" | "readOnly" | "binlogSource" | "replication">;
   readonly problem?: string;
 }
 

@@ -1,8 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { GetCommandInvocationCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, describe, expect, it } from "vitest";
 import { agentDocument } from "../../infra/local/control-plane.js";
-import { LocalSsm } from "../../infra/local/local-ssm.js";
+import { downloadContent, LocalSsm } from "../../infra/local/local-ssm.js";
 import type { Template } from "../../infra/local/state-machine-definitions.js";
 import { scratchDir } from "../support.js";
 import { synthTemplate } from "./synth.js";
@@ -24,7 +25,10 @@ describe("the Rewind-RunAgent shell step", () => {
     dir: path.join(scratch.dir, "db1"),
   };
   const ssm = new LocalSsm(document, [host], echoAgent);
-  afterAll(() => scratch.remove());
+  afterAll(() => {
+    ssm.close();
+    scratch.remove();
+  });
 
   async function argumentsFor(parameters: Record<string, string>): Promise<string[]> {
     const { invocations } = ssm.sendCommand({
@@ -66,5 +70,49 @@ describe("the Rewind-RunAgent shell step", () => {
         Parameters: { Command: ["backup; reboot"] },
       }),
     ).toThrow(/InvalidParameters: parameter "Command" "backup; reboot" does not match the allowed pattern/);
+  });
+
+  it("downloads the agent into a directory, as the SSM Agent does only for a path that ends with a slash", () => {
+    expect(document.destinationPath).toBe("/opt/rewind/");
+    const source = path.join(scratch.dir, "bundle.mjs");
+    writeFileSync(source, "agent");
+    // Without the slash, and no such directory, the SSM Agent saves the file as that path.
+    const asFile = downloadContent(source, path.join(scratch.dir, "a/opt/rewind"), "abc.mjs");
+    expect(asFile).toBe(path.join(scratch.dir, "a/opt/rewind"));
+    expect(statSync(asFile).isFile()).toBe(true);
+    const inside = downloadContent(source, path.join(scratch.dir, "b/opt/rewind/"), "abc.mjs");
+    expect(readFileSync(inside, "utf8")).toBe("agent");
+    expect(inside).toBe(path.join(scratch.dir, "b/opt/rewind/abc.mjs"));
+    mkdirSync(path.join(scratch.dir, "c/opt/rewind"), { recursive: true });
+    expect(downloadContent(source, path.join(scratch.dir, "c/opt/rewind"), "abc.mjs")).toBe(
+      path.join(scratch.dir, "c/opt/rewind/abc.mjs"),
+    );
+    expect(existsSync(path.join(host.dir, "root/opt/rewind", document.downloadedName))).toBe(true);
+  });
+
+  it("answers GetCommandInvocation only with the PluginName of a step, as SSM does for a multi-step document", async () => {
+    const endpoint = await ssm.listen();
+    const client = new SSMClient({
+      endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "sandbox", secretAccessKey: "sandbox" },
+    });
+    const { commandId, invocations } = ssm.sendCommand({
+      DocumentName: "Rewind-RunAgent",
+      InstanceIds: [host.instanceId],
+      Parameters: { Command: ["status"] },
+    });
+    await invocations[0]!.done;
+    await expect(
+      client.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: host.instanceId })),
+    ).rejects.toMatchObject({ name: "InvalidPluginName" });
+    const answer = await client.send(
+      new GetCommandInvocationCommand({
+        CommandId: commandId,
+        InstanceId: host.instanceId,
+        PluginName: "RunAgent",
+      }),
+    );
+    expect(JSON.parse(answer.StandardOutputContent!.trim())).toEqual(["status", "--config", host.configFile]);
   });
 });

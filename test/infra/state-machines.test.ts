@@ -91,7 +91,14 @@ const replica = (instanceId: string, lagSeconds: number): HostStatus => ({
     role: "replica",
     readOnly: true,
     binlogSource: `${instanceId}-src`,
-    replication: { ioRunning: true, sqlRunning: true, lagSeconds, lastError: null },
+    replication: {
+      sourceHost: "10.0.1.10",
+      sourcePort: 3306,
+      ioRunning: true,
+      sqlRunning: true,
+      lagSeconds,
+      lastError: null,
+    },
   },
 });
 const primary: HostStatus = {

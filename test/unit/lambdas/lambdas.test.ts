@@ -251,7 +251,14 @@ describe("select-source", () => {
       role: "replica",
       readOnly: true,
       binlogSource: `${instanceId}-src`,
-      replication: { ioRunning: true, sqlRunning: lastError === null, lagSeconds, lastError },
+      replication: {
+        sourceHost: "10.0.1.10",
+        sourcePort: 3306,
+        ioRunning: true,
+        sqlRunning: lastError === null,
+        lagSeconds,
+        lastError,
+      },
     },
   });
 
@@ -315,6 +322,11 @@ describe("select-source", () => {
       DocumentName: "Rewind-RunAgent",
       InstanceIds: ["i-01", "i-02"],
       Parameters: { Command: ["status"] },
+    });
+    expect(ssm.commandCalls(GetCommandInvocationCommand)[0]!.args[0].input).toEqual({
+      CommandId: "cmd-1",
+      InstanceId: "i-01",
+      PluginName: "RunAgent",
     });
     expect(hosts[0]).toEqual(primary);
     expect(hosts[1]).toEqual({
