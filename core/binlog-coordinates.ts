@@ -1,3 +1,5 @@
+import { ErrorNames, RewindError } from "./errors.js";
+
 /**
  * Parsers for the files xtrabackup/mariabackup leave next to a backup: the binlog coordinates
  * of the consistent point and the LSN range (needed for incrementals).
@@ -17,7 +19,8 @@ export function parseBinlogInfo(text: string): BinlogCoordinates {
   const trimmed = text.trim();
   const match = /^(\S+)\s+(\d+)(?:\s+([\s\S]*))?$/.exec(trimmed);
   if (!match) {
-    throw new Error(
+    throw new RewindError(
+      ErrorNames.backupTool,
       `xtrabackup_binlog_info has no "file position" line (got ${JSON.stringify(trimmed.slice(0, 200))}); is binary logging enabled on the server?`,
     );
   }
@@ -42,7 +45,10 @@ export function parseCheckpoints(text: string): LsnRange {
   const need = (name: string): string => {
     const value = fields.get(name);
     if (value === undefined)
-      throw new Error(`xtrabackup_checkpoints has no ${name}; the backup tool did not finish`);
+      throw new RewindError(
+        ErrorNames.backupTool,
+        `xtrabackup_checkpoints has no ${name}; the backup tool did not finish`,
+      );
     return value;
   };
   return {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EngineName } from "./engine.js";
 
 /**
  * The backup manifest (DESIGN §3). It is written last: a backup without one is incomplete and
@@ -45,7 +46,7 @@ export const BackupManifest = z.object({
   type: z.enum(["full", "incremental"]),
   parentBackupId: z.string().nullable(),
   host: z.string().min(1),
-  engine: z.object({ name: z.enum(["mariadb", "mysql"]), version: z.string() }),
+  engine: z.object({ name: EngineName, version: z.string() }),
   tool: z.object({ name: z.string(), version: z.string() }),
   serverId: z.number().int().nonnegative(),
   /** MySQL's server_uuid; MariaDB has none. */

@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { z } from "zod";
+import { EngineName } from "../core/engine.js";
 import { configError } from "../core/errors.js";
 import { validateClusterName } from "../core/layout.js";
+import { engineFor } from "./engines/index.js";
 
 const MiB = 1024 * 1024;
 
@@ -13,7 +15,7 @@ export const AgentConfigSchema = z
       const problem = validateClusterName(name);
       if (problem) ctx.addIssue({ code: "custom", message: problem });
     }),
-    engine: z.enum(["mariadb", "mysql"]),
+    engine: EngineName,
     bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name"),
     prefix: z
       .string()
@@ -57,11 +59,14 @@ export const AgentConfigSchema = z
           .default(6 * 3600),
       })
       .prefault({}),
-    /** How the agent stops and starts the database server around a restore. */
+    /**
+     * How the agent stops and starts the database server around a restore; by default
+     * `systemctl start|stop` of the engine's unit (mariadb, mysql).
+     */
     server: z
       .object({
-        start: z.array(z.string()).min(1).default(["systemctl", "start", "mariadb"]),
-        stop: z.array(z.string()).min(1).default(["systemctl", "stop", "mariadb"]),
+        start: z.array(z.string()).min(1).optional(),
+        stop: z.array(z.string()).min(1).optional(),
       })
       .prefault({}),
     /** Sandbox only: a JSON file mapping secret ids to {username, password} instead of Secrets Manager. */
@@ -101,7 +106,17 @@ export const AgentConfigSchema = z
         "a segment would need more than 10,000 parts: raise backup.partSizeMiB or lower backup.segmentSizeMiB",
       ),
   })
-  .strict();
+  .strict()
+  .transform((config) => {
+    const unit = engineFor(config.engine).serviceName;
+    return {
+      ...config,
+      server: {
+        start: config.server.start ?? ["systemctl", "start", unit],
+        stop: config.server.stop ?? ["systemctl", "stop", unit],
+      },
+    };
+  });
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 

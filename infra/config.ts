@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { EngineName } from "../core/engine.js";
 import { validateClusterName } from "../core/layout.js";
 
 /**
@@ -23,7 +24,7 @@ export const RewindConfigSchema = z
               const problem = validateClusterName(name);
               if (problem) ctx.addIssue({ code: "custom", message: problem });
             }),
-            engine: z.enum(["mariadb", "mysql"]),
+            engine: EngineName,
             /** Hosts are found by the tag rewind:cluster=<name>. */
             sourcePolicy: z.enum(["primary", "replica", "prefer-replica"]).default("prefer-replica"),
             maxReplicaLagSeconds: z.number().int().positive().default(300),

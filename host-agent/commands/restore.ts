@@ -17,7 +17,7 @@ import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
-import { replayThroughApplier } from "../restore/applier.js";
+import { replayFromLocalServer, replayFromRelayLogs } from "../restore/applier.js";
 import { fetchBinlogs, replayBinlogs, replayRange } from "../restore/binlogs.js";
 import { checkTarget, installBackup } from "../restore/datadir.js";
 import { startPrivateServer } from "../restore/private-server.js";
@@ -207,6 +207,24 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     if (options.noStart) {
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
+    const replayedBy = range.files.length === 0 ? "none" : options.replay;
+    const applier = {
+      engine,
+      range,
+      binlogDir,
+      workDir: work,
+      parallelWorkers: config.restore.parallelWorkers,
+      heartbeat: context.heartbeat,
+      timeoutSeconds: config.restore.replayTimeoutSeconds,
+    };
+    let replaySeconds = 0;
+    // MySQL's applier reads the binlogs as relay logs of a private server on the datadir, before
+    // the host's server (or the scratch server) starts on it.
+    if (replayedBy === "applier" && engine.applierSource === "relay-log") {
+      const replayStarted = Date.now();
+      await replayFromRelayLogs({ ...applier, datadir });
+      replaySeconds = (Date.now() - replayStarted) / 1000;
+    }
     const scratchServer = options.scratch
       ? await startPrivateServer(engine, {
           dir: path.join(work, "scratch-server"),
@@ -219,27 +237,16 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     if (!scratchServer) await runServerCommand(config.server.start, "start");
     const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
       scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
-    const replayedBy = range.files.length === 0 ? "none" : options.replay;
-    let replaySeconds = 0;
     let checkedTables = 0;
     const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
       const replayStarted = Date.now();
-      if (replayedBy === "applier") {
+      if (replayedBy === "applier" && engine.applierSource === "local-server") {
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
-        await replayThroughApplier({
-          engine,
-          range,
-          binlogDir,
-          workDir: work,
-          sql,
-          parallelWorkers: config.restore.parallelWorkers,
-          heartbeat: context.heartbeat,
-          timeoutSeconds: config.restore.replayTimeoutSeconds,
-        });
+        await replayFromLocalServer({ ...applier, sql });
       } else if (replayedBy === "client") {
         await replayBinlogs(engine, range, binlogDir, defaultsFile);
       }
-      replaySeconds = (Date.now() - replayStarted) / 1000;
+      replaySeconds += (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
       if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
       return {

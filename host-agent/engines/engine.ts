@@ -1,8 +1,17 @@
+import type { ReplicationState } from "../../core/agent-output.js";
+import type { EngineName } from "../../core/engine.js";
 import type { SqlClient } from "../sql-client.js";
+
+/** Where the restored server's replication applier reads the downloaded binlogs from. */
+export type ApplierSource =
+  /** MariaDB: a throwaway local server that serves them over replication. */
+  | { readonly kind: "local-server"; readonly port: number }
+  /** MySQL: the files themselves, installed as the restored server's relay logs. */
+  | { readonly kind: "relay-log"; readonly file: string; readonly position: number };
 
 /** Where MySQL and MariaDB differ, behind one interface (DESIGN §4). */
 export interface Engine {
-  readonly name: "mariadb" | "mysql";
+  readonly name: EngineName;
   readonly tools: {
     /** xtrabackup | mariabackup */
     readonly backup: string;
@@ -19,8 +28,12 @@ export interface Engine {
   };
   /** Files in the stream that hold the binlog coordinates of the consistent point, in preference order. */
   readonly binlogInfoFiles: readonly string[];
+  /** The systemd unit of the server, for the default `server.start` / `server.stop`. */
+  readonly serviceName: string;
   /** Arguments after `--defaults-extra-file` for a streaming backup to stdout. */
   backupArgs(options: BackupArgsOptions): string[];
+  /** Arguments of the backup tool that apply the redo log to an extracted backup. */
+  prepareArgs(targetDir: string, useMemoryMiB: number): string[];
   /** The tool's version from its `--version` output. */
   parseToolVersion(output: string): string;
   /** Throws when the backup tool cannot back up this server version. */
@@ -45,11 +58,24 @@ export interface Engine {
   ): Promise<void>;
   /** Creates the system tables of an empty datadir (for the throwaway binlog source). */
   initializeDatadir(defaultsFile: string): Promise<void>;
-  /** Replicates from a local source on `port`, by GTID, stopping right after `until`. */
-  replicateUntil(
-    sql: SqlClient,
-    options: { port: number; until: string; parallelWorkers: number },
-  ): Promise<void>;
+  /** The server option that keeps replication from starting on its own. */
+  readonly skipReplicaStart: string;
+  /** How this engine's applier reads downloaded binlogs. */
+  readonly applierSource: ApplierSource["kind"];
+  /** The statements that start the applier on `source`, stopping right after the GTIDs in `until`. */
+  replicateUntilSql(options: { source: ApplierSource; until: string; parallelWorkers: number }): string;
+  /** The applier's state while it replays: running, or stopped with an error. */
+  /**
+   * The binlog tool's arguments for the client fallback (`mysqlbinlog … | mysql`): every
+   * transaction after the backup's GTIDs up to `until`, none applied twice, none missed.
+   */
+  clientReplayArgs(range: {
+    files: readonly string[];
+    startPosition: number;
+    stopPosition: number;
+    backupGtids: string;
+    until: string;
+  }): string[];
   readApplier(sql: SqlClient): Promise<{ running: boolean; error: string | null }>;
   removeApplier(sql: SqlClient): Promise<void>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */
@@ -75,14 +101,7 @@ export interface ServerIdentity {
   readonly logBin: boolean;
 }
 
-export interface ReplicationState {
-  readonly sourceHost: string | null;
-  readonly sourcePort: number | null;
-  readonly ioRunning: boolean;
-  readonly sqlRunning: boolean;
-  readonly lagSeconds: number | null;
-  readonly lastError: string | null;
-}
+export type { ReplicationState } from "../../core/agent-output.js";
 
 /** "10.11.19-MariaDB-0+deb12u1-log" → "10.11"; "8.0.35-27" → "8.0". */
 export function majorMinor(version: string): string {
@@ -110,4 +129,9 @@ export function streamingBackupArgs({
     // Records the primary's coordinates too when the source is a replica.
     ...(replicaInfo ? ["--slave-info"] : []),
   ];
+}
+
+/** xtrabackup 8.0/8.4 and mariabackup prepare a backup the same way. */
+export function prepareArgs(targetDir: string, useMemoryMiB: number): string[] {
+  return ["--prepare", `--target-dir=${targetDir}`, `--use-memory=${useMemoryMiB}M`];
 }

@@ -4,6 +4,7 @@ import { runTool } from "../tool.js";
 import {
   type Engine,
   majorMinor,
+  prepareArgs,
   type ReplicationState,
   type ServerIdentity,
   streamingBackupArgs,
@@ -46,7 +47,9 @@ export const mariadbEngine: Engine = {
   },
   binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
+  serviceName: "mariadb",
   backupArgs: streamingBackupArgs,
+  prepareArgs,
   parseToolVersion(output) {
     const match = /MariaDB server (\S+)/.exec(output) ?? /Ver (\S+)/.exec(output);
     if (!match) throw new Error(`cannot read the mariabackup version from: ${output.trim()}`);
@@ -100,14 +103,19 @@ export const mariadbEngine: Engine = {
   async initializeDatadir(defaultsFile) {
     await runTool("mariadb-install-db", [`--defaults-file=${defaultsFile}`, "--skip-test-db"]);
   },
-  async replicateUntil(sql, { port, until, parallelWorkers }) {
+  skipReplicaStart: "skip-slave-start",
+  applierSource: "local-server",
+  replicateUntilSql({ source, until, parallelWorkers }) {
+    if (source.kind !== "local-server") throw new Error("MariaDB replays from a local binlog server");
     // A named connection leaves the default one free for --replica-of.
-    await sql.rows(
-      `SET GLOBAL slave_parallel_threads = ${Number(parallelWorkers)};
-       SET GLOBAL slave_parallel_mode = 'optimistic';
-       CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;
-       START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`,
-    );
+    return `SET GLOBAL slave_parallel_threads = ${Number(parallelWorkers)};
+SET GLOBAL slave_parallel_mode = 'optimistic';
+CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(source.port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;
+START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`;
+  },
+  clientReplayArgs({ files, startPosition, stopPosition }) {
+    // MariaDB's binlog tool has no GTID set filters; the byte positions are exact.
+    return [`--start-position=${startPosition}`, `--stop-position=${stopPosition}`, ...files];
   },
   async readApplier(sql) {
     const row = (await sql.rows(`SHOW SLAVE '${APPLIER_CONNECTION}' STATUS`))[0];

@@ -1,10 +1,12 @@
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import { gtidModel } from "../../core/gtid/index.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
-import { type Engine, majorMinor, type ServerIdentity, streamingBackupArgs } from "./engine.js";
+import { type Engine, majorMinor, prepareArgs, type ServerIdentity, streamingBackupArgs } from "./engine.js";
 import { replicationFromStatusRow, sqlString } from "./mariadb.js";
 
-const CHANNEL = "rewind_replay";
+/** The host the replay channel names: its receiver never runs, the SQL thread reads relay logs. */
+const RELAY_SOURCE_HOST = "rewind-relay-log-replay";
 
 export const mysqlEngine: Engine = {
   name: "mysql",
@@ -18,7 +20,10 @@ export const mysqlEngine: Engine = {
   },
   binlogInfoFiles: ["xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
+  // The unit of Oracle's and Percona's Debian/Ubuntu packages; RHEL's is mysqld (set server.start).
+  serviceName: "mysql",
   backupArgs: streamingBackupArgs,
+  prepareArgs,
   parseToolVersion(output) {
     const match = /xtrabackup version (\S+)/.exec(output);
     if (!match) throw new Error(`cannot read the xtrabackup version from: ${output.trim()}`);
@@ -62,20 +67,35 @@ export const mysqlEngine: Engine = {
   async initializeDatadir(defaultsFile) {
     await runTool("mysqld", [`--defaults-file=${defaultsFile}`, "--initialize-insecure"]);
   },
-  async replicateUntil(sql, { port, until, parallelWorkers }) {
-    await sql.rows(
-      `SET GLOBAL replica_parallel_workers = ${Number(parallelWorkers)};
-       CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=${Number(port)}, SOURCE_USER='rewind', SOURCE_PASSWORD='', SOURCE_AUTO_POSITION=1 FOR CHANNEL '${CHANNEL}';
-       START REPLICA UNTIL SQL_AFTER_GTIDS = ${sqlString(until)} FOR CHANNEL '${CHANNEL}'`,
-    );
+  skipReplicaStart: "skip-replica-start",
+  applierSource: "relay-log",
+  /**
+   * The relay-log method: the downloaded binlogs are the relay logs of a private server on the
+   * restored datadir, and its SQL thread applies them with parallel workers from the backup's
+   * exact position until every GTID of `until` is applied. Already executed GTIDs are skipped.
+   */
+  replicateUntilSql({ source, until, parallelWorkers }) {
+    if (source.kind !== "relay-log") throw new Error("MySQL replays from relay logs");
+    return `SET GLOBAL replica_parallel_workers = ${Number(parallelWorkers)};
+CHANGE REPLICATION SOURCE TO RELAY_LOG_FILE=${sqlString(source.file)}, RELAY_LOG_POS=${Number(source.position)}, SOURCE_HOST='${RELAY_SOURCE_HOST}';
+START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = ${sqlString(until)}`;
+  },
+  clientReplayArgs({ files, backupGtids, until }) {
+    const gtids = gtidModel("mysql");
+    const replayed = gtids.parseSet(until).subtract(gtids.parseSet(backupGtids)).toString();
+    return [
+      ...(backupGtids ? [`--exclude-gtids=${gtids.parseSet(backupGtids)}`] : []),
+      `--include-gtids=${replayed}`,
+      ...files,
+    ];
   },
   async readApplier(sql) {
-    const row = (await sql.rows(`SHOW REPLICA STATUS FOR CHANNEL '${CHANNEL}'`))[0];
+    const row = (await sql.rows("SHOW REPLICA STATUS"))[0];
     if (!row) return { running: false, error: null };
     return { running: row.Replica_SQL_Running === "Yes", error: row.Last_SQL_Error || null };
   },
   async removeApplier(sql) {
-    await sql.rows(`STOP REPLICA FOR CHANNEL '${CHANNEL}'; RESET REPLICA ALL FOR CHANNEL '${CHANNEL}'`);
+    await sql.rows("STOP REPLICA; RESET REPLICA ALL");
   },
   binlogSource(identity) {
     if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");

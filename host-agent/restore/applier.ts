@@ -1,28 +1,31 @@
-import { copyFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import type { Engine } from "../engines/engine.js";
+import type { ApplierSource, Engine } from "../engines/engine.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
 import type { ReplayRange } from "./binlogs.js";
 import { freeLoopbackPort, type PrivateServer, startPrivateServer } from "./private-server.js";
 
-/**
- * Replays through the restored server's own replication applier, with parallel workers: a
- * throwaway source server on the loopback interface serves the downloaded binlogs, and the
- * restored server replicates from it by GTID until exactly the target position. Much faster than
- * `mariadb-binlog | mariadb`, which turns every row event back into SQL text.
- */
-export async function replayThroughApplier(options: {
+interface ApplierReplay {
   readonly engine: Engine;
   readonly range: ReplayRange;
   readonly binlogDir: string;
   readonly workDir: string;
-  readonly sql: SqlClient;
   readonly parallelWorkers: number;
   readonly heartbeat: () => void;
   readonly timeoutSeconds: number;
-}): Promise<void> {
+}
+
+/**
+ * MariaDB: replays through the restored server's own replication applier, with parallel workers:
+ * a throwaway source server on the loopback interface serves the downloaded binlogs, and the
+ * restored server replicates from it by GTID until exactly the target position. Much faster than
+ * `mariadb-binlog | mariadb`, which turns every row event back into SQL text.
+ */
+export async function replayFromLocalServer(
+  options: ApplierReplay & { readonly sql: SqlClient },
+): Promise<void> {
   const { engine, range, sql } = options;
   if (range.files.length === 0) return;
   const dir = path.join(options.workDir, "binlog-source");
@@ -53,16 +56,91 @@ export async function replayThroughApplier(options: {
       },
       heartbeat: options.heartbeat,
     });
-    log("info", "replaying through the replication applier", {
-      files: range.files,
-      until: range.untilPosition,
-      workers: options.parallelWorkers,
+    await applyUntil(options, sql, { kind: "local-server", port });
+  } finally {
+    await source?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The relay log base name the downloaded binlogs are installed under. */
+export const RELAY_LOG_BASENAME = "rewind-relay";
+
+/**
+ * Copies the downloaded binlogs into `relayDir` as relay logs, in order, with their index file.
+ * Returns the options a server needs to read them as its relay log.
+ */
+export function installRelayLogs(range: ReplayRange, binlogDir: string, relayDir: string): string[] {
+  mkdirSync(relayDir, { recursive: true, mode: 0o700 });
+  const relayFiles = range.files.map((file, index) => {
+    const relay = path.join(relayDir, `${RELAY_LOG_BASENAME}.${String(index + 1).padStart(6, "0")}`);
+    copyFileSync(path.join(binlogDir, file), relay);
+    return relay;
+  });
+  const index = path.join(relayDir, `${RELAY_LOG_BASENAME}.index`);
+  writeFileSync(index, `${relayFiles.join("\n")}\n`, { mode: 0o600 });
+  return [
+    `relay-log=${path.join(relayDir, RELAY_LOG_BASENAME)}`,
+    `relay-log-index=${index}`,
+    // The relay logs are our copies: keep them until replay is checked, never re-fetch from a source.
+    "relay-log-purge=OFF",
+    "relay-log-recovery=OFF",
+  ];
+}
+
+/**
+ * MySQL, the relay-log method: a private server on the restored datadir (socket only, not the
+ * host's server) reads the downloaded binlogs as its relay logs, and its SQL thread applies them
+ * with parallel workers from the backup's exact position until the target GTIDs. It writes no
+ * binlog of its own (skip-log-bin); the replayed GTIDs land in mysql.gtid_executed. The host's
+ * server is started on the datadir afterwards.
+ */
+export async function replayFromRelayLogs(
+  options: ApplierReplay & { readonly datadir: string },
+): Promise<void> {
+  const { engine, range } = options;
+  if (range.files.length === 0) return;
+  const dir = path.join(options.workDir, "relay-replay");
+  let server: PrivateServer | undefined;
+  try {
+    const relayOptions = installRelayLogs(range, options.binlogDir, path.join(dir, "relay"));
+    server = await startPrivateServer(engine, {
+      dir,
+      datadir: options.datadir,
+      // Not the binlogs' own server id, or the SQL thread would skip their events as its own.
+      serverId: 4_000_000_002,
+      role: "relay-log replay server",
+      options: [...relayOptions, "skip-log-bin"],
+      heartbeat: options.heartbeat,
     });
-    await engine.replicateUntil(sql, {
-      port,
-      until: range.untilPosition,
-      parallelWorkers: options.parallelWorkers,
+    await applyUntil(options, server.sql, {
+      kind: "relay-log",
+      file: `${RELAY_LOG_BASENAME}.000001`,
+      position: range.startPosition,
     });
+  } finally {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts the applier on `source` and waits until it stops at the target, or fails. */
+async function applyUntil(options: ApplierReplay, sql: SqlClient, source: ApplierSource): Promise<void> {
+  const { engine, range } = options;
+  log("info", "replaying through the replication applier", {
+    files: range.files,
+    source: source.kind,
+    until: range.untilPosition,
+    workers: options.parallelWorkers,
+  });
+  try {
+    await sql.rows(
+      engine.replicateUntilSql({
+        source,
+        until: range.untilPosition,
+        parallelWorkers: options.parallelWorkers,
+      }),
+    );
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
       const state = await engine.readApplier(sql);
@@ -86,7 +164,5 @@ export async function replayThroughApplier(options: {
     await engine
       .removeApplier(sql)
       .catch((error: Error) => log("warn", "could not remove the replay channel", { error: error.message }));
-    await source?.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

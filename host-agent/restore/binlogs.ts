@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +13,7 @@ import { gtidModel } from "../../core/gtid/index.js";
 import { type RestorePlan, withinTime } from "../../core/restore-plan.js";
 import { requireMicros } from "../../core/time.js";
 import type { Engine } from "../engines/engine.js";
-import { StderrTail } from "../tool.js";
+import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
@@ -66,6 +65,8 @@ export interface ReplayRange {
   readonly lastTransaction: BinlogTransaction | null;
   /** The GTIDs executed once replay is done (the backup's and every replayed one), for an applier's UNTIL clause. */
   readonly untilPosition: string;
+  /** The backup's GTIDs: replay applies nothing of these again. */
+  readonly backupGtids: string;
 }
 
 /**
@@ -79,6 +80,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     stopPosition: 0,
     lastTransaction: null,
     untilPosition: plan.backup.binlog.gtidSet,
+    backupGtids: plan.backup.binlog.gtidSet,
   };
   if (plan.binlogs.length === 0) return none;
   const engine = plan.backup.engine.name;
@@ -128,6 +130,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     stopPosition: lastTransaction.endPosition,
     lastTransaction,
     untilPosition: position.toString(),
+    backupGtids: plan.backup.binlog.gtidSet,
   };
 }
 
@@ -142,33 +145,23 @@ export async function replayBinlogs(
   defaultsFile: string,
 ): Promise<void> {
   if (range.files.length === 0) return;
-  const decoder = spawn(
+  const decoder = startTool(
     engine.tools.binlog,
-    [
-      `--start-position=${range.startPosition}`,
-      `--stop-position=${range.stopPosition}`,
-      ...range.files.map((file) => path.join(dir, file)),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    engine.clientReplayArgs({
+      files: range.files.map((file) => path.join(dir, file)),
+      startPosition: range.startPosition,
+      stopPosition: range.stopPosition,
+      backupGtids: range.backupGtids,
+      until: range.untilPosition,
+    }),
   );
-  const client = spawn(engine.tools.client, [`--defaults-extra-file=${defaultsFile}`, "--binary-mode"], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  const decoderErr = new StderrTail();
-  const clientErr = new StderrTail();
-  decoder.stderr.on("data", (chunk: Buffer) => decoderErr.push(chunk));
-  client.stderr.on("data", (chunk: Buffer) => clientErr.push(chunk));
-  const exit = (child: typeof decoder | typeof client, name: string, stderr: StderrTail) =>
-    new Promise<void>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (code, signal) =>
-        code === 0 ? resolve() : reject(new Error(`${name} exited with ${signal ?? code}: ${stderr}`)),
-      );
-    });
+  decoder.stdin.end();
+  const client = startTool(engine.tools.client, [`--defaults-extra-file=${defaultsFile}`, "--binary-mode"]);
+  client.stdout.resume();
   const results = await Promise.allSettled([
     pipeline(decoder.stdout, client.stdin),
-    exit(decoder, engine.tools.binlog, decoderErr),
-    exit(client, engine.tools.client, clientErr),
+    decoder.exited,
+    client.exited,
   ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {

@@ -67,7 +67,7 @@ export async function startPrivateServer(
       `log-error=${errorLog}`,
       "skip-grant-tables",
       "skip-name-resolve",
-      "skip-slave-start",
+      engine.skipReplicaStart,
       `server-id=${options.serverId}`,
       ...extra,
       "[client]",

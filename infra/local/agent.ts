@@ -3,10 +3,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
 import type { MariaDbServer } from "./mariadb-server.js";
-
-/** The privileges mariabackup needs on MariaDB 10.11, and no more (DESIGN §4). */
-export const BACKUP_PRIVILEGES = "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR";
 
 export interface LocalAgentSetup {
   readonly configFile: string;
@@ -35,7 +33,7 @@ export async function setUpLocalAgent(options: {
   const password = randomBytes(18).toString("base64url");
   await (options.createUserOn ?? options.server).createUser(
     { user: "rewind_backup", password },
-    BACKUP_PRIVILEGES,
+    BACKUP_PRIVILEGES.mariadb.global,
   );
   const secretId = `rewind/${options.cluster}/backup`;
   const secretsFile = path.join(options.dir, "secrets.json");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EngineName } from "../../core/engine.js";
 import { UnknownCluster } from "./errors.js";
 
 /**
@@ -7,7 +8,7 @@ import { UnknownCluster } from "./errors.js";
  */
 const ClusterSettings = z.object({
   name: z.string(),
-  engine: z.enum(["mariadb", "mysql"]),
+  engine: EngineName,
   sourcePolicy: z.enum(["primary", "replica", "prefer-replica"]),
   maxReplicaLagSeconds: z.number(),
 });
