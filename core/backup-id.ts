@@ -1,7 +1,8 @@
 /** Backup ids sort by time: `20261121T031500Z-full-<host>`. */
 export type BackupType = "full" | "incremental";
 
-const BACKUP_ID = /^(\d{8}T\d{6}Z)-(full|incremental)-([A-Za-z0-9._-]+)$/;
+/** `20261121T031500Z-full-<host>`; the host part is what sanitizeHostName leaves, at most 100 characters. */
+export const BACKUP_ID = /^(\d{8}T\d{6}Z)-(full|incremental)-([A-Za-z0-9._-]{1,100})$/;
 
 export interface ParsedBackupId {
   readonly startedAt: Date;
@@ -18,7 +19,7 @@ function compactTimestamp(time: Date): string {
 
 /** Host names become part of S3 keys; anything outside a safe set is replaced. */
 export function sanitizeHostName(host: string): string {
-  const safe = host.replace(/[^A-Za-z0-9._-]/g, "-");
+  const safe = host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 100);
   if (safe.length === 0) throw new Error("host name is empty; set `host` in the agent config");
   return safe;
 }

@@ -51,11 +51,23 @@ export function restorePrefix(location: ClusterLocation, restoreId: string): str
   return `${root(location)}/restores/${restoreId}/`;
 }
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The plan plan-restore writes and the agent executes. */
+export function restorePlanKey(location: ClusterLocation, restoreId: string): string {
+  return `${restorePrefix(location, restoreId)}plan.json`;
+}
+
+/** The agent's outcome, beside the plan it executed; undefined for a key that is not a plan. */
+export function restoreReportKeyFor(planKey: string): string | undefined {
+  return /\/restores\/[^/]+\/plan\.json$/.test(planKey)
+    ? planKey.replace(/plan\.json$/, "report.json")
+    : undefined;
+}
 
 /** Cluster names appear in S3 keys, secret names and resource names. */
+export const CLUSTER_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 export function validateClusterName(cluster: string): string | undefined {
-  return NAME.test(cluster)
+  return CLUSTER_NAME.test(cluster)
     ? undefined
     : `cluster name "${cluster}" must be 1-63 characters of lower-case letters, digits and hyphens, starting with a letter or digit`;
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
+import { restoreReportKeyFor } from "../../core/layout.js";
 import {
   parseRestoreTarget,
   planRestore,
@@ -103,10 +104,11 @@ async function runServerCommand(command: readonly string[], what: string): Promi
  * `report.json` (DESIGN §3), success or failure, for whoever audits the restore later.
  */
 export async function restore(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
-  const planObject = options.plan ? /^s3:\/\/([^/]+)\/(.+\/)plan\.json$/.exec(options.plan) : null;
+  const planObject = options.plan ? /^s3:\/\/([^/]+)\/(.+)$/.exec(options.plan) : null;
+  const reportKey = planObject ? restoreReportKeyFor(planObject[2]!) : undefined;
   const report = async (outcome: Record<string, unknown>) => {
-    if (!planObject || options.dryRun) return;
-    const key = `${planObject[2]}report.json`;
+    if (!planObject || !reportKey || options.dryRun) return;
+    const key = reportKey;
     await putJson(s3Client(context.config), planObject[1]!, key, {
       ...outcome,
       host: context.config.host,

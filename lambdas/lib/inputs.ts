@@ -1,14 +1,14 @@
 import { z } from "zod";
+import { BACKUP_ID } from "../../core/backup-id.js";
 import { isAnyGtid } from "../../core/gtid/index.js";
+import { CLUSTER_NAME } from "../../core/layout.js";
 import { InputInvalid } from "./errors.js";
 
 /**
  * The small JSON documents operators type into the Step Functions console (DESIGN §5), and the
  * shapes the state machines pass between steps. Bad input fails fast with the field and the fix.
  */
-const cluster = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "the cluster name from the Rewind config, such as orders");
+const cluster = z.string().regex(CLUSTER_NAME, "the cluster name from the Rewind config, such as orders");
 
 export const BackupInput = z
   .object({
@@ -41,13 +41,7 @@ export const RestoreInput = z
         "a GTID: on MariaDB domain-server-sequence such as 0-1-1042, on MySQL uuid:N such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
       )
       .optional(),
-    backupId: z
-      .string()
-      .regex(
-        /^\d{8}T\d{6}Z-(full|incremental)-[A-Za-z0-9._-]{1,100}$/,
-        "a backup id such as 20261121T031500Z-full-db1",
-      )
-      .optional(),
+    backupId: z.string().regex(BACKUP_ID, "a backup id such as 20261121T031500Z-full-db1").optional(),
     /** The newest point the shipped binlogs reach (restore drills). */
     latest: z.literal(true).optional(),
     mode: z.enum(["replace", "replica", "scratch"]).default("replace"),

@@ -1,6 +1,6 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import { type ClusterLocation, restorePrefix } from "../../core/layout.js";
+import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import { chainFrom } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import { type Catalog, readCatalog } from "../../core/store/catalog.js";
@@ -64,7 +64,7 @@ export async function planClusterRestore(
   const catalog = await readCatalog(client, bucket, location);
   const target = targetOf(input, catalog);
   const plan = planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
-  const key = `${restorePrefix(location, restoreId)}plan.json`;
+  const key = restorePlanKey(location, restoreId);
   const flags = [
     input.mode === "replace" ? "--move-aside" : "",
     input.mode === "scratch" ? "--scratch" : "",
