@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Installs what `npm test` and `npm run demo` need on a fresh machine: npm dependencies and the
 # Debian packages for the real database tools. Never starts the system MariaDB service.
+# REWIND_POLICY_RC names the policy-rc.d file (tests point it elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fail() {
+  echo "rewind setup: $1" >&2
+  exit 1
+}
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "rewind setup: installing npm dependencies" >&2
   # `npm ci` rejects locks written with omit-lockfile-registry-resolved (optional platform
   # packages look missing); `npm install` honours the lock and leaves it unchanged.
-  npm install --no-audit --no-fund >&2
+  npm install --no-audit --no-fund >&2 ||
+    fail "npm install failed (see above); check that the npm registry is reachable, then run this again"
 fi
 
 missing=()
@@ -19,20 +26,32 @@ for extra in "$@"; do
   case "$extra" in
     awscli) command -v aws >/dev/null 2>&1 || missing+=(awscli) ;;
     sysbench) command -v sysbench >/dev/null 2>&1 || missing+=(sysbench) ;;
+    *) fail "unknown extra \"$extra\"; this script knows awscli and sysbench" ;;
   esac
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != "0" ]; then
-    echo "rewind setup: missing Debian packages ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "rewind setup: installing ${missing[*]} (the system service is not started)" >&2
-  # policy-rc.d exit 101 keeps the package scripts from starting the system mariadb service.
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+
+if [ "$(id -u)" != "0" ]; then
+  fail "missing Debian packages ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
 fi
+echo "rewind setup: installing ${missing[*]} (the system service is not started)" >&2
+# policy-rc.d exit 101 keeps the package scripts from starting the system mariadb service. One
+# that is already there is left as it was.
+policy=${REWIND_POLICY_RC:-/usr/sbin/policy-rc.d}
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
+fi
+remove_policy() {
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+}
+trap remove_policy EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2 ||
+  fail "apt-get update failed (see above); check that Debian's package mirrors are reachable, or install ${missing[*]} by hand"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+  fail "apt-get install ${missing[*]} failed (see above); install them by hand, then run this again"
+for tool in mariadbd mariabackup zstd; do
+  command -v "$tool" >/dev/null 2>&1 ||
+    fail "$tool is still missing after apt-get install; is $(dirname "$(command -v apt-get)") the system's apt-get?"
+done
