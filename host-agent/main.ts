@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import { sfnClient } from "./clients.js";
@@ -7,10 +8,10 @@ import { list } from "./commands/list.js";
 import { restore } from "./commands/restore.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
-import { CONFIG_FLAGS, loadConfig } from "./config.js";
+import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
 import { type AgentContext, makeContext } from "./context.js";
 import { log } from "./log.js";
-import { TaskReporter } from "./task-reporter.js";
+import { TASK_TOKEN_VARIABLE, TaskReporter } from "./task-reporter.js";
 import { AGENT_VERSION } from "./version.js";
 
 const USAGE = `rewind-agent ${AGENT_VERSION}
@@ -38,7 +39,8 @@ commands:
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
-  --task-token TOKEN     report to Step Functions: heartbeats, then success or failure
+  --task-token TOKEN     report to Step Functions: heartbeats, then success or failure (hosts get
+                         the token in REWIND_TASK_TOKEN instead: argv is readable by every local user)
   ${CONFIG_FLAGS.map((flag) => `--${flag}`).join(", ")}
                          override that config field
 
@@ -160,15 +162,26 @@ export async function main(argv: string[]): Promise<number> {
   process.once("SIGTERM", () => interrupt("SIGTERM"));
   process.once("SIGINT", () => interrupt("SIGINT"));
 
+  // The token reaches the agent through its environment (never argv, which any local user can
+  // read in /proc), and leaves it at once so the tools the agent starts never see it.
+  const taskToken =
+    typeof flags["task-token"] === "string" ? flags["task-token"] : process.env[TASK_TOKEN_VARIABLE];
+  delete process.env[TASK_TOKEN_VARIABLE];
+  delete process.env.SSM_TaskToken;
+  const configFile = typeof flags.config === "string" ? flags.config : "/etc/rewind/agent.json";
+  let config: AgentConfig;
   try {
-    const configFile = typeof flags.config === "string" ? flags.config : "/etc/rewind/agent.json";
     const overrides = Object.fromEntries(
       Object.entries(flags).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
     );
-    const config = loadConfig(configFile, overrides);
-    if (typeof flags["task-token"] === "string") {
-      reporter = new TaskReporter(sfnClient(config), flags["task-token"], config.heartbeatSeconds * 1000);
-    }
+    config = loadConfig(configFile, overrides);
+  } catch (error) {
+    // Step Functions must hear of a bad config too, not wait for the heartbeat timeout.
+    if (taskToken) reporter = new TaskReporter(sfnClient(reportingSettings(configFile)), taskToken, 60_000);
+    return finish(error as Error, reporter);
+  }
+  try {
+    if (taskToken) reporter = new TaskReporter(sfnClient(config), taskToken, config.heartbeatSeconds * 1000);
     const stopBeating = reporter?.keepAlive();
     const context = makeContext(config, controller.signal, () => reporter?.heartbeat());
     try {
@@ -183,6 +196,23 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return finish(error as Error, reporter);
   }
+}
+
+/**
+ * Where to report when the config cannot be loaded: whatever region and endpoint the file still
+ * yields, else the environment (AWS_REGION, which Rewind-RunAgent sets from the host's region).
+ */
+function reportingSettings(configFile: string): { region: string; sfnEndpoint?: string } {
+  let raw: { region?: unknown; sfnEndpoint?: unknown } = {};
+  try {
+    raw = JSON.parse(readFileSync(configFile, "utf8"));
+  } catch {
+    // Nothing readable: the environment decides.
+  }
+  return {
+    region: typeof raw.region === "string" ? raw.region : (process.env.AWS_REGION ?? "us-east-1"),
+    ...(typeof raw.sfnEndpoint === "string" ? { sfnEndpoint: raw.sfnEndpoint } : {}),
+  };
 }
 
 async function finish(error: Error, reporter?: TaskReporter): Promise<number> {

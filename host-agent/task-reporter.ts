@@ -6,6 +6,9 @@ import {
 } from "@aws-sdk/client-sfn";
 import { log } from "./log.js";
 
+/** The environment variable that carries the task token from Rewind-RunAgent to the agent. */
+export const TASK_TOKEN_VARIABLE = "REWIND_TASK_TOKEN";
+
 /**
  * Reports to the Step Functions task that started this command (`--task-token`): heartbeats
  * while work goes on, then success with the result or failure with an error name and a cause.

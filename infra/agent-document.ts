@@ -35,6 +35,10 @@ export const AGENT_DOCUMENT_PARAMETERS = {
   TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
 } as const;
 
+/** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
+export const MINIMUM_SSM_AGENT = "3.3.2746.0";
+const MINIMUM_AGENT_MESSAGE = `Rewind-RunAgent needs SSM Agent ${MINIMUM_SSM_AGENT} or later (parameters as environment variables); this host's agent is older and passed none. Update amazon-ssm-agent on this host (AWS-UpdateSSMAgent) and run the command again`;
+
 /** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
 export class AgentDocument extends Construct {
   static readonly NAME = "Rewind-RunAgent";
@@ -57,6 +61,11 @@ export class AgentDocument extends Construct {
     );
     const script = [
       "set -eu",
+      // Parameters arrive as SSM_<name> environment variables only from SSM Agent 3.3.2746.0 on.
+      'if [ -z "${SSM_Command+set}" ]; then',
+      `  echo "${MINIMUM_AGENT_MESSAGE}" >&2`,
+      "  exit 1",
+      "fi",
       `agent=/opt/rewind/${props.agentAsset.s3ObjectKey}`,
       // --flag=value: a value that starts with "-" (task tokens can) stays the flag's value.
       `set -- "$SSM_Command" --config ${configPath}`,
@@ -66,7 +75,8 @@ export class AgentDocument extends Construct {
       '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir="$SSM_Datadir"',
       '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
       '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of="$SSM_ReplicaOf"',
-      '[ -n "$SSM_TaskToken" ] && set -- "$@" --task-token="$SSM_TaskToken"',
+      // In the environment, not argv: any local user can read a process's command line.
+      'export REWIND_TASK_TOKEN="$SSM_TaskToken"',
       // The pattern allows only known flags separated by single spaces.
       'for flag in $SSM_Flags; do set -- "$@" "$flag"; done',
       'exec node "$agent" "$@"',

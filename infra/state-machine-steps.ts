@@ -124,7 +124,8 @@ export function rewindStateMachine(
     logs: {
       destination: new logs.LogGroup(scope, "Logs", { retention: logs.RetentionDays.ONE_YEAR }),
       level: sfn.LogLevel.ALL,
-      includeExecutionData: true,
+      // Execution data holds task tokens (and restore targets): the logs keep only the events.
+      includeExecutionData: false,
     },
   });
   acknowledgeStateMachineRole(stateMachine, props.invokes);

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { GetCommandInvocationCommand, SSMClient } from "@aws-sdk/client-ssm";
@@ -15,7 +16,10 @@ import { synthTemplate } from "./synth.js";
 describe("the Rewind-RunAgent shell step", () => {
   const scratch = scratchDir("document");
   const echoAgent = path.join(scratch.dir, "echo-agent.mjs");
-  writeFileSync(echoAgent, "console.log(JSON.stringify(process.argv.slice(2)));\n");
+  writeFileSync(
+    echoAgent,
+    "const token = process.env.REWIND_TASK_TOKEN;\nconsole.log(JSON.stringify(token ? [...process.argv.slice(2), { token }] : process.argv.slice(2)));\n",
+  );
   const document = agentDocument(synthTemplate().toJSON() as Template);
   const host = {
     instanceId: "i-0000000000000001a",
@@ -41,7 +45,7 @@ describe("the Rewind-RunAgent shell step", () => {
     return JSON.parse(invocations[0]!.stdout.trim());
   }
 
-  it("hands each parameter to the agent as one --flag=value, even a task token that starts with '-'", async () => {
+  it("hands each parameter to the agent as one --flag=value, and a task token (even one starting with '-') in its environment", async () => {
     expect(
       await argumentsFor({
         Command: "restore",
@@ -56,8 +60,9 @@ describe("the Rewind-RunAgent shell step", () => {
       host.configFile,
       "--datadir=/var/lib/mysql",
       "--plan=s3://rewind-backups/orders/restores/exec-1/plan.json",
-      "--task-token=-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=",
       "--move-aside",
+      // The token travels in the environment, never in argv.
+      { token: "-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=" },
     ]);
     expect(await argumentsFor({ Command: "status" })).toEqual(["status", "--config", host.configFile]);
   });
@@ -114,5 +119,12 @@ describe("the Rewind-RunAgent shell step", () => {
       }),
     );
     expect(JSON.parse(answer.StandardOutputContent!.trim())).toEqual(["status", "--config", host.configFile]);
+  });
+
+  it("names the SSM Agent version it needs when the host's agent passes no parameters", () => {
+    const script = document.runCommand.join("\n");
+    const run = spawnSync("bash", ["-c", script], { env: { PATH: process.env.PATH }, encoding: "utf8" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/Rewind-RunAgent needs SSM Agent 3\.3\.2746\.0 or later/);
   });
 });

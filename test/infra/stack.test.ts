@@ -192,6 +192,19 @@ describe("the Rewind stack", () => {
     }
   });
 
+  it("keeps task tokens out of the state machines' logs", () => {
+    const machines = Object.values(template().findResources("AWS::StepFunctions::StateMachine")) as {
+      Properties: { LoggingConfiguration: { IncludeExecutionData: boolean; Level: string } };
+    }[];
+    expect(machines).toHaveLength(3);
+    for (const machine of machines) {
+      expect(machine.Properties.LoggingConfiguration).toMatchObject({
+        IncludeExecutionData: false,
+        Level: "ALL",
+      });
+    }
+  });
+
   it("schedules full backups and drills on the state machines, and binlog shipping straight to the tagged hosts", () => {
     const t = template({
       ...minimal,
@@ -453,8 +466,21 @@ describe("the Rewind config", () => {
       /alarms.hoursWithoutBackup: at most 168 hours \(CloudWatch evaluates alarms over at most 7 days\)/,
     ],
     [{ ...minimal, schedules: { drillDatadir: "drill" } }, /schedules.drillDatadir: an absolute path/],
+    [
+      { clusters: [{ name: "a".repeat(50), engine: "mariadb" }] },
+      /clusters.0.name: cluster name "a{50}" has 50 characters; at most 49 fit, since its binlog schedule rewind-binlogs-<cluster> may have at most 64/,
+    ],
   ])("a bad config fails synth naming the field and the fix (%#)", (raw, message) => {
     expect(() => parseRewindConfig(raw, "rewind.config.json")).toThrow(message);
+  });
+
+  it("a cluster name of the longest allowed length makes schedule names Scheduler accepts", () => {
+    const name = "a".repeat(49);
+    const schedules = Object.values(
+      synthTemplate({ clusters: [{ name, engine: "mariadb" }] }).findResources("AWS::Scheduler::Schedule"),
+    ).map((schedule) => (schedule as { Properties: { Name: string } }).Properties.Name);
+    expect(schedules).toContain(`rewind-binlogs-${name}`);
+    for (const scheduleName of schedules) expect(scheduleName.length).toBeLessThanOrEqual(64);
   });
 
   it("the example config in the repo is valid", async () => {

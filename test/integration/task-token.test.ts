@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -97,5 +98,35 @@ describe("the agent reports to Step Functions with --task-token", () => {
     expect(sfn.calls[0]!.body.cause).toMatch(
       /has no manifest .* `rewind-agent list` shows the complete backups/,
     );
+  });
+
+  it("reports a config that cannot be loaded, with the token from the environment, never from argv", async () => {
+    sfn.calls.length = 0;
+    const missing = await agent(["status", "--config", `${scratch.dir}/nowhere.json`], {
+      REWIND_TASK_TOKEN: "token-no-config",
+      AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+    });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.output?.error?.name).toBe("ConfigInvalid");
+    expect(sfn.calls).toEqual([
+      {
+        target: "AWSStepFunctions.SendTaskFailure",
+        body: expect.objectContaining({ taskToken: "token-no-config", error: "ConfigInvalid" }),
+      },
+    ]);
+    expect(sfn.calls[0]!.body.cause).toMatch(/nowhere\.json: does not exist; pass --config/);
+
+    // Valid JSON that fails validation still yields the endpoint it names.
+    sfn.calls.length = 0;
+    const invalid = `${scratch.dir}/invalid.json`;
+    writeFileSync(
+      invalid,
+      JSON.stringify({ cluster: "Orders!", sfnEndpoint: sfn.endpoint, region: "us-east-1" }),
+    );
+    const bad = await agent(["status", "--config", invalid], { REWIND_TASK_TOKEN: "token-bad-config" });
+    expect(bad.output?.error?.name).toBe("ConfigInvalid");
+    expect(sfn.calls.map((call) => [call.body.taskToken, call.body.error])).toEqual([
+      ["token-bad-config", "ConfigInvalid"],
+    ]);
   });
 });
