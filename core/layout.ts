@@ -63,11 +63,19 @@ export function restoreReportKeyFor(planKey: string): string | undefined {
     : undefined;
 }
 
-/** Cluster names appear in S3 keys, secret names and resource names. */
-export const CLUSTER_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/**
+ * Cluster names appear in S3 keys, secret names and resource names. The tightest of those is the
+ * binlog schedule, `rewind-binlogs-<cluster>`, which EventBridge Scheduler limits to 64 characters.
+ */
+export const BINLOG_SCHEDULE_PREFIX = "rewind-binlogs-";
+export const MAX_CLUSTER_NAME_LENGTH = 64 - BINLOG_SCHEDULE_PREFIX.length;
+export const CLUSTER_NAME = new RegExp(`^[a-z0-9][a-z0-9-]{0,${MAX_CLUSTER_NAME_LENGTH - 1}}$`);
 
 export function validateClusterName(cluster: string): string | undefined {
+  if (cluster.length > MAX_CLUSTER_NAME_LENGTH) {
+    return `cluster name "${cluster}" has ${cluster.length} characters; at most ${MAX_CLUSTER_NAME_LENGTH} fit, since its binlog schedule ${BINLOG_SCHEDULE_PREFIX}<cluster> may have at most 64 (EventBridge Scheduler). Choose a shorter name`;
+  }
   return CLUSTER_NAME.test(cluster)
     ? undefined
-    : `cluster name "${cluster}" must be 1-63 characters of lower-case letters, digits and hyphens, starting with a letter or digit`;
+    : `cluster name "${cluster}" must be lower-case letters, digits and hyphens, starting with a letter or digit`;
 }

@@ -3,7 +3,6 @@ import path from "node:path";
 import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
-  HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -60,15 +59,22 @@ export class UnfinishedBackupRecord {
   async cleanUp(client: S3Client): Promise<string[]> {
     if (!existsSync(this.file)) return [];
     const left: UnfinishedBackup = JSON.parse(readFileSync(this.file, "utf8"));
-    const manifestExists = await client
-      .send(new HeadObjectCommand({ Bucket: left.bucket, Key: left.manifestKey }))
-      .then(
-        () => true,
-        (error: { name?: string }) => {
-          if (error.name === "NotFound" || error.name === "NoSuchKey") return false;
-          throw error;
-        },
+    // Presence is read from a listing of the backup's own prefix, which the host may list: a HEAD
+    // of a missing key answers 403, not 404, to a caller whose ListBucket is limited by s3:prefix.
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({
+          Bucket: left.bucket,
+          Prefix: left.backupPrefix,
+          ContinuationToken: token,
+        }),
       );
+      keys.push(...(page.Contents ?? []).map((object) => object.Key!).filter(Boolean));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    const manifestExists = keys.includes(left.manifestKey);
     for (const [key, uploadId] of Object.entries(left.uploads)) {
       await client
         .send(new AbortMultipartUploadCommand({ Bucket: left.bucket, Key: key, UploadId: uploadId }))
@@ -78,18 +84,15 @@ export class UnfinishedBackupRecord {
     }
     const deleted: string[] = [];
     if (!manifestExists) {
-      const listed = await client.send(
-        new ListObjectsV2Command({ Bucket: left.bucket, Prefix: left.backupPrefix }),
-      );
-      const keys = (listed.Contents ?? []).map((object) => object.Key!).filter(Boolean);
-      if (keys.length > 0) {
+      for (let at = 0; at < keys.length; at += 1000) {
+        const batch = keys.slice(at, at + 1000);
         await client.send(
           new DeleteObjectsCommand({
             Bucket: left.bucket,
-            Delete: { Objects: keys.map((Key) => ({ Key })) },
+            Delete: { Objects: batch.map((Key) => ({ Key })) },
           }),
         );
-        deleted.push(...keys);
+        deleted.push(...batch);
       }
     }
     log("info", "cleaned up an unfinished backup", {

@@ -33,7 +33,7 @@ describe("agent config", () => {
   it.each([
     [
       { ...valid, cluster: "Orders DB" },
-      /cluster: cluster name "Orders DB" must be 1-63 characters of lower-case letters/,
+      /cluster: cluster name "Orders DB" must be lower-case letters, digits and hyphens/,
     ],
     [{ ...valid, engine: "postgres" }, /engine: Invalid option: expected one of "mariadb"\|"mysql"/],
     [{ ...valid, connection: {} }, /connection: set `socket` or `host` \(and `port`\)/],
