@@ -64,10 +64,22 @@ export class DatabaseHostPolicy extends Construct {
             `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`,
           ],
         }),
+        // What the SSM Agent calls to stream Run Command output to CloudWatch Logs: it looks the
+        // group up (DescribeLogGroups by name prefix), creates it when absent, then its stream.
         new iam.PolicyStatement({
           sid: "AgentOutput",
-          actions: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+          actions: [
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+          ],
           resources: [props.agentLogs.logGroupArn],
+        }),
+        new iam.PolicyStatement({
+          sid: "FindAgentOutputGroup",
+          actions: ["logs:DescribeLogGroups"],
+          resources: [`arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`],
         }),
         // SendTask* support no resource-level permissions: the task token is the authorisation.
         new iam.PolicyStatement({
@@ -87,6 +99,11 @@ export class DatabaseHostPolicy extends Construct {
       resource,
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:rewind/${props.cluster}/*]`,
       "Secret ARNs end in a random suffix; the cluster's own rewind/<cluster>/ secrets only",
+    );
+    acknowledge(
+      resource,
+      "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]",
+      "The SSM Agent finds the output log group with DescribeLogGroups, which lists groups by name prefix and cannot be limited to one group; it reveals names only",
     );
     acknowledge(
       resource,

@@ -124,6 +124,27 @@ describe("the Rewind stack", () => {
     }
   });
 
+  it("lets the SSM Agent on the hosts stream the agent's output to its log group, and only to it", () => {
+    const t = template();
+    const [policy] = Object.values(t.findResources("AWS::IAM::ManagedPolicy")) as {
+      Properties: { PolicyDocument: { Statement: { Sid: string; Action: string[]; Resource: unknown }[] } };
+    }[];
+    const statements = Object.fromEntries(
+      policy!.Properties.PolicyDocument.Statement.map((statement) => [statement.Sid, statement]),
+    );
+    expect(statements.AgentOutput!.Action).toEqual([
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+    ]);
+    const group = Object.keys(t.findResources("AWS::Logs::LogGroup")).find((id) => id.includes("AgentLogs"));
+    expect(JSON.stringify(statements.AgentOutput!.Resource)).toBe(
+      JSON.stringify({ "Fn::GetAtt": [group, "Arn"] }),
+    );
+    expect(statements.FindAgentOutputGroup!.Action).toBe("logs:DescribeLogGroups");
+  });
+
   it("lets only the hosts read secrets, and only the roles that handle objects or messages use a key", () => {
     const t = template();
     const grants = allowStatements(t);
