@@ -11,6 +11,7 @@ import {
   type RestoreTarget,
 } from "../../core/restore-plan.js";
 import { readCatalog } from "../../core/store/catalog.js";
+import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { formatMicros } from "../../core/time.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
@@ -71,7 +72,11 @@ export interface RestoreResult {
   };
 }
 
-async function readPlanTarget(context: AgentContext, where: string): Promise<RestoreTarget> {
+/**
+ * A plan from plan-restore is executed exactly as verified (plan once); a hand-written plan file
+ * holding only {"until": …} or {"backupId": …} is planned here.
+ */
+async function readPlan(context: AgentContext, where: string): Promise<StoredRestorePlan | RestoreTarget> {
   let text: string;
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
   if (s3) {
@@ -81,10 +86,14 @@ async function readPlanTarget(context: AgentContext, where: string): Promise<Res
     text = readFileSync(where, "utf8");
   }
   const plan = JSON.parse(text) as { until?: string; backupId?: string; target?: RestoreTarget };
-  if (plan.target) return plan.target;
+  const stored = StoredRestorePlan.safeParse(plan);
+  if (stored.success) return stored.data;
   if (plan.until) return parseRestoreTarget(plan.until);
   if (plan.backupId) return { kind: "backup", backupId: plan.backupId };
-  throw new RewindError(ErrorNames.usage, `plan ${where} names no target: give "until" or "backupId"`);
+  throw new RewindError(
+    ErrorNames.usage,
+    `plan ${where} is neither a plan from plan-restore nor names a target: give "until" or "backupId"`,
+  );
 }
 
 async function runServerCommand(command: readonly string[], what: string): Promise<void> {
@@ -135,22 +144,31 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
  */
 async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
   const { config, engine, location } = context;
-  const target: RestoreTarget = options.plan
-    ? await readPlanTarget(context, options.plan)
-    : options.until
-      ? parseRestoreTarget(options.until)
-      : options.backupId
-        ? { kind: "backup", backupId: options.backupId }
-        : (() => {
-            throw new RewindError(
-              ErrorNames.usage,
-              "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
-            );
-          })();
+  const fromPlan = options.plan ? await readPlan(context, options.plan) : undefined;
+  const target: RestoreTarget =
+    fromPlan && "kind" in fromPlan
+      ? fromPlan
+      : fromPlan
+        ? fromPlan.target
+        : options.until
+          ? parseRestoreTarget(options.until)
+          : options.backupId
+            ? { kind: "backup", backupId: options.backupId }
+            : (() => {
+                throw new RewindError(
+                  ErrorNames.usage,
+                  "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
+                );
+              })();
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
-  const catalog = await readCatalog(client, config.bucket, location);
-  const plan: RestorePlan = planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
+  const plan: RestorePlan =
+    fromPlan && !("kind" in fromPlan)
+      ? await loadPlannedRestore(client, config.bucket, location, fromPlan)
+      : await (async () => {
+          const catalog = await readCatalog(client, config.bucket, location);
+          return planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
+        })();
   const summary = {
     backupId: plan.backup.backupId,
     datadir,

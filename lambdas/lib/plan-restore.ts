@@ -4,6 +4,7 @@ import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import { chainFrom } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import { type Catalog, readCatalog } from "../../core/store/catalog.js";
+import { describePlan, type PlannedBinlog } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
 
 /** What the Restore state machine carries from planning to the agent (small: no manifests). */
@@ -13,8 +14,10 @@ export interface PlannedRestore {
   readonly targetInstanceId: string;
   readonly target: RestoreTarget;
   readonly backupId: string;
+  /** What Verify checks and the agent executes: the exact objects (core/store/planned-restore). */
+  readonly backupStoredSha256: string;
   readonly binlogSource: string;
-  readonly binlogs: { source: string; file: string }[];
+  readonly binlogs: PlannedBinlog[];
   /** The plan the agent reads: `restore --plan <planUri>`. */
   readonly planUri: string;
   readonly mode: RestoreInput["mode"];
@@ -73,10 +76,9 @@ export async function planClusterRestore(
     restoreId,
     cluster: input.cluster,
     targetInstanceId: input.targetInstanceId,
-    target,
-    backupId: plan.backup.backupId,
+    target: plan.target,
+    ...describePlan(plan),
     binlogSource: plan.backup.binlogSource,
-    binlogs: plan.binlogs.map((binlog) => ({ source: plan.backup.binlogSource, file: binlog.file })),
     planUri: `s3://${bucket}/${key}`,
     mode: input.mode,
     datadir: input.datadir,

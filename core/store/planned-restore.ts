@@ -1,0 +1,121 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import { z } from "zod";
+import { ErrorNames, RewindError } from "../errors.js";
+import { binlogManifestKey, type ClusterLocation } from "../layout.js";
+import { findGaps } from "../restorable-window.js";
+import type { RestorePlan, RestoreTarget } from "../restore-plan.js";
+import { readBackupManifest } from "./backup-manifest.js";
+import { readBinlogManifest } from "./catalog.js";
+
+/**
+ * The plan plan-restore writes to `restores/<id>/plan.json` and Verify checks: it names the exact
+ * objects, down to the hashes of what was verified, so the agent restores what was checked or
+ * nothing (plan once).
+ */
+const RestoreTargetSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("time"), time: z.string() }),
+  z.object({ kind: z.literal("gtid"), gtid: z.string() }),
+  z.object({ kind: z.literal("backup"), backupId: z.string() }),
+]);
+
+export const PlannedBinlog = z.object({
+  source: z.string(),
+  file: z.string(),
+  startPosition: z.number().int().positive(),
+  /** The binlog as the server wrote it, and its stored object: what Verify checked. */
+  sha256: z.string(),
+  storedSha256: z.string(),
+});
+export type PlannedBinlog = z.infer<typeof PlannedBinlog>;
+
+export const StoredRestorePlan = z.object({
+  cluster: z.string(),
+  target: RestoreTargetSchema,
+  backupId: z.string(),
+  backupStoredSha256: z.string(),
+  binlogs: z.array(PlannedBinlog),
+});
+export type StoredRestorePlan = z.infer<typeof StoredRestorePlan>;
+
+/** What a plan records of the backup and binlogs it chose. */
+export function describePlan(
+  plan: RestorePlan,
+): Pick<StoredRestorePlan, "backupId" | "backupStoredSha256" | "binlogs"> {
+  return {
+    backupId: plan.backup.backupId,
+    backupStoredSha256: plan.backup.storedSha256,
+    binlogs: plan.binlogs.map(({ manifest, startPosition }) => ({
+      source: manifest.source,
+      file: manifest.file,
+      startPosition,
+      sha256: manifest.sha256,
+      storedSha256: manifest.storedSha256,
+    })),
+  };
+}
+
+function changed(restoreOf: string, difference: string): RewindError {
+  return new RewindError(
+    ErrorNames.planRefused,
+    `S3 no longer holds what the plan for ${restoreOf} was verified against: ${difference}. Nothing was restored; plan the restore again`,
+  );
+}
+
+/**
+ * Reads exactly the manifests the plan names (a bounded number of requests, however long the
+ * history) and refuses, naming the difference, when any is gone or is not the one verified.
+ */
+export async function loadPlannedRestore(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  stored: StoredRestorePlan,
+): Promise<RestorePlan> {
+  if (stored.cluster !== location.cluster) {
+    throw changed(
+      stored.cluster,
+      `the plan is for cluster ${stored.cluster}, this host belongs to ${location.cluster}`,
+    );
+  }
+  const restoreOf = `${stored.cluster} to ${describeTarget(stored.target)}`;
+  const backup = await readBackupManifest(client, bucket, location, stored.backupId).catch((error: Error) => {
+    throw changed(restoreOf, error.message);
+  });
+  if (backup.storedSha256 !== stored.backupStoredSha256) {
+    throw changed(
+      restoreOf,
+      `backup ${stored.backupId} now has stored SHA-256 ${backup.storedSha256}, the plan verified ${stored.backupStoredSha256}`,
+    );
+  }
+  const binlogs: RestorePlan["binlogs"] = [];
+  for (const planned of stored.binlogs) {
+    const where = `s3://${bucket}/${binlogManifestKey(location, planned.source, planned.file)}`;
+    const manifest = await readBinlogManifest(client, bucket, location, planned.source, planned.file);
+    if (!manifest) throw changed(restoreOf, `binlog manifest ${where} is gone`);
+    if (manifest.sha256 !== planned.sha256 || manifest.storedSha256 !== planned.storedSha256) {
+      throw changed(
+        restoreOf,
+        `binlog ${planned.source}/${planned.file} is not the one verified (${where} changed)`,
+      );
+    }
+    binlogs.push({ file: planned.file, startPosition: planned.startPosition, manifest });
+  }
+  const first = binlogs[0];
+  if (first && (first.file !== backup.binlog.file || first.startPosition !== backup.binlog.position)) {
+    throw changed(
+      restoreOf,
+      `the plan starts replay at ${first.file}:${first.startPosition}, but backup ${backup.backupId} ends at ${backup.binlog.file}:${backup.binlog.position}`,
+    );
+  }
+  const gap = findGaps(binlogs.map((binlog) => binlog.manifest))[0];
+  if (gap) throw changed(restoreOf, `the planned binlogs break after ${gap.after}: ${gap.reason}`);
+  return { target: stored.target as RestoreTarget, backup, binlogs };
+}
+
+function describeTarget(target: z.infer<typeof RestoreTargetSchema>): string {
+  return target.kind === "time"
+    ? target.time
+    : target.kind === "gtid"
+      ? `GTID ${target.gtid}`
+      : target.backupId;
+}
