@@ -1,3 +1,5 @@
+import { configError, ErrorNames, RewindError } from "./errors.js";
+
 /** Backup ids sort by time: `20261121T031500Z-full-<host>`. */
 export type BackupType = "full" | "incremental";
 
@@ -20,7 +22,7 @@ function compactTimestamp(time: Date): string {
 /** Host names become part of S3 keys; anything outside a safe set is replaced. */
 export function sanitizeHostName(host: string): string {
   const safe = host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 100);
-  if (safe.length === 0) throw new Error("host name is empty; set `host` in the agent config");
+  if (safe.length === 0) throw configError("host name is empty; set `host` in the agent config");
   return safe;
 }
 
@@ -31,11 +33,15 @@ export function makeBackupId(startedAt: Date, type: BackupType, host: string): s
 export function parseBackupId(id: string): ParsedBackupId {
   const match = BACKUP_ID.exec(id);
   if (!match) {
-    throw new Error(`"${id}" is not a backup id; expected the form 20261121T031500Z-full-<host>`);
+    throw new RewindError(
+      ErrorNames.usage,
+      `"${id}" is not a backup id; expected the form 20261121T031500Z-full-<host> (\`rewind-agent list\` shows them)`,
+    );
   }
   const [, stamp, type, host] = match as unknown as [string, string, BackupType, string];
   const iso = `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`;
   const startedAt = new Date(iso);
-  if (Number.isNaN(startedAt.getTime())) throw new Error(`"${id}" has an impossible timestamp`);
+  if (Number.isNaN(startedAt.getTime()))
+    throw new RewindError(ErrorNames.usage, `"${id}" has an impossible timestamp`);
   return { startedAt, type, host };
 }

@@ -33,6 +33,8 @@ export const ErrorNames = {
   replication: "ReplicationFailed",
   interrupted: "AgentInterrupted",
   gtidInvalid: "GtidInvalid",
+  sql: "SqlFailed",
+  prepare: "PrepareFailed",
   binlogInvalid: "BinlogInvalid",
 } as const;
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { EngineName } from "./engine.js";
+import { ErrorNames, RewindError } from "./errors.js";
 
 /**
  * The backup manifest (DESIGN §3). It is written last: a backup without one is incomplete and
@@ -75,12 +76,16 @@ export function parseBackupManifest(json: string, where: string): BackupManifest
   try {
     data = JSON.parse(json);
   } catch (error) {
-    throw new Error(`${where} is not JSON (${(error as Error).message}); the manifest is damaged`);
+    throw new RewindError(
+      ErrorNames.verify,
+      `${where} is not JSON (${(error as Error).message}); the manifest is damaged`,
+    );
   }
   const result = BackupManifest.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new Error(
+    throw new RewindError(
+      ErrorNames.verify,
       `${where} is not a valid backup manifest: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
     );
   }

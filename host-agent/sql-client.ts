@@ -30,7 +30,7 @@ export class SqlClient {
           message,
         );
       }
-      throw error;
+      throw new RewindError(ErrorNames.sql, `the database refused a statement: ${message}`);
     }
     const lines = stdout.split("\n").filter((line) => line.length > 0);
     const header = lines.shift()?.split("\t") ?? [];
@@ -44,7 +44,7 @@ export class SqlClient {
 
   async row(sql: string): Promise<Row> {
     const [first] = await this.rows(sql);
-    if (!first) throw new Error(`query returned no row: ${sql}`);
+    if (!first) throw new RewindError(ErrorNames.sql, `query returned no row: ${sql}`);
     return first;
   }
 }

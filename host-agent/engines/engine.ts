@@ -1,5 +1,6 @@
 import type { ReplicationState } from "../../core/agent-output.js";
 import type { EngineName } from "../../core/engine.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { SqlClient } from "../sql-client.js";
 
 /** Where the restored server's replication applier reads the downloaded binlogs from. */
@@ -106,7 +107,7 @@ export type { ReplicationState } from "../../core/agent-output.js";
 /** "10.11.19-MariaDB-0+deb12u1-log" → "10.11"; "8.0.35-27" → "8.0". */
 export function majorMinor(version: string): string {
   const match = /(\d+)\.(\d+)/.exec(version);
-  if (!match) throw new Error(`cannot read a version number from "${version}"`);
+  if (!match) throw new RewindError(ErrorNames.toolVersion, `cannot read a version number from "${version}"`);
   return `${match[1]}.${match[2]}`;
 }
 

@@ -52,7 +52,11 @@ export const mariadbEngine: Engine = {
   prepareArgs,
   parseToolVersion(output) {
     const match = /MariaDB server (\S+)/.exec(output) ?? /Ver (\S+)/.exec(output);
-    if (!match) throw new Error(`cannot read the mariabackup version from: ${output.trim()}`);
+    if (!match)
+      throw new RewindError(
+        ErrorNames.toolVersion,
+        `cannot read the mariabackup version from: ${output.trim()}; is mariadb-backup installed?`,
+      );
     return match[1]!;
   },
   checkToolVersion(serverVersion, toolVersion) {

@@ -26,7 +26,11 @@ export const mysqlEngine: Engine = {
   prepareArgs,
   parseToolVersion(output) {
     const match = /xtrabackup version (\S+)/.exec(output);
-    if (!match) throw new Error(`cannot read the xtrabackup version from: ${output.trim()}`);
+    if (!match)
+      throw new RewindError(
+        ErrorNames.toolVersion,
+        `cannot read the xtrabackup version from: ${output.trim()}; is Percona XtraBackup installed?`,
+      );
     return match[1]!;
   },
   checkToolVersion(serverVersion, toolVersion) {
@@ -98,7 +102,11 @@ START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = ${sqlString(until)}`;
     await sql.rows("STOP REPLICA; RESET REPLICA ALL");
   },
   binlogSource(identity) {
-    if (!identity.serverUuid) throw new Error("MySQL reported no server_uuid");
+    if (!identity.serverUuid)
+      throw new RewindError(
+        ErrorNames.serverControl,
+        "MySQL reported no server_uuid; is this a MySQL 8 server?",
+      );
     return identity.serverUuid;
   },
 };

@@ -78,7 +78,12 @@ export async function startPrivateServer(
   if (options.initialize) {
     mkdirSync(options.datadir, { recursive: true });
     writeFileSync(defaultsFile, optionFile([]), { mode: 0o600 });
-    await engine.initializeDatadir(defaultsFile);
+    await engine.initializeDatadir(defaultsFile).catch((error: Error) => {
+      throw new RewindError(
+        ErrorNames.replay,
+        `could not create the ${options.role}'s datadir: ${error.message}`,
+      );
+    });
     options.initialize();
   }
   writeFileSync(defaultsFile, optionFile(options.options ?? []), { mode: 0o600 });
