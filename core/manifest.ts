@@ -70,24 +70,36 @@ export const BackupManifest = z.object({
 });
 export type BackupManifest = z.infer<typeof BackupManifest>;
 
-/** Parses a manifest read from S3, with an error that names the object and the bad field. */
-export function parseBackupManifest(json: string, where: string): BackupManifest {
+/**
+ * Parses a manifest read from S3 against its schema; a damaged one is a VerifyFailed that names
+ * the object and the bad field.
+ */
+export function parseManifest<T extends z.ZodType>(
+  schema: T,
+  json: string,
+  where: string,
+  kind: string,
+): z.infer<T> {
   let data: unknown;
   try {
     data = JSON.parse(json);
   } catch (error) {
     throw new RewindError(
       ErrorNames.verify,
-      `${where} is not JSON (${(error as Error).message}); the manifest is damaged`,
+      `${where} is not JSON (${(error as Error).message}); the ${kind} is damaged`,
     );
   }
-  const result = BackupManifest.safeParse(data);
+  const result = schema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw new RewindError(
       ErrorNames.verify,
-      `${where} is not a valid backup manifest: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+      `${where} is not a valid ${kind}: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
     );
   }
   return result.data;
+}
+
+export function parseBackupManifest(json: string, where: string): BackupManifest {
+  return parseManifest(BackupManifest, json, where, "backup manifest");
 }

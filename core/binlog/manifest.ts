@@ -2,7 +2,7 @@ import { z } from "zod";
 import { EngineName } from "../engine.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { type GtidSet, gtidModel } from "../gtid/index.js";
-import { EncryptionRecord, SegmentRecord } from "../manifest.js";
+import { EncryptionRecord, parseManifest, SegmentRecord } from "../manifest.js";
 
 /**
  * The per-file binlog manifest (DESIGN §3), written after the object: a binlog without one was
@@ -65,24 +65,7 @@ export const BinlogManifest = z.preprocess(upgradeFormat1, BinlogManifestFields)
 export type BinlogManifest = z.infer<typeof BinlogManifestFields>;
 
 export function parseBinlogManifest(json: string, where: string): BinlogManifest {
-  let data: unknown;
-  try {
-    data = JSON.parse(json);
-  } catch (error) {
-    throw new RewindError(
-      ErrorNames.verify,
-      `${where} is not JSON (${(error as Error).message}); the binlog manifest is damaged`,
-    );
-  }
-  const result = BinlogManifest.safeParse(data);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new RewindError(
-      ErrorNames.verify,
-      `${where} is not a valid binlog manifest: ${issue.path.join(".")}: ${issue.message}`,
-    );
-  }
-  return result.data;
+  return parseManifest(BinlogManifest, json, where, "binlog manifest");
 }
 
 /** The GTIDs executed once every transaction of `manifest` is applied. */
