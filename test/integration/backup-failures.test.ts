@@ -152,7 +152,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
       let tool: number | undefined;
       await waitFor("mariabackup to start", async () => {
-        [tool] = childrenOf(child.pid!, "mariadb-backup|mariabackup");
+        [tool] = childrenOf(child.pid!, "^maria.*backup");
         return tool !== undefined || child.exitCode !== null;
       });
       await new Promise((resolve) => setTimeout(resolve, Math.random() * fullRun));
@@ -199,10 +199,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   it("agent SIGKILLed: its tools die with it, no manifest, and the next backup cleans up and succeeds", async () => {
     const before = await manifests();
     const { child, done } = await backupInFlight();
-    const tools = [
-      ...childrenOf(child.pid!, "mariadb-backup|mariabackup"),
-      ...childrenOf(child.pid!, "zstd"),
-    ];
+    const tools = [...childrenOf(child.pid!, "^maria.*backup"), ...childrenOf(child.pid!, "zstd")];
     expect(tools.length).toBe(2);
     child.kill("SIGKILL");
     await done;
