@@ -39,6 +39,15 @@ export function binlogsPrefix(location: ClusterLocation, source: string): string
   return `${allBinlogsPrefix(location)}${source}/`;
 }
 
+/** The per-source index of shipped binlogs, in chunks of consecutive file numbers (core/store/binlog-index). */
+export function binlogIndexPrefix(location: ClusterLocation, source: string): string {
+  return `${binlogsPrefix(location, source)}index/`;
+}
+
+export function binlogIndexChunkKey(location: ClusterLocation, source: string, chunk: number): string {
+  return `${binlogIndexPrefix(location, source)}${String(chunk).padStart(6, "0")}.json`;
+}
+
 export function binlogObjectKey(location: ClusterLocation, source: string, file: string): string {
   return `${binlogsPrefix(location, source)}${file}.zst.enc`;
 }

@@ -1,4 +1,4 @@
-import type { BinlogManifest } from "./binlog/manifest.js";
+import type { BinlogRecord } from "./binlog/manifest.js";
 import { binlogSequence, gtidsAfter } from "./binlog/manifest.js";
 import { gtidModel } from "./gtid/index.js";
 import type { BackupManifest } from "./manifest.js";
@@ -26,7 +26,7 @@ export interface RestorableWindow {
 }
 
 /** Where the chain breaks between consecutive shipped files of one source. */
-export function findGaps(binlogs: readonly BinlogManifest[]): BinlogGap[] {
+export function findGaps(binlogs: readonly BinlogRecord[]): BinlogGap[] {
   const gaps: BinlogGap[] = [];
   for (let i = 1; i < binlogs.length; i++) {
     const [previous, next] = [binlogs[i - 1]!, binlogs[i]!];
@@ -58,10 +58,10 @@ export function findGaps(binlogs: readonly BinlogManifest[]): BinlogGap[] {
  * The binlogs a restore from `backup` must replay, in order, up to the first gap. The first one is
  * the file holding the backup's consistent point; `undefined` when that file was not shipped.
  */
-export function chainFrom(
+export function chainFrom<B extends BinlogRecord>(
   backup: BackupManifest,
-  binlogs: readonly BinlogManifest[],
-): BinlogManifest[] | undefined {
+  binlogs: readonly B[],
+): B[] | undefined {
   const start = binlogs.findIndex((manifest) => manifest.file === backup.binlog.file);
   if (start < 0) return undefined;
   const gaps = findGaps(binlogs.slice(start));
@@ -74,7 +74,7 @@ export function chainFrom(
 export function restorableWindow(
   source: string,
   backups: readonly BackupManifest[],
-  binlogs: readonly BinlogManifest[],
+  binlogs: readonly BinlogRecord[],
 ): RestorableWindow {
   const full = backups.filter((backup) => backup.type === "full" && backup.binlogSource === source);
   const gaps = findGaps(binlogs);

@@ -1,4 +1,4 @@
-import { type BinlogManifest, gtidsAfter } from "./binlog/manifest.js";
+import { type BinlogRecord, gtidsAfter } from "./binlog/manifest.js";
 import type { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
 import { gtidModel, isAnyGtid } from "./gtid/index.js";
@@ -16,18 +16,19 @@ export type RestoreTarget =
   | { readonly kind: "gtid"; readonly gtid: string }
   | { readonly kind: "backup"; readonly backupId: string };
 
-export interface PlannedBinlog {
+export interface PlannedBinlog<B extends BinlogRecord = BinlogRecord> {
   readonly file: string;
   /** Replay starts here: the backup's exact position in the first file, the file's start after. */
   readonly startPosition: number;
-  readonly manifest: BinlogManifest;
+  /** The index record when planned, the whole manifest once fetched for a restore. */
+  readonly manifest: B;
 }
 
-export interface RestorePlan {
+export interface RestorePlan<B extends BinlogRecord = BinlogRecord> {
   readonly target: RestoreTarget;
   readonly backup: BackupManifest;
   /** Empty when the backup itself is the target. */
-  readonly binlogs: PlannedBinlog[];
+  readonly binlogs: PlannedBinlog<B>[];
 }
 
 /** The position right after the binlog file header (magic number); replay of later files starts there. */
@@ -57,7 +58,7 @@ export function withinTime(engine: EngineName, target: number, committed: number
  * Whether `manifest` holds the end of a time target: an event in a later second, or (MySQL) a
  * transaction committed after it. Then every transaction up to the target is in it or before it.
  */
-function reachesTime(manifest: BinlogManifest, target: number): boolean {
+function reachesTime(manifest: BinlogRecord, target: number): boolean {
   if (
     manifest.lastEventTime !== null &&
     secondOf(requireMicros(manifest.lastEventTime, "lastEventTime")) > secondOf(target)
@@ -71,15 +72,13 @@ function reachesTime(manifest: BinlogManifest, target: number): boolean {
 }
 
 /**
- * Picks the newest full backup from before the target and the binlogs from its exact position up
- * to the file that reaches the target, refusing a target outside the restorable window or behind
- * a gap in the chain, with the reason.
+ * The newest full backup that does not go past the target (a GTID target is checked against the
+ * cluster's GTID syntax and normalized), or a refusal with the reason. Reads no binlogs.
  */
-export function planRestore(
+export function chooseBackup(
   target: RestoreTarget,
   backups: readonly BackupManifest[],
-  binlogs: readonly BinlogManifest[],
-): RestorePlan {
+): { backup: BackupManifest; target: RestoreTarget } {
   const full = backups
     .filter((backup) => backup.type === "full")
     .sort((a, b) => a.backupId.localeCompare(b.backupId));
@@ -87,7 +86,7 @@ export function planRestore(
     const backup = full.find((candidate) => candidate.backupId === target.backupId);
     if (!backup)
       throw refuse(`there is no complete full backup ${target.backupId}; \`rewind-agent list\` shows them`);
-    return { target, backup, binlogs: [] };
+    return { backup, target };
   }
   const engine = full[0]?.engine.name ?? "mariadb";
   const gtids = gtidModel(engine);
@@ -96,13 +95,20 @@ export function planRestore(
       `"${target.gtid}" is not a ${engine === "mysql" ? "MySQL" : "MariaDB"} GTID, and this cluster's backups come from ${engine}; give one such as ${gtids.example}`,
     );
   }
-  const gtid = target.kind === "gtid" ? gtids.parseGtid(target.gtid) : "";
-  const normalized: RestoreTarget = target.kind === "gtid" ? { kind: "gtid", gtid } : target;
-  const targetMicros = target.kind === "time" ? requireMicros(target.time, "the target time") : 0;
+  const normalized: RestoreTarget =
+    target.kind === "gtid" ? { kind: "gtid", gtid: gtids.parseGtid(target.gtid) } : target;
   const candidates =
-    target.kind === "time"
-      ? full.filter((backup) => withinTime(engine, targetMicros, requireMicros(backup.endTime, "endTime")))
-      : full.filter((backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast(gtid));
+    normalized.kind === "time"
+      ? full.filter((backup) =>
+          withinTime(
+            engine,
+            requireMicros(normalized.time, "the target time"),
+            requireMicros(backup.endTime, "endTime"),
+          ),
+        )
+      : full.filter(
+          (backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast((normalized as { gtid: string }).gtid),
+        );
   const backup = candidates.at(-1);
   if (!backup) {
     const oldest = full[0];
@@ -112,10 +118,31 @@ export function planRestore(
         : "there is no complete full backup to restore from; take one with `rewind-agent backup --type full`",
     );
   }
-  // The backup's own consistent point is the target: nothing to replay.
-  if (target.kind === "gtid" && gtids.parseSet(backup.binlog.gtidSet).includes(gtid)) {
+  return { backup, target: normalized };
+}
+
+/**
+ * Picks the newest full backup from before the target and the binlogs from its exact position up
+ * to the file that reaches the target, refusing a target outside the restorable window or behind
+ * a gap in the chain, with the reason.
+ */
+export function planRestore<B extends BinlogRecord>(
+  target: RestoreTarget,
+  backups: readonly BackupManifest[],
+  binlogs: readonly B[],
+): RestorePlan<B> {
+  const { backup, target: normalized } = chooseBackup(target, backups);
+  // A backup id, or a GTID the backup's consistent point already holds: nothing to replay.
+  if (
+    normalized.kind === "backup" ||
+    (normalized.kind === "gtid" &&
+      gtidModel(backup.engine.name).parseSet(backup.binlog.gtidSet).includes(normalized.gtid))
+  ) {
     return { target: normalized, backup, binlogs: [] };
   }
+  const engine = backup.engine.name;
+  const gtid = normalized.kind === "gtid" ? normalized.gtid : "";
+  const targetMicros = normalized.kind === "time" ? requireMicros(normalized.time, "the target time") : 0;
   const sourceBinlogs = binlogs.filter((manifest) => manifest.source === backup.binlogSource);
   const chain = chainFrom(backup, sourceBinlogs);
   if (!chain) {
@@ -125,7 +152,7 @@ export function planRestore(
   }
   // A MariaDB time target includes its whole second, and one second's events can span files: the
   // last file needed is the first with an event after the target, not the first that reaches it.
-  const reaches = (manifest: BinlogManifest) =>
+  const reaches = (manifest: BinlogRecord) =>
     target.kind === "time" ? reachesTime(manifest, targetMicros) : gtidsAfter(manifest).includes(gtid);
   const end = chain.findIndex(reaches);
   if (end < 0) {

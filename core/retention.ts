@@ -1,4 +1,4 @@
-import type { BinlogManifest } from "./binlog/manifest.js";
+import type { BinlogRecord } from "./binlog/manifest.js";
 import { binlogSequence } from "./binlog/manifest.js";
 import type { BackupManifest } from "./manifest.js";
 import { chainFrom, findGaps } from "./restorable-window.js";
@@ -30,7 +30,7 @@ const DAY = 24 * 3600 * 1000;
 
 export function planRetention(
   backups: readonly BackupManifest[],
-  binlogs: ReadonlyMap<string, readonly BinlogManifest[]>,
+  binlogs: ReadonlyMap<string, readonly BinlogRecord[]>,
   policy: RetentionPolicy,
   now: Date,
 ): RetentionDecision {

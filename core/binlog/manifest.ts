@@ -64,12 +64,40 @@ function upgradeFormat1(data: unknown): unknown {
 export const BinlogManifest = z.preprocess(upgradeFormat1, BinlogManifestFields);
 export type BinlogManifest = z.infer<typeof BinlogManifestFields>;
 
+/**
+ * What planning, the restorable window, gap detection and retention read of a shipped binlog:
+ * a manifest without its storage details. The per-source index holds these (core/store/binlog-index).
+ */
+export const BinlogRecord = BinlogManifestFields.pick({
+  engine: true,
+  source: true,
+  file: true,
+  previousFile: true,
+  size: true,
+  sha256: true,
+  storedSha256: true,
+  firstEventTime: true,
+  lastEventTime: true,
+  lastCommitTime: true,
+  gtidsBefore: true,
+  gtidsAdded: true,
+  firstGtid: true,
+  lastGtid: true,
+  transactions: true,
+  shippedAt: true,
+});
+export type BinlogRecord = z.infer<typeof BinlogRecord>;
+
+export function recordOf(manifest: BinlogManifest): BinlogRecord {
+  return BinlogRecord.parse(manifest);
+}
+
 export function parseBinlogManifest(json: string, where: string): BinlogManifest {
   return parseManifest(BinlogManifest, json, where, "binlog manifest");
 }
 
 /** The GTIDs executed once every transaction of `manifest` is applied. */
-export function gtidsAfter(manifest: BinlogManifest): GtidSet {
+export function gtidsAfter(manifest: BinlogRecord): GtidSet {
   const gtids = gtidModel(manifest.engine);
   return gtids.parseSet(manifest.gtidsBefore).union(gtids.parseSet(manifest.gtidsAdded));
 }

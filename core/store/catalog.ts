@@ -1,20 +1,16 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { type BinlogManifest, binlogSequence, parseBinlogManifest } from "../binlog/manifest.js";
-import {
-  allBinlogsPrefix,
-  backupsPrefix,
-  binlogManifestKey,
-  binlogsPrefix,
-  type ClusterLocation,
-} from "../layout.js";
+import { type BinlogManifest, type BinlogRecord, parseBinlogManifest } from "../binlog/manifest.js";
+import { allBinlogsPrefix, backupsPrefix, binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
+import { presentInS3, readBinlogIndex } from "./binlog-index.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
 export interface Catalog {
   readonly backups: BackupManifest[];
   /** Backup prefixes with segments but no manifest: never complete, never used. */
   readonly incompleteBackups: string[];
-  readonly binlogs: ReadonlyMap<string, BinlogManifest[]>;
+  /** Each source's shipped binlogs, from its index. */
+  readonly binlogs: ReadonlyMap<string, BinlogRecord[]>;
 }
 
 async function listKeys(client: S3Client, bucket: string, prefix: string, delimiter?: string) {
@@ -59,28 +55,16 @@ export async function readBinlogManifest(
   }
 }
 
-export async function listShippedBinlogs(
+/** The complete full and incremental backups (manifest present), oldest first, and the incomplete ones. */
+export async function readBackups(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
-  source: string,
-): Promise<BinlogManifest[]> {
-  const { keys } = await listKeys(client, bucket, binlogsPrefix(location, source));
-  const manifests = await Promise.all(
-    keys
-      .filter((key) => key.endsWith(".json"))
-      .map(async (key) => parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`)),
-  );
-  return manifests.sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file));
-}
-
-export async function readCatalog(
-  client: S3Client,
-  bucket: string,
-  location: ClusterLocation,
-): Promise<Catalog> {
+): Promise<Pick<Catalog, "backups" | "incompleteBackups">> {
   const backups: BackupManifest[] = [];
   const incompleteBackups: string[] = [];
+  // Presence from the listing, never a GET of a missing manifest: without an unconditioned
+  // s3:ListBucket that answers 403, not 404. Segment names cost a LIST page per 1,000.
   const { keys } = await listKeys(client, bucket, backupsPrefix(location));
   const prefixes = new Set(keys.map((key) => key.slice(0, key.lastIndexOf("/") + 1)));
   for (const prefix of prefixes) {
@@ -94,11 +78,31 @@ export async function readCatalog(
     }
   }
   backups.sort((a, b) => a.backupId.localeCompare(b.backupId));
-  const binlogs = new Map<string, BinlogManifest[]>();
+  return { backups, incompleteBackups };
+}
+
+/**
+ * Everything a cluster holds: backups and every source's binlog index. For `list` and retention,
+ * which look at the whole window; planning a restore reads less (core/store/plan-from-store).
+ * `checkPresence` also lists each source's object names so that a file deleted behind the index's
+ * back shows as the gap it is.
+ */
+export async function readCatalog(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  options: { readonly checkPresence?: boolean } = {},
+): Promise<Catalog> {
+  const { backups, incompleteBackups } = await readBackups(client, bucket, location);
+  const binlogs = new Map<string, BinlogRecord[]>();
   const root = allBinlogsPrefix(location);
   for (const prefix of (await listKeys(client, bucket, root, "/")).prefixes) {
     const source = prefix.slice(root.length, -1);
-    binlogs.set(source, await listShippedBinlogs(client, bucket, location, source));
+    const records = await readBinlogIndex(client, bucket, location, source);
+    binlogs.set(
+      source,
+      options.checkPresence ? await presentInS3(client, bucket, location, source, records) : records,
+    );
   }
   return { backups, incompleteBackups, binlogs };
 }

@@ -1,5 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
+import type { BinlogManifest } from "../binlog/manifest.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { findGaps } from "../restorable-window.js";
@@ -70,7 +71,7 @@ export async function loadPlannedRestore(
   bucket: string,
   location: ClusterLocation,
   stored: StoredRestorePlan,
-): Promise<RestorePlan> {
+): Promise<RestorePlan<BinlogManifest>> {
   if (stored.cluster !== location.cluster) {
     throw changed(
       stored.cluster,
@@ -87,7 +88,7 @@ export async function loadPlannedRestore(
       `backup ${stored.backupId} now has stored SHA-256 ${backup.storedSha256}, the plan verified ${stored.backupStoredSha256}`,
     );
   }
-  const binlogs: RestorePlan["binlogs"] = [];
+  const binlogs: RestorePlan<BinlogManifest>["binlogs"] = [];
   for (const planned of stored.binlogs) {
     const where = `s3://${bucket}/${binlogManifestKey(location, planned.source, planned.file)}`;
     const manifest = await readBinlogManifest(client, bucket, location, planned.source, planned.file);

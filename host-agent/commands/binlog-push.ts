@@ -1,10 +1,14 @@
 import path from "node:path";
-import { BINLOG_MANIFEST_FORMAT_VERSION, BinlogManifest } from "../../core/binlog/manifest.js";
+import {
+  BINLOG_MANIFEST_FORMAT_VERSION,
+  BinlogManifest,
+  binlogSequence,
+} from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
 import { ENCRYPTION_SUITE } from "../../core/manifest.js";
-import { listShippedBinlogs } from "../../core/store/catalog.js";
+import { addToBinlogIndex, readShippedTail } from "../../core/store/binlog-index.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
@@ -62,78 +66,94 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
       const source = engine.binlogSource(identity, config.host);
       const client = s3Client(config);
-      const shippedManifests = await listShippedBinlogs(client, config.bucket, location, source);
-      const shippedNames = new Set(shippedManifests.map((manifest) => manifest.file));
+      // S3 says what is shipped; its index says it in a few requests, however long the history.
+      const tail = await readShippedTail(client, config.bucket, location, source);
+      const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
+      const alreadyShipped = (file: string) =>
+        tail.shipped.has(file) || binlogSequence(file) <= lastShippedSequence;
       const { keyring, keyId } = dataKeyring(config);
       const closed = files.slice(0, -1);
       const shipped: string[] = [];
-      let lastEventTime = shippedManifests.at(-1)?.lastEventTime ?? null;
-      for (const [index, file] of closed.entries()) {
-        if (shippedNames.has(file)) continue;
-        const encryptionContext = { cluster: config.cluster, source, file };
-        const objectKey = binlogObjectKey(location, source, file);
-        const result = await shipBinlogFile({
-          engine: engine.name,
-          path: path.join(path.dirname(basename!), file),
-          client,
-          bucket: config.bucket,
-          key: objectKey,
-          keyring,
-          encryptionContext,
-          compressionLevel: config.backup.compressionLevel,
-          partSize: partSize(config),
-          concurrency: config.backup.uploadConcurrency,
-        });
-        if (!result.summary.closed) {
-          throw new RewindError(
-            ErrorNames.upload,
-            `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
+      const shippedManifests: BinlogManifest[] = [];
+      let lastEventTime = tail.lastShipped?.lastEventTime ?? null;
+      try {
+        for (const [index, file] of closed.entries()) {
+          if (alreadyShipped(file)) continue;
+          const encryptionContext = { cluster: config.cluster, source, file };
+          const objectKey = binlogObjectKey(location, source, file);
+          const result = await shipBinlogFile({
+            engine: engine.name,
+            path: path.join(path.dirname(basename!), file),
+            client,
+            bucket: config.bucket,
+            key: objectKey,
+            keyring,
+            encryptionContext,
+            compressionLevel: config.backup.compressionLevel,
+            partSize: partSize(config),
+            concurrency: config.backup.uploadConcurrency,
+          });
+          if (!result.summary.closed) {
+            throw new RewindError(
+              ErrorNames.upload,
+              `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
+            );
+          }
+          const manifest = BinlogManifest.parse({
+            formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
+            cluster: config.cluster,
+            engine: engine.name,
+            source,
+            file,
+            previousFile: index > 0 ? closed[index - 1] : null,
+            serverVersion: result.summary.serverVersion,
+            size: result.summary.size,
+            sha256: result.sha256,
+            firstEventTime: iso(result.summary.firstEventTime),
+            lastEventTime: iso(result.summary.lastEventTime),
+            lastCommitTime: result.lastCommitTime,
+            gtidsBefore: gtidModel(engine.name).parseSet(result.summary.gtidsBefore).toString(),
+            firstGtid: result.summary.firstGtid,
+            lastGtid: result.summary.lastGtid,
+            gtidsAdded: result.gtidsAdded,
+            transactions: result.summary.transactions,
+            stored: result.stored,
+            storedSha256: result.storedSha256,
+            compression: { algorithm: "zstd", level: config.backup.compressionLevel },
+            encryption: {
+              suite: ENCRYPTION_SUITE,
+              frameLength: FRAME_LENGTH,
+              keyId,
+              context: encryptionContext,
+            },
+            shippedAt: new Date().toISOString(),
+            agentVersion: AGENT_VERSION,
+          });
+          await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
+          shipped.push(file);
+          shippedManifests.push(manifest);
+          lastEventTime = manifest.lastEventTime ?? lastEventTime;
+          context.heartbeat();
+          log("info", "binlog shipped", {
+            file,
+            transactions: manifest.transactions,
+            lastGtid: manifest.lastGtid,
+          });
+        }
+      } finally {
+        // Whatever was shipped is indexed, even when a later file failed; a push killed before
+        // this leaves manifests the next push indexes.
+        if (shippedManifests.length > 0) {
+          await addToBinlogIndex(client, config.bucket, location, source, shippedManifests).catch(
+            (error: Error) =>
+              log("warn", "could not update the binlog index; the next push will", { error: error.message }),
           );
         }
-        const manifest = BinlogManifest.parse({
-          formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
-          cluster: config.cluster,
-          engine: engine.name,
-          source,
-          file,
-          previousFile: index > 0 ? closed[index - 1] : null,
-          serverVersion: result.summary.serverVersion,
-          size: result.summary.size,
-          sha256: result.sha256,
-          firstEventTime: iso(result.summary.firstEventTime),
-          lastEventTime: iso(result.summary.lastEventTime),
-          lastCommitTime: result.lastCommitTime,
-          gtidsBefore: gtidModel(engine.name).parseSet(result.summary.gtidsBefore).toString(),
-          firstGtid: result.summary.firstGtid,
-          lastGtid: result.summary.lastGtid,
-          gtidsAdded: result.gtidsAdded,
-          transactions: result.summary.transactions,
-          stored: result.stored,
-          storedSha256: result.storedSha256,
-          compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-          encryption: {
-            suite: ENCRYPTION_SUITE,
-            frameLength: FRAME_LENGTH,
-            keyId,
-            context: encryptionContext,
-          },
-          shippedAt: new Date().toISOString(),
-          agentVersion: AGENT_VERSION,
-        });
-        await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
-        shipped.push(file);
-        lastEventTime = manifest.lastEventTime ?? lastEventTime;
-        context.heartbeat();
-        log("info", "binlog shipped", {
-          file,
-          transactions: manifest.transactions,
-          lastGtid: manifest.lastGtid,
-        });
       }
       return {
         source,
         shipped,
-        alreadyShipped: shippedNames.size,
+        alreadyShipped: closed.filter(alreadyShipped).length - shipped.length,
         active: files.at(-1) ?? null,
         lastShippedEventTime: lastEventTime,
         lagSeconds:

@@ -48,7 +48,10 @@ function printTable(result: ListResult): void {
 
 /** `rewind-agent list [--json]`: complete backups, shipped binlogs, and what a restore can reach. */
 export async function list(context: AgentContext, json: boolean): Promise<ListResult> {
-  const catalog = await readCatalog(s3Client(context.config), context.config.bucket, context.location);
+  // S3 is checked for every indexed file: list shows what a restore could really use.
+  const catalog = await readCatalog(s3Client(context.config), context.config.bucket, context.location, {
+    checkPresence: true,
+  });
   const result: ListResult = {
     backups: catalog.backups.map((b) => ({
       backupId: b.backupId,

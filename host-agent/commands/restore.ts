@@ -1,16 +1,12 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { restoreReportKeyFor } from "../../core/layout.js";
-import {
-  parseRestoreTarget,
-  planRestore,
-  type RestorePlan,
-  type RestoreTarget,
-} from "../../core/restore-plan.js";
-import { readCatalog } from "../../core/store/catalog.js";
+import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
+import { planWithManifests } from "../../core/store/plan-from-store.js";
 import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { formatMicros } from "../../core/time.js";
 import { s3Client } from "../clients.js";
@@ -162,13 +158,10 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
               })();
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
-  const plan: RestorePlan =
+  const plan: RestorePlan<BinlogManifest> =
     fromPlan && !("kind" in fromPlan)
       ? await loadPlannedRestore(client, config.bucket, location, fromPlan)
-      : await (async () => {
-          const catalog = await readCatalog(client, config.bucket, location);
-          return planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
-        })();
+      : await planWithManifests(client, config.bucket, location, target);
   const summary = {
     backupId: plan.backup.backupId,
     datadir,

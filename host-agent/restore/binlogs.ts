@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
+import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -23,7 +24,7 @@ const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
  * checked against the SHA-256 of the file the server wrote. Runs before any datadir is touched.
  */
 export async function fetchBinlogs(
-  plan: RestorePlan,
+  plan: RestorePlan<BinlogManifest>,
   dir: string,
   options: { client: S3Client; bucket: string; keyring: KeyringNode; concurrency: number },
 ): Promise<void> {

@@ -1,9 +1,12 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
+import type { BackupManifest } from "../../core/manifest.js";
 import { chainFrom } from "../../core/restorable-window.js";
-import { parseRestoreTarget, planRestore, type RestoreTarget } from "../../core/restore-plan.js";
-import { type Catalog, readCatalog } from "../../core/store/catalog.js";
+import { parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
+import { readBinlogIndex } from "../../core/store/binlog-index.js";
+import { readBackups } from "../../core/store/catalog.js";
+import { planFromStore } from "../../core/store/plan-from-store.js";
 import { describePlan, type PlannedBinlog } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
 
@@ -32,21 +35,26 @@ export interface PlannedRestore {
  * The newest point the shipped binlogs reach from the newest full backup, as the GTID of its last
  * transaction: a time would include its whole second, whose end may not be shipped yet.
  */
-export function latestTarget(catalog: Catalog): RestoreTarget {
-  const newest = catalog.backups.filter((backup) => backup.type === "full").at(-1);
+export async function latestTarget(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  backups: readonly BackupManifest[],
+): Promise<RestoreTarget> {
+  const newest = backups.filter((backup) => backup.type === "full").at(-1);
   if (!newest) {
     throw new RewindError(
       ErrorNames.planRefused,
       "there is no complete full backup to restore from; run the Backup state machine first",
     );
   }
-  const chain = chainFrom(newest, catalog.binlogs.get(newest.binlogSource) ?? []) ?? [];
-  const last = chain.findLast((manifest) => manifest.lastGtid !== null);
+  const records = await readBinlogIndex(client, bucket, location, newest.binlogSource, newest.binlog.file);
+  const chain = chainFrom(newest, records) ?? [];
+  const last = chain.findLast((record) => record.lastGtid !== null);
   return last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId };
 }
 
-function targetOf(input: RestoreInput, catalog: Catalog): RestoreTarget {
-  if (input.latest) return latestTarget(catalog);
+function targetOf(input: RestoreInput): RestoreTarget {
   if (input.backupId) return { kind: "backup", backupId: input.backupId };
   return parseRestoreTarget(input.gtid ?? input.pointInTime!);
 }
@@ -64,9 +72,11 @@ export async function planClusterRestore(
   restoreId: string,
 ): Promise<PlannedRestore> {
   const location: ClusterLocation = { prefix, cluster: input.cluster };
-  const catalog = await readCatalog(client, bucket, location);
-  const target = targetOf(input, catalog);
-  const plan = planRestore(target, catalog.backups, [...catalog.binlogs.values()].flat());
+  // Backups, then the index of the chosen backup's source from its file on: the requests do not
+  // grow with the binlog history.
+  const { backups } = await readBackups(client, bucket, location);
+  const target = input.latest ? await latestTarget(client, bucket, location, backups) : targetOf(input);
+  const plan = await planFromStore(client, bucket, location, target, backups);
   const key = restorePlanKey(location, restoreId);
   const flags = [
     input.mode === "replace" ? "--move-aside" : "",

@@ -1,11 +1,13 @@
 import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   backupManifestKey,
+  binlogIndexChunkKey,
   binlogManifestKey,
   binlogObjectKey,
   type ClusterLocation,
 } from "../../core/layout.js";
 import { planRetention, type RetentionPolicy } from "../../core/retention.js";
+import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 
 export interface RetentionReport {
@@ -80,6 +82,22 @@ export async function applyRetention(
   });
   await deleteKeys(client, bucket, binlogKeys);
   deletedObjects += binlogKeys.length;
+  // Index chunks whose every file is gone go too; a chunk that keeps some files keeps the
+  // records of its deleted ones (never reached: they precede every kept backup's file).
+  const deleted = new Set(decision.deleteBinlogs);
+  const emptiedChunks = [...catalog.binlogs].flatMap(([source, records]) => {
+    const chunks = [...new Set(records.map((record) => chunkOf(record.file)))].sort((a, b) => a - b);
+    return chunks
+      .slice(0, -1)
+      .filter((chunk) =>
+        records
+          .filter((record) => chunkOf(record.file) === chunk)
+          .every((record) => deleted.has(`${source}/${record.file}`)),
+      )
+      .map((chunk) => binlogIndexChunkKey(location, source, chunk));
+  });
+  await deleteKeys(client, bucket, emptiedChunks);
+  deletedObjects += emptiedChunks.length;
   // Prefixes without a manifest are left alone: one may be a backup still running. The agent
   // removes its own unfinished uploads on its next run.
   return {

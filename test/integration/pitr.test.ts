@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
@@ -148,8 +148,17 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     const listed = await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
       new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "orders/binlogs/601-db-601/" }),
     );
-    const manifests = (listed.Contents ?? []).map((o) => o.Key!).filter((key) => key.endsWith(".json"));
+    const keys = (listed.Contents ?? []).map((o) => o.Key!);
+    const manifests = keys.filter((key) => key.endsWith(".json") && !key.includes("/index/"));
     expect(manifests).toHaveLength(shipped.length + 1);
+    // Every shipped file is in the source's index, once.
+    const index = await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: "orders/binlogs/601-db-601/index/000000.json" }),
+    );
+    const records = JSON.parse(await index.Body!.transformToString()).records as { file: string }[];
+    expect(records.map((record) => record.file)).toEqual(
+      manifests.map((key) => key.slice(key.lastIndexOf("/") + 1, -".json".length)).sort(),
+    );
   });
 
   it("a time target between two commits restores every row committed at or before it, and none after", async () => {

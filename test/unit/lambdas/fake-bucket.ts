@@ -8,14 +8,21 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
-import type { BinlogManifest } from "../../../core/binlog/manifest.js";
-import { backupManifestKey, binlogManifestKey, binlogObjectKey, segmentKey } from "../../../core/layout.js";
+import { type BinlogManifest, recordOf } from "../../../core/binlog/manifest.js";
+import {
+  backupManifestKey,
+  binlogIndexChunkKey,
+  binlogManifestKey,
+  binlogObjectKey,
+  segmentKey,
+} from "../../../core/layout.js";
 import {
   type BackupManifest,
   ENCRYPTION_SUITE,
   type EncryptionRecord,
   type SegmentRecord,
 } from "../../../core/manifest.js";
+import { chunkOf } from "../../../core/store/binlog-index.js";
 import { compositeChecksum } from "../../../core/store/segment-check.js";
 
 export const BUCKET = "rewind-backups";
@@ -177,5 +184,12 @@ export function putBinlog(objects: Map<string, StoredObject>, n: number): Binlog
     body: JSON.stringify(manifest),
     size: 1,
   });
+  // As binlog-push does: the file's record goes into its source's index.
+  const indexKey = binlogIndexChunkKey(location, SOURCE, chunkOf(manifest.file));
+  const chunk = objects.has(indexKey)
+    ? JSON.parse(objects.get(indexKey)!.body)
+    : { formatVersion: 1, source: SOURCE, records: [] };
+  chunk.records.push(recordOf(manifest));
+  objects.set(indexKey, { body: JSON.stringify(chunk), size: 1 });
   return manifest;
 }

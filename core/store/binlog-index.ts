@@ -1,0 +1,204 @@
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { z } from "zod";
+import {
+  type BinlogManifest,
+  BinlogRecord,
+  binlogSequence,
+  parseBinlogManifest,
+  recordOf,
+} from "../binlog/manifest.js";
+import {
+  binlogIndexChunkKey,
+  binlogIndexPrefix,
+  binlogManifestKey,
+  binlogsPrefix,
+  type ClusterLocation,
+} from "../layout.js";
+import { parseManifest } from "../manifest.js";
+
+/**
+ * The per-source index of shipped binlogs, so that work per run does not grow with history:
+ * `binlogs/<source>/index/<chunk>.json` holds the records of files numbered
+ * chunk×1000 … chunk×1000+999. binlog-push adds to the newest chunk after it writes manifests;
+ * planning reads the chunks from a backup's file on, not every manifest. Manifests stay the
+ * truth: a manifest the index lacks (a push killed before updating it) is added by the next push,
+ * and what a restore uses is read from its manifest.
+ */
+export const CHUNK_FILES = 1000;
+
+export const BinlogIndexChunk = z.object({
+  formatVersion: z.literal(1),
+  source: z.string(),
+  records: z.array(BinlogRecord),
+});
+export type BinlogIndexChunk = z.infer<typeof BinlogIndexChunk>;
+
+export const chunkOf = (file: string): number => Math.floor(binlogSequence(file) / CHUNK_FILES);
+
+async function listKeys(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  startAfter?: string,
+): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: prefix,
+        ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+      }),
+    );
+    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+async function readText(client: S3Client, bucket: string, key: string): Promise<string> {
+  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return object.Body!.transformToString();
+}
+
+const bySequence = (a: { file: string }, b: { file: string }) =>
+  binlogSequence(a.file) - binlogSequence(b.file);
+
+/** The chunk keys of a source's index, oldest first. */
+function listChunks(client: S3Client, bucket: string, location: ClusterLocation, source: string) {
+  return listKeys(client, bucket, binlogIndexPrefix(location, source)).then((keys) =>
+    keys.filter((key) => key.endsWith(".json")).sort(),
+  );
+}
+
+async function readChunk(client: S3Client, bucket: string, key: string): Promise<BinlogIndexChunk> {
+  return parseManifest(
+    BinlogIndexChunk,
+    await readText(client, bucket, key),
+    `s3://${bucket}/${key}`,
+    "binlog index",
+  );
+}
+
+/**
+ * A source's shipped binlogs from the chunk holding `fromFile` on (all when omitted), in order:
+ * one LIST and one GET per chunk read, however many files.
+ */
+export async function readBinlogIndex(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  fromFile?: string,
+): Promise<BinlogRecord[]> {
+  const first = fromFile === undefined ? 0 : chunkOf(fromFile);
+  const keys = (await listChunks(client, bucket, location, source)).filter(
+    (key) => key >= binlogIndexChunkKey(location, source, first),
+  );
+  const records = new Map<string, BinlogRecord>();
+  for (const key of keys) {
+    for (const record of (await readChunk(client, bucket, key)).records) records.set(record.file, record);
+  }
+  return [...records.values()].sort(bySequence);
+}
+
+/** Manifests of a source's prefix, by file, from a listing of its keys (names only). */
+function manifestFiles(keys: readonly string[], prefix: string): string[] {
+  return keys
+    .map((key) => key.slice(prefix.length))
+    .filter((name) => name.endsWith(".json") && !name.includes("/"))
+    .map((name) => name.slice(0, -".json".length));
+}
+
+export interface ShippedTail {
+  /** The newest file S3 holds a manifest of, or null when the source shipped nothing yet. */
+  readonly lastShipped: BinlogRecord | null;
+  /** Every file shipped, by name: the indexed ones of the newest chunk and any found after them. */
+  readonly shipped: ReadonlySet<string>;
+}
+
+/**
+ * What binlog-push needs to know of S3 (the truth) to ship only what is new: the newest indexed
+ * file, and manifests written after it that the index lacks, which are indexed now. A handful of
+ * requests, whatever the history. A source with no index yet (shipped by an older agent) is
+ * indexed from its manifests once.
+ */
+export async function readShippedTail(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+): Promise<ShippedTail> {
+  const prefix = binlogsPrefix(location, source);
+  const chunks = await listChunks(client, bucket, location, source);
+  const newest = chunks.at(-1);
+  const indexed = newest ? (await readChunk(client, bucket, newest)).records.sort(bySequence) : [];
+  const last = indexed.at(-1);
+  const after = last ? binlogManifestKey(location, source, last.file) : undefined;
+  const unindexedFiles = manifestFiles(await listKeys(client, bucket, prefix, after), prefix).filter(
+    (file) => !last || binlogSequence(file) > binlogSequence(last.file),
+  );
+  const unindexed: BinlogManifest[] = [];
+  for (const file of unindexedFiles) {
+    const key = binlogManifestKey(location, source, file);
+    unindexed.push(parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`));
+  }
+  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed);
+  const records = [...indexed, ...unindexed.map(recordOf)].sort(bySequence);
+  return { lastShipped: records.at(-1) ?? null, shipped: new Set(records.map((record) => record.file)) };
+}
+
+/** Adds shipped files to the index: one GET and one PUT per chunk they fall in. */
+export async function addToBinlogIndex(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  manifests: readonly BinlogManifest[],
+): Promise<void> {
+  const byChunk = new Map<number, BinlogManifest[]>();
+  for (const manifest of manifests) {
+    byChunk.set(chunkOf(manifest.file), [...(byChunk.get(chunkOf(manifest.file)) ?? []), manifest]);
+  }
+  for (const [chunk, added] of byChunk) {
+    const key = binlogIndexChunkKey(location, source, chunk);
+    const existing = await readChunk(client, bucket, key).catch((error: { name?: string }) => {
+      if (error.name === "NoSuchKey") return { formatVersion: 1 as const, source, records: [] };
+      throw error;
+    });
+    const records = new Map(existing.records.map((record) => [record.file, record]));
+    for (const manifest of added) records.set(manifest.file, recordOf(manifest));
+    const body: BinlogIndexChunk = {
+      formatVersion: 1,
+      source,
+      records: [...records.values()].sort(bySequence),
+    };
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: JSON.stringify(body),
+        ContentType: "application/json",
+      }),
+    );
+  }
+}
+
+/**
+ * Drops records whose manifest or object is gone from S3 (deleted by hand, or by retention after
+ * the index was read): for `list`, which shows what S3 really holds. Lists names, reads nothing.
+ */
+export async function presentInS3(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  records: readonly BinlogRecord[],
+): Promise<BinlogRecord[]> {
+  const prefix = binlogsPrefix(location, source);
+  const keys = new Set(await listKeys(client, bucket, prefix));
+  return records.filter(
+    (record) => keys.has(`${prefix}${record.file}.json`) && keys.has(`${prefix}${record.file}.zst.enc`),
+  );
+}
