@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { acquireLock } from "../../host-agent/lock.js";
+import { waitFor } from "../../infra/local/processes.js";
 import { scratchDir } from "../support.js";
 
 const LOCK_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../host-agent/lock.ts");
@@ -12,16 +13,21 @@ describe("the host lock", () => {
   const scratch = scratchDir("lock");
   afterAll(() => scratch.remove());
 
-  /** A process that tries the lock, says whether it got it, and holds it a moment. */
+  /**
+   * A process that tries the lock and says whether it got it. The one that gets it holds it until
+   * the test says release (every other contender has answered by then).
+   */
   function contender(dir: string, startAt: number): Promise<string> {
     // All contenders spin until the same instant, then reach for the lock together.
-    const script = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)};
+    const release = path.join(dir, "release");
+    const script = `import { existsSync } from "node:fs";
+import { acquireLock } from ${JSON.stringify(LOCK_MODULE)};
 while (Date.now() < ${startAt});
 let release;
 try { release = acquireLock(${JSON.stringify(dir)}, "binlog-push.lock", "binlog-push"); }
 catch (error) { console.log(error.name); process.exit(0); }
 console.log("held");
-setTimeout(release, 400);`;
+const timer = setInterval(() => { if (existsSync(${JSON.stringify(release)})) { clearInterval(timer); release(); } }, 20);`;
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -35,8 +41,18 @@ setTimeout(release, 400);`;
   it("goes to exactly one of many agents that start at once", async () => {
     for (let round = 0; round < 3; round++) {
       const dir = path.join(scratch.dir, `round-${round}`);
+      mkdirSync(dir, { recursive: true });
       const startAt = Date.now() + 2500;
-      const outcomes = await Promise.all(Array.from({ length: 8 }, () => contender(dir, startAt)));
+      const outcomes: string[] = [];
+      const runs = Array.from({ length: 8 }, () =>
+        contender(dir, startAt).then((outcome) => {
+          outcomes.push(outcome);
+        }),
+      );
+      // The holder answers only after the release: wait for the other seven, then release.
+      await waitFor("seven contenders to answer", async () => outcomes.length >= 7);
+      writeFileSync(path.join(dir, "release"), "");
+      await Promise.all(runs);
       expect(
         outcomes.filter((outcome) => outcome === "held"),
         outcomes.join(","),
