@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
@@ -100,5 +101,40 @@ export class BackupStorage extends Construct {
         ...(transitions.length > 0 ? [{ id: "storage-class-transitions", transitions }] : []),
       ],
     });
+    // Every object is encrypted under this key: a request for other encryption is refused, and
+    // one that names none gets the bucket's default (SSE-KMS with this key).
+    const objects = this.bucket.arnForObjects("*");
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "DenyOtherEncryption",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["s3:PutObject"],
+        resources: [objects],
+        conditions: { StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" } },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "DenyOtherKeys",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["s3:PutObject"],
+        resources: [objects],
+        conditions: {
+          StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption-aws-kms-key-id": this.key.keyArn },
+        },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "DenyCustomerKeys",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["s3:PutObject"],
+        resources: [objects],
+        conditions: { Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" } },
+      }),
+    );
   }
 }

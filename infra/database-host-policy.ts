@@ -52,10 +52,20 @@ export class DatabaseHostPolicy extends Construct {
           resources: [props.bucket.bucketArn],
           conditions: { StringLike: { "s3:prefix": [`${props.cluster}/`, prefix] } },
         }),
+        // The Encryption SDK asks KMS for data keys with the encryption context {cluster, …}: a
+        // host can neither make nor open another cluster's data keys.
         new iam.PolicyStatement({
           sid: "DataKeys",
-          actions: ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"],
+          actions: ["kms:GenerateDataKey", "kms:Decrypt"],
           resources: [props.key.keyArn],
+          conditions: { StringEquals: { "kms:EncryptionContext:cluster": props.cluster } },
+        }),
+        // SSE-KMS: S3 uses the key on the host's behalf, and only through S3.
+        new iam.PolicyStatement({
+          sid: "BucketEncryption",
+          actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+          resources: [props.key.keyArn],
+          conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
         }),
         new iam.PolicyStatement({
           sid: "ClusterSecrets",

@@ -145,6 +145,60 @@ describe("the Rewind stack", () => {
     expect(statements.FindAgentOutputGroup!.Action).toBe("logs:DescribeLogGroups");
   });
 
+  it("lets a host use the key only for its own cluster's data keys, and through S3; never kms:Encrypt", () => {
+    const t = template();
+    const [policy] = Object.values(t.findResources("AWS::IAM::ManagedPolicy")) as {
+      Properties: { PolicyDocument: { Statement: { Sid: string; Action: string[]; Condition?: unknown }[] } };
+    }[];
+    const statements = policy!.Properties.PolicyDocument.Statement;
+    const kmsStatements = statements.filter((statement) =>
+      [statement.Action].flat().some((action) => action.startsWith("kms:")),
+    );
+    expect(kmsStatements.map((statement) => [statement.Sid, statement.Action, statement.Condition])).toEqual([
+      [
+        "DataKeys",
+        ["kms:GenerateDataKey", "kms:Decrypt"],
+        { StringEquals: { "kms:EncryptionContext:cluster": "orders" } },
+      ],
+      [
+        "BucketEncryption",
+        ["kms:GenerateDataKey", "kms:Decrypt"],
+        {
+          StringEquals: {
+            "kms:ViaService": { "Fn::Join": ["", ["s3.", { Ref: "AWS::Region" }, ".amazonaws.com"]] },
+          },
+        },
+      ],
+    ]);
+    expect(statements.flatMap((statement) => [statement.Action].flat())).not.toContain("kms:Encrypt");
+  });
+
+  it("refuses objects under other encryption or customer keys, and lets only this account's alarms use the topic key", () => {
+    const t = template();
+    const bucketPolicy = Object.values(t.findResources("AWS::S3::BucketPolicy")).find((policy) =>
+      JSON.stringify(policy).includes("DenyOtherEncryption"),
+    ) as {
+      Properties: { PolicyDocument: { Statement: { Sid?: string; Effect: string; Condition?: unknown }[] } };
+    };
+    const denies = Object.fromEntries(
+      bucketPolicy.Properties.PolicyDocument.Statement.filter((statement) => statement.Effect === "Deny").map(
+        (statement) => [statement.Sid ?? "", statement.Condition],
+      ),
+    );
+    expect(denies.DenyOtherEncryption).toEqual({
+      StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" },
+    });
+    expect(
+      Object.keys((denies.DenyOtherKeys as { StringNotEqualsIfExists: object }).StringNotEqualsIfExists),
+    ).toEqual(["s3:x-amz-server-side-encryption-aws-kms-key-id"]);
+    expect(denies.DenyCustomerKeys).toEqual({
+      Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" },
+    });
+    expect(JSON.stringify(t.findResources("AWS::KMS::Key"))).toContain(
+      '"Condition":{"StringEquals":{"aws:SourceAccount":{"Ref":"AWS::AccountId"}}}',
+    );
+  });
+
   it("lets only the hosts read secrets, and only the roles that handle objects or messages use a key", () => {
     const t = template();
     const grants = allowStatements(t);
