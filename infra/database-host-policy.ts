@@ -37,13 +37,9 @@ export class DatabaseHostPolicy extends Construct {
         }),
         new iam.PolicyStatement({
           sid: "ClusterObjects",
-          actions: [
-            "s3:GetObject",
-            "s3:PutObject",
-            "s3:DeleteObject",
-            "s3:AbortMultipartUpload",
-            "s3:GetObjectAttributes",
-          ],
+          // No s3:DeleteObject: a compromised host cannot destroy its cluster's backups. What an
+          // interrupted backup leaves is removed by retention (the control plane).
+          actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObjectAttributes"],
           resources: [props.bucket.arnForObjects(prefix)],
         }),
         new iam.PolicyStatement({

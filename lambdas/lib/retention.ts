@@ -1,4 +1,5 @@
-import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { parseBackupId } from "../../core/backup-id.js";
 import {
   backupManifestKey,
   binlogIndexChunkKey,
@@ -16,9 +17,27 @@ export interface RetentionReport {
   readonly deletedBackups: string[];
   readonly deletedBinlogs: string[];
   readonly deletedObjects: number;
+  /** Backups that never completed (no manifest), removed once no agent can still be writing them. */
+  readonly deletedIncomplete: string[];
   /** Why nothing was deleted, when deleting would have broken a rule. */
   readonly refused: string | null;
   readonly notes: string[];
+}
+
+/** Agent tasks time out after at most 48 hours (the SSM document's execution timeout). */
+const INCOMPLETE_GRACE_MS = 48 * 3600 * 1000;
+
+async function listKeys(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
 }
 
 async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
@@ -61,7 +80,9 @@ export async function applyRetention(
     refused: decision.refused,
     notes: decision.notes,
   };
-  if (decision.refused) return { ...report, deletedBackups: [], deletedBinlogs: [], deletedObjects: 0 };
+  if (decision.refused) {
+    return { ...report, deletedBackups: [], deletedBinlogs: [], deletedObjects: 0, deletedIncomplete: [] };
+  }
   let deletedObjects = 0;
   for (const backupId of decision.deleteBackups) {
     const manifest = catalog.backups.find((backup) => backup.backupId === backupId)!;
@@ -98,12 +119,28 @@ export async function applyRetention(
   });
   await deleteKeys(client, bucket, emptiedChunks);
   deletedObjects += emptiedChunks.length;
-  // Prefixes without a manifest are left alone: one may be a backup still running. The agent
-  // removes its own unfinished uploads on its next run.
+  // Hosts may not delete: an interrupted backup's objects (no manifest, never used) are removed
+  // here, once older than the longest an agent task may run, so a running backup is never touched.
+  const deletedIncomplete: string[] = [];
+  for (const prefix of catalog.incompleteBackups) {
+    const backupId = prefix.slice(0, -1).split("/").at(-1)!;
+    let startedAt: Date;
+    try {
+      startedAt = parseBackupId(backupId).startedAt;
+    } catch {
+      continue;
+    }
+    if (now.getTime() - startedAt.getTime() <= INCOMPLETE_GRACE_MS) continue;
+    const keys = await listKeys(client, bucket, prefix);
+    await deleteKeys(client, bucket, keys);
+    deletedObjects += keys.length;
+    deletedIncomplete.push(backupId);
+  }
   return {
     ...report,
     deletedBackups: decision.deleteBackups,
     deletedBinlogs: decision.deleteBinlogs,
     deletedObjects,
+    deletedIncomplete,
   };
 }

@@ -196,6 +196,27 @@ describe("retention", () => {
     expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(13)))).toHaveLength(2);
   });
 
+  it("removes an interrupted backup's objects (hosts may not) once no agent can still be writing it", async () => {
+    for (const d of days(15, 20)) putBackup(bucket.objects, d);
+    for (const n of days(15, 20)) putBinlog(bucket.objects, n);
+    // Segments without a manifest: one from three days ago, one started an hour ago (may still run).
+    bucket.objects.set("orders/backups/20261117T120000Z-full-db2/stream.000.enc", { body: "", size: 1 });
+    bucket.objects.set("orders/backups/20261117T120000Z-full-db2/stream.001.enc", { body: "", size: 1 });
+    bucket.objects.set("orders/backups/20261120T110000Z-full-db2/stream.000.enc", { body: "", size: 1 });
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 10, pitrDays: 30 },
+      now,
+    );
+    expect(report).toMatchObject({ deletedBackups: [], deletedIncomplete: ["20261117T120000Z-full-db2"] });
+    expect([...bucket.objects.keys()].filter((key) => key.includes("-full-db2/"))).toEqual([
+      "orders/backups/20261120T110000Z-full-db2/stream.000.enc",
+    ]);
+  });
+
   it("deletes nothing across a gap in the retained window and says why", async () => {
     for (const d of days(1, 20)) putBackup(bucket.objects, d);
     for (const n of days(1, 20).filter((n) => n !== 16)) putBinlog(bucket.objects, n);
