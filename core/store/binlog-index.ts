@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import {
   type BinlogManifest,
@@ -15,6 +15,7 @@ import {
   type ClusterLocation,
 } from "../layout.js";
 import { parseManifest } from "../manifest.js";
+import { listKeys, readText } from "./objects.js";
 
 /**
  * The per-source index of shipped binlogs, so that work per run does not grow with history:
@@ -35,39 +36,12 @@ export type BinlogIndexChunk = z.infer<typeof BinlogIndexChunk>;
 
 export const chunkOf = (file: string): number => Math.floor(binlogSequence(file) / CHUNK_FILES);
 
-async function listKeys(
-  client: S3Client,
-  bucket: string,
-  prefix: string,
-  startAfter?: string,
-): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({
-        Bucket: bucket,
-        Prefix: prefix,
-        ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
-      }),
-    );
-    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
-async function readText(client: S3Client, bucket: string, key: string): Promise<string> {
-  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return object.Body!.transformToString();
-}
-
 const bySequence = (a: { file: string }, b: { file: string }) =>
   binlogSequence(a.file) - binlogSequence(b.file);
 
 /** The chunk keys of a source's index, oldest first. */
 function listChunks(client: S3Client, bucket: string, location: ClusterLocation, source: string) {
-  return listKeys(client, bucket, binlogIndexPrefix(location, source)).then((keys) =>
+  return listKeys(client, bucket, binlogIndexPrefix(location, source)).then(({ keys }) =>
     keys.filter((key) => key.endsWith(".json")).sort(),
   );
 }
@@ -136,7 +110,8 @@ export async function readShippedTail(
   const indexed = newest ? (await readChunk(client, bucket, newest)).records.sort(bySequence) : [];
   const last = indexed.at(-1);
   const after = last ? binlogManifestKey(location, source, last.file) : undefined;
-  const unindexedFiles = manifestFiles(await listKeys(client, bucket, prefix, after), prefix).filter(
+  const { keys: newer } = await listKeys(client, bucket, prefix, { startAfter: after });
+  const unindexedFiles = manifestFiles(newer, prefix).filter(
     (file) => !last || binlogSequence(file) > binlogSequence(last.file),
   );
   const unindexed: BinlogManifest[] = [];
@@ -197,7 +172,7 @@ export async function presentInS3(
   records: readonly BinlogRecord[],
 ): Promise<BinlogRecord[]> {
   const prefix = binlogsPrefix(location, source);
-  const keys = new Set(await listKeys(client, bucket, prefix));
+  const keys = new Set((await listKeys(client, bucket, prefix)).keys);
   return records.filter(
     (record) => keys.has(`${prefix}${record.file}.json`) && keys.has(`${prefix}${record.file}.zst.enc`),
   );

@@ -1,8 +1,9 @@
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { type BinlogManifest, type BinlogRecord, parseBinlogManifest } from "../binlog/manifest.js";
 import { allBinlogsPrefix, backupsPrefix, binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
 import { presentInS3, readBinlogIndex } from "./binlog-index.js";
+import { listKeys, readText } from "./objects.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
 export interface Catalog {
@@ -11,31 +12,6 @@ export interface Catalog {
   readonly incompleteBackups: string[];
   /** Each source's shipped binlogs, from its index. */
   readonly binlogs: ReadonlyMap<string, BinlogRecord[]>;
-}
-
-async function listKeys(client: S3Client, bucket: string, prefix: string, delimiter?: string) {
-  const keys: string[] = [];
-  const prefixes: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({
-        Bucket: bucket,
-        Prefix: prefix,
-        Delimiter: delimiter,
-        ContinuationToken: token,
-      }),
-    );
-    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-    prefixes.push(...(page.CommonPrefixes ?? []).map((common) => common.Prefix!));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return { keys, prefixes };
-}
-
-async function readText(client: S3Client, bucket: string, key: string): Promise<string> {
-  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return object.Body!.transformToString();
 }
 
 /** One shipped binlog's manifest, or undefined when it was never shipped (or was deleted). */
@@ -96,7 +72,7 @@ export async function readCatalog(
   const { backups, incompleteBackups } = await readBackups(client, bucket, location);
   const binlogs = new Map<string, BinlogRecord[]>();
   const root = allBinlogsPrefix(location);
-  for (const prefix of (await listKeys(client, bucket, root, "/")).prefixes) {
+  for (const prefix of (await listKeys(client, bucket, root, { delimiter: "/" })).prefixes) {
     const source = prefix.slice(root.length, -1);
     const records = await readBinlogIndex(client, bucket, location, source);
     binlogs.set(

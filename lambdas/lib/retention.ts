@@ -1,4 +1,4 @@
-import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseBackupId } from "../../core/backup-id.js";
 import {
   backupManifestKey,
@@ -10,6 +10,7 @@ import {
 import { planRetention, type RetentionPolicy } from "../../core/retention.js";
 import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
+import { listKeys } from "../../core/store/objects.js";
 
 export interface RetentionReport {
   readonly cluster: string;
@@ -26,19 +27,6 @@ export interface RetentionReport {
 
 /** Agent tasks time out after at most 48 hours (the SSM document's execution timeout). */
 const INCOMPLETE_GRACE_MS = 48 * 3600 * 1000;
-
-async function listKeys(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
-    );
-    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
 
 async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
   for (let start = 0; start < keys.length; start += 1000) {
@@ -131,7 +119,7 @@ export async function applyRetention(
       continue;
     }
     if (now.getTime() - startedAt.getTime() <= INCOMPLETE_GRACE_MS) continue;
-    const keys = await listKeys(client, bucket, prefix);
+    const { keys } = await listKeys(client, bucket, prefix);
     await deleteKeys(client, bucket, keys);
     deletedObjects += keys.length;
     deletedIncomplete.push(backupId);
