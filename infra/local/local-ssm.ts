@@ -95,6 +95,11 @@ export class LocalSsm {
     if (request.DocumentName !== this.document.name) {
       throw new SsmRequestError(`InvalidDocument: document ${request.DocumentName} does not exist`);
     }
+    if ((request.InstanceIds?.length ?? 0) > 50) {
+      throw new SsmRequestError(
+        `ValidationException: InstanceIds has ${request.InstanceIds!.length} members; at most 50 are allowed`,
+      );
+    }
     const hosts = request.InstanceIds
       ? request.InstanceIds.map((id) => {
           const host = this.hosts.find((candidate) => candidate.instanceId === id);

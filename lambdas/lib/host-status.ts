@@ -8,6 +8,9 @@ import {
 import { AGENT_SHELL_STEP, AgentStatus, parseAgentResultLine } from "../../core/agent-output.js";
 import type { HostStatus } from "./source-policy.js";
 
+/** The SSM API's limit on InstanceIds in one SendCommand. */
+export const SEND_COMMAND_MAX_INSTANCES = 50;
+
 export interface AskOptions {
   readonly documentName: string;
   /** How long to wait for the agents to answer. */
@@ -67,16 +70,21 @@ export async function askHostStatus(
   options: AskOptions,
 ): Promise<HostStatus[]> {
   if (instanceIds.length === 0) return [];
-  const sent = await ssm.send(
-    new SendCommandCommand({
-      DocumentName: options.documentName,
-      InstanceIds: [...instanceIds],
-      Parameters: { Command: ["status"] },
-      TimeoutSeconds: Math.max(30, options.timeoutSeconds),
-      Comment: "Rewind select-source: agent status",
-    }),
-  );
-  const commandId = sent.Command!.CommandId!;
+  // SendCommand takes at most 50 instance ids: larger clusters are asked in batches.
+  const commandOf = new Map<string, string>();
+  for (let at = 0; at < instanceIds.length; at += SEND_COMMAND_MAX_INSTANCES) {
+    const batch = instanceIds.slice(at, at + SEND_COMMAND_MAX_INSTANCES);
+    const sent = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: options.documentName,
+        InstanceIds: [...batch],
+        Parameters: { Command: ["status"] },
+        TimeoutSeconds: Math.max(30, options.timeoutSeconds),
+        Comment: "Rewind select-source: agent status",
+      }),
+    );
+    for (const id of batch) commandOf.set(id, sent.Command!.CommandId!);
+  }
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   const answers = new Map<string, HostStatus>();
   while (answers.size < instanceIds.length) {
@@ -86,7 +94,7 @@ export async function askHostStatus(
         invocation = await ssm.send(
           // Required for a document of more than one step (InvalidPluginName otherwise).
           new GetCommandInvocationCommand({
-            CommandId: commandId,
+            CommandId: commandOf.get(instanceId)!,
             InstanceId: instanceId,
             PluginName: AGENT_SHELL_STEP,
           }),

@@ -67,6 +67,16 @@ describe("the Rewind-RunAgent shell step", () => {
     expect(await argumentsFor({ Command: "status" })).toEqual(["status", "--config", host.configFile]);
   });
 
+  it("refuses more than 50 instance ids in one SendCommand, as SSM does", () => {
+    expect(() =>
+      ssm.sendCommand({
+        DocumentName: "Rewind-RunAgent",
+        InstanceIds: Array.from({ length: 51 }, () => host.instanceId),
+        Parameters: { Command: ["status"] },
+      }),
+    ).toThrow(/InstanceIds has 51 members; at most 50 are allowed/);
+  });
+
   it("refuses a parameter outside its pattern before anything runs, as SSM does", () => {
     expect(() =>
       ssm.sendCommand({

@@ -310,6 +310,30 @@ describe("select-source", () => {
     ).toThrow(/more than one writable primary/);
   });
 
+  it("asks a cluster of more than 50 hosts in batches, as SendCommand takes at most 50 instance ids", async () => {
+    const ssm = mockClient(SSMClient);
+    const ids = Array.from({ length: 120 }, (_, i) => `i-${String(i).padStart(17, "0")}`);
+    let sent = 0;
+    ssm.on(SendCommandCommand).callsFake(() => ({ Command: { CommandId: `cmd-${sent++}` } }));
+    ssm.on(GetCommandInvocationCommand).callsFake((input) => ({
+      Status: "Success",
+      StandardOutputContent: `${JSON.stringify({ ok: true, command: "status", result: { ...primary.status, binlogSource: input.CommandId } })}\n`,
+    }));
+    const hosts = await askHostStatus(new SSMClient({ region: "us-east-1" }), ids, {
+      documentName: "Rewind-RunAgent",
+      timeoutSeconds: 5,
+      pollMilliseconds: 1,
+    });
+    const batches = ssm
+      .commandCalls(SendCommandCommand)
+      .map((call) => call.args[0].input.InstanceIds!.length);
+    expect(batches).toEqual([50, 50, 20]);
+    // Each host's answer is read from the command it was sent.
+    expect(hosts.map((host) => host.status?.binlogSource)).toEqual(
+      ids.map((_, i) => `cmd-${Math.floor(i / 50)}`),
+    );
+  });
+
   it("finds the tagged hosts and asks their agents for status through Rewind-RunAgent", async () => {
     const ssm = mockClient(SSMClient);
     ssm.on(DescribeInstanceInformationCommand).resolves({
