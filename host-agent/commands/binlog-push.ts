@@ -153,7 +153,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       return {
         source,
         shipped,
-        alreadyShipped: closed.filter(alreadyShipped).length - shipped.length,
+        alreadyShipped: closed.filter(alreadyShipped).length,
         active: files.at(-1) ?? null,
         lastShippedEventTime: lastEventTime,
         lagSeconds:
