@@ -95,20 +95,19 @@ export function chooseBackup(
       `"${target.gtid}" is not a ${engine === "mysql" ? "MySQL" : "MariaDB"} GTID, and this cluster's backups come from ${engine}; give one such as ${gtids.example}`,
     );
   }
-  const normalized: RestoreTarget =
-    target.kind === "gtid" ? { kind: "gtid", gtid: gtids.parseGtid(target.gtid) } : target;
-  const candidates =
-    normalized.kind === "time"
-      ? full.filter((backup) =>
-          withinTime(
-            engine,
-            requireMicros(normalized.time, "the target time"),
-            requireMicros(backup.endTime, "endTime"),
-          ),
-        )
-      : full.filter(
-          (backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast((normalized as { gtid: string }).gtid),
-        );
+  let normalized: RestoreTarget;
+  let candidates: BackupManifest[];
+  if (target.kind === "time") {
+    const micros = requireMicros(target.time, "the target time");
+    normalized = target;
+    candidates = full.filter((backup) =>
+      withinTime(engine, micros, requireMicros(backup.endTime, "endTime")),
+    );
+  } else {
+    const gtid = gtids.parseGtid(target.gtid);
+    normalized = { kind: "gtid", gtid };
+    candidates = full.filter((backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast(gtid));
+  }
   const backup = candidates.at(-1);
   if (!backup) {
     const oldest = full[0];

@@ -10,7 +10,7 @@ import {
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
 import { configError } from "../core/errors.js";
-import { ENCRYPTION_SUITE } from "../core/manifest.js";
+import { ENCRYPTION_SUITE, type EncryptionRecord } from "../core/manifest.js";
 import type { AgentConfig } from "./config.js";
 
 /** 1 MiB frames (DESIGN §3): bounded memory, and damage is found within a frame. */
@@ -57,6 +57,11 @@ export function dataKeyring(config: Pick<AgentConfig, "encryption" | "region">):
     }),
     keyId: `raw-aes:${LOCAL_KEY_NAMESPACE}/${encryption.keyName}`,
   };
+}
+
+/** What a manifest records of how its stored object was encrypted. */
+export function encryptionRecord(keyId: string, context: Record<string, string>): EncryptionRecord {
+  return { suite: ENCRYPTION_SUITE, frameLength: FRAME_LENGTH, keyId, context };
 }
 
 /** Unsigned committing suite: streams can be decrypted without buffering a signature check. */

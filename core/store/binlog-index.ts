@@ -88,8 +88,6 @@ function manifestFiles(keys: readonly string[], prefix: string): string[] {
 export interface ShippedTail {
   /** The newest file S3 holds a manifest of, or null when the source shipped nothing yet. */
   readonly lastShipped: BinlogRecord | null;
-  /** Every file shipped, by name: the indexed ones of the newest chunk and any found after them. */
-  readonly shipped: ReadonlySet<string>;
 }
 
 /**
@@ -106,22 +104,22 @@ export async function readShippedTail(
 ): Promise<ShippedTail> {
   const prefix = binlogsPrefix(location, source);
   const chunks = await listChunks(client, bucket, location, source);
-  const newest = chunks.at(-1);
-  const indexed = newest ? (await readChunk(client, bucket, newest)).records.sort(bySequence) : [];
+  const newestChunk = chunks.at(-1);
+  const indexed = newestChunk ? (await readChunk(client, bucket, newestChunk)).records.sort(bySequence) : [];
   const last = indexed.at(-1);
   const after = last ? binlogManifestKey(location, source, last.file) : undefined;
   const { keys: newer } = await listKeys(client, bucket, prefix, { startAfter: after });
-  const unindexedFiles = manifestFiles(newer, prefix).filter(
-    (file) => !last || binlogSequence(file) > binlogSequence(last.file),
-  );
+  const unindexedFiles = manifestFiles(newer, prefix)
+    .filter((file) => !last || binlogSequence(file) > binlogSequence(last.file))
+    .sort((a, b) => binlogSequence(a) - binlogSequence(b));
   const unindexed: BinlogManifest[] = [];
   for (const file of unindexedFiles) {
     const key = binlogManifestKey(location, source, file);
     unindexed.push(parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`));
   }
   if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed);
-  const records = [...indexed, ...unindexed.map(recordOf)].sort(bySequence);
-  return { lastShipped: records.at(-1) ?? null, shipped: new Set(records.map((record) => record.file)) };
+  const newestUnindexed = unindexed.at(-1);
+  return { lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null) };
 }
 
 /** Adds shipped files to the index: one GET and one PUT per chunk they fall in. */

@@ -6,6 +6,19 @@ import { chooseBackup, planRestore, type RestorePlan, type RestoreTarget } from 
 import { readBinlogIndex } from "./binlog-index.js";
 import { readBackups, readBinlogManifest } from "./catalog.js";
 
+/** The chosen backup's source's records from the chunk of its binlog file on; none for a backup target. */
+async function chainRecords(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  target: RestoreTarget,
+  backups: readonly BackupManifest[],
+): Promise<BinlogRecord[]> {
+  if (target.kind === "backup") return [];
+  const { backup } = chooseBackup(target, backups);
+  return readBinlogIndex(client, bucket, location, backup.binlogSource, backup.binlog.file);
+}
+
 /**
  * Plans a restore reading only what it needs, so its cost does not grow with history: the
  * backups, then the index of the chosen backup's source from the chunk of its binlog file on.
@@ -18,12 +31,7 @@ export async function planFromStore(
   knownBackups?: readonly BackupManifest[],
 ): Promise<RestorePlan<BinlogRecord>> {
   const backups = knownBackups ?? (await readBackups(client, bucket, location)).backups;
-  const { backup } = chooseBackup(target, backups);
-  const records =
-    target.kind === "backup"
-      ? []
-      : await readBinlogIndex(client, bucket, location, backup.binlogSource, backup.binlog.file);
-  return planRestore(target, backups, records);
+  return planRestore(target, backups, await chainRecords(client, bucket, location, target, backups));
 }
 
 /**
@@ -38,16 +46,13 @@ export async function planWithManifests(
   target: RestoreTarget,
 ): Promise<RestorePlan<BinlogManifest>> {
   const { backups } = await readBackups(client, bucket, location);
-  const { backup } = chooseBackup(target, backups);
-  let records =
-    target.kind === "backup"
-      ? []
-      : await readBinlogIndex(client, bucket, location, backup.binlogSource, backup.binlog.file);
+  let records = await chainRecords(client, bucket, location, target, backups);
+  const manifests = new Map<string, BinlogManifest>();
   for (;;) {
     const plan = planRestore(target, backups, records);
-    const manifests = new Map<string, BinlogManifest>();
     const lost = new Set<string>();
     for (const { manifest } of plan.binlogs) {
+      if (manifests.has(manifest.file)) continue;
       const found = await readBinlogManifest(client, bucket, location, manifest.source, manifest.file);
       if (found) manifests.set(manifest.file, found);
       else lost.add(manifest.file);

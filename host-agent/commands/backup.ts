@@ -4,13 +4,13 @@ import { type BackupType, makeBackupId } from "../../core/backup-id.js";
 import { parseBinlogInfo, parseCheckpoints } from "../../core/binlog-coordinates.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { backupManifestKey, backupPrefix, segmentKey } from "../../core/layout.js";
-import { BackupManifest, ENCRYPTION_SUITE, MANIFEST_FORMAT_VERSION } from "../../core/manifest.js";
+import { BackupManifest, MANIFEST_FORMAT_VERSION } from "../../core/manifest.js";
 import { streamBackup } from "../backup/stream-backup.js";
 import { UnfinishedBackupRecord } from "../backup/unfinished.js";
 import { s3Client } from "../clients.js";
 import { partSize, segmentSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
-import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
+import { dataKeyring, encryptionRecord } from "../encryption.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -156,12 +156,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           storedSha256: writer.streamHash.digest("hex"),
           segments: writer.segments,
           compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-          encryption: {
-            suite: ENCRYPTION_SUITE,
-            frameLength: FRAME_LENGTH,
-            keyId,
-            context: encryptionContext,
-          },
+          encryption: encryptionRecord(keyId, encryptionContext),
           myCnf: readOptionFiles(config.myCnfPaths),
           agentVersion: AGENT_VERSION,
         });

@@ -7,13 +7,12 @@ import {
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
-import { ENCRYPTION_SUITE } from "../../core/manifest.js";
 import { addToBinlogIndex, readShippedTail } from "../../core/store/binlog-index.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
-import { dataKeyring, FRAME_LENGTH } from "../encryption.js";
+import { dataKeyring, encryptionRecord } from "../encryption.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -68,12 +67,11 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       const client = s3Client(config);
       // S3 says what is shipped; its index says it in a few requests, however long the history.
       const tail = await readShippedTail(client, config.bucket, location, source);
+      // Files are shipped in order, so everything up to the newest shipped one is in S3.
       const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
-      const alreadyShipped = (file: string) =>
-        tail.shipped.has(file) || binlogSequence(file) <= lastShippedSequence;
+      const alreadyShipped = (file: string) => binlogSequence(file) <= lastShippedSequence;
       const { keyring, keyId } = dataKeyring(config);
       const closed = files.slice(0, -1);
-      const shipped: string[] = [];
       const shippedManifests: BinlogManifest[] = [];
       let lastEventTime = tail.lastShipped?.lastEventTime ?? null;
       try {
@@ -120,17 +118,11 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
             stored: result.stored,
             storedSha256: result.storedSha256,
             compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-            encryption: {
-              suite: ENCRYPTION_SUITE,
-              frameLength: FRAME_LENGTH,
-              keyId,
-              context: encryptionContext,
-            },
+            encryption: encryptionRecord(keyId, encryptionContext),
             shippedAt: new Date().toISOString(),
             agentVersion: AGENT_VERSION,
           });
           await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
-          shipped.push(file);
           shippedManifests.push(manifest);
           lastEventTime = manifest.lastEventTime ?? lastEventTime;
           context.heartbeat();
@@ -152,7 +144,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       }
       return {
         source,
-        shipped,
+        shipped: shippedManifests.map((manifest) => manifest.file),
         alreadyShipped: closed.filter(alreadyShipped).length,
         active: files.at(-1) ?? null,
         lastShippedEventTime: lastEventTime,

@@ -72,7 +72,10 @@ export interface RestoreResult {
  * A plan from plan-restore is executed exactly as verified (plan once); a hand-written plan file
  * holding only {"until": …} or {"backupId": …} is planned here.
  */
-async function readPlan(context: AgentContext, where: string): Promise<StoredRestorePlan | RestoreTarget> {
+async function readPlan(
+  context: AgentContext,
+  where: string,
+): Promise<{ stored?: StoredRestorePlan; target: RestoreTarget }> {
   let text: string;
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
   if (s3) {
@@ -81,14 +84,23 @@ async function readPlan(context: AgentContext, where: string): Promise<StoredRes
   } else {
     text = readFileSync(where, "utf8");
   }
-  const plan = JSON.parse(text) as { until?: string; backupId?: string; target?: RestoreTarget };
+  const plan = JSON.parse(text) as { until?: string; backupId?: string };
   const stored = StoredRestorePlan.safeParse(plan);
-  if (stored.success) return stored.data;
-  if (plan.until) return parseRestoreTarget(plan.until);
-  if (plan.backupId) return { kind: "backup", backupId: plan.backupId };
+  if (stored.success) return { stored: stored.data, target: stored.data.target };
+  if (plan.until) return { target: parseRestoreTarget(plan.until) };
+  if (plan.backupId) return { target: { kind: "backup", backupId: plan.backupId } };
   throw new RewindError(
     ErrorNames.usage,
     `plan ${where} is neither a plan from plan-restore nor names a target: give "until" or "backupId"`,
+  );
+}
+
+function targetFromFlags(options: RestoreOptions): RestoreTarget {
+  if (options.until) return parseRestoreTarget(options.until);
+  if (options.backupId) return { kind: "backup", backupId: options.backupId };
+  throw new RewindError(
+    ErrorNames.usage,
+    "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
   );
 }
 
@@ -113,14 +125,13 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
   const reportKey = planObject ? restoreReportKeyFor(planObject[2]!) : undefined;
   const report = async (outcome: Record<string, unknown>) => {
     if (!planObject || !reportKey || options.dryRun) return;
-    const key = reportKey;
-    await putJson(s3Client(context.config), planObject[1]!, key, {
+    await putJson(s3Client(context.config), planObject[1]!, reportKey, {
       ...outcome,
       host: context.config.host,
       datadir: path.resolve(options.datadir),
       finishedAt: new Date().toISOString(),
     }).catch((error: Error) =>
-      log("warn", "could not write the restore report", { key, error: error.message }),
+      log("warn", "could not write the restore report", { key: reportKey, error: error.message }),
     );
   };
   try {
@@ -140,28 +151,14 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
  */
 async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
   const { config, engine, location } = context;
-  const fromPlan = options.plan ? await readPlan(context, options.plan) : undefined;
-  const target: RestoreTarget =
-    fromPlan && "kind" in fromPlan
-      ? fromPlan
-      : fromPlan
-        ? fromPlan.target
-        : options.until
-          ? parseRestoreTarget(options.until)
-          : options.backupId
-            ? { kind: "backup", backupId: options.backupId }
-            : (() => {
-                throw new RewindError(
-                  ErrorNames.usage,
-                  "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
-                );
-              })();
+  const { stored, target } = options.plan
+    ? await readPlan(context, options.plan)
+    : { stored: undefined, target: targetFromFlags(options) };
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
-  const plan: RestorePlan<BinlogManifest> =
-    fromPlan && !("kind" in fromPlan)
-      ? await loadPlannedRestore(client, config.bucket, location, fromPlan)
-      : await planWithManifests(client, config.bucket, location, target);
+  const plan: RestorePlan<BinlogManifest> = stored
+    ? await loadPlannedRestore(client, config.bucket, location, stored)
+    : await planWithManifests(client, config.bucket, location, target);
   const summary = {
     backupId: plan.backup.backupId,
     datadir,
