@@ -7,10 +7,10 @@ import { acknowledge } from "./nag.js";
 
 export interface BackupStorageProps {
   /**
-   * Object Lock retention in compliance mode, in days.
+   * Object Lock on every object version: the mode and how many days.
    * @default - no Object Lock
    */
-  readonly objectLockDays?: number;
+  readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
   /**
    * Move objects to STANDARD_IA after this many days.
    * @default - no transition
@@ -86,11 +86,11 @@ export class BackupStorage extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       versioned: true,
       removalPolicy: RemovalPolicy.RETAIN,
-      ...(props.objectLockDays !== undefined
+      ...(props.objectLock
         ? {
             objectLockEnabled: true,
-            objectLockDefaultRetention: s3.ObjectLockRetention.compliance(
-              Duration.days(props.objectLockDays),
+            objectLockDefaultRetention: s3.ObjectLockRetention[props.objectLock.mode](
+              Duration.days(props.objectLock.days),
             ),
           }
         : {}),

@@ -70,7 +70,12 @@ export const RewindConfigSchema = z
       .prefault({}),
     bucket: z
       .object({
-        /** Object Lock in compliance mode, days; backups cannot be deleted early, even by root. */
+        /**
+         * Object Lock on every object version: `governance` (default; only a principal granted
+         * s3:BypassGovernanceRetention can shorten it), `compliance` (nobody, not even root), or `off`.
+         */
+        objectLockMode: z.enum(["governance", "compliance", "off"]).default("governance"),
+        /** Days each version is locked; by default the PITR window (retention.pitrDays). */
         objectLockDays: z.number().int().min(1).optional(),
         /** Days after which backups move to STANDARD_IA / GLACIER_IR. */
         infrequentAccessAfterDays: z.number().int().min(30).optional(),
@@ -86,6 +91,14 @@ export const RewindConfigSchema = z
     if (duplicate)
       ctx.addIssue({ code: "custom", path: ["clusters"], message: `cluster "${duplicate}" is listed twice` });
     const lock = config.bucket.objectLockDays;
+    if (lock !== undefined && config.bucket.objectLockMode === "off") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["bucket", "objectLockDays"],
+        message:
+          'objectLockDays needs Object Lock; drop it or set objectLockMode to "governance" or "compliance"',
+      });
+    }
     if (lock !== undefined && lock < config.retention.pitrDays) {
       ctx.addIssue({
         code: "custom",
@@ -96,6 +109,15 @@ export const RewindConfigSchema = z
   });
 
 export type RewindConfig = z.infer<typeof RewindConfigSchema>;
+
+/** The Object Lock every object version gets, or undefined when it is off. */
+export function objectLock(
+  config: RewindConfig,
+): { readonly mode: "governance" | "compliance"; readonly days: number } | undefined {
+  const { objectLockMode: mode, objectLockDays } = config.bucket;
+  if (mode === "off") return undefined;
+  return { mode, days: objectLockDays ?? config.retention.pitrDays };
+}
 
 export function parseRewindConfig(raw: unknown, where: string): RewindConfig {
   const result = RewindConfigSchema.safeParse(raw);

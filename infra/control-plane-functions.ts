@@ -9,7 +9,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
-import type { RewindConfig } from "./config.js";
+import { objectLock, type RewindConfig } from "./config.js";
 import {
   acknowledge,
   arnWildcard,
@@ -45,6 +45,7 @@ export class ControlPlaneFunctions extends Construct {
   constructor(scope: Construct, id: string, props: ControlPlaneFunctionsProps) {
     super(scope, id);
     const { config } = props;
+    const lock = objectLock(config);
     const environment = {
       REWIND_BUCKET: props.bucket.bucketName,
       REWIND_CLUSTERS: JSON.stringify(
@@ -58,7 +59,7 @@ export class ControlPlaneFunctions extends Construct {
       REWIND_RETENTION: JSON.stringify({
         fullBackups: config.retention.fullBackups,
         pitrDays: config.retention.pitrDays,
-        ...(config.bucket.objectLockDays ? { objectLockDays: config.bucket.objectLockDays } : {}),
+        ...(lock ? { objectLockDays: lock.days } : {}),
       }),
       REWIND_DOCUMENT_NAME: props.documentName,
       REWIND_TOPIC_ARN: props.topic.topicArn,

@@ -5,7 +5,7 @@ import { AgentDocument } from "./agent-document.js";
 import { BackupStateMachine } from "./backup-state-machine.js";
 import { BackupStorage } from "./backup-storage.js";
 import { ClusterSecrets } from "./cluster-secrets.js";
-import type { RewindConfig } from "./config.js";
+import { objectLock, type RewindConfig } from "./config.js";
 import { ControlPlaneFunctions } from "./control-plane-functions.js";
 import { DatabaseHostPolicy } from "./database-host-policy.js";
 import { Monitoring } from "./monitoring.js";
@@ -36,7 +36,10 @@ export class RewindStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     const clusters = config.clusters.map((cluster) => cluster.name);
-    this.storage = new BackupStorage(this, "Storage", config.bucket);
+    this.storage = new BackupStorage(this, "Storage", {
+      ...config.bucket,
+      objectLock: objectLock(config),
+    });
     this.monitoring = new Monitoring(this, "Monitoring", { config });
     const agentAsset = new s3assets.Asset(this, "AgentBundle", { path: props.agentBundle });
     this.agentDocument = new AgentDocument(this, "AgentDocument", { agentAsset });

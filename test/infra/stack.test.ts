@@ -398,11 +398,29 @@ describe("the Rewind stack", () => {
     t.hasOutput("RestoreStateMachineArn", { Value: { Ref: Match.stringLikeRegexp("^RestoreStateMachine") } });
   });
 
-  it("turns on Object Lock and storage-class transitions only when configured", () => {
-    template().hasResourceProperties("AWS::S3::Bucket", { ObjectLockEnabled: Match.absent() });
+  it("locks every object version in governance mode for the PITR window unless configured otherwise", () => {
+    template().hasResourceProperties("AWS::S3::Bucket", {
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: "Enabled",
+        Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 7 } },
+      },
+    });
+    const off = template({ ...minimal, bucket: { objectLockMode: "off" } });
+    off.hasResourceProperties("AWS::S3::Bucket", {
+      VersioningConfiguration: { Status: "Enabled" },
+      ObjectLockEnabled: Match.absent(),
+    });
+    const retention = (t: Template) =>
+      JSON.parse(
+        Object.values(t.findResources("AWS::Lambda::Function"))[0]!.Properties.Environment.Variables
+          .REWIND_RETENTION,
+      );
+    expect(retention(template())).toEqual({ fullBackups: 7, pitrDays: 7, objectLockDays: 7 });
+    expect(retention(off)).toEqual({ fullBackups: 7, pitrDays: 7 });
     template({
       ...minimal,
-      bucket: { objectLockDays: 30, infrequentAccessAfterDays: 30 },
+      bucket: { objectLockMode: "compliance", objectLockDays: 30, infrequentAccessAfterDays: 30 },
     }).hasResourceProperties("AWS::S3::Bucket", {
       ObjectLockEnabled: true,
       ObjectLockConfiguration: {
@@ -533,6 +551,10 @@ describe("the Rewind config", () => {
     [
       { ...minimal, bucket: { objectLockDays: 3 } },
       /bucket.objectLockDays: Object Lock \(3 days\) must cover the PITR window/,
+    ],
+    [
+      { ...minimal, bucket: { objectLockMode: "off", objectLockDays: 10 } },
+      /bucket.objectLockDays: objectLockDays needs Object Lock/,
     ],
     [{ ...minimal, alarms: { notificationEmail: "dba at example" } }, /alarms.notificationEmail/],
     [{ ...minimal, surprise: true }, /Unrecognized key: "surprise"/],
