@@ -111,7 +111,12 @@ export class BackupStorage extends Construct {
         principals: [new iam.AnyPrincipal()],
         actions: ["s3:PutObject"],
         resources: [objects],
-        conditions: { StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" } },
+        // Only a request that names an encryption: "…IfExists" would be true for one that names
+        // none, and deny every upload relying on the bucket's default (which is this key).
+        conditions: {
+          Null: { "s3:x-amz-server-side-encryption": "false" },
+          StringNotEquals: { "s3:x-amz-server-side-encryption": "aws:kms" },
+        },
       }),
     );
     this.bucket.addToResourcePolicy(
@@ -122,7 +127,8 @@ export class BackupStorage extends Construct {
         actions: ["s3:PutObject"],
         resources: [objects],
         conditions: {
-          StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption-aws-kms-key-id": this.key.keyArn },
+          Null: { "s3:x-amz-server-side-encryption-aws-kms-key-id": "false" },
+          StringNotEquals: { "s3:x-amz-server-side-encryption-aws-kms-key-id": this.key.keyArn },
         },
       }),
     );

@@ -27,6 +27,7 @@ export class DatabaseHostPolicy extends Construct {
   constructor(scope: Construct, id: string, props: DatabaseHostPolicyProps) {
     super(scope, id);
     const prefix = `${props.cluster}/*`;
+    const clusterSecrets = `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`;
     this.policy = new iam.ManagedPolicy(this, "Policy", {
       description: `Rewind agent on the ${props.cluster} database hosts`,
       statements: [
@@ -66,9 +67,19 @@ export class DatabaseHostPolicy extends Construct {
         new iam.PolicyStatement({
           sid: "ClusterSecrets",
           actions: ["secretsmanager:GetSecretValue"],
-          resources: [
-            `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`,
-          ],
+          resources: [clusterSecrets],
+        }),
+        // The secrets are encrypted under the stack's key: Secrets Manager decrypts them with the
+        // caller's permission, so reading one needs kms:Decrypt through Secrets Manager too,
+        // for this cluster's secrets only (their ARN is the encryption context).
+        new iam.PolicyStatement({
+          sid: "ClusterSecretsKey",
+          actions: ["kms:Decrypt"],
+          resources: [props.key.keyArn],
+          conditions: {
+            StringEquals: { "kms:ViaService": `secretsmanager.${Aws.REGION}.amazonaws.com` },
+            StringLike: { "kms:EncryptionContext:SecretARN": clusterSecrets },
+          },
         }),
         // What the SSM Agent calls to stream Run Command output to CloudWatch Logs: it looks the
         // group up (DescribeLogGroups by name prefix), creates it when absent, then its stream.

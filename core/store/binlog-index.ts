@@ -117,29 +117,33 @@ export async function readShippedTail(
     const key = binlogManifestKey(location, source, file);
     unindexed.push(parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`));
   }
-  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed);
+  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed, chunks);
   const newestUnindexed = unindexed.at(-1);
   return { lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null) };
 }
 
-/** Adds shipped files to the index: one GET and one PUT per chunk they fall in. */
+/** Adds shipped files to the index: one LIST, then one GET and one PUT per chunk they fall in. */
 export async function addToBinlogIndex(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
   source: string,
   manifests: readonly BinlogManifest[],
+  /** The index's chunk keys, when the caller just listed them. */
+  chunkKeys?: readonly string[],
 ): Promise<void> {
   const byChunk = new Map<number, BinlogManifest[]>();
   for (const manifest of manifests) {
     byChunk.set(chunkOf(manifest.file), [...(byChunk.get(chunkOf(manifest.file)) ?? []), manifest]);
   }
+  // Which chunks exist comes from a listing: a host may list its cluster's prefix but not the
+  // bucket, and S3 answers a GET of a missing key with 403 to such a caller, not 404.
+  const present = new Set(chunkKeys ?? (await listChunks(client, bucket, location, source)));
   for (const [chunk, added] of byChunk) {
     const key = binlogIndexChunkKey(location, source, chunk);
-    const existing = await readChunk(client, bucket, key).catch((error: { name?: string }) => {
-      if (error.name === "NoSuchKey") return { formatVersion: 1 as const, source, records: [] };
-      throw error;
-    });
+    const existing = present.has(key)
+      ? await readChunk(client, bucket, key)
+      : { formatVersion: 1 as const, source, records: [] };
     const records = new Map(existing.records.map((record) => [record.file, record]));
     for (const manifest of added) records.set(manifest.file, recordOf(manifest));
     const body: BinlogIndexChunk = {

@@ -3,7 +3,7 @@ import { type BinlogManifest, type BinlogRecord, parseBinlogManifest } from "../
 import { allBinlogsPrefix, backupsPrefix, binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
 import { presentInS3, readBinlogIndex } from "./binlog-index.js";
-import { listKeys, readText } from "./objects.js";
+import { listKeys, readText, readTextIfPresent } from "./objects.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
 export interface Catalog {
@@ -23,12 +23,8 @@ export async function readBinlogManifest(
   file: string,
 ): Promise<BinlogManifest | undefined> {
   const key = binlogManifestKey(location, source, file);
-  try {
-    return parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`);
-  } catch (error) {
-    if ((error as { name?: string }).name === "NoSuchKey") return undefined;
-    throw error;
-  }
+  const text = await readTextIfPresent(client, bucket, key);
+  return text === undefined ? undefined : parseBinlogManifest(text, `s3://${bucket}/${key}`);
 }
 
 /** The complete full and incremental backups (manifest present), oldest first, and the incomplete ones. */

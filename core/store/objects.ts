@@ -37,3 +37,26 @@ export async function readText(client: S3Client, bucket: string, key: string): P
   const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return object.Body!.transformToString();
 }
+
+/**
+ * The object's text, or undefined when it does not exist. S3 answers a GET of a missing key with
+ * 403, not 404, to a caller that may not list the whole bucket (a host may list only its
+ * cluster's prefix), so a 403 is settled by listing the key itself: absent means missing; present
+ * means the caller truly may not read it, and the error stands.
+ */
+export async function readTextIfPresent(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<string | undefined> {
+  try {
+    return await readText(client, bucket, key);
+  } catch (error) {
+    const name = (error as { name?: string }).name;
+    if (name === "NoSuchKey" || name === "NotFound") return undefined;
+    if (name !== "AccessDenied") throw error;
+    const { keys } = await listKeys(client, bucket, key);
+    if (!keys.includes(key)) return undefined;
+    throw error;
+  }
+}

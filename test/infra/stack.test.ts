@@ -145,7 +145,7 @@ describe("the Rewind stack", () => {
     expect(statements.FindAgentOutputGroup!.Action).toBe("logs:DescribeLogGroups");
   });
 
-  it("lets a host use the key only for its own cluster's data keys, and through S3; never kms:Encrypt", () => {
+  it("lets a host use the key only for its own cluster's data keys, through S3, and for its own cluster's secrets; never kms:Encrypt", () => {
     const t = template();
     const [policy] = Object.values(t.findResources("AWS::IAM::ManagedPolicy")) as {
       Properties: { PolicyDocument: { Statement: { Sid: string; Action: string[]; Condition?: unknown }[] } };
@@ -169,6 +169,33 @@ describe("the Rewind stack", () => {
           },
         },
       ],
+      [
+        "ClusterSecretsKey",
+        "kms:Decrypt",
+        {
+          StringEquals: {
+            "kms:ViaService": {
+              "Fn::Join": ["", ["secretsmanager.", { Ref: "AWS::Region" }, ".amazonaws.com"]],
+            },
+          },
+          StringLike: {
+            "kms:EncryptionContext:SecretARN": {
+              "Fn::Join": [
+                "",
+                [
+                  "arn:",
+                  { Ref: "AWS::Partition" },
+                  ":secretsmanager:",
+                  { Ref: "AWS::Region" },
+                  ":",
+                  { Ref: "AWS::AccountId" },
+                  ":secret:rewind/orders/*",
+                ],
+              ],
+            },
+          },
+        },
+      ],
     ]);
     expect(statements.flatMap((statement) => [statement.Action].flat())).not.toContain("kms:Encrypt");
   });
@@ -185,12 +212,14 @@ describe("the Rewind stack", () => {
         (statement) => [statement.Sid ?? "", statement.Condition],
       ),
     );
+    // What these conditions allow and refuse is evaluated in sandbox-iam.test.ts.
     expect(denies.DenyOtherEncryption).toEqual({
-      StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" },
+      Null: { "s3:x-amz-server-side-encryption": "false" },
+      StringNotEquals: { "s3:x-amz-server-side-encryption": "aws:kms" },
     });
-    expect(
-      Object.keys((denies.DenyOtherKeys as { StringNotEqualsIfExists: object }).StringNotEqualsIfExists),
-    ).toEqual(["s3:x-amz-server-side-encryption-aws-kms-key-id"]);
+    expect(Object.keys((denies.DenyOtherKeys as { StringNotEquals: object }).StringNotEquals)).toEqual([
+      "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    ]);
     expect(denies.DenyCustomerKeys).toEqual({
       Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" },
     });
