@@ -1,12 +1,13 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import type { LocalAgentSetup } from "../infra/local/agent.js";
 import type { MariaDbServer } from "../infra/local/mariadb-server.js";
 
 /** The backup user's 0600 option file, as the agent writes it, for the baseline shell pipelines. */
 export function toolCredentialsFile(setup: LocalAgentSetup, server: MariaDbServer, file: string): string {
-  const [{ username, password }] = Object.values(JSON.parse(readFileSync(setup.secretsFile, "utf8"))) as [
-    { username: string; password: string },
-  ];
+  const { username, password } = setup.secrets.current(setup.backupSecretId) as {
+    username: string;
+    password: string;
+  };
   writeFileSync(file, `[client]\nuser=${username}\npassword="${password}"\nsocket=${server.socket}\n`, {
     mode: 0o600,
   });

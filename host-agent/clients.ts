@@ -15,8 +15,13 @@ export function s3Client(config: Pick<AgentConfig, "region" | "s3Endpoint">): S3
   });
 }
 
-export function secretsClient(config: Pick<AgentConfig, "region">): SecretsManagerClient {
-  return new SecretsManagerClient({ region: config.region });
+export function secretsClient(
+  config: Pick<AgentConfig, "region" | "secretsManagerEndpoint">,
+): SecretsManagerClient {
+  return new SecretsManagerClient({
+    region: config.region,
+    ...(config.secretsManagerEndpoint ? { endpoint: config.secretsManagerEndpoint } : {}),
+  });
 }
 
 export function sfnClient(config: Pick<AgentConfig, "region" | "sfnEndpoint">): SFNClient {

@@ -27,8 +27,10 @@ export const AgentConfigSchema = z
     region: z.string().default("us-east-1"),
     /** Only for the sandbox or S3-compatible stores; AWS needs none. */
     s3Endpoint: z.url().optional(),
-    /** Step Functions endpoint override for the sandbox. */
+    /** Step Functions, KMS and Secrets Manager endpoint overrides (the sandbox, VPC endpoints). */
     sfnEndpoint: z.url().optional(),
+    kmsEndpoint: z.url().optional(),
+    secretsManagerEndpoint: z.url().optional(),
     host: z
       .string()
       .min(1)
@@ -69,10 +71,9 @@ export const AgentConfigSchema = z
         stop: z.array(z.string()).min(1).optional(),
       })
       .prefault({}),
-    /** Sandbox only: a JSON file mapping secret ids to {username, password} instead of Secrets Manager. */
-    secretsFile: z.string().optional(),
     encryption: z.union([
       z.object({ kmsKeyId: z.string().min(1) }).strict(),
+      /** Hosts outside AWS without KMS: a local 256-bit key file (DESIGN §4). */
       z.object({ keyFile: z.string().min(1), keyName: z.string().default("rewind-local") }).strict(),
     ]),
     /** The server's option files, stored in the manifest (never auto.cnf). */

@@ -4,7 +4,9 @@ import {
   AlgorithmSuiteIdentifier,
   buildClient,
   CommitmentPolicy,
+  getClient,
   type KeyringNode,
+  KMS,
   KmsKeyringNode,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
@@ -40,11 +42,14 @@ function readLocalKey(file: string): Uint8Array {
   );
 }
 
-export function dataKeyring(config: Pick<AgentConfig, "encryption" | "region">): DataKeyring {
+export function dataKeyring(config: Pick<AgentConfig, "encryption" | "region" | "kmsEndpoint">): DataKeyring {
   const encryption = config.encryption;
   if ("kmsKeyId" in encryption) {
     return {
-      keyring: new KmsKeyringNode({ generatorKeyId: encryption.kmsKeyId }),
+      keyring: new KmsKeyringNode({
+        generatorKeyId: encryption.kmsKeyId,
+        ...(config.kmsEndpoint ? { clientProvider: getClient(KMS, { endpoint: config.kmsEndpoint }) } : {}),
+      }),
       keyId: encryption.kmsKeyId,
     };
   }

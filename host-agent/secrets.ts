@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { configError, ErrorNames, RewindError } from "../core/errors.js";
 import { secretsClient } from "./clients.js";
@@ -23,18 +22,8 @@ function parseCredentials(text: string, secretId: string): DatabaseCredentials {
   return { username, password };
 }
 
-/** Credentials of one cluster user, from Secrets Manager (or the sandbox's secrets file). */
+/** Credentials of one cluster user, from Secrets Manager. */
 export async function fetchCredentials(config: AgentConfig, secretId: string): Promise<DatabaseCredentials> {
-  if (config.secretsFile) {
-    let secrets: Record<string, unknown>;
-    try {
-      secrets = JSON.parse(readFileSync(config.secretsFile, "utf8"));
-    } catch (error) {
-      throw configError(`secretsFile ${config.secretsFile} cannot be read: ${(error as Error).message}`);
-    }
-    if (!(secretId in secrets)) throw configError(`secret ${secretId} is not in ${config.secretsFile}`);
-    return parseCredentials(JSON.stringify(secrets[secretId]), secretId);
-  }
   try {
     const result = await secretsClient(config).send(new GetSecretValueCommand({ SecretId: secretId }));
     if (!result.SecretString) throw configError(`secret ${secretId} has no string value`);

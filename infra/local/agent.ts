@@ -4,18 +4,23 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
+import { SandboxIam } from "./iam.js";
+import { LocalSecretsManager } from "./local-secrets-manager.js";
 import type { MariaDbServer } from "./mariadb-server.js";
 
 export interface LocalAgentSetup {
   readonly configFile: string;
-  readonly secretsFile: string;
-  readonly keyFile: string;
+  /** Where the agent reads its database users: the Secrets Manager stand-in. */
+  readonly secrets: LocalSecretsManager;
+  /** The backup user's secret id. */
+  readonly backupSecretId: string;
   readonly config: Record<string, unknown>;
 }
 
 /**
- * Writes what the agent needs on a sandbox host: a backup user on the server, a secrets file
- * standing in for Secrets Manager, a local 256-bit key standing in for KMS, and the config.
+ * Writes what the agent needs on a sandbox host: a backup user on the server, its secret in the
+ * Secrets Manager stand-in (one is started when none is given), the data key (a KMS key of the
+ * KMS stand-in, or a local 256-bit key file as on hosts outside AWS), and the config.
  */
 export async function setUpLocalAgent(options: {
   readonly dir: string;
@@ -26,6 +31,9 @@ export async function setUpLocalAgent(options: {
   readonly bucket: string;
   readonly cluster: string;
   readonly host: string;
+  readonly secrets?: LocalSecretsManager;
+  /** A KMS key and the KMS endpoint; without it, a local key file. */
+  readonly kms?: { readonly keyArn: string; readonly endpoint: string };
   readonly backup?: Record<string, number>;
   readonly extra?: Record<string, unknown>;
 }): Promise<LocalAgentSetup> {
@@ -35,24 +43,29 @@ export async function setUpLocalAgent(options: {
     { user: "rewind_backup", password },
     BACKUP_PRIVILEGES.mariadb.global,
   );
-  const secretId = `rewind/${options.cluster}/backup`;
-  const secretsFile = path.join(options.dir, "secrets.json");
-  writeFileSync(secretsFile, JSON.stringify({ [secretId]: { username: "rewind_backup", password } }), {
-    mode: 0o600,
-  });
-  const keyFile = path.join(options.dir, "backup.key");
-  writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+  const secrets = options.secrets ?? (await startSecretsManager());
+  const backupSecretId = `rewind/${options.cluster}/backup`;
+  secrets.put(backupSecretId, { username: "rewind_backup", password });
+  let encryption: Record<string, string>;
+  if (options.kms) {
+    encryption = { kmsKeyId: options.kms.keyArn };
+  } else {
+    const keyFile = path.join(options.dir, "backup.key");
+    writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+    encryption = { keyFile };
+  }
   const config = {
     cluster: options.cluster,
     engine: "mariadb",
     bucket: options.bucket,
     region: "us-east-1",
     s3Endpoint: options.s3Endpoint,
+    secretsManagerEndpoint: secrets.endpoint,
+    ...(options.kms ? { kmsEndpoint: options.kms.endpoint } : {}),
     host: options.host,
     connection: { socket: options.server.socket },
-    secrets: { backup: secretId },
-    secretsFile,
-    encryption: { keyFile },
+    secrets: { backup: backupSecretId },
+    encryption,
     myCnfPaths: [options.server.defaultsFile],
     stateDir: path.join(options.dir, "state"),
     workDir: path.join(options.dir, "work"),
@@ -62,7 +75,15 @@ export async function setUpLocalAgent(options: {
   };
   const configFile = path.join(options.dir, "agent.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return { configFile, secretsFile, keyFile, config };
+  return { configFile, secrets, backupSecretId, config };
+}
+
+/** A Secrets Manager stand-in that lets every caller in (tests outside the sandbox). */
+export async function startSecretsManager(): Promise<LocalSecretsManager> {
+  const secrets = new LocalSecretsManager(new SandboxIam(undefined));
+  await secrets.listen();
+  secrets.unref();
+  return secrets;
 }
 
 const START_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "start-mariadbd.sh");

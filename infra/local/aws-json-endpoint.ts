@@ -1,6 +1,8 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { AccessDenied } from "./iam.js";
+import type { RequestCounts } from "./request-counts.js";
 
 /** An error an AWS JSON API returns as `{"__type", "message"}` with status 400. */
 export class AwsApiError extends Error {
@@ -12,32 +14,55 @@ export class AwsApiError extends Error {
   }
 }
 
+/** The access key id a SigV4-signed request names (`Credential=AKID/date/region/service/aws4_request`). */
+export function signingAccessKey(
+  headers: http.IncomingHttpHeaders,
+  query?: URLSearchParams,
+): string | undefined {
+  const header = /Credential=([^/,\s]+)\//.exec(String(headers.authorization ?? ""))?.[1];
+  return header ?? query?.get("X-Amz-Credential")?.split("/")[0];
+}
+
 /**
  * A loopback endpoint speaking an AWS JSON protocol (the operation in `x-amz-target`, JSON in and
- * out), enough for the SDK clients the sandbox points at its stand-ins.
+ * out), enough for the SDK clients the sandbox points at its stand-ins. Each answer learns which
+ * access key signed the request; an `AccessDenied` answers as AWS does (`AccessDeniedException`).
  */
 export async function serveAwsJson(options: {
-  /** `AmazonSSM.`, `AWSStepFunctions.` */
+  /** `AmazonSSM.`, `AWSStepFunctions.`, `TrentService.`, `secretsmanager.` */
   readonly targetPrefix: string;
-  /** `application/x-amz-json-1.1` (SSM) or `-1.0` (Step Functions). */
+  /** `application/x-amz-json-1.1` (SSM, KMS, Secrets Manager) or `-1.0` (Step Functions). */
   readonly contentType: string;
-  readonly answer: (operation: string, input: Record<string, unknown>) => unknown;
+  /** The service's name in request counts (`SSM`, `KMS`, …). */
+  readonly service: string;
+  readonly counts?: RequestCounts;
+  readonly answer: (
+    operation: string,
+    input: Record<string, unknown>,
+    accessKeyId: string | undefined,
+  ) => unknown | Promise<unknown>;
 }): Promise<{ server: http.Server; endpoint: string }> {
   const server = http.createServer((request, response) => {
     let body = "";
     request.on("data", (chunk: Buffer) => {
       body += chunk.toString();
     });
-    request.on("end", () => {
+    request.on("end", async () => {
       const reply = (status: number, payload: unknown) => {
         response.writeHead(status, { "content-type": options.contentType });
         response.end(JSON.stringify(payload));
       };
       const operation = String(request.headers["x-amz-target"] ?? "").replace(options.targetPrefix, "");
+      options.counts?.add(options.service, operation);
       try {
-        reply(200, options.answer(operation, JSON.parse(body || "{}")));
+        reply(
+          200,
+          await options.answer(operation, JSON.parse(body || "{}"), signingAccessKey(request.headers)),
+        );
       } catch (error) {
         if (error instanceof AwsApiError) reply(400, { __type: error.type, message: error.message });
+        else if (error instanceof AccessDenied)
+          reply(400, { __type: "AccessDeniedException", message: error.message });
         else reply(500, { __type: "InternalServerError", message: (error as Error).message });
       }
     });

@@ -3,7 +3,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
 import { describeOutcome, Outcome, readableCause } from "../../lambdas/lib/notify.js";
+import { AccessDenied, type IamPrincipal, SandboxIam } from "./iam.js";
+import { LocalLambda } from "./local-lambda.js";
 import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
+import { RequestCounts } from "./request-counts.js";
 import {
   type AslDefinition,
   type AslState,
@@ -20,6 +23,8 @@ export interface SynthesizedControlPlane {
   /** Lambda logical id → handler folder under lambdas/ (`select-source`, …). */
   readonly functions: Readonly<Record<string, string>>;
   readonly bucketLogicalId: string;
+  /** The KMS key backups are encrypted under. */
+  readonly keyLogicalId: string;
 }
 
 export interface ExecutionResult {
@@ -34,15 +39,6 @@ export interface ExecutionResult {
 }
 
 type Handler = (event: unknown) => Promise<unknown>;
-
-/** The real handler modules, by their folder under lambdas/ (imported once the environment is set). */
-const HANDLER_MODULES: Record<string, () => Promise<{ handler: Handler }>> = {
-  "select-source": () => import("../../lambdas/select-source/handler.js"),
-  verify: () => import("../../lambdas/verify/handler.js"),
-  "plan-restore": () => import("../../lambdas/plan-restore/handler.js"),
-  retention: () => import("../../lambdas/retention/handler.js"),
-  notify: () => import("../../lambdas/notify/handler.js"),
-};
 
 /** A named error, as Step Functions matches and shows it. */
 function taskError(name: string, message: string): Error {
@@ -61,8 +57,10 @@ function taskError(name: string, message: string): Error {
 export class LocalControlPlane {
   readonly definitions: Record<string, AslDefinition>;
   readonly ssm: LocalSsm;
-  private readonly callbacks = new TaskCallbacks();
-  private handlers: Record<string, Handler> = {};
+  readonly iam: SandboxIam;
+  readonly counts: RequestCounts;
+  private readonly callbacks: TaskCallbacks;
+  private lambdas: Record<string, LocalLambda> = {};
   private readonly names: NameOverrides;
 
   constructor(
@@ -74,19 +72,47 @@ export class LocalControlPlane {
       readonly agentBundle: string;
       /** Prints progress; silent by default. */
       readonly log?: (line: string) => void;
+      /** IAM from the template; without it, the stand-ins allow every request. */
+      readonly iam?: SandboxIam;
+      readonly counts?: RequestCounts;
     },
   ) {
     this.names = { [synthesized.bucketLogicalId]: sandbox.bucket };
     this.definitions = stateMachineDefinitions(synthesized.template);
+    this.iam = sandbox.iam ?? new SandboxIam(undefined);
+    this.counts = sandbox.counts ?? new RequestCounts();
+    this.callbacks = new TaskCallbacks(this.iam, this.counts);
     this.ssm = new LocalSsm(
       agentDocument(synthesized.template),
       sandbox.hosts,
       sandbox.agentBundle,
-      AWS_STAND_IN,
+      { AWS_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" },
+      { iam: this.iam, counts: this.counts },
     );
   }
 
-  /** Starts the SSM and Step Functions stand-ins, points the hosts' agents at them, loads the handlers. */
+  /** The principal a template role stands for (`state machine Rewind-Backup`, …), when IAM is on. */
+  private principal(name: string): IamPrincipal | undefined {
+    return this.iam.enforcing ? this.iam.principalNamed(name) : undefined;
+  }
+
+  /** Throws a Step Functions-style error when IAM refuses `caller` the call. */
+  private authorize(
+    caller: IamPrincipal | undefined,
+    action: string,
+    resource: string,
+    errorName: string,
+  ): void {
+    if (!caller) return;
+    try {
+      this.iam.authorize({ principal: caller, action, resource });
+    } catch (error) {
+      if (error instanceof AccessDenied) throw taskError(errorName, error.message);
+      throw error;
+    }
+  }
+
+  /** Starts the SSM and Step Functions stand-ins, points the hosts' agents at them, readies the Lambdas. */
   async start(): Promise<void> {
     await this.ssm.listen();
     await this.callbacks.listen();
@@ -98,35 +124,42 @@ export class LocalControlPlane {
         { mode: 0o600 },
       );
     }
-    // Every Rewind Lambda has the same environment; take it from the template.
-    const fn = Object.values(this.synthesized.template.Resources).find(
-      (resource) => resource.Type === "AWS::Lambda::Function",
-    )!;
-    const environment = fn.Properties!.Environment as { Variables: Record<string, unknown> };
-    const variables = resolveIntrinsics(
-      environment.Variables,
-      this.synthesized.template,
-      this.names,
-    ) as Record<string, string>;
-    // No SNS here: the sandbox prints each outcome message instead of publishing it.
-    const { REWIND_TOPIC_ARN: _topic, ...lambdaEnvironment } = variables;
-    Object.assign(process.env, AWS_STAND_IN, lambdaEnvironment, {
-      REWIND_S3_ENDPOINT: this.sandbox.s3Endpoint,
-      REWIND_SSM_ENDPOINT: this.ssm.endpoint,
-      POWERTOOLS_METRICS_DISABLED: "true",
-      POWERTOOLS_LOG_LEVEL: "ERROR",
-    });
+    const template = this.synthesized.template;
     for (const [id, folder] of Object.entries(this.synthesized.functions)) {
-      const load = HANDLER_MODULES[folder];
-      if (!load)
-        throw new Error(`the template has a Lambda ${id} (${folder}) that the sandbox does not know`);
-      this.handlers[id] = (await load()).handler;
+      const fn = template.Resources[id];
+      if (!fn) throw new Error(`the sandbox knows a Lambda ${id} (${folder}) that the template lacks`);
+      const variables = resolveIntrinsics(
+        (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
+        template,
+        this.names,
+      ) as Record<string, string>;
+      // No SNS here: the sandbox prints each outcome message instead of publishing it.
+      const { REWIND_TOPIC_ARN: _topic, ...environment } = variables;
+      const role = this.principal(`Lambda ${folder}`);
+      this.lambdas[id] = new LocalLambda(
+        folder,
+        folder,
+        {
+          ...environment,
+          AWS_REGION: "us-east-1",
+          AWS_EC2_METADATA_DISABLED: "true",
+          AWS_LAMBDA_FUNCTION_NAME: String(fn.Properties?.FunctionName ?? id),
+          AWS_ACCESS_KEY_ID: role?.accessKeyId ?? "sandbox",
+          AWS_SECRET_ACCESS_KEY: role?.secretAccessKey ?? "sandbox",
+          REWIND_S3_ENDPOINT: this.sandbox.s3Endpoint,
+          REWIND_SSM_ENDPOINT: this.ssm.endpoint,
+          POWERTOOLS_METRICS_DISABLED: "true",
+          POWERTOOLS_LOG_LEVEL: "ERROR",
+        },
+        this.counts,
+      );
     }
   }
 
   stop(): void {
     this.ssm.close();
     this.callbacks.close();
+    for (const lambda of Object.values(this.lambdas)) lambda.stop();
   }
 
   /** Runs a state machine (`Rewind-Backup`, …) to its end, as StartExecution would. */
@@ -139,11 +172,13 @@ export class LocalControlPlane {
     const executionName = `sandbox-${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
     const token = randomBytes(48).toString("base64url");
     const steps: ExecutionResult["steps"] = [];
+    const role = this.principal(`state machine ${name}`);
     const taskHandlers = Object.fromEntries(
       Object.entries(definition.States)
         .filter(([, state]) => state.Type === "Task")
-        .map(([stateName, state]) => [stateName, this.taskHandler(stateName, state, steps)]),
+        .map(([stateName, state]) => [stateName, this.taskHandler(stateName, state, steps, role)]),
     );
+    this.counts.add("StepFunctions", "StartExecution");
     const machine = new StateMachine(definition as never);
     const execution = machine.run(input as never, {
       overrides: {
@@ -172,11 +207,18 @@ export class LocalControlPlane {
     }
   }
 
-  private taskHandler(stateName: string, state: AslState, steps: ExecutionResult["steps"]): Handler {
+  private taskHandler(
+    stateName: string,
+    state: AslState,
+    steps: ExecutionResult["steps"],
+    role: IamPrincipal | undefined,
+  ): Handler {
     const resource = state.Resource ?? "";
     const log = this.sandbox.log ?? (() => {});
     const record = async (run: () => Promise<unknown>): Promise<unknown> => {
       log(`  · ${stateName}`);
+      // Entering a state and leaving it: what Standard workflows bill.
+      this.counts.add("StepFunctions", "StateTransition", 2);
       try {
         const result = await run();
         steps.push({ state: stateName, ok: true });
@@ -190,11 +232,12 @@ export class LocalControlPlane {
     };
     if (resource.startsWith("arn:aws:lambda:")) {
       const logicalId = resource.split(":").at(-1)!;
-      const handler = this.handlers[logicalId];
-      if (!handler) throw new Error(`state ${stateName} invokes ${logicalId}, which is not a Rewind Lambda`);
+      const lambda = this.lambdas[logicalId];
+      if (!lambda) throw new Error(`state ${stateName} invokes ${logicalId}, which is not a Rewind Lambda`);
       return (event) =>
         record(async () => {
-          const result = await handler(event);
+          this.authorize(role, "lambda:InvokeFunction", resource, "Lambda.AWSLambdaException");
+          const result = await lambda.invoke(event);
           if (stateName === "NotifySuccess" || stateName === "NotifyFailure") {
             const outcome = Outcome.parse(event);
             log(`    ✉ ${describeOutcome(outcome).subject}`);
@@ -204,20 +247,25 @@ export class LocalControlPlane {
         });
     }
     if (resource.endsWith(":ssm:sendCommand.waitForTaskToken")) {
-      return (event) => record(() => this.agentTask(event as AgentTaskInput, state.HeartbeatSeconds));
+      return (event) => record(() => this.agentTask(event as AgentTaskInput, state.HeartbeatSeconds, role));
     }
     throw new Error(`state ${stateName} calls ${resource}, which the sandbox cannot run`);
   }
 
   /** ssm:sendCommand.waitForTaskToken: the agent's own report is the task's result. */
-  private async agentTask(input: AgentTaskInput, heartbeatSeconds: number | undefined): Promise<unknown> {
+  private async agentTask(
+    input: AgentTaskInput,
+    heartbeatSeconds: number | undefined,
+    role: IamPrincipal | undefined,
+  ): Promise<unknown> {
     const token = input.Parameters?.TaskToken?.[0];
     if (!token) throw taskError("States.Runtime", "the agent task passes no TaskToken parameter");
     let sent: ReturnType<LocalSsm["sendCommand"]>;
     this.callbacks.expect(token);
     try {
-      sent = this.ssm.sendCommand(input);
+      sent = this.ssm.sendCommand(input, role);
     } catch (error) {
+      if (error instanceof AccessDenied) throw taskError("Ssm.AccessDeniedException", error.message);
       if (error instanceof SsmRequestError) {
         const [type, ...rest] = error.message.split(": ");
         throw taskError(`Ssm.${type}Exception`, rest.join(": "));
@@ -255,13 +303,23 @@ export class LocalControlPlane {
       Input: string;
     };
     const input = JSON.parse(target.Input);
+    const scheduler = this.principal("EventBridge Scheduler");
+    this.counts.add("Scheduler", "Invocation");
     const machine = /:stateMachine:(.+)$/.exec(target.Arn)?.[1];
     if (machine) {
+      this.authorize(scheduler, "states:StartExecution", target.Arn, "Scheduler.TargetError");
       const resource = this.synthesized.template.Resources[machine];
       return this.startExecution(String(resource?.Properties?.StateMachineName ?? machine), input);
     }
     if (target.Arn.endsWith(":aws-sdk:ssm:sendCommand")) {
-      const { commandId, invocations } = this.ssm.sendCommand(input);
+      let sent: ReturnType<LocalSsm["sendCommand"]>;
+      try {
+        sent = this.ssm.sendCommand(input, scheduler);
+      } catch (error) {
+        if (error instanceof AccessDenied) throw taskError("Scheduler.TargetError", error.message);
+        throw error;
+      }
+      const { commandId, invocations } = sent;
       await Promise.all(invocations.map((invocation) => invocation.done));
       return {
         commandId,
@@ -301,14 +359,6 @@ interface AgentTaskInput {
   InstanceIds?: string[];
   Parameters?: Record<string, string[]>;
 }
-
-/** Static credentials for the stand-ins (they accept any). */
-const AWS_STAND_IN = {
-  AWS_ACCESS_KEY_ID: "sandbox",
-  AWS_SECRET_ACCESS_KEY: "sandbox",
-  AWS_REGION: "us-east-1",
-  AWS_EC2_METADATA_DISABLED: "true",
-};
 
 /** The Rewind-RunAgent document as synthesized: its parameters and its shell step. */
 export function agentDocument(template: Template): AgentDocumentContent {

@@ -4,7 +4,9 @@ import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
 import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import type { IamPrincipal, SandboxIam } from "./iam.js";
 import { track } from "./processes.js";
+import type { RequestCounts } from "./request-counts.js";
 
 /** The parts of the Rewind-RunAgent document the runner needs, as synthesized. */
 export interface AgentDocumentContent {
@@ -32,6 +34,11 @@ export interface SandboxHost {
   readonly configFile: string;
   /** A directory of the host's own, for the downloaded agent. */
   readonly dir: string;
+  /**
+   * What the host's processes find in their environment: its instance role's credentials (as
+   * the instance metadata service would hand them out) and the stand-ins' endpoints.
+   */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 export interface Invocation {
@@ -42,6 +49,8 @@ export interface Invocation {
   stdout: string;
   stderr: string;
   readonly done: Promise<void>;
+  /** Whether the output reached CloudWatch Logs, when the command asked for it. */
+  cloudWatchOutput?: "pending" | "delivered" | "denied";
 }
 
 export class SsmRequestError extends Error {}
@@ -78,7 +87,19 @@ export class LocalSsm {
     private readonly hosts: readonly SandboxHost[],
     private readonly agentBundle: string,
     private readonly env: NodeJS.ProcessEnv = {},
+    private readonly access: { readonly iam?: SandboxIam; readonly counts?: RequestCounts } = {},
   ) {}
+
+  /** Throws AccessDenied unless `caller` may do `action` on `resource` (no IAM: allowed). */
+  private authorize(
+    caller: IamPrincipal | undefined,
+    action: string,
+    resource: string,
+    context?: Record<string, string>,
+  ): void {
+    if (caller && this.access.iam?.enforcing)
+      this.access.iam.authorize({ principal: caller, action, resource, ...(context ? { context } : {}) });
+  }
 
   /** Instances matching SSM's tag filters (`tag:<key>`) and targets. */
   instancesTagged(key: string, values: readonly string[]): SandboxHost[] {
@@ -86,12 +107,23 @@ export class LocalSsm {
   }
 
   /** `SendCommand`: validates like SSM, starts the document on each host, returns the command id. */
-  sendCommand(request: {
-    DocumentName?: string;
-    InstanceIds?: string[];
-    Targets?: { Key: string; Values: string[] }[];
-    Parameters?: Record<string, string[]>;
-  }): { commandId: string; invocations: Invocation[] } {
+  sendCommand(
+    request: {
+      DocumentName?: string;
+      InstanceIds?: string[];
+      Targets?: { Key: string; Values: string[] }[];
+      Parameters?: Record<string, string[]>;
+      CloudWatchOutputConfig?: { CloudWatchOutputEnabled?: boolean; CloudWatchLogGroupName?: string };
+    },
+    /** Who sends it; SendCommand is authorised on the document and on every instance. */
+    caller?: IamPrincipal,
+  ): { commandId: string; invocations: Invocation[] } {
+    this.access.counts?.add("SSM", "SendCommand");
+    this.authorize(
+      caller,
+      "ssm:SendCommand",
+      `arn:aws:ssm:us-east-1:123456789012:document/${request.DocumentName}`,
+    );
     if (request.DocumentName !== this.document.name) {
       throw new SsmRequestError(`InvalidDocument: document ${request.DocumentName} does not exist`);
     }
@@ -110,10 +142,55 @@ export class LocalSsm {
           if (!target.Key.startsWith("tag:")) throw new SsmRequestError(`InvalidTarget: ${target.Key}`);
           return this.instancesTagged(target.Key.slice(4), target.Values);
         });
+    for (const host of hosts) {
+      const context: Record<string, string> = {};
+      for (const [key, value] of Object.entries(host.tags)) {
+        context[`ssm:resourceTag/${key}`] = value;
+        context[`aws:ResourceTag/${key}`] = value;
+      }
+      this.authorize(
+        caller,
+        "ssm:SendCommand",
+        `arn:aws:ec2:us-east-1:123456789012:instance/${host.instanceId}`,
+        context,
+      );
+    }
     const env = this.parameterEnvironment(request.Parameters ?? {});
     const commandId = randomUUID();
     const invocations = hosts.map((host) => this.start(commandId, host, env));
+    const output = request.CloudWatchOutputConfig;
+    if (output?.CloudWatchOutputEnabled) {
+      for (const invocation of invocations) this.streamOutput(invocation, output.CloudWatchLogGroupName);
+    }
     return { commandId, invocations };
+  }
+
+  /**
+   * CloudWatch output as the SSM Agent sends it, with the instance's own credentials: it finds
+   * the group (DescribeLogGroups), creates its stream and puts the output. Without those
+   * permissions the output never arrives (the agent logs the error on the instance).
+   */
+  private streamOutput(invocation: Invocation, group = `/aws/ssm/${this.document.name}`): void {
+    const host = this.hosts.find((h) => h.instanceId === invocation.instanceId)!;
+    const iam = this.access.iam;
+    const principal = iam?.enforcing ? iam.principalFor(host.environment?.AWS_ACCESS_KEY_ID) : undefined;
+    invocation.cloudWatchOutput = "pending";
+    invocation.done.then(() => {
+      const groupArn = `arn:aws:logs:us-east-1:123456789012:log-group:${group}`;
+      try {
+        for (const [action, resource] of [
+          ["logs:DescribeLogGroups", "arn:aws:logs:us-east-1:123456789012:log-group:*"],
+          ["logs:CreateLogStream", `${groupArn}:*`],
+          ["logs:PutLogEvents", `${groupArn}:*`],
+        ] as const) {
+          this.access.counts?.add("CloudWatchLogs", action.slice(5));
+          if (principal) iam!.authorize({ principal, action, resource });
+        }
+        invocation.cloudWatchOutput = "delivered";
+      } catch {
+        invocation.cloudWatchOutput = "denied";
+      }
+    });
   }
 
   invocation(commandId: string, instanceId: string): Invocation | undefined {
@@ -154,7 +231,7 @@ export class LocalSsm {
     const child: ChildProcess = track(
       spawn("bash", ["-c", script], {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...this.env, ...parameterEnv },
+        env: { ...process.env, ...this.env, ...host.environment, ...parameterEnv },
       }),
     );
     let resolveDone: () => void = () => {};
@@ -189,9 +266,17 @@ export class LocalSsm {
     ({ server: this.server, endpoint: this.endpoint } = await serveAwsJson({
       targetPrefix: "AmazonSSM.",
       contentType: "application/x-amz-json-1.1",
-      answer: (operation, input) => {
+      service: "SSM",
+      answer: (operation, input, accessKeyId) => {
+        const iam = this.access.iam;
+        const caller = iam?.enforcing ? iam.principalFor(accessKeyId) : undefined;
+        if (iam?.enforcing && !caller)
+          throw new AwsApiError(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+          );
         try {
-          return this.answer(operation, input);
+          return this.answer(operation, input, caller);
         } catch (error) {
           if (!(error instanceof SsmRequestError)) throw error;
           const [type, ...rest] = error.message.split(": ");
@@ -202,7 +287,11 @@ export class LocalSsm {
     return this.endpoint;
   }
 
-  private answer(target: string, input: Record<string, unknown>): unknown {
+  private answer(target: string, input: Record<string, unknown>, caller: IamPrincipal | undefined): unknown {
+    if (target !== "SendCommand") {
+      this.access.counts?.add("SSM", target);
+      this.authorize(caller, `ssm:${target}`, "*");
+    }
     switch (target) {
       case "DescribeInstanceInformation": {
         let hosts = [...this.hosts];
@@ -220,7 +309,10 @@ export class LocalSsm {
         };
       }
       case "SendCommand": {
-        const { commandId, invocations } = this.sendCommand(input as Parameters<LocalSsm["sendCommand"]>[0]);
+        const { commandId, invocations } = this.sendCommand(
+          input as Parameters<LocalSsm["sendCommand"]>[0],
+          caller,
+        );
         return {
           Command: {
             CommandId: commandId,

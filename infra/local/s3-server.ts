@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, track } from "./processes.js";
+import type { S3GateRules } from "./s3-gate.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsxLoader = createRequire(import.meta.url).resolve("tsx");
@@ -14,9 +15,13 @@ export interface S3ServerOptions {
   readonly storageDir: string;
   readonly buckets: readonly string[];
   readonly port?: number;
+  /** What the gate in front of fauxqs enforces; without it, it only counts requests. */
+  readonly rules?: S3GateRules;
+  /** Where the gate's denials are printed (principal, action, resource); stderr by default. */
+  readonly log?: (line: string) => void;
 }
 
-/** The S3 stand-in (fauxqs in file mode) in a child process of its own. */
+/** The S3 stand-in (fauxqs in file mode behind the S3 gate) in a child process of its own. */
 export class S3Server {
   private constructor(
     private child: ChildProcess,
@@ -33,6 +38,11 @@ export class S3Server {
 
   private static async spawn(port: number, options: S3ServerOptions): Promise<ChildProcess> {
     mkdirSync(options.storageDir, { recursive: true });
+    let rulesFile = "-";
+    if (options.rules) {
+      rulesFile = path.join(options.storageDir, "gate-rules.json");
+      writeFileSync(rulesFile, JSON.stringify(options.rules));
+    }
     const child = track(
       spawn(
         process.execPath,
@@ -42,14 +52,18 @@ export class S3Server {
           path.join(here, "s3-process.ts"),
           String(port),
           options.storageDir,
+          rulesFile,
           ...options.buckets,
         ],
         { stdio: ["ignore", "pipe", "pipe"] },
       ),
     );
     let stderr = "";
+    const log = options.log ?? ((line: string) => console.error(line));
     child.stderr!.on("data", (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
+      const text = chunk.toString();
+      stderr = (stderr + text).slice(-4000);
+      for (const line of text.split("\n")) if (line.startsWith("sandbox IAM:")) log(line);
     });
     const ready = new Promise<void>((resolve, reject) => {
       child.stdout!.once("data", () => resolve());
@@ -77,6 +91,12 @@ export class S3Server {
     const exited = once(this.child, "exit");
     this.child.kill("SIGTERM");
     await exited;
+  }
+
+  /** Requests answered since the start (or the last reset), by API: `S3 PutObject` → n. */
+  async requestCounts({ reset = false } = {}): Promise<Record<string, number>> {
+    const response = await fetch(`${this.endpoint}/__sandbox/counts${reset ? "?reset" : ""}`);
+    return (await response.json()) as Record<string, number>;
   }
 
   objectPath(bucket: string, key: string): string {

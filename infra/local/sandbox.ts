@@ -4,15 +4,25 @@ import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
 import { bundleAgent } from "../bundle-agent.js";
-import { parseRewindConfig } from "../config.js";
+import { objectLock, parseRewindConfig } from "../config.js";
 import { RewindStack } from "../rewind-stack.js";
 import { setUpLocalAgent, writeRestoreTargetConfig } from "./agent.js";
 import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
+import {
+  type IamModel,
+  type IamPrincipal,
+  iamModelFromTemplate,
+  operatorPrincipal,
+  SandboxIam,
+} from "./iam.js";
+import { LocalKms } from "./local-kms.js";
+import { LocalSecretsManager } from "./local-secrets-manager.js";
 import type { SandboxHost } from "./local-ssm.js";
 import { MariaDbServer } from "./mariadb-server.js";
 import { run, waitFor } from "./processes.js";
+import { RequestCounts } from "./request-counts.js";
 import { S3Server } from "./s3-server.js";
-import type { Template } from "./state-machine-definitions.js";
+import { resolveIntrinsics, type Template } from "./state-machine-definitions.js";
 import { loadDataset } from "./workload.js";
 
 export const CLUSTER = "orders";
@@ -36,6 +46,8 @@ export interface SandboxState {
   readonly agentBundle: string;
   readonly hosts: SandboxHostState[];
   readonly controlPlane: string;
+  readonly kmsEndpoint: string;
+  readonly secretsManagerEndpoint: string;
 }
 
 export interface SandboxOptions {
@@ -43,6 +55,11 @@ export interface SandboxOptions {
   /** Size of the generated dataset on the primary. */
   readonly datasetMb: number;
   readonly log?: (line: string) => void;
+  /**
+   * Changes the synthesized template before anything runs from it, as a different deploy would:
+   * a test takes a permission away and shows the story fail naming it.
+   */
+  readonly editTemplate?: (template: Template) => void;
 }
 
 /** The Rewind config the sandbox deploys: one MariaDB cluster, backups from a healthy replica. */
@@ -88,7 +105,32 @@ export function synthesizeControlPlane(root: string, agentBundle: string): Synth
     template,
     functions: Object.fromEntries(folders.map(([fn, folder]) => [logicalId(fn), folder])),
     bucketLogicalId: logicalId(stack.storage.bucket),
+    keyLogicalId: logicalId(stack.storage.key),
   };
+}
+
+/**
+ * IAM as deployed: the template's principals and resource policies (the bucket named as the
+ * sandbox named it), plus the sandbox operator (the person at the console, allowed everything).
+ * `edit` changes the template's policies first: a test takes one permission away.
+ */
+export function sandboxIamModel(synthesized: SynthesizedControlPlane, bucket: string): IamModel {
+  const model = iamModelFromTemplate(
+    synthesized.template,
+    { [synthesized.bucketLogicalId]: bucket },
+    synthesized.functions,
+  );
+  return { ...model, principals: [...model.principals, operatorPrincipal()] };
+}
+
+/** The ARN the stand-ins give a template resource (`Fn::GetAtt Arn`, or `Ref` for a secret). */
+function arnOf(template: Template, logicalId: string): string {
+  const resource = template.Resources[logicalId]!;
+  const intrinsic =
+    resource.Type === "AWS::SecretsManager::Secret"
+      ? { Ref: logicalId }
+      : { "Fn::GetAtt": [logicalId, "Arn"] };
+  return String(resolveIntrinsics(intrinsic, template));
 }
 
 function hostState(
@@ -116,8 +158,23 @@ export class Sandbox {
     readonly state: SandboxState,
     readonly controlPlane: LocalControlPlane,
     readonly servers: MariaDbServer[],
-    private readonly s3?: S3Server,
+    /** The stand-ins this process runs (none when attached to another process's sandbox). */
+    readonly aws: { s3?: S3Server; kms?: LocalKms; secretsManager?: LocalSecretsManager } = {},
   ) {}
+
+  /** The sandbox operator's credentials: a person at the console, allowed everything. */
+  get operator(): IamPrincipal {
+    return operatorPrincipal();
+  }
+
+  /** Requests the stand-ins answered, by API, the S3 stand-in's included. */
+  async requestCounts({ reset = false } = {}): Promise<Record<string, number>> {
+    const counts = new RequestCounts();
+    counts.merge(this.controlPlane.counts.snapshot());
+    if (this.aws.s3) counts.merge(await this.aws.s3.requestCounts({ reset }));
+    if (reset) this.controlPlane.counts.reset();
+    return counts.snapshot();
+  }
 
   get primary(): MariaDbServer {
     return this.servers[0]!;
@@ -140,15 +197,48 @@ export class Sandbox {
     const bucket = "rewind-sandbox";
     const servers: MariaDbServer[] = [];
     let s3: S3Server | undefined;
+    let kms: LocalKms | undefined;
+    let secretsManager: LocalSecretsManager | undefined;
     try {
       log("bundling the host agent and synthesizing the CDK app");
       const agentBundle = await bundleAgent(path.join(root, "rewind-agent.mjs"));
       const synthesized = synthesizeControlPlane(root, agentBundle);
+      options.editTemplate?.(synthesized.template);
       const controlPlaneFile = path.join(root, "control-plane.json");
       writeFileSync(controlPlaneFile, JSON.stringify(synthesized));
+      const { template } = synthesized;
+      const model = sandboxIamModel(synthesized, bucket);
+      const iam = new SandboxIam(model, log);
+      const counts = new RequestCounts();
+      const keyArn = arnOf(template, synthesized.keyLogicalId);
+      const resourcesOf = (type: string) =>
+        Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 
-      log("starting fauxqs (S3, file mode), a MariaDB primary, a GTID replica and a standby host");
-      s3 = await S3Server.start({ storageDir: path.join(root, "s3"), buckets: [bucket] });
+      log("starting the AWS stand-ins (S3 on fauxqs, KMS, Secrets Manager), enforcing IAM from the template");
+      kms = new LocalKms(
+        resourcesOf("AWS::KMS::Key").map(([id]) => arnOf(template, id)),
+        iam,
+        counts,
+      );
+      await kms.listen();
+      secretsManager = new LocalSecretsManager(iam, kms, counts);
+      for (const [id, secret] of resourcesOf("AWS::SecretsManager::Secret")) {
+        const keyId = secret.Properties?.KmsKeyId;
+        secretsManager.define(
+          String(secret.Properties?.Name),
+          arnOf(template, id),
+          keyId ? String(resolveIntrinsics(keyId, template)) : undefined,
+        );
+      }
+      await secretsManager.listen();
+      s3 = await S3Server.start({
+        storageDir: path.join(root, "s3"),
+        buckets: [bucket],
+        rules: { iam: model, kmsKeyArn: keyArn, objectLock: objectLock(sandboxRewindConfig(root)) },
+        log,
+      });
+
+      log("starting a MariaDB primary, a GTID replica and a standby host");
       const primary = await MariaDbServer.start({
         baseDir: path.join(root, "db-primary"),
         serverId: 1,
@@ -174,18 +264,15 @@ export class Sandbox {
         bucket,
         cluster: CLUSTER,
         host: "db-primary",
+        secrets: secretsManager,
+        kms: { keyArn, endpoint: kms.endpoint },
         extra: { secrets: { backup: `rewind/${CLUSTER}/backup`, repl: `rewind/${CLUSTER}/repl` } },
       });
-      const secrets = JSON.parse(readFileSync(setup.secretsFile, "utf8"));
-      writeFileSync(
-        setup.secretsFile,
-        JSON.stringify({
-          ...secrets,
-          [`rewind/${CLUSTER}/repl`]: { username: REPL.user, password: REPL.password },
-        }),
-        { mode: 0o600 },
-      );
-      const backupUser = secrets[`rewind/${CLUSTER}/backup`] as { username: string; password: string };
+      secretsManager.put(`rewind/${CLUSTER}/repl`, { username: REPL.user, password: REPL.password });
+      const backupUser = secretsManager.current(setup.backupSecretId) as {
+        username: string;
+        password: string;
+      };
       // The standby is not replicating: it needs its own copy of the backup user.
       await standby.createUser(
         { user: backupUser.username, password: backupUser.password },
@@ -218,12 +305,19 @@ export class Sandbox {
         return file;
       };
       const tags = { "rewind:cluster": CLUSTER };
+      // The instance role's credentials, as the instance metadata service hands them out.
+      const hostRole = iam.principalNamed(`${CLUSTER} database hosts`);
+      const environment = {
+        AWS_ACCESS_KEY_ID: hostRole.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: hostRole.secretAccessKey,
+      };
       const hosts: SandboxHostState[] = [
         hostState(primary, {
           instanceId: "i-0000000000000001a",
           name: "db-primary",
           role: "primary",
           tags,
+          environment,
           configFile: hostConfig(primary, "db-primary", false),
           dir: agentDir("db-primary"),
         }),
@@ -232,6 +326,7 @@ export class Sandbox {
           name: "db-replica",
           role: "replica",
           tags,
+          environment,
           configFile: hostConfig(replica, "db-replica", false),
           dir: agentDir("db-replica"),
         }),
@@ -240,6 +335,7 @@ export class Sandbox {
           name: "db-standby",
           role: "standby",
           tags,
+          environment,
           configFile: hostConfig(standby, "db-standby", true),
           dir: agentDir("db-standby"),
         }),
@@ -257,6 +353,8 @@ export class Sandbox {
         agentBundle,
         hosts,
         controlPlane: controlPlaneFile,
+        kmsEndpoint: kms.endpoint,
+        secretsManagerEndpoint: secretsManager.endpoint,
       };
       writeFileSync(path.join(root, "sandbox.json"), JSON.stringify(state, null, 2));
       const controlPlane = new LocalControlPlane(synthesized, {
@@ -265,12 +363,16 @@ export class Sandbox {
         hosts,
         agentBundle,
         log,
+        iam,
+        counts,
       });
       await controlPlane.start();
-      return new Sandbox(state, controlPlane, servers, s3);
+      return new Sandbox(state, controlPlane, servers, { s3, kms, secretsManager });
     } catch (error) {
       for (const server of servers) await server.stop().catch(() => {});
       await s3?.stop().catch(() => {});
+      kms?.close();
+      secretsManager?.close();
       throw error;
     }
   }
@@ -282,7 +384,8 @@ export class Sandbox {
   static async attach(root: string, log?: (line: string) => void): Promise<Sandbox> {
     const state = Sandbox.readState(root);
     const synthesized = JSON.parse(readFileSync(state.controlPlane, "utf8")) as SynthesizedControlPlane;
-    const controlPlane = new LocalControlPlane(synthesized, { ...state, log });
+    const iam = new SandboxIam(sandboxIamModel(synthesized, state.bucket), log);
+    const controlPlane = new LocalControlPlane(synthesized, { ...state, log, iam });
     await controlPlane.start();
     return new Sandbox(state, controlPlane, []);
   }
@@ -303,7 +406,9 @@ export class Sandbox {
       );
     }
     for (const server of this.servers) await server.stop().catch(() => {});
-    await this.s3?.stop();
+    await this.aws.s3?.stop();
+    this.aws.kms?.close();
+    this.aws.secretsManager?.close();
     if (remove) rmSync(this.state.root, { recursive: true, force: true });
   }
 }
@@ -319,4 +424,22 @@ export async function waitForReplica(primary: MariaDbServer, replica: MariaDbSer
     },
     { timeoutMs: 600_000, intervalMs: 200 },
   );
+}
+
+/**
+ * Removes the statement `sid` from the policies of the template whose logical id starts with
+ * `policyPrefix` (`HostPolicyorders`, `FunctionsRetentionRoleDefaultPolicy`), failing loudly when
+ * there is none, so a test cannot remove nothing.
+ */
+export function removeStatement(template: Template, policyPrefix: string, sid: string): void {
+  let removed = 0;
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (!id.startsWith(policyPrefix)) continue;
+    const document = resource.Properties?.PolicyDocument as { Statement: { Sid?: string }[] } | undefined;
+    if (!document) continue;
+    const before = document.Statement.length;
+    document.Statement = document.Statement.filter((statement) => statement.Sid !== sid);
+    removed += before - document.Statement.length;
+  }
+  if (removed === 0) throw new Error(`no statement ${sid} in a policy ${policyPrefix}…`);
 }

@@ -53,6 +53,25 @@ function placeholderFor(
       return attribute === "Arn"
         ? `arn:${partition}:s3:::${logicalId.toLowerCase()}`
         : logicalId.toLowerCase();
+    case "AWS::KMS::Key":
+      return attribute === "Arn" ? `arn:${partition}:kms:${region}:${account}:key/${logicalId}` : logicalId;
+    case "AWS::IAM::Role":
+      return attribute === "Arn" ? `arn:${partition}:iam::${account}:role/${logicalId}` : logicalId;
+    case "AWS::IAM::ManagedPolicy":
+      return `arn:${partition}:iam::${account}:policy/${logicalId}`;
+    case "AWS::SecretsManager::Secret":
+      // A secret's ARN ends in six random characters after its name.
+      return `arn:${partition}:secretsmanager:${region}:${account}:secret:${resource.Properties?.Name ?? logicalId}-Rw1nd0`;
+    case "AWS::SSM::Document":
+      return String(resource.Properties?.Name ?? logicalId);
+    case "AWS::Logs::LogGroup": {
+      const name = String(resolveIntrinsics(resource.Properties?.LogGroupName ?? logicalId, template, names));
+      return attribute === "Arn" ? `arn:${partition}:logs:${region}:${account}:log-group:${name}:*` : name;
+    }
+    case "AWS::SQS::Queue":
+      return attribute === "Arn"
+        ? `arn:${partition}:sqs:${region}:${account}:${logicalId}`
+        : `https://sqs.${region}.amazonaws.com/${account}/${logicalId}`;
     default:
       return `${logicalId}${attribute ? `.${attribute}` : ""}`;
   }

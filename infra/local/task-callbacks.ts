@@ -1,5 +1,7 @@
 import type http from "node:http";
 import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import type { SandboxIam } from "./iam.js";
+import type { RequestCounts } from "./request-counts.js";
 
 export type TaskReport =
   | { readonly kind: "success"; readonly output: unknown }
@@ -19,6 +21,14 @@ interface Waiting {
  */
 export class TaskCallbacks {
   private readonly waiting = new Map<string, Waiting>();
+  /** Tokens whose task is over (reported, timed out, or its command ended). */
+  private readonly ended = new Set<string>();
+
+  constructor(
+    private readonly iam?: SandboxIam,
+    private readonly counts?: RequestCounts,
+  ) {}
+
   private server?: http.Server;
   endpoint = "";
 
@@ -26,11 +36,25 @@ export class TaskCallbacks {
     ({ server: this.server, endpoint: this.endpoint } = await serveAwsJson({
       targetPrefix: "AWSStepFunctions.",
       contentType: "application/x-amz-json-1.0",
-      answer: (operation, raw) => {
+      service: "StepFunctions",
+      counts: this.counts,
+      answer: (operation, raw, accessKeyId) => {
+        if (this.iam?.enforcing) {
+          const principal = this.iam.principalFor(accessKeyId);
+          if (!principal)
+            throw new AwsApiError(
+              "UnrecognizedClientException",
+              "The security token included in the request is invalid.",
+            );
+          // SendTask* have no resource-level permissions: the token is the authorisation.
+          this.iam.authorize({ principal, action: `states:${operation}`, resource: "*" });
+        }
         const input = raw as { taskToken?: string; output?: string; error?: string; cause?: string };
         const entry = input.taskToken ? this.waiting.get(input.taskToken) : undefined;
-        if (!entry || entry.report)
-          throw new AwsApiError("TaskTimedOut", "no task is waiting for this token");
+        if (!entry && !this.ended.has(input.taskToken ?? ""))
+          throw new AwsApiError("InvalidToken", "Invalid token");
+        // A task that timed out or already reported is closed: Step Functions answers TaskTimedOut.
+        if (!entry || entry.report) throw new AwsApiError("TaskTimedOut", "Task Timed Out");
         if (operation === "SendTaskHeartbeat") {
           entry.lastHeartbeat = Date.now();
           entry.heartbeats++;
@@ -85,6 +109,7 @@ export class TaskCallbacks {
       }
     } finally {
       this.waiting.delete(token);
+      this.ended.add(token);
     }
   }
 

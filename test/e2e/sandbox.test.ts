@@ -1,7 +1,6 @@
 import path from "node:path";
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { s3Client } from "../../host-agent/clients.js";
 import { Sandbox } from "../../infra/local/sandbox.js";
 import { runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
@@ -44,7 +43,12 @@ describe("the sandbox: the deployed control plane on one machine", () => {
     expect(report.backupSource).toBe(sandbox.host("replica").instanceId);
     expect(report.rpoSeconds).toBeLessThan(30);
     // Each restore leaves its plan and, written by the agent, its report (DESIGN §3).
-    const s3 = s3Client({ region: "us-east-1", s3Endpoint: sandbox.state.s3Endpoint });
+    const s3 = new S3Client({
+      region: "us-east-1",
+      endpoint: sandbox.state.s3Endpoint,
+      forcePathStyle: true,
+      credentials: sandbox.operator,
+    });
     const listed = await s3.send(
       new ListObjectsV2Command({ Bucket: sandbox.state.bucket, Prefix: "orders/restores/" }),
     );
@@ -85,18 +89,9 @@ describe("the sandbox: the deployed control plane on one machine", () => {
   }, 120_000);
 
   it("fails a backup with the agent's own error when the source's credentials are wrong", async () => {
-    const { readFileSync, writeFileSync } = await import("node:fs");
-    const replica = sandbox.host("replica");
-    const config = JSON.parse(readFileSync(replica.configFile, "utf8"));
-    const secretsFile = config.secretsFile as string;
-    const secrets = readFileSync(secretsFile, "utf8");
-    writeFileSync(
-      secretsFile,
-      JSON.stringify({
-        ...JSON.parse(secrets),
-        "rewind/orders/backup": { username: "rewind_backup", password: "wrong" },
-      }),
-    );
+    const secrets = sandbox.aws.secretsManager!;
+    const good = secrets.current("rewind/orders/backup") as { username: string; password: string };
+    secrets.put("rewind/orders/backup", { ...good, password: "wrong" });
     try {
       // select-source asks every host for its status with the same user: none can answer.
       const run = await sandbox.controlPlane.startExecution("Rewind-Backup", {
@@ -107,7 +102,7 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       expect(run.error).toBe("NoEligibleSource");
       expect(run.cause).toContain("CredentialsRejected");
     } finally {
-      writeFileSync(secretsFile, secrets);
+      secrets.put("rewind/orders/backup", good);
     }
   }, 180_000);
 });

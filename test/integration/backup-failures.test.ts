@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { type AgentRun, setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
+import type { LocalSecretsManager } from "../../infra/local/local-secrets-manager.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { waitFor } from "../../infra/local/processes.js";
 import { S3Server } from "../../infra/local/s3-server.js";
@@ -23,7 +24,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   let source: MariaDbServer;
   let config: Record<string, unknown>;
   let configFile: string;
-  let secretsFile: string;
+  let secrets: LocalSecretsManager;
 
   const keysInBucket = async (): Promise<string[]> => {
     const listed = await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
@@ -95,7 +96,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
     source = await MariaDbServer.start({ baseDir: `${scratch.dir}/source`, serverId: 301 });
     await loadDataset(source, { megabytes: 60 });
-    ({ config, configFile, secretsFile } = await setUpLocalAgent({
+    ({ config, configFile, secrets } = await setUpLocalAgent({
       dir: `${scratch.dir}/agent`,
       server: source,
       s3Endpoint: s3.endpoint,
@@ -113,10 +114,8 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   });
 
   it("wrong credentials: a clear error, no manifest", async () => {
-    const good = readFileSync(secretsFile, "utf8");
-    const secrets = JSON.parse(good);
-    secrets["rewind/orders/backup"].password = "not-the-password";
-    writeFileSync(secretsFile, JSON.stringify(secrets));
+    const good = secrets.current("rewind/orders/backup") as { username: string; password: string };
+    secrets.put("rewind/orders/backup", { ...good, password: "not-the-password" });
     try {
       const run = await agent(["backup", "--type", "full", "--config", configFile]);
       expect(run.exitCode).toBe(1);
@@ -124,7 +123,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       expect(run.output?.error?.message).toMatch(/refused the backup user's credentials/);
       expect(await manifests()).toEqual([]);
     } finally {
-      writeFileSync(secretsFile, good);
+      secrets.put("rewind/orders/backup", good);
     }
     await expectNextBackupSucceeds();
   });
@@ -271,7 +270,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   });
 
   it("no password appears in the process table, the logs or S3 during a backup", async () => {
-    const { password } = JSON.parse(readFileSync(secretsFile, "utf8"))["rewind/orders/backup"];
+    const { password } = secrets.current("rewind/orders/backup") as { password: string };
     const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
     const tables: string[] = [];
     while (child.exitCode === null) {

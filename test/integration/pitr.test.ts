@@ -5,6 +5,7 @@ import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../infra/local/agent.js";
+import type { LocalSecretsManager } from "../../infra/local/local-secrets-manager.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { waitFor } from "../../infra/local/processes.js";
 import { S3Server } from "../../infra/local/s3-server.js";
@@ -88,8 +89,8 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
     primary = await MariaDbServer.start({ baseDir: `${scratch.dir}/primary`, serverId: 601 });
-    let secretsFile: string;
-    ({ configFile, secretsFile } = await setUpLocalAgent({
+    let secrets: LocalSecretsManager;
+    ({ configFile, secrets } = await setUpLocalAgent({
       dir: `${scratch.dir}/agent`,
       server: primary,
       s3Endpoint: s3.endpoint,
@@ -99,11 +100,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
       extra: { secrets: { backup: "rewind/orders/backup", repl: "rewind/orders/repl" } },
     }));
     await primary.createUser(REPL, "REPLICATION SLAVE");
-    const secrets = JSON.parse(readFileSync(secretsFile, "utf8"));
-    writeFileSync(
-      secretsFile,
-      JSON.stringify({ ...secrets, "rewind/orders/repl": { username: REPL.user, password: REPL.password } }),
-    );
+    secrets.put("rewind/orders/repl", { username: REPL.user, password: REPL.password });
     const first = await WriteWorkload.start(primary, { pauseMs: 3 });
     await sleep(500);
     backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));

@@ -1,0 +1,341 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { signingAccessKey } from "./aws-json-endpoint.js";
+import { AccessDenied, type IamModel, type IamPrincipal, type IamRequest, SandboxIam } from "./iam.js";
+import { RequestCounts } from "./request-counts.js";
+
+/** What the gate enforces besides the callers' policies: the bucket's key and Object Lock. */
+export interface S3GateRules {
+  /** Principals and resource policies; without it every request passes (and is counted). */
+  readonly iam?: IamModel;
+  /** The bucket's default SSE-KMS key: using it through S3 needs kms:GenerateDataKey / kms:Decrypt. */
+  readonly kmsKeyArn?: string;
+  /** The bucket's default Object Lock retention. */
+  readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
+}
+
+/** One S3 request as IAM sees it. */
+interface S3Operation {
+  readonly name: string;
+  /** What to authorise: usually one, two for a copy (read the source, write the target). */
+  readonly checks: { action: string; resource: string; context?: IamRequest["context"] }[];
+  readonly bucket: string;
+  readonly key?: string;
+}
+
+const DAY_MS = 86_400_000;
+
+function header(request: http.IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The S3 API operation, IAM action(s), resource ARN(s) and condition keys of a path-style request. */
+export function s3Operation(request: http.IncomingMessage, url: URL): S3Operation {
+  const [, bucket = "", ...rest] = url.pathname.split("/");
+  const key = rest.length > 0 ? decodeURIComponent(rest.join("/")) : undefined;
+  const q = url.searchParams;
+  const method = request.method ?? "GET";
+  const bucketArn = `arn:aws:s3:::${bucket}`;
+  const objectArn = `${bucketArn}/${key ?? ""}`;
+  const on = (name: string, action: string, resource: string, context?: IamRequest["context"]) => ({
+    name,
+    bucket,
+    key,
+    checks: [{ action, resource, ...(context ? { context } : {}) }],
+  });
+  if (key === undefined || key === "") {
+    if (method === "POST" && q.has("delete")) return { name: "DeleteObjects", bucket, checks: [] };
+    if (method === "GET" && q.has("versions"))
+      return on("ListObjectVersions", "s3:ListBucketVersions", bucketArn);
+    if (method === "GET" && q.has("uploads"))
+      return on("ListMultipartUploads", "s3:ListBucketMultipartUploads", bucketArn);
+    if (method === "GET" && q.has("location"))
+      return on("GetBucketLocation", "s3:GetBucketLocation", bucketArn);
+    if (method === "GET" || method === "HEAD") {
+      const context: Record<string, string> = {};
+      if (q.has("prefix")) context["s3:prefix"] = q.get("prefix")!;
+      if (q.has("delimiter")) context["s3:delimiter"] = q.get("delimiter")!;
+      if (q.has("max-keys")) context["s3:max-keys"] = q.get("max-keys")!;
+      return on(method === "HEAD" ? "HeadBucket" : "ListObjectsV2", "s3:ListBucket", bucketArn, context);
+    }
+    return on(`${method} bucket`, `s3:${method === "PUT" ? "CreateBucket" : "DeleteBucket"}`, bucketArn);
+  }
+  const versioned = q.has("versionId");
+  if (method === "GET" || method === "HEAD") {
+    if (q.has("uploadId")) return on("ListParts", "s3:ListMultipartUploadParts", objectArn);
+    if (q.has("attributes"))
+      return on(
+        "GetObjectAttributes",
+        versioned ? "s3:GetObjectVersionAttributes" : "s3:GetObjectAttributes",
+        objectArn,
+      );
+    if (q.has("retention")) return on("GetObjectRetention", "s3:GetObjectRetention", objectArn);
+    return on(
+      method === "HEAD" ? "HeadObject" : "GetObject",
+      versioned ? "s3:GetObjectVersion" : "s3:GetObject",
+      objectArn,
+    );
+  }
+  if (method === "DELETE") {
+    if (q.has("uploadId")) return on("AbortMultipartUpload", "s3:AbortMultipartUpload", objectArn);
+    return on(
+      versioned ? "DeleteObjectVersion" : "DeleteObject",
+      versioned ? "s3:DeleteObjectVersion" : "s3:DeleteObject",
+      objectArn,
+    );
+  }
+  if (method === "PUT" && q.has("retention"))
+    return on("PutObjectRetention", "s3:PutObjectRetention", objectArn);
+  // PutObject, CopyObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload: s3:PutObject.
+  const encryption: Record<string, string> = {};
+  for (const name of [
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",
+  ]) {
+    const value = header(request, name);
+    if (value !== undefined) encryption[`s3:${name}`] = value;
+  }
+  const name =
+    method === "POST"
+      ? q.has("uploads")
+        ? "CreateMultipartUpload"
+        : "CompleteMultipartUpload"
+      : q.has("uploadId")
+        ? "UploadPart"
+        : header(request, "x-amz-copy-source")
+          ? "CopyObject"
+          : "PutObject";
+  const operation = on(name, "s3:PutObject", objectArn, encryption);
+  const copySource = header(request, "x-amz-copy-source");
+  if (copySource) {
+    const source = decodeURIComponent(copySource.replace(/^\//, "").split("?")[0]!);
+    operation.checks.push({ action: "s3:GetObject", resource: `arn:aws:s3:::${source}` });
+  }
+  return operation;
+}
+
+function xmlError(code: string, message: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+}
+
+/**
+ * The S3 front door of the sandbox: every request is authorised against the caller's policies
+ * and the bucket policy (by its SigV4 access key), S3's use of the bucket key on the caller's
+ * behalf is authorised against the key policy, a missing object answers 403 unless the caller
+ * may list the bucket (as S3 does), Object Lock refuses deleting a locked version, and every
+ * request is counted by API. Allowed requests are passed through, streamed, to fauxqs.
+ */
+export class S3Gate {
+  readonly counts = new RequestCounts();
+  private readonly iam: SandboxIam;
+  /** Object Lock: when each object's current version may be deleted. */
+  private readonly retainUntil = new Map<string, number>();
+  private server?: http.Server;
+
+  constructor(
+    private readonly upstream: { host: string; port: number },
+    private readonly rules: S3GateRules,
+    log: (line: string) => void = (line) => console.error(line),
+  ) {
+    this.iam = new SandboxIam(rules.iam, log);
+  }
+
+  async listen(port: number): Promise<number> {
+    this.server = http.createServer((request, response) => {
+      this.handle(request, response).catch((error: Error) => {
+        if (!response.headersSent) response.writeHead(500, { "content-type": "application/xml" });
+        response.end(xmlError("InternalError", error.message));
+      });
+    });
+    this.server.listen(port, "127.0.0.1");
+    await once(this.server, "listening");
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server?.closeAllConnections();
+  }
+
+  private deny(response: http.ServerResponse, method: string | undefined, error: AccessDenied | string) {
+    const message = typeof error === "string" ? error : error.message;
+    response.writeHead(403, { "content-type": "application/xml" });
+    response.end(method === "HEAD" ? undefined : xmlError("AccessDenied", message));
+  }
+
+  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? "/", "http://s3.local");
+    if (url.pathname === "/__sandbox/counts") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(this.counts.snapshot()));
+      if (url.searchParams.has("reset")) this.counts.reset();
+      return;
+    }
+    const operation = s3Operation(request, url);
+    this.counts.add("S3", operation.name);
+    let principal: IamPrincipal | undefined;
+    if (this.iam.enforcing) {
+      principal = this.iam.principalFor(signingAccessKey(request.headers, url.searchParams));
+      if (!principal) {
+        response.writeHead(403, { "content-type": "application/xml" });
+        response.end(
+          xmlError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+        );
+        return;
+      }
+    }
+    try {
+      for (const check of operation.checks) this.authorize(principal, check);
+      this.authorizeKeyUse(principal, operation);
+    } catch (error) {
+      if (error instanceof AccessDenied) return this.deny(response, request.method, error);
+      throw error;
+    }
+    if (operation.name === "DeleteObjects")
+      return this.deleteObjects(request, response, principal, operation);
+    const lockRefusal = this.lockRefusal(request, principal, operation);
+    if (lockRefusal) return this.deny(response, request.method, lockRefusal);
+    await this.forward(request, response, operation, principal);
+  }
+
+  private authorize(principal: IamPrincipal | undefined, check: S3Operation["checks"][number]): void {
+    if (principal) this.iam.authorize({ principal, ...check });
+  }
+
+  /** SSE-KMS with the bucket key: S3 asks KMS on the caller's behalf, so the caller needs the key. */
+  private authorizeKeyUse(principal: IamPrincipal | undefined, operation: S3Operation): void {
+    const { kmsKeyArn } = this.rules;
+    if (!principal || !kmsKeyArn) return;
+    const action = ["PutObject", "CreateMultipartUpload", "CopyObject"].includes(operation.name)
+      ? "kms:GenerateDataKey"
+      : operation.name === "GetObject"
+        ? "kms:Decrypt"
+        : undefined;
+    if (!action) return;
+    this.iam.authorize({
+      principal,
+      action,
+      resource: kmsKeyArn,
+      context: {
+        "kms:ViaService": "s3.us-east-1.amazonaws.com",
+        "kms:CallerAccount": this.iam.model!.account,
+        // With an S3 Bucket Key the encryption context is the bucket's ARN.
+        "kms:EncryptionContext:aws:s3:arn": `arn:aws:s3:::${operation.bucket}`,
+        "kms:EncryptionContextKeys": ["aws:s3:arn"],
+      },
+    });
+  }
+
+  /** Deleting a locked version needs governance mode, the bypass header and the permission. */
+  private lockRefusal(
+    request: http.IncomingMessage,
+    principal: IamPrincipal | undefined,
+    operation: S3Operation,
+  ): string | undefined {
+    const lock = this.rules.objectLock;
+    if (!lock || operation.name !== "DeleteObjectVersion" || !operation.key) return undefined;
+    const until = this.retainUntil.get(`${operation.bucket}/${operation.key}`);
+    if (until === undefined || until <= Date.now()) return undefined;
+    const bypass = header(request, "x-amz-bypass-governance-retention") === "true";
+    if (lock.mode === "governance" && bypass) {
+      try {
+        this.authorize(principal, {
+          action: "s3:BypassGovernanceRetention",
+          resource: `arn:aws:s3:::${operation.bucket}/${operation.key}`,
+        });
+        return undefined;
+      } catch (error) {
+        if (error instanceof AccessDenied) return error.message;
+        throw error;
+      }
+    }
+    return `Access Denied because object protected by object lock (${lock.mode} until ${new Date(until).toISOString()})`;
+  }
+
+  /** Remembers when a newly written version's lock ends. */
+  private written(operation: S3Operation): void {
+    if (!this.rules.objectLock || !operation.key) return;
+    if (!["PutObject", "CompleteMultipartUpload", "CopyObject"].includes(operation.name)) return;
+    this.retainUntil.set(
+      `${operation.bucket}/${operation.key}`,
+      Date.now() + this.rules.objectLock.days * DAY_MS,
+    );
+  }
+
+  private async forward(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    operation: S3Operation,
+    principal: IamPrincipal | undefined,
+    body?: Buffer,
+  ): Promise<void> {
+    const upstream = http.request({
+      ...this.upstream,
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+    });
+    const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+      upstream.once("response", resolve);
+      upstream.once("error", reject);
+    });
+    if (body) upstream.end(body);
+    else request.pipe(upstream);
+    let answer: http.IncomingMessage;
+    try {
+      answer = await answered;
+    } catch (error) {
+      // fauxqs went away mid-request: the client sees the connection drop, as with S3 down.
+      request.socket.destroy(error as Error);
+      return;
+    }
+    const missing =
+      answer.statusCode === 404 && (operation.name === "GetObject" || operation.name === "HeadObject");
+    if (
+      missing &&
+      principal &&
+      this.iam.decide({
+        principal,
+        action: "s3:ListBucket",
+        resource: `arn:aws:s3:::${operation.bucket}`,
+      }) !== "Allowed"
+    ) {
+      // S3 says 404 only to a caller that may list the bucket; a HEAD or GET carries no s3:prefix.
+      answer.resume();
+      return this.deny(response, request.method, "Access Denied");
+    }
+    if ((answer.statusCode ?? 500) < 300) this.written(operation);
+    response.writeHead(answer.statusCode ?? 500, answer.headers);
+    answer.pipe(response);
+  }
+
+  private async deleteObjects(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    principal: IamPrincipal | undefined,
+    operation: S3Operation,
+  ): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const keys = [...body.toString().matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
+      m[1]!.replaceAll("&amp;", "&").replaceAll("&lt;", "<").replaceAll("&gt;", ">"),
+    );
+    try {
+      for (const key of keys)
+        this.authorize(principal, {
+          action: "s3:DeleteObject",
+          resource: `arn:aws:s3:::${operation.bucket}/${key}`,
+        });
+    } catch (error) {
+      // A real DeleteObjects reports per key; refusing the whole batch is stricter and as loud.
+      if (error instanceof AccessDenied) return this.deny(response, request.method, error);
+      throw error;
+    }
+    this.counts.add("S3", "DeleteObjects (keys)", keys.length);
+    await this.forward(request, response, operation, principal, body);
+  }
+}
