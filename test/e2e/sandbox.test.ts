@@ -1,7 +1,7 @@
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "../../infra/local/sandbox.js";
+import { removeStatement, Sandbox } from "../../infra/local/sandbox.js";
 import { runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
 
@@ -105,4 +105,40 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       secrets.put("rewind/orders/backup", good);
     }
   }, 180_000);
+});
+
+describe("the sandbox enforces the template's IAM", () => {
+  const scratch = scratchDir("e2e-iam");
+  let sandbox: Sandbox | undefined;
+
+  afterAll(async () => {
+    await sandbox?.down();
+    scratch.remove();
+  });
+
+  it("fails the demo's story naming the permission a deploy without it would lack", async () => {
+    const log: string[] = [];
+    sandbox = await Sandbox.up({
+      root: path.join(scratch.dir, "sandbox"),
+      datasetMb: 2,
+      log: (line) => log.push(line),
+      // The hosts' data keys: without them no agent can encrypt a backup.
+      editTemplate: (template) => removeStatement(template, "HostPolicyorders", "DataKeys"),
+    });
+    const story = runStory(sandbox, {
+      shippingRounds: 1,
+      drill: false,
+      step: () => {},
+      info: () => {},
+      prove: () => {},
+    });
+    await expect(story).rejects.toThrow(
+      /Rewind-Backup .* failed with .*may not kms:GenerateDataKey on arn:aws:kms:/,
+    );
+    expect(log).toContainEqual(
+      expect.stringMatching(
+        /^sandbox IAM: orders database hosts \(arn:aws:iam::123456789012:role\/rewind-host-orders\) may not kms:GenerateDataKey on arn:aws:kms:us-east-1:123456789012:key\/StorageKey\w+: no policy allows it$/,
+      ),
+    );
+  }, 300_000);
 });

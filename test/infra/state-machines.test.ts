@@ -1,7 +1,9 @@
+import { SendTaskHeartbeatCommand, SFNClient } from "@aws-sdk/client-sfn";
 import aslValidator from "asl-validator";
 import { StateMachine } from "aws-local-stepfunctions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AslDefinition, stateMachineDefinitions } from "../../infra/local/state-machine-definitions.js";
+import { TaskCallbacks } from "../../infra/local/task-callbacks.js";
 import { BackupInput, parseInput, RestoreInput } from "../../lambdas/lib/inputs.js";
 import { describeOutcome, Outcome } from "../../lambdas/lib/notify.js";
 import { selectSource } from "../../lambdas/lib/select-source.js";
@@ -69,6 +71,32 @@ async function run(name: string, input: unknown, handlers: Record<string, Handle
     const failure = ((error as Error).cause ?? error) as Error;
     if (process.env.DEBUG_SFN) console.log(failure);
     return { status: "FAILED", error: failure.name, cause: failure.message, calls };
+  }
+}
+
+/**
+ * An agent task whose host goes silent: the task token waits in the sandbox's Step Functions
+ * endpoint, the agent heartbeats once over the API, then stops; the heartbeat timeout (1 s here,
+ * the state's HeartbeatSeconds in the control plane) ends the task as Step Functions does.
+ */
+async function silentAgent(): Promise<never> {
+  const callbacks = new TaskCallbacks();
+  const endpoint = await callbacks.listen();
+  try {
+    const token = `token-${Math.random()}`;
+    callbacks.expect(token);
+    const sfn = new SFNClient({
+      region: "us-east-1",
+      endpoint,
+      credentials: { accessKeyId: "agent", secretAccessKey: "agent" },
+    });
+    await sfn.send(new SendTaskHeartbeatCommand({ taskToken: token }));
+    const outcome = await callbacks.wait(token, 1, new Promise(() => {}));
+    if (outcome.kind !== "heartbeat-timeout")
+      throw new Error(`expected a heartbeat timeout, got ${outcome.kind}`);
+    return fail("States.HeartbeatTimeout", "no heartbeat from the agent for 1 s");
+  } finally {
+    callbacks.close();
   }
 }
 
@@ -209,7 +237,7 @@ describe("Backup", () => {
     const result = await run(
       "Rewind-Backup",
       { cluster: "orders", type: "full" },
-      backupHandlers({ RunBackup: async () => fail("States.HeartbeatTimeout", "no heartbeat for 600 s") }),
+      backupHandlers({ RunBackup: silentAgent }),
     );
     expect(result.status).toBe("FAILED");
     expect(result.error).toBe("States.HeartbeatTimeout");
@@ -384,11 +412,7 @@ describe("Restore", () => {
   });
 
   it("fails with States.HeartbeatTimeout when the host goes silent mid-restore", async () => {
-    const result = await run(
-      "Rewind-Restore",
-      restoreInput,
-      restoreHandlers({ RunRestore: async () => fail("States.HeartbeatTimeout", "no heartbeat") }),
-    );
+    const result = await run("Rewind-Restore", restoreInput, restoreHandlers({ RunRestore: silentAgent }));
     expect(result.error).toBe("States.HeartbeatTimeout");
     expect(result.calls.HealthCheck).toBeUndefined();
   });
