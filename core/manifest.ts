@@ -28,6 +28,11 @@ export const SegmentRecord = z.object({
   sha256: sha256Hex,
   partSize: z.number().int().positive(),
   parts: z.array(PartChecksum).min(1),
+  /**
+   * "single": stored with one PutObject (smaller than a part), so S3's checksum is the SHA-256 of
+   * the whole object; absent: a multipart upload with a composite checksum.
+   */
+  upload: z.literal("single").optional(),
 });
 export type SegmentRecord = z.infer<typeof SegmentRecord>;
 

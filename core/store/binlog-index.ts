@@ -85,9 +85,17 @@ function manifestFiles(keys: readonly string[], prefix: string): string[] {
     .map((name) => name.slice(0, -".json".length));
 }
 
+/** What one process knows of a source's index: which chunks S3 holds, and the content of those it read or wrote. */
+export interface IndexState {
+  readonly keys: Set<string>;
+  readonly chunks: Map<string, BinlogIndexChunk>;
+}
+
 export interface ShippedTail {
   /** The newest file S3 holds a manifest of, or null when the source shipped nothing yet. */
   readonly lastShipped: BinlogRecord | null;
+  /** For the push's own index update: no second listing or read of the newest chunk. */
+  readonly index: IndexState;
 }
 
 /**
@@ -104,8 +112,10 @@ export async function readShippedTail(
 ): Promise<ShippedTail> {
   const prefix = binlogsPrefix(location, source);
   const chunks = await listChunks(client, bucket, location, source);
+  const index: IndexState = { keys: new Set(chunks), chunks: new Map() };
   const newestChunk = chunks.at(-1);
-  const indexed = newestChunk ? (await readChunk(client, bucket, newestChunk)).records.sort(bySequence) : [];
+  if (newestChunk) index.chunks.set(newestChunk, await readChunk(client, bucket, newestChunk));
+  const indexed = newestChunk ? [...index.chunks.get(newestChunk)!.records].sort(bySequence) : [];
   const last = indexed.at(-1);
   const after = last ? binlogManifestKey(location, source, last.file) : undefined;
   const { keys: newer } = await listKeys(client, bucket, prefix, { startAfter: after });
@@ -117,20 +127,23 @@ export async function readShippedTail(
     const key = binlogManifestKey(location, source, file);
     unindexed.push(parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`));
   }
-  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed, chunks);
+  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed, index);
   const newestUnindexed = unindexed.at(-1);
-  return { lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null) };
+  return { lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null), index };
 }
 
-/** Adds shipped files to the index: one LIST, then one GET and one PUT per chunk they fall in. */
+/**
+ * Adds shipped files to the index: one PUT per chunk they fall in, after a LIST and a GET of
+ * that chunk unless the caller knows them already (a push, from its readShippedTail).
+ */
 export async function addToBinlogIndex(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
   source: string,
   manifests: readonly BinlogManifest[],
-  /** The index's chunk keys, when the caller just listed them. */
-  chunkKeys?: readonly string[],
+  /** What the caller already knows of the index (from readShippedTail); it is kept up to date. */
+  known?: IndexState,
 ): Promise<void> {
   const byChunk = new Map<number, BinlogManifest[]>();
   for (const manifest of manifests) {
@@ -138,12 +151,17 @@ export async function addToBinlogIndex(
   }
   // Which chunks exist comes from a listing: a host may list its cluster's prefix but not the
   // bucket, and S3 answers a GET of a missing key with 403 to such a caller, not 404.
-  const present = new Set(chunkKeys ?? (await listChunks(client, bucket, location, source)));
+  const state = known ?? {
+    keys: new Set(await listChunks(client, bucket, location, source)),
+    chunks: new Map<string, BinlogIndexChunk>(),
+  };
   for (const [chunk, added] of byChunk) {
     const key = binlogIndexChunkKey(location, source, chunk);
-    const existing = present.has(key)
-      ? await readChunk(client, bucket, key)
-      : { formatVersion: 1 as const, source, records: [] };
+    const existing =
+      state.chunks.get(key) ??
+      (state.keys.has(key)
+        ? await readChunk(client, bucket, key)
+        : { formatVersion: 1 as const, source, records: [] });
     const records = new Map(existing.records.map((record) => [record.file, record]));
     for (const manifest of added) records.set(manifest.file, recordOf(manifest));
     const body: BinlogIndexChunk = {
@@ -159,6 +177,8 @@ export async function addToBinlogIndex(
         ContentType: "application/json",
       }),
     );
+    state.keys.add(key);
+    state.chunks.set(key, body);
   }
 }
 

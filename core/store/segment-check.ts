@@ -42,12 +42,17 @@ export async function checkStoredObjects(
     if (attributes.ObjectSize !== segment.size) {
       problems.push(`${segment.key}: size ${attributes.ObjectSize} in S3, ${segment.size} in the manifest`);
     }
-    const expected = compositeChecksum(segment.parts);
+    const expected =
+      segment.upload === "single" ? segment.parts[0]!.checksumSha256 : compositeChecksum(segment.parts);
     const stored = attributes.Checksum?.ChecksumSHA256;
     if (stored && stored !== expected)
       problems.push(`${segment.key}: checksum ${stored} in S3, ${expected} from the manifest`);
     const parts = attributes.ObjectParts?.Parts ?? [];
-    if (attributes.ObjectParts && attributes.ObjectParts.TotalPartsCount !== segment.parts.length) {
+    if (
+      segment.upload !== "single" &&
+      attributes.ObjectParts &&
+      attributes.ObjectParts.TotalPartsCount !== segment.parts.length
+    ) {
       problems.push(
         `${segment.key}: ${attributes.ObjectParts.TotalPartsCount} parts in S3, ${segment.parts.length} in the manifest`,
       );

@@ -136,7 +136,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         // Whatever was shipped is indexed, even when a later file failed; a push killed before
         // this leaves manifests the next push indexes.
         if (shippedManifests.length > 0) {
-          await addToBinlogIndex(client, config.bucket, location, source, shippedManifests).catch(
+          await addToBinlogIndex(client, config.bucket, location, source, shippedManifests, tail.index).catch(
             (error: Error) =>
               log("warn", "could not update the binlog index; the next push will", { error: error.message }),
           );
