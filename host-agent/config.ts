@@ -79,6 +79,12 @@ export const AgentConfigSchema = z
     /** The server's option files, stored in the manifest (never auto.cnf). */
     myCnfPaths: z.array(z.string()).default(["/etc/mysql/my.cnf"]),
     stateDir: z.string().default("/var/lib/rewind"),
+    /**
+     * How long a database user's secret is reused from a root-only (0600) cache under stateDir
+     * before Secrets Manager is asked again; 0 asks on every run. A cached password the server
+     * refuses is fetched afresh at once, so a rotation is picked up on the next run.
+     */
+    secretCacheSeconds: z.number().int().min(0).max(86_400).default(3600),
     workDir: z.string().default("/var/tmp/rewind"),
     minFreeMiB: z.number().int().nonnegative().default(1024),
     heartbeatSeconds: z.number().int().min(1).max(3600).default(60),

@@ -4,7 +4,7 @@ import type { AgentConfig } from "./config.js";
 import { withDefaultsFile } from "./defaults-file.js";
 import type { Engine, ServerIdentity } from "./engines/engine.js";
 import { engineFor } from "./engines/index.js";
-import { fetchCredentials } from "./secrets.js";
+import { fetchCredentials, forgetCachedSecret } from "./secrets.js";
 import { SqlClient } from "./sql-client.js";
 
 /** What every command works with: the validated config, the engine, and where in S3 the cluster lives. */
@@ -32,9 +32,23 @@ export async function asBackupUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const credentials = await fetchCredentials(context.config, context.config.secrets.backup);
-  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-    use(file, new SqlClient(context.engine.tools.client, file)),
+  const { config, engine } = context;
+  const secretId = config.secrets.backup;
+  let credentials = await fetchCredentials(config, secretId);
+  if (credentials.cached) {
+    // A cached password the server refuses (rotated since) is replaced by the current one.
+    try {
+      await withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
+        new SqlClient(engine.tools.client, file).rows("SELECT 1"),
+      );
+    } catch (error) {
+      if (!(error instanceof RewindError && error.name === ErrorNames.credentials)) throw error;
+      forgetCachedSecret(config, secretId);
+      credentials = await fetchCredentials(config, secretId, { fresh: true });
+    }
+  }
+  return withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
+    use(file, new SqlClient(engine.tools.client, file)),
   );
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AbortMultipartUploadCommand, type S3Client } from "@aws-sdk/client-s3";
 import { log } from "../log.js";
@@ -46,8 +46,11 @@ export class UnfinishedBackupRecord {
     rmSync(this.file, { force: true });
   }
 
+  /** Written whole or not at all: a SIGKILL mid-write must not leave a record nobody can read. */
   private save(): void {
-    writeFileSync(this.file, JSON.stringify(this.record), { mode: 0o600 });
+    const temporary = `${this.file}.${process.pid}`;
+    writeFileSync(temporary, JSON.stringify(this.record), { mode: 0o600 });
+    renameSync(temporary, this.file);
   }
 
   /**
@@ -57,7 +60,23 @@ export class UnfinishedBackupRecord {
    */
   async cleanUp(client: S3Client): Promise<string[]> {
     if (!existsSync(this.file)) return [];
-    const left: UnfinishedBackup = JSON.parse(readFileSync(this.file, "utf8"));
+    let left: UnfinishedBackup;
+    try {
+      left = JSON.parse(readFileSync(this.file, "utf8"));
+    } catch (error) {
+      // An agent older than the atomic write, killed mid-write: its open uploads cannot be named
+      // here; the bucket's lifecycle rule aborts them after 2 days.
+      log(
+        "warn",
+        "the record of an unfinished backup is unreadable; the bucket's lifecycle rule aborts its uploads",
+        {
+          file: this.file,
+          error: (error as Error).message,
+        },
+      );
+      rmSync(this.file, { force: true });
+      return [];
+    }
     for (const [key, uploadId] of Object.entries(left.uploads)) {
       await client
         .send(new AbortMultipartUploadCommand({ Bucket: left.bucket, Key: key, UploadId: uploadId }))

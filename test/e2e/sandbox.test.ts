@@ -1,7 +1,7 @@
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { removeStatement, Sandbox } from "../../infra/local/sandbox.js";
+import { removeStatement, Sandbox, waitForReplica } from "../../infra/local/sandbox.js";
 import { runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
 
@@ -89,9 +89,13 @@ describe("the sandbox: the deployed control plane on one machine", () => {
   }, 120_000);
 
   it("fails a backup with the agent's own error when the source's credentials are wrong", async () => {
-    const secrets = sandbox.aws.secretsManager!;
-    const good = secrets.current("rewind/orders/backup") as { username: string; password: string };
-    secrets.put("rewind/orders/backup", { ...good, password: "wrong" });
+    // The password changed on the servers but not in Secrets Manager: each host's cached
+    // password and the one it fetches afresh are both refused.
+    const { password } = sandbox.aws.secretsManager!.current("rewind/orders/backup") as { password: string };
+    const alter = (to: string) => `ALTER USER 'rewind_backup'@'localhost' IDENTIFIED BY '${to}'`;
+    await sandbox.primary.query(alter("changed-Pw-91ab"));
+    await sandbox.standby.query(alter("changed-Pw-91ab"));
+    await waitForReplica(sandbox.primary, sandbox.replica);
     try {
       // select-source asks every host for its status with the same user: none can answer.
       const run = await sandbox.controlPlane.startExecution("Rewind-Backup", {
@@ -102,7 +106,8 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       expect(run.error).toBe("NoEligibleSource");
       expect(run.cause).toContain("CredentialsRejected");
     } finally {
-      secrets.put("rewind/orders/backup", good);
+      await sandbox.primary.query(alter(password));
+      await sandbox.standby.query(alter(password));
     }
   }, 180_000);
 });

@@ -113,19 +113,25 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     scratch.remove();
   });
 
-  it("wrong credentials: a clear error, no manifest", async () => {
+  it("wrong credentials: a clear error, no manifest; a rotated password is picked up past the host's cache", async () => {
     const good = secrets.current("rewind/orders/backup") as { username: string; password: string };
-    secrets.put("rewind/orders/backup", { ...good, password: "not-the-password" });
+    // The password changed on the server but not in Secrets Manager: the cached one and the
+    // one fetched afresh are both refused.
+    const rotated = "rotated-Pw-4e1c";
+    await source.query(`ALTER USER 'rewind_backup'@'localhost' IDENTIFIED BY '${rotated}'`);
     try {
       const run = await agent(["backup", "--type", "full", "--config", configFile]);
       expect(run.exitCode).toBe(1);
       expect(run.output?.error?.name).toBe("CredentialsRejected");
       expect(run.output?.error?.message).toMatch(/refused the backup user's credentials/);
       expect(await manifests()).toEqual([]);
+      // Secrets Manager catches up (a rotation): the next run replaces its cached password.
+      secrets.put("rewind/orders/backup", { ...good, password: rotated });
+      await expectNextBackupSucceeds();
     } finally {
+      await source.query(`ALTER USER 'rewind_backup'@'localhost' IDENTIFIED BY '${good.password}'`);
       secrets.put("rewind/orders/backup", good);
     }
-    await expectNextBackupSucceeds();
   });
 
   it("the backup tool failing (missing privilege) is reported with its own words, not uploaded as a backup", async () => {
