@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import {
   type BinlogManifest,
@@ -46,6 +46,22 @@ function listChunks(client: S3Client, bucket: string, location: ClusterLocation,
   );
 }
 
+/** A chunk and its ETag, which says later whether anyone rewrote it. */
+async function readChunkTagged(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ chunk: BinlogIndexChunk; etag: string | undefined }> {
+  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const chunk = parseManifest(
+    BinlogIndexChunk,
+    await object.Body!.transformToString(),
+    `s3://${bucket}/${key}`,
+    "binlog index",
+  );
+  return { chunk, etag: object.ETag };
+}
+
 async function readChunk(client: S3Client, bucket: string, key: string): Promise<BinlogIndexChunk> {
   return parseManifest(
     BinlogIndexChunk,
@@ -89,13 +105,43 @@ function manifestFiles(keys: readonly string[], prefix: string): string[] {
 export interface IndexState {
   readonly keys: Set<string>;
   readonly chunks: Map<string, BinlogIndexChunk>;
+  /** ETags of the chunks it read or wrote. */
+  readonly etags: Map<string, string>;
 }
+
+/**
+ * What a push leaves on its host for the next one (DESIGN §4, state dir): the newest file it
+ * knows S3 holds and indexes, and the ETag of the index chunk that says so. While that chunk is
+ * unchanged, the next push reads it alone: no listing.
+ */
+export const TailHint = z.object({
+  lastShipped: BinlogRecord,
+  chunkKey: z.string(),
+  etag: z.string(),
+});
+export type TailHint = z.infer<typeof TailHint>;
 
 export interface ShippedTail {
   /** The newest file S3 holds a manifest of, or null when the source shipped nothing yet. */
   readonly lastShipped: BinlogRecord | null;
   /** For the push's own index update: no second listing or read of the newest chunk. */
   readonly index: IndexState;
+  /** Whether the hint held: the tail came from one read of the chunk it names. */
+  readonly fromHint: boolean;
+}
+
+/** The hint for the next push, when the index is known to record `lastShipped` under a known ETag. */
+export function tailHint(
+  location: ClusterLocation,
+  source: string,
+  lastShipped: BinlogRecord | null,
+  index: IndexState,
+): TailHint | undefined {
+  if (!lastShipped) return undefined;
+  const chunkKey = binlogIndexChunkKey(location, source, chunkOf(lastShipped.file));
+  const etag = index.etags.get(chunkKey);
+  const newest = index.chunks.get(chunkKey)?.records.at(-1);
+  return etag && newest?.file === lastShipped.file ? { lastShipped, chunkKey, etag } : undefined;
 }
 
 /**
@@ -103,18 +149,46 @@ export interface ShippedTail {
  * file, and manifests written after it that the index lacks, which are indexed now. A handful of
  * requests, whatever the history. A source with no index yet (shipped by an older agent) is
  * indexed from its manifests once.
+ *
+ * With the previous push's hint, and its chunk unchanged (same ETag, same newest file), that one
+ * read is all: the previous push indexed everything it shipped before leaving the hint. A push
+ * killed after shipping and before indexing left no new hint, so what it shipped is shipped
+ * again (the same file, a new object and manifest) and indexed: nothing is lost, nothing listed.
  */
 export async function readShippedTail(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
   source: string,
+  hint?: TailHint,
 ): Promise<ShippedTail> {
+  if (hint) {
+    const read = await readChunkTagged(client, bucket, hint.chunkKey).catch(() => undefined);
+    const newest = read?.chunk.records.reduce<BinlogRecord | undefined>(
+      (a, b) => (!a || binlogSequence(b.file) > binlogSequence(a.file) ? b : a),
+      undefined,
+    );
+    if (read?.etag === hint.etag && newest?.file === hint.lastShipped.file) {
+      return {
+        lastShipped: newest,
+        index: {
+          keys: new Set([hint.chunkKey]),
+          chunks: new Map([[hint.chunkKey, read.chunk]]),
+          etags: new Map([[hint.chunkKey, read.etag]]),
+        },
+        fromHint: true,
+      };
+    }
+  }
   const prefix = binlogsPrefix(location, source);
   const chunks = await listChunks(client, bucket, location, source);
-  const index: IndexState = { keys: new Set(chunks), chunks: new Map() };
+  const index: IndexState = { keys: new Set(chunks), chunks: new Map(), etags: new Map() };
   const newestChunk = chunks.at(-1);
-  if (newestChunk) index.chunks.set(newestChunk, await readChunk(client, bucket, newestChunk));
+  if (newestChunk) {
+    const read = await readChunkTagged(client, bucket, newestChunk);
+    index.chunks.set(newestChunk, read.chunk);
+    if (read.etag) index.etags.set(newestChunk, read.etag);
+  }
   const indexed = newestChunk ? [...index.chunks.get(newestChunk)!.records].sort(bySequence) : [];
   const last = indexed.at(-1);
   const after = last ? binlogManifestKey(location, source, last.file) : undefined;
@@ -129,7 +203,11 @@ export async function readShippedTail(
   }
   if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed, index);
   const newestUnindexed = unindexed.at(-1);
-  return { lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null), index };
+  return {
+    lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null),
+    index,
+    fromHint: false,
+  };
 }
 
 /**
@@ -151,9 +229,10 @@ export async function addToBinlogIndex(
   }
   // Which chunks exist comes from a listing: a host may list its cluster's prefix but not the
   // bucket, and S3 answers a GET of a missing key with 403 to such a caller, not 404.
-  const state = known ?? {
+  const state: IndexState = known ?? {
     keys: new Set(await listChunks(client, bucket, location, source)),
-    chunks: new Map<string, BinlogIndexChunk>(),
+    chunks: new Map(),
+    etags: new Map(),
   };
   for (const [chunk, added] of byChunk) {
     const key = binlogIndexChunkKey(location, source, chunk);
@@ -169,7 +248,7 @@ export async function addToBinlogIndex(
       source,
       records: [...records.values()].sort(bySequence),
     };
-    await client.send(
+    const put = await client.send(
       new PutObjectCommand({
         Bucket: bucket,
         Key: key,
@@ -179,6 +258,8 @@ export async function addToBinlogIndex(
     );
     state.keys.add(key);
     state.chunks.set(key, body);
+    if (put.ETag) state.etags.set(key, put.ETag);
+    else state.etags.delete(key);
   }
 }
 

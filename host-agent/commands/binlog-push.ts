@@ -1,13 +1,15 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   BINLOG_MANIFEST_FORMAT_VERSION,
   BinlogManifest,
   binlogSequence,
+  recordOf,
 } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
-import { addToBinlogIndex, readShippedTail } from "../../core/store/binlog-index.js";
+import { addToBinlogIndex, readShippedTail, TailHint, tailHint } from "../../core/store/binlog-index.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
@@ -65,8 +67,18 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
       const source = engine.binlogSource(identity, config.host);
       const client = s3Client(config);
-      // S3 says what is shipped; its index says it in a few requests, however long the history.
-      const tail = await readShippedTail(client, config.bucket, location, source);
+      // S3 says what is shipped; its index says it in a few requests, however long the history,
+      // and in one while the previous push's hint holds (its file still on this server).
+      const hintFile = path.join(config.stateDir, "binlog-tail", `${source}.json`);
+      const hint = readHint(hintFile);
+      const tail = await readShippedTail(
+        client,
+        config.bucket,
+        location,
+        source,
+        hint && files.includes(hint.lastShipped.file) ? hint : undefined,
+      );
+      rmSync(hintFile, { force: true });
       // Files are shipped in order, so everything up to the newest shipped one is in S3.
       const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
       const alreadyShipped = (file: string) => binlogSequence(file) <= lastShippedSequence;
@@ -135,12 +147,20 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       } finally {
         // Whatever was shipped is indexed, even when a later file failed; a push killed before
         // this leaves manifests the next push indexes.
+        let indexed = true;
         if (shippedManifests.length > 0) {
           await addToBinlogIndex(client, config.bucket, location, source, shippedManifests, tail.index).catch(
-            (error: Error) =>
-              log("warn", "could not update the binlog index; the next push will", { error: error.message }),
+            (error: Error) => {
+              indexed = false;
+              log("warn", "could not update the binlog index; the next push will", { error: error.message });
+            },
           );
         }
+        const newest = shippedManifests.at(-1);
+        const next = indexed
+          ? tailHint(location, source, newest ? recordOf(newest) : tail.lastShipped, tail.index)
+          : undefined;
+        if (next) writeHint(hintFile, next);
       }
       return {
         source,
@@ -155,4 +175,20 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
   } finally {
     release();
   }
+}
+
+function readHint(file: string): TailHint | undefined {
+  try {
+    return TailHint.parse(JSON.parse(readFileSync(file, "utf8")));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written whole (temp file, rename) so a killed push never leaves half a hint. */
+function writeHint(file: string, hint: TailHint): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}`;
+  writeFileSync(temporary, JSON.stringify(hint), { mode: 0o600 });
+  renameSync(temporary, file);
 }

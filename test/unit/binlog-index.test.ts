@@ -2,7 +2,7 @@ import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { type BinlogManifest, recordOf } from "../../core/binlog/manifest.js";
 import { binlogIndexChunkKey, binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
-import { addToBinlogIndex, chunkOf, readShippedTail } from "../../core/store/binlog-index.js";
+import { addToBinlogIndex, chunkOf, readShippedTail, tailHint } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { planFromStore } from "../../core/store/plan-from-store.js";
 import { measureHistory } from "./history-bucket.js";
@@ -53,5 +53,41 @@ describe("the binlog index keeps the work of a push and a plan flat as history g
       "mariadb-bin.000003",
       "mariadb-bin.000004",
     ]);
+  });
+
+  it("a push with the previous push's hint reads one chunk and lists nothing; a rewritten chunk or a stale hint falls back to listing", async () => {
+    bucket = fakeBucket();
+    for (const n of [1, 2, 3]) putBinlog(bucket.objects, n);
+    const first = await readShippedTail(bucket.client, BUCKET, location, SOURCE);
+    const hint = tailHint(location, SOURCE, first.lastShipped, first.index)!;
+    expect(hint).toMatchObject({
+      lastShipped: { file: "mariadb-bin.000003" },
+      chunkKey: binlogIndexChunkKey(location, SOURCE, 0),
+    });
+
+    bucket.s3.resetHistory();
+    const fast = await readShippedTail(bucket.client, BUCKET, location, SOURCE, hint);
+    expect(fast.fromHint).toBe(true);
+    expect(fast.lastShipped?.file).toBe("mariadb-bin.000003");
+    expect(bucket.s3.calls().map((call) => (call.args[0] as object).constructor.name)).toEqual([
+      "GetObjectCommand",
+    ]);
+    // The push ships file 4 and indexes it from what it read: one PUT, and a new hint.
+    const fourth = putBinlog(bucket.objects, 4, { indexed: false });
+    await addToBinlogIndex(bucket.client, BUCKET, location, SOURCE, [fourth], fast.index);
+    const next = tailHint(location, SOURCE, recordOf(fourth), fast.index)!;
+    expect(next.lastShipped.file).toBe("mariadb-bin.000004");
+    expect(next.etag).not.toBe(hint.etag);
+
+    // Retention rewrote the chunk since: its ETag changed, so the push lists and reads afresh.
+    const key = binlogIndexChunkKey(location, SOURCE, 0);
+    const chunk = JSON.parse(bucket.objects.get(key)!.body);
+    chunk.records = chunk.records.slice(1);
+    bucket.objects.set(key, { body: JSON.stringify(chunk), size: 1 });
+    bucket.s3.resetHistory();
+    const slow = await readShippedTail(bucket.client, BUCKET, location, SOURCE, next);
+    expect(slow.fromHint).toBe(false);
+    expect(slow.lastShipped?.file).toBe("mariadb-bin.000004");
+    expect(bucket.s3.commandCalls(ListObjectsV2Command).length).toBeGreaterThan(0);
   });
 });

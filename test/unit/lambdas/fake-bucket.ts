@@ -26,6 +26,9 @@ import { chunkOf } from "../../../core/store/binlog-index.js";
 import { compositeChecksum } from "../../../core/store/segment-check.js";
 
 export const BUCKET = "rewind-backups";
+
+/** A single-part object's ETag, as S3 makes it: the quoted MD5 of its body. */
+const etagOf = (body: string) => `"${createHash("md5").update(body).digest("hex")}"`;
 export const CLUSTER = "orders";
 export const SOURCE = "1-db1";
 const location = { cluster: CLUSTER };
@@ -66,7 +69,7 @@ export function fakeBucket() {
     const object = objects.get(input.Key!);
     if (!object) throw Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
     // Rewind reads manifests with transformToString, the part of a response body it uses.
-    return { Body: { transformToString: async () => object.body } as never };
+    return { Body: { transformToString: async () => object.body } as never, ETag: etagOf(object.body) };
   });
   s3.on(GetObjectAttributesCommand).callsFake((input) => {
     const object = objects.get(input.Key!);
@@ -89,7 +92,7 @@ export function fakeBucket() {
   s3.on(PutObjectCommand).callsFake((input) => {
     const body = String(input.Body);
     objects.set(input.Key!, { body, size: body.length });
-    return {};
+    return { ETag: etagOf(body) };
   });
   s3.on(DeleteObjectsCommand).callsFake((input) => {
     for (const { Key } of input.Delete?.Objects ?? []) objects.delete(Key!);
@@ -152,7 +155,11 @@ export function putBackup(objects: Map<string, StoredObject>, d: number): Backup
 }
 
 /** Binlog n: GTIDs 0-1-(10n+1 … 10n+10), events through 23:59 of day n. */
-export function putBinlog(objects: Map<string, StoredObject>, n: number): BinlogManifest {
+export function putBinlog(
+  objects: Map<string, StoredObject>,
+  n: number,
+  { indexed = true } = {},
+): BinlogManifest {
   const stored = storedObject(binlogObjectKey(location, SOURCE, binlogFile(n)), 2000 + n);
   const manifest: BinlogManifest = {
     formatVersion: 2,
@@ -184,6 +191,7 @@ export function putBinlog(objects: Map<string, StoredObject>, n: number): Binlog
     body: JSON.stringify(manifest),
     size: 1,
   });
+  if (!indexed) return manifest;
   // As binlog-push does: the file's record goes into its source's index.
   const indexKey = binlogIndexChunkKey(location, SOURCE, chunkOf(manifest.file));
   const chunk = objects.has(indexKey)
