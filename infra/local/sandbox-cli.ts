@@ -49,6 +49,9 @@ async function up(): Promise<void> {
 Rewind sandbox is up (${state.root})
 
   S3 (fauxqs)   ${state.s3Endpoint}  bucket ${state.bucket}
+  KMS           ${state.kmsEndpoint}
+  Secrets Mgr   ${state.secretsManagerEndpoint}
+  IAM           every request authorised against the synthesized template; denials are printed here
   hosts (tagged rewind:cluster=${CLUSTER}):`);
   for (const host of state.hosts) {
     say(
@@ -58,7 +61,9 @@ Rewind sandbox is up (${state.root})
   }
   say(`
   connect:      mariadb --defaults-file=${sandbox.host("primary").defaultsFile} -uroot
-  an agent:     node ${state.agentBundle} list --config ${replica.configFile}
+  an agent:     AWS_ACCESS_KEY_ID=${replica.environment?.AWS_ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY=${replica.environment?.AWS_SECRET_ACCESS_KEY} \\
+                node ${state.agentBundle} list --config ${replica.configFile}
+                (the hosts' instance role credentials)
 
   back up:      npm run sandbox -- schedule rewind-full-${CLUSTER}
   ship binlogs: npm run sandbox -- schedule rewind-binlogs-${CLUSTER}

@@ -20,6 +20,7 @@ import { LocalSecretsManager } from "../../infra/local/local-secrets-manager.js"
 import { LocalSsm } from "../../infra/local/local-ssm.js";
 import { S3Server } from "../../infra/local/s3-server.js";
 import { removeStatement, sandboxIamModel, synthesizeControlPlane } from "../../infra/local/sandbox.js";
+import { resolveIntrinsics } from "../../infra/local/state-machine-definitions.js";
 import { TaskCallbacks } from "../../infra/local/task-callbacks.js";
 import { scratchDir } from "../support.js";
 
@@ -353,6 +354,51 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       } finally {
         ssm.close();
       }
+    });
+
+    it("delivers scheduled output to CloudWatch Logs only with the instance role's logs permissions", async () => {
+      const schedule = Object.values(synthesized.template.Resources).find(
+        (r) =>
+          r.Type === "AWS::Scheduler::Schedule" && String(r.Properties?.Name).startsWith("rewind-binlogs-"),
+      )!;
+      const input = JSON.parse(
+        String(
+          (resolveIntrinsics(schedule.Properties!.Target, synthesized.template) as { Input: string }).Input,
+        ),
+      );
+      expect(input.CloudWatchOutputConfig.CloudWatchOutputEnabled).toBe(true);
+      const bundle = path.join(scratch.dir, "quiet-agent.mjs");
+      writeFileSync(bundle, "console.log(JSON.stringify({ ok: true }));\n");
+      const outputOf = async (iam: SandboxIam) => {
+        const host = iam.principalNamed("orders database hosts");
+        const ssm = new LocalSsm(
+          agentDocument(synthesized.template),
+          [
+            {
+              instanceId: "i-0000000000000009a",
+              name: "db-orders",
+              tags: { "rewind:cluster": "orders" },
+              configFile: path.join(scratch.dir, "orders.json"),
+              dir: path.join(scratch.dir, "host-logs"),
+              environment: {
+                AWS_ACCESS_KEY_ID: host.accessKeyId,
+                AWS_SECRET_ACCESS_KEY: host.secretAccessKey,
+              },
+            },
+          ],
+          bundle,
+          {},
+          { iam },
+        );
+        const { invocations } = ssm.sendCommand(input, iam.principalNamed("EventBridge Scheduler"));
+        await invocations[0]!.done;
+        await new Promise((resolve) => setImmediate(resolve));
+        return invocations[0]!.cloudWatchOutput;
+      };
+      expect(await outputOf(iamFor())).toBe("delivered");
+      expect(
+        await outputOf(iamFor((s) => removeStatement(s.template, "HostPolicyorders", "AgentOutput"))),
+      ).toBe("denied");
     });
 
     it("accepts only live task tokens, signed by a host", async () => {
