@@ -170,14 +170,18 @@ export class SegmentWriter extends Writable {
     }
     this.filled = 0;
     this.segment = undefined;
+    this.recordSegment(segment, [{ partNumber: 1, size: body.length, checksumSha256 }], "single");
+  }
+
+  private recordSegment(segment: OpenSegment, parts: PartChecksum[], upload?: "single"): void {
     this.segments.push({
       index: segment.index,
       key: segment.key,
       size: segment.bytes,
       sha256: segment.hash.digest("hex"),
       partSize: this.options.partSize,
-      parts: [{ partNumber: 1, size: body.length, checksumSha256 }],
-      upload: "single",
+      parts,
+      ...(upload ? { upload } : {}),
     });
   }
 
@@ -257,13 +261,6 @@ export class SegmentWriter extends Writable {
     }
     this.segment = undefined;
     this.options.onUploadEnded?.(segment.key);
-    this.segments.push({
-      index: segment.index,
-      key: segment.key,
-      size: segment.bytes,
-      sha256: segment.hash.digest("hex"),
-      partSize: this.options.partSize,
-      parts,
-    });
+    this.recordSegment(segment, parts);
   }
 }
