@@ -6,6 +6,7 @@ import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
 import { list } from "./commands/list.js";
 import { restore } from "./commands/restore.js";
+import { restoreTables } from "./commands/restore-tables.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
@@ -36,6 +37,13 @@ commands:
                                        --scratch restores into an empty DIR, starts a private server on it
                                        (socket only, not the host's server), replays, runs CHECK TABLE, then
                                        stops it and removes DIR (restore drills)
+  restore --tables db.t1,db.t2|db.* (--until TIME|GTID | --plan FILE) [--as SUFFIX] [--replace]
+                                       restore into a scratch datadir under workDir (a private server),
+                                       replay to the target, and copy the chosen tables into this host's
+                                       live primary through its binlog (replicas follow): as
+                                       <table>_restored_<time> (or <table>SUFFIX); --replace recreates
+                                       dropped tables under their names and swaps existing ones in,
+                                       keeping the old as <table>_before_<time>
 
 options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
@@ -73,6 +81,22 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
     case "binlog-push":
       return binlogPush(context, flags.flush === true);
     case "restore":
+      if (typeof flags.tables === "string") {
+        if (flags.datadir !== undefined || flags.scratch || flags["move-aside"] || flags["replica-of"])
+          throw usageError(
+            "--tables restores into a scratch datadir of its own and the live primary; drop --datadir, --scratch, --move-aside and --replica-of",
+          );
+        if (flags.until === undefined && flags.plan === undefined)
+          throw usageError("--tables needs --until TIME|GTID (or --plan)");
+        return restoreTables(context, {
+          tables: flags.tables,
+          ...(typeof flags.until === "string" ? { until: flags.until } : {}),
+          ...(typeof flags.plan === "string" ? { plan: flags.plan } : {}),
+          ...(typeof flags.as === "string" ? { as: flags.as } : {}),
+          replace: flags.replace === true,
+          replay: replayMethod(flags.replay),
+        });
+      }
       return restore(context, {
         ...(typeof flags["backup-id"] === "string" ? { backupId: flags["backup-id"] } : {}),
         ...(typeof flags.until === "string" ? { until: flags.until } : {}),
@@ -119,6 +143,9 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       scratch: { type: "boolean" },
       "replica-of": { type: "string" },
       replay: { type: "string" },
+      tables: { type: "string" },
+      as: { type: "string" },
+      replace: { type: "boolean" },
       deep: { type: "boolean" },
       flush: { type: "boolean" },
       json: { type: "boolean" },

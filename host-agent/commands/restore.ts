@@ -45,6 +45,16 @@ export interface RestoreOptions {
   readonly catchUpSeconds?: number;
   /** The server's replication applier (parallel), or `mariadb-binlog | mariadb` as the fallback. */
   readonly replay: "applier" | "client";
+  /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
+  readonly beforeFetch?: (plan: RestorePlan<BinlogManifest>) => Promise<void>;
+  /**
+   * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
+   * every table (a table restore: copy the chosen tables into the live primary).
+   */
+  readonly onScratch?: (scratch: {
+    sql: SqlClient;
+    defaultsFile: string;
+  }) => Promise<Record<string, unknown>>;
 }
 
 export interface RestoreResult {
@@ -66,6 +76,8 @@ export interface RestoreResult {
     readonly checkedTables: number;
     readonly removed: boolean;
   };
+  /** What `onScratch` did. */
+  readonly onScratch?: Record<string, unknown>;
 }
 
 /**
@@ -180,6 +192,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   }
   if (options.dryRun) return { ...summary, dryRun: true };
   checkTarget(datadir, options.moveAside);
+  await options.beforeFetch?.(plan);
   if (options.noStart && plan.binlogs.length > 0) {
     throw new RewindError(
       ErrorNames.usage,
@@ -218,6 +231,15 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
     const replayedBy = range.files.length === 0 ? "none" : options.replay;
+    // Checked before the server is used for anything (a table copy, replication, a report).
+    const checkReached = (lastGtid: string | null | undefined, reached: string) => {
+      if (lastGtid && !gtidModel(engine.name).parseSet(reached).includes(lastGtid)) {
+        throw new RewindError(
+          ErrorNames.replay,
+          `after replay the server is at GTID ${reached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
+        );
+      }
+    };
     const applier = {
       engine,
       range,
@@ -248,6 +270,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
       scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
     let checkedTables = 0;
+    let onScratch: Record<string, unknown> | undefined;
     const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
       const replayStarted = Date.now();
       if (replayedBy === "applier" && engine.applierSource === "local-server") {
@@ -258,7 +281,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       }
       replaySeconds += (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
-      if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
+      checkReached(range.lastTransaction?.gtid, reached);
+      if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
+      else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
       return {
         gtidReached: reached,
         replication: replicaSource
@@ -271,12 +296,6 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       rmSync(datadir, { recursive: true, force: true });
     });
     const last = range.lastTransaction;
-    if (last?.gtid && !gtidModel(engine.name).parseSet(gtidReached).includes(last.gtid)) {
-      throw new RewindError(
-        ErrorNames.replay,
-        `after replay the server is at GTID ${gtidReached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
-      );
-    }
     return {
       ...summary,
       binlogs: range.files,
@@ -291,6 +310,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       seconds: (Date.now() - started) / 1000,
       ...(replication ? { replication } : {}),
       ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),
+      ...(onScratch ? { onScratch } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });

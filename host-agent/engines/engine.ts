@@ -26,6 +26,8 @@ export interface Engine {
     readonly server: string;
     /** mysqladmin | mariadb-admin */
     readonly admin: string;
+    /** mysqldump | mariadb-dump */
+    readonly dump: string;
   };
   /** Files in the stream that hold the binlog coordinates of the consistent point, in preference order. */
   readonly binlogInfoFiles: readonly string[];

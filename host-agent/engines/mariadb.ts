@@ -44,6 +44,7 @@ export const mariadbEngine: Engine = {
     client: "mariadb",
     server: "mariadbd",
     admin: "mariadb-admin",
+    dump: "mariadb-dump",
   },
   binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],
   completedMarker: "completed OK!",

@@ -17,6 +17,7 @@ export const mysqlEngine: Engine = {
     client: "mysql",
     server: "mysqld",
     admin: "mysqladmin",
+    dump: "mysqldump",
   },
   binlogInfoFiles: ["xtrabackup_binlog_info"],
   completedMarker: "completed OK!",
