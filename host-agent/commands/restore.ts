@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { BinlogManifest } from "../../core/binlog/manifest.js";
@@ -203,6 +203,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   const release = acquireHostLock(config.stateDir, `restore to ${datadir}`);
   const started = Date.now();
   mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+  sweepStaleWork(config.workDir, datadir);
   const work = mkdtempSync(path.join(config.workDir, "restore-"));
   try {
     const keyring = dataKeyring(config).keyring;
@@ -315,6 +316,19 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   } finally {
     rmSync(work, { recursive: true, force: true });
     release();
+  }
+}
+
+/**
+ * With the host lock held no other restore runs, so any restore's work directory or table
+ * restore's scratch datadir still in workDir was left by a killed agent: removed.
+ */
+function sweepStaleWork(workDir: string, keep: string): void {
+  for (const name of readdirSync(workDir)) {
+    const entry = path.join(workDir, name);
+    if (entry === keep || !/^(restore|tables)-/.test(name)) continue;
+    log("info", "removing what a killed restore left", { path: entry });
+    rmSync(entry, { recursive: true, force: true });
   }
 }
 

@@ -19,6 +19,18 @@ export async function freeLoopbackPort(): Promise<number> {
   return port;
 }
 
+/**
+ * Runs "$@" (the server) and stops it with SIGTERM when stdin reaches EOF; exits with the
+ * server. Background jobs of a non-interactive shell read /dev/null, hence stdin kept on fd 3.
+ */
+const SERVER_WATCHDOG = [
+  "exec 3<&0",
+  '"$@" 3<&- </dev/null &',
+  "server=$!",
+  '(cat <&3 >/dev/null; kill -TERM "$server" 2>/dev/null) &',
+  'wait "$server"',
+].join("\n");
+
 export interface PrivateServerOptions {
   /** Holds the option file, socket, pid file and error log. */
   readonly dir: string;
@@ -88,14 +100,19 @@ export async function startPrivateServer(
   }
   writeFileSync(defaultsFile, optionFile(options.options ?? []), { mode: 0o600 });
   const stderr = new StderrTail();
-  const server: ChildProcess = spawn(engine.tools.server, [`--defaults-file=${defaultsFile}`], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  // The server lives only as long as this agent: a watchdog shell stops it when the agent's end
+  // of its stdin closes, which a SIGKILLed agent does too (no orphaned server, no held datadir).
+  const server: ChildProcess = spawn(
+    "sh",
+    ["-c", SERVER_WATCHDOG, "sh", engine.tools.server, `--defaults-file=${defaultsFile}`],
+    { stdio: ["pipe", "ignore", "pipe"] },
+  );
+  server.stdin!.on("error", () => {});
   server.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
   const stop = async () => {
     if (server.exitCode !== null || server.signalCode !== null) return;
     const exited = once(server, "exit");
-    server.kill("SIGTERM");
+    server.stdin!.end();
     await exited;
   };
   const deadline = Date.now() + 120_000;
