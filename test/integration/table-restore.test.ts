@@ -186,6 +186,26 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
       name: "UsageError",
       message: expect.stringContaining("shop.orders_undo already exists on the live server"),
     });
+    // --replace swaps the restored rows in and keeps the emptied table beside them.
+    const replaced = await agent([
+      "restore",
+      "--tables",
+      "shop.orders",
+      "--until",
+      gtidBefore,
+      "--replace",
+      "--config",
+      configFile,
+    ]);
+    expect(replaced.exitCode, replaced.stderr).toBe(0);
+    const [report] = replaced.output!.result!.tables as { restoredAs: string; previousKeptAs: string }[];
+    expect(report!.restoredAs).toBe("shop.orders");
+    expect(report!.previousKeptAs).toMatch(/^shop\.orders_before_\d{8}T\d{6}$/);
+    expect(await checksum(primary, "shop.orders")).toBe(before);
+    expect(await count(primary, report!.previousKeptAs)).toBe(0);
+    await caughtUp();
+    expect(await checksum(replica, "shop.orders")).toBe(before);
+    expect(await count(replica, report!.previousKeptAs)).toBe(0);
   }, 300_000);
 
   async function interruptedCopy(interrupt: (agentPid: number, connectionId: string) => Promise<void>) {
