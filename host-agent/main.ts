@@ -6,7 +6,7 @@ import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
 import { list } from "./commands/list.js";
 import { restore } from "./commands/restore.js";
-import { restoreTables } from "./commands/restore-tables.js";
+import { restoreTables, tablesOfPlan } from "./commands/restore-tables.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
@@ -80,7 +80,19 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
       return list(context, flags.json === true);
     case "binlog-push":
       return binlogPush(context, flags.flush === true);
-    case "restore":
+    case "restore": {
+      // A plan from plan-restore for mode tables carries the tables (Rewind-RunAgent passes no --tables).
+      const planned =
+        typeof flags.plan === "string" && flags.tables === undefined && flags.datadir === undefined
+          ? await tablesOfPlan(context, flags.plan)
+          : undefined;
+      if (planned) {
+        return restoreTables(context, {
+          ...planned,
+          plan: flags.plan as string,
+          replay: replayMethod(flags.replay),
+        });
+      }
       if (typeof flags.tables === "string") {
         if (flags.datadir !== undefined || flags.scratch || flags["move-aside"] || flags["replica-of"])
           throw usageError(
@@ -109,6 +121,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
         replay: replayMethod(flags.replay),
       });
+    }
     case "verify":
       return verify(context, requireString(flags, "backup-id"), flags.deep === true);
     default:

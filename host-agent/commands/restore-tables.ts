@@ -1,8 +1,10 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { RestorePlan } from "../../core/restore-plan.js";
+import { readText } from "../../core/store/objects.js";
+import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
@@ -198,6 +200,25 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     scratchRemoved: result.scratch?.removed ?? false,
     tables: (result.onScratch?.tables ?? []) as TableReport[],
     seconds: (Date.now() - started.getTime()) / 1000,
+  };
+}
+
+/**
+ * The table restore a plan from plan-restore asks for (mode tables), or undefined for a
+ * whole-server plan.
+ */
+export async function tablesOfPlan(
+  context: AgentContext,
+  planUri: string,
+): Promise<Pick<TablesOptions, "tables" | "as" | "replace"> | undefined> {
+  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(planUri);
+  const text = s3 ? await readText(s3Client(context.config), s3[1]!, s3[2]!) : readFileSync(planUri, "utf8");
+  const spec = (JSON.parse(text) as { tables?: { tables: string[]; as?: string; replace?: boolean } }).tables;
+  if (!spec) return undefined;
+  return {
+    tables: spec.tables.join(","),
+    ...(spec.as ? { as: spec.as } : {}),
+    replace: spec.replace === true,
   };
 }
 

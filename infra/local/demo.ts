@@ -50,7 +50,10 @@ try {
   );
   info(`RPO        ${report.rpoSeconds} s (lag of the last shipped event before the disaster)`);
   info(
-    `restore    ${report.restoreSeconds.toFixed(1)} s for the Restore state machine (replay ${report.replaySeconds} s)`,
+    `recovery   ${report.tableRestoreSeconds.toFixed(1)} s to bring the dropped table back into the live primary (mode tables), nothing else rolled back`,
+  );
+  info(
+    `           ${report.restoreSeconds.toFixed(1)} s for the whole server onto the standby (mode replace; replay ${report.replaySeconds} s)`,
   );
   info(`proofs     ${failures.length === 0 ? "all passed" : `FAILED: ${failures.join("; ")}`}`);
   if (values.keep) {

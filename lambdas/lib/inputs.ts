@@ -44,7 +44,24 @@ export const RestoreInput = z
     backupId: z.string().regex(BACKUP_ID, "a backup id such as 20261121T031500Z-full-db1").optional(),
     /** The newest point the shipped binlogs reach (restore drills). */
     latest: z.literal(true).optional(),
-    mode: z.enum(["replace", "replica", "scratch"]).default("replace"),
+    mode: z.enum(["replace", "replica", "scratch", "tables"]).default("replace"),
+    /** Mode tables: `db.table` or `db.*`, copied into the live primary on targetInstanceId. */
+    tables: z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_$]{1,64}\.([A-Za-z0-9_$]{1,64}|\*)$/, "db.table or db.*, such as shop.orders"),
+      )
+      .min(1)
+      .max(100)
+      .optional(),
+    /** Mode tables: the restored tables' names end in this (default `_restored_<time>`). */
+    as: z
+      .string()
+      .regex(/^[A-Za-z0-9_$]{1,40}$/, "1–40 letters, digits, _ or $, such as _undo")
+      .optional(),
+    /** Mode tables: recreate dropped tables under their names and swap existing ones in. */
+    replace: z.boolean().default(false),
     datadir: z
       .string()
       .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path such as /var/lib/mysql")
@@ -66,6 +83,27 @@ export const RestoreInput = z
         code: "custom",
         path: [],
         message: `give exactly one of pointInTime, gtid, backupId or latest (got ${targets.length === 0 ? "none" : targets.join(", ")})`,
+      });
+    }
+    if (input.mode === "tables" && !input.tables) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tables"],
+        message: 'mode "tables" needs "tables": ["db.table", …]',
+      });
+    }
+    if (input.mode !== "tables" && (input.tables || input.as || input.replace)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["mode"],
+        message: '"tables", "as" and "replace" belong to mode "tables"',
+      });
+    }
+    if (input.mode === "tables" && input.as && input.replace) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["as"],
+        message: 'give "as" (restore beside the live tables) or "replace" (restore in their place), not both',
       });
     }
     if (input.mode === "replica" && !input.primary) {

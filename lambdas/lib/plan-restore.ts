@@ -29,6 +29,10 @@ export interface PlannedRestore {
   readonly agentFlags: string;
   readonly replicaOf: string;
   readonly dryRun: boolean;
+  /** Mode tables: what the agent on targetInstanceId (the primary) copies into its live server. */
+  readonly tables?: { readonly tables: string[]; readonly as?: string; readonly replace: boolean };
+  /** The space a scratch restore takes on the host (mode scratch and tables): the backup and the binlogs, unpacked. */
+  readonly scratchBytes?: number;
 }
 
 /**
@@ -91,10 +95,20 @@ export async function planClusterRestore(
     binlogSource: plan.backup.binlogSource,
     planUri: `s3://${bucket}/${key}`,
     mode: input.mode,
-    datadir: input.datadir,
+    // A table restore works in a scratch datadir of its own under the agent's workDir.
+    datadir: input.mode === "tables" ? "" : input.datadir,
     agentFlags: flags.join(" "),
     replicaOf: input.mode === "replica" ? input.primary! : "",
     dryRun: input.dryRun,
+    ...(input.mode === "tables"
+      ? { tables: { tables: input.tables!, ...(input.as ? { as: input.as } : {}), replace: input.replace } }
+      : {}),
+    ...(input.mode === "tables" || input.mode === "scratch"
+      ? {
+          scratchBytes:
+            plan.backup.rawBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0),
+        }
+      : {}),
   };
   await client.send(
     new PutObjectCommand({

@@ -136,6 +136,56 @@ describe("plan-restore", () => {
     expect(JSON.parse(String(put.Body)).target).toEqual({ kind: "time", time: "2026-11-05T12:00:00.000Z" });
   });
 
+  it("plans a table restore: the tables ride in the plan, with the scratch space the host needs", async () => {
+    for (const d of days(1, 5)) putBackup(bucket.objects, d);
+    for (const n of days(1, 6)) putBinlog(bucket.objects, n);
+    const planned = await planClusterRestore(
+      bucket.client,
+      BUCKET,
+      undefined,
+      input({
+        pointInTime: "2026-11-05T12:00:00Z",
+        mode: "tables",
+        tables: ["shop.orders", "crm.*"],
+        as: "_undo",
+      }),
+      "tables-1",
+    );
+    expect(planned).toMatchObject({
+      mode: "tables",
+      datadir: "",
+      agentFlags: "",
+      tables: { tables: ["shop.orders", "crm.*"], as: "_undo", replace: false },
+    });
+    const backup = JSON.parse(
+      bucket.objects.get("orders/backups/20261105T033000Z-full-db1/manifest.json")!.body,
+    );
+    expect(planned.scratchBytes).toBe(backup.rawBytes + 4000);
+    const stored = JSON.parse(String(bucket.s3.commandCalls(PutObjectCommand)[0]!.args[0].input.Body));
+    expect(stored.tables).toEqual(planned.tables);
+  });
+
+  it("refuses table-restore input that cannot work, naming the field", () => {
+    expect(() => input({ pointInTime: "2026-11-05T12:00:00Z", mode: "tables" })).toThrow(
+      /tables: mode "tables" needs "tables"/,
+    );
+    expect(() => input({ pointInTime: "2026-11-05T12:00:00Z", tables: ["shop.orders"] })).toThrow(
+      /mode: "tables", "as" and "replace" belong to mode "tables"/,
+    );
+    expect(() =>
+      input({
+        pointInTime: "2026-11-05T12:00:00Z",
+        mode: "tables",
+        tables: ["shop.orders"],
+        as: "_x",
+        replace: true,
+      }),
+    ).toThrow(/as: give "as" .* or "replace" .*, not both/);
+    expect(() =>
+      input({ pointInTime: "2026-11-05T12:00:00Z", mode: "tables", tables: ["orders; DROP"] }),
+    ).toThrow(/tables.0: db.table or db.\*, such as shop.orders/);
+  });
+
   it("plans the newest shipped point for latest (drills)", async () => {
     for (const d of days(1, 3)) putBackup(bucket.objects, d);
     for (const n of days(1, 4)) putBinlog(bucket.objects, n);
