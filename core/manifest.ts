@@ -71,6 +71,11 @@ export const BackupManifest = z.object({
   encryption: EncryptionRecord,
   /** The server's option files as they were, for rebuilding a host; never auto.cnf. */
   myCnf: z.string(),
+  /**
+   * User tables (`db.table`) when the backup began: a table restore refuses a table that neither
+   * this list nor the binlogs up to the target name, before anything is downloaded.
+   */
+  tables: z.array(z.string()).optional(),
   agentVersion: z.string(),
 });
 export type BackupManifest = z.infer<typeof BackupManifest>;

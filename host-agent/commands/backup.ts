@@ -66,6 +66,11 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
     return await asBackupUser(context, async (defaultsFile, sql) => {
       const identity = await readBinloggingServer(engine, sql, "no point-in-time restore is possible");
       const replication = await engine.readReplication(sql);
+      const tables = (
+        await sql.rows(
+          "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1",
+        )
+      ).map((row) => row.name!);
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
       engine.checkToolVersion(identity.version, toolVersion);
@@ -158,6 +163,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           compression: { algorithm: "zstd", level: config.backup.compressionLevel },
           encryption: encryptionRecord(keyId, encryptionContext),
           myCnf: readOptionFiles(config.myCnfPaths),
+          tables,
           agentVersion: AGENT_VERSION,
         });
         await putJson(client, config.bucket, manifestKey, manifest);

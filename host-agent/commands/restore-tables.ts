@@ -180,6 +180,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     scratch: true,
     replay: options.replay,
     beforeFetch: async (plan) => checkScratchSpace(plan, config.workDir, config.minFreeMiB),
+    beforeBackup: async (plan, binlogFiles) => checkTablesKnown(context, selectors, plan, binlogFiles),
     onScratch: async (scratch) => ({
       tables: await copyTables(context, scratch, {
         selectors,
@@ -220,6 +221,54 @@ export async function tablesOfPlan(
     ...(spec.as ? { as: spec.as } : {}),
     replace: spec.replace === true,
   };
+}
+
+/**
+ * Before the backup is downloaded: every chosen table must be in the backup's table list or be
+ * named by a statement in the binlogs up to the target (it may be created there). A name found
+ * nowhere did not exist at the target. Deliberately loose (any mention counts): whether the table
+ * really exists at the target is checked again on the scratch copy.
+ */
+async function checkTablesKnown(
+  context: AgentContext,
+  selectors: readonly Selector[],
+  plan: RestorePlan<BinlogManifest>,
+  binlogFiles: readonly string[],
+): Promise<void> {
+  const known = plan.backup.tables;
+  if (!known) return; // a backup from an agent that did not record its tables
+  const unknown = selectors.filter(({ database, table }) =>
+    table ? !known.includes(`${database}.${table}`) : !known.some((name) => name.startsWith(`${database}.`)),
+  );
+  if (unknown.length === 0) return;
+  const pending = new Map(
+    unknown.map((selector) => [
+      selector,
+      new RegExp(`\\b${(selector.table ?? selector.database).replaceAll("$", "\\$")}\\b`),
+    ]),
+  );
+  if (binlogFiles.length > 0) {
+    const decoder = startTool(context.engine.tools.binlog, [...binlogFiles]);
+    let tail = "";
+    await new Promise<void>((resolve, reject) => {
+      decoder.stdout.on("data", (chunk: Buffer) => {
+        const text = tail + chunk.toString("latin1");
+        for (const [selector, pattern] of pending) if (pattern.test(text)) pending.delete(selector);
+        tail = text.slice(-200);
+        if (pending.size === 0) {
+          decoder.stop();
+          resolve();
+        }
+      });
+      decoder.exited.then(resolve, (error: Error) => (pending.size === 0 ? resolve() : reject(error)));
+    });
+  }
+  if (pending.size === 0) return;
+  const names = [...pending.keys()].map(({ database, table }) => `${database}.${table ?? "*"}`);
+  throw new RewindError(
+    ErrorNames.usage,
+    `${names.join(", ")} did not exist at the target point in time: backup ${plan.backup.backupId} has no such table and no binlog up to the target names it; check the name and the target (nothing was downloaded but the binlogs)`,
+  );
 }
 
 /** The scratch restore needs the backup's raw size and the binlogs, beside minFreeMiB. */

@@ -47,6 +47,11 @@ export interface RestoreOptions {
   readonly replay: "applier" | "client";
   /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
   readonly beforeFetch?: (plan: RestorePlan<BinlogManifest>) => Promise<void>;
+  /** Checks the fetched binlogs before the backup is downloaded (a table restore: the tables exist). */
+  readonly beforeBackup?: (
+    plan: RestorePlan<BinlogManifest>,
+    binlogFiles: readonly string[],
+  ) => Promise<void>;
   /**
    * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
    * every table (a table restore: copy the chosen tables into the live primary).
@@ -212,6 +217,10 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     await fetchBinlogs(plan, binlogDir, transfer);
     const range = await replayRange(plan, binlogDir);
     log("info", "binlogs fetched and verified", { files: range.files, stopPosition: range.stopPosition });
+    await options.beforeBackup?.(
+      plan,
+      range.files.map((file) => path.join(binlogDir, file)),
+    );
 
     const progress = new Progress(`restore ${plan.backup.backupId}`);
     const { movedAside } = await installBackup(plan.backup, datadir, {

@@ -277,6 +277,27 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     });
   }, 300_000);
 
+  it("a table created after the backup is found in the binlogs and restored", async () => {
+    await primary.query("CREATE TABLE shop.fresh (id INT PRIMARY KEY, v VARCHAR(10))");
+    await primary.query("INSERT INTO shop.fresh VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    const gtid = await primary.gtidBinlogPos();
+    const before = await checksum(primary, "shop.fresh");
+    await ship();
+    const run = await agent([
+      "restore",
+      "--tables",
+      "shop.fresh",
+      "--until",
+      gtid,
+      "--as",
+      "_copy",
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(await checksum(primary, "shop.fresh_copy")).toBe(before);
+  }, 300_000);
+
   it("bad input is refused naming the problem: a table that did not exist, too little scratch space, a replica", async () => {
     const gtid = await primary.gtidBinlogPos();
     await ship();
@@ -291,6 +312,8 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     ]);
     expect(missing.exitCode).toBe(2);
     expect(missing.output?.error?.message).toContain("shop.nope did not exist at the target point in time");
+    // Refused from the backup's table list and the binlogs, before the backup was downloaded.
+    expect(missing.output?.error?.message).toContain("nothing was downloaded but the binlogs");
 
     const tight = `${scratch.dir}/agent/tight.json`;
     writeFileSync(
