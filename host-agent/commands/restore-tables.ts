@@ -152,13 +152,10 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     }
     return existing;
   });
-  const finalName = (database: string, table: string) => {
-    if (!options.replace) return `${table}${suffix}`;
-    return table;
-  };
+  const finalName = (table: string) => (options.replace ? table : `${table}${suffix}`);
   for (const { database, table } of selectors) {
     if (!table) continue;
-    const name = finalName(database, table);
+    const name = finalName(table);
     const taken = live.get(database)!;
     if (name.length > 64)
       throw usage(`${database}.${name} would be longer than 64 characters; choose a shorter --as`);
@@ -289,7 +286,7 @@ async function copyTables(
   run: {
     selectors: Selector[];
     live: Map<string, Set<string>>;
-    finalName: (database: string, table: string) => string;
+    finalName: (table: string) => string;
     keepSuffix: string;
     replace: boolean;
     runStamp: string;
@@ -315,7 +312,7 @@ async function copyTables(
           `${selector.database} had no tables at the target point in time`,
         );
       for (const table of atTarget) {
-        const name = run.finalName(selector.database, table);
+        const name = run.finalName(table);
         if (!run.replace && run.live.get(selector.database)!.has(name))
           throw usage(
             `${selector.database}.${name} already exists on the live server; choose another --as, or --replace`,
@@ -334,9 +331,7 @@ async function copyTables(
         const exists = run.live.get(database)!.has(table);
         // A replaced table is copied beside the live one first and swapped in at the end.
         const target =
-          run.replace && exists
-            ? `${table.slice(0, 40)}_rewind_${run.runStamp}_${i}`
-            : run.finalName(database, table);
+          run.replace && exists ? `${table.slice(0, 40)}_rewind_${run.runStamp}_${i}` : run.finalName(table);
         const stage = `rewind_stage_${run.runStamp}_${i}`;
         const before = await checksumOf(scratch.sql, database, table);
         const notRestored = await dependents(scratch.sql, database, table);

@@ -1,10 +1,9 @@
 import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { type BinlogManifest, recordOf } from "../../core/binlog/manifest.js";
-import { binlogIndexChunkKey, binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
-import { addToBinlogIndex, chunkOf, readShippedTail, tailHint } from "../../core/store/binlog-index.js";
+import { recordOf } from "../../core/binlog/manifest.js";
+import { binlogIndexChunkKey, binlogManifestKey } from "../../core/layout.js";
+import { addToBinlogIndex, readShippedTail, tailHint } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
-import { planFromStore } from "../../core/store/plan-from-store.js";
 import { measureHistory } from "./history-bucket.js";
 import { BUCKET, CLUSTER, fakeBucket, putBinlog, SOURCE } from "./lambdas/fake-bucket.js";
 

@@ -30,6 +30,7 @@ describe("engines", () => {
       client: "mysql",
       server: "mysqld",
       admin: "mysqladmin",
+      dump: "mysqldump",
     });
     const args = mysqlEngine.backupArgs({
       datadir: "/var/lib/mysql",
