@@ -39,6 +39,8 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     const run = await agent(["binlog-push", "--flush", "--config", configFile]);
     expect(run.exitCode, run.stderr).toBe(0);
   };
+  const restoreTables = (...args: string[]) =>
+    agent(["restore", "--tables", ...args, "--config", configFile]);
   const event = (note: string) => primary.query(`INSERT INTO shop.events (note) VALUES ('${note}')`);
 
   beforeAll(async () => {
@@ -105,16 +107,12 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     await ship();
     const eventsBefore = await count(primary, "shop.events");
 
-    const run = await agent([
-      "restore",
-      "--tables",
+    const run = await restoreTables(
       "shop.orders",
       "--until",
       new Date(lastGood * 1000).toISOString(),
       "--replace",
-      "--config",
-      configFile,
-    ]);
+    );
     expect(run.exitCode, run.stderr).toBe(0);
     const [report] = run.output!.result!.tables as {
       table: string;
@@ -152,17 +150,7 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     await primary.query("DELETE FROM shop.orders");
     await event("after the delete");
     await ship();
-    const run = await agent([
-      "restore",
-      "--tables",
-      "shop.orders",
-      "--until",
-      gtidBefore,
-      "--as",
-      "_undo",
-      "--config",
-      configFile,
-    ]);
+    const run = await restoreTables("shop.orders", "--until", gtidBefore, "--as", "_undo");
     expect(run.exitCode, run.stderr).toBe(0);
     expect(await checksum(primary, "shop.orders_undo")).toBe(before);
     expect(await count(primary, "shop.orders_undo")).toBe(700);
@@ -170,33 +158,14 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     await caughtUp();
     expect(await checksum(replica, "shop.orders_undo")).toBe(before);
     // A second run with the same suffix is refused before anything is fetched.
-    const again = await agent([
-      "restore",
-      "--tables",
-      "shop.orders",
-      "--until",
-      gtidBefore,
-      "--as",
-      "_undo",
-      "--config",
-      configFile,
-    ]);
+    const again = await restoreTables("shop.orders", "--until", gtidBefore, "--as", "_undo");
     expect(again.exitCode).toBe(2);
     expect(again.output?.error).toMatchObject({
       name: "UsageError",
       message: expect.stringContaining("shop.orders_undo already exists on the live server"),
     });
     // --replace swaps the restored rows in and keeps the emptied table beside them.
-    const replaced = await agent([
-      "restore",
-      "--tables",
-      "shop.orders",
-      "--until",
-      gtidBefore,
-      "--replace",
-      "--config",
-      configFile,
-    ]);
+    const replaced = await restoreTables("shop.orders", "--until", gtidBefore, "--replace");
     expect(replaced.exitCode, replaced.stderr).toBe(0);
     const [report] = replaced.output!.result!.tables as { restoredAs: string; previousKeptAs: string }[];
     expect(report!.restoredAs).toBe("shop.orders");
@@ -283,17 +252,7 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     const gtid = await primary.gtidBinlogPos();
     const before = await checksum(primary, "shop.fresh");
     await ship();
-    const run = await agent([
-      "restore",
-      "--tables",
-      "shop.fresh",
-      "--until",
-      gtid,
-      "--as",
-      "_copy",
-      "--config",
-      configFile,
-    ]);
+    const run = await restoreTables("shop.fresh", "--until", gtid, "--as", "_copy");
     expect(run.exitCode, run.stderr).toBe(0);
     expect(await checksum(primary, "shop.fresh_copy")).toBe(before);
   }, 300_000);
@@ -301,15 +260,7 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
   it("bad input is refused naming the problem: a table that did not exist, too little scratch space, a replica", async () => {
     const gtid = await primary.gtidBinlogPos();
     await ship();
-    const missing = await agent([
-      "restore",
-      "--tables",
-      "shop.nope",
-      "--until",
-      gtid,
-      "--config",
-      configFile,
-    ]);
+    const missing = await restoreTables("shop.nope", "--until", gtid);
     expect(missing.exitCode).toBe(2);
     expect(missing.output?.error?.message).toContain("shop.nope did not exist at the target point in time");
     // Refused from the backup's table list and the binlogs, before the backup was downloaded.
@@ -347,15 +298,7 @@ describe("restore --tables: undo one mistake without losing the rest", () => {
     expect(wrongHost.exitCode).toBe(1);
     expect(wrongHost.output?.error?.message).toContain("this host's server is a replica");
 
-    const badName = await agent([
-      "restore",
-      "--tables",
-      "shop.orders;drop",
-      "--until",
-      gtid,
-      "--config",
-      configFile,
-    ]);
+    const badName = await restoreTables("shop.orders;drop", "--until", gtid);
     expect(badName.output?.error).toMatchObject({
       name: "UsageError",
       message: expect.stringContaining("is not db.table or db.*"),
