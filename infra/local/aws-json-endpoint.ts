@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { AccessDenied } from "./iam.js";
+import { AccessDenied, type IamPrincipal, type SandboxIam } from "./iam.js";
 import type { RequestCounts } from "./request-counts.js";
 
 /** An error an AWS JSON API returns as `{"__type", "message"}` with status 400. */
@@ -21,6 +21,24 @@ export function signingAccessKey(
 ): string | undefined {
   const header = /Credential=([^/,\s]+)\//.exec(String(headers.authorization ?? ""))?.[1];
   return header ?? query?.get("X-Amz-Credential")?.split("/")[0];
+}
+
+/**
+ * Who signed a request to a JSON service: undefined when IAM is off, else the principal of the
+ * access key, or the error AWS gives an unknown key.
+ */
+export function jsonCaller(
+  iam: SandboxIam | undefined,
+  accessKeyId: string | undefined,
+): IamPrincipal | undefined {
+  if (!iam?.enforcing) return undefined;
+  const principal = iam.principalFor(accessKeyId);
+  if (!principal)
+    throw new AwsApiError(
+      "UnrecognizedClientException",
+      "The security token included in the request is invalid.",
+    );
+  return principal;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type http from "node:http";
-import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { IamPrincipal, SandboxIam } from "./iam.js";
 import type { RequestCounts } from "./request-counts.js";
 
@@ -61,17 +61,6 @@ export class LocalKms {
     return arn;
   }
 
-  private caller(accessKeyId: string | undefined): IamPrincipal | undefined {
-    if (!this.iam.enforcing) return undefined;
-    const principal = this.iam.principalFor(accessKeyId);
-    if (!principal)
-      throw new AwsApiError(
-        "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
-      );
-    return principal;
-  }
-
   /** Authorises another service's use of a key for `principal` (`kms:ViaService`). */
   authorizeVia(
     principal: IamPrincipal | undefined,
@@ -99,7 +88,7 @@ export class LocalKms {
     input: Record<string, unknown>,
     accessKeyId: string | undefined,
   ): unknown {
-    const principal = this.caller(accessKeyId);
+    const principal = jsonCaller(this.iam, accessKeyId);
     const context = (input.EncryptionContext ?? {}) as Record<string, string>;
     const authorize = (action: string, keyArn: string) => {
       if (principal)

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type http from "node:http";
-import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { SandboxIam } from "./iam.js";
 import type { LocalKms } from "./local-kms.js";
 import type { RequestCounts } from "./request-counts.js";
@@ -94,12 +94,7 @@ export class LocalSecretsManager {
         "UnsupportedOperationException",
         `the sandbox's Secrets Manager does not offer ${operation}`,
       );
-    const principal = this.iam.enforcing ? this.iam.principalFor(accessKeyId) : undefined;
-    if (this.iam.enforcing && !principal)
-      throw new AwsApiError(
-        "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
-      );
+    const principal = jsonCaller(this.iam, accessKeyId);
     const id = String(input.SecretId ?? "");
     const secret = [...this.secrets.values()].find((s) => s.name === id || s.arn === id);
     const notFound = new AwsApiError(

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
-import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { IamPrincipal, SandboxIam } from "./iam.js";
 import { track } from "./processes.js";
 import type { RequestCounts } from "./request-counts.js";
@@ -268,13 +268,7 @@ export class LocalSsm {
       contentType: "application/x-amz-json-1.1",
       service: "SSM",
       answer: (operation, input, accessKeyId) => {
-        const iam = this.access.iam;
-        const caller = iam?.enforcing ? iam.principalFor(accessKeyId) : undefined;
-        if (iam?.enforcing && !caller)
-          throw new AwsApiError(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-          );
+        const caller = jsonCaller(this.access.iam, accessKeyId);
         try {
           return this.answer(operation, input, caller);
         } catch (error) {

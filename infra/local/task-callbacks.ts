@@ -1,5 +1,5 @@
 import type http from "node:http";
-import { AwsApiError, serveAwsJson } from "./aws-json-endpoint.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { SandboxIam } from "./iam.js";
 import type { RequestCounts } from "./request-counts.js";
 
@@ -39,16 +39,9 @@ export class TaskCallbacks {
       service: "StepFunctions",
       counts: this.counts,
       answer: (operation, raw, accessKeyId) => {
-        if (this.iam?.enforcing) {
-          const principal = this.iam.principalFor(accessKeyId);
-          if (!principal)
-            throw new AwsApiError(
-              "UnrecognizedClientException",
-              "The security token included in the request is invalid.",
-            );
-          // SendTask* have no resource-level permissions: the token is the authorisation.
-          this.iam.authorize({ principal, action: `states:${operation}`, resource: "*" });
-        }
+        const principal = jsonCaller(this.iam, accessKeyId);
+        // SendTask* have no resource-level permissions: the token is the authorisation.
+        if (principal) this.iam!.authorize({ principal, action: `states:${operation}`, resource: "*" });
         const input = raw as { taskToken?: string; output?: string; error?: string; cause?: string };
         const entry = input.taskToken ? this.waiting.get(input.taskToken) : undefined;
         if (!entry && !this.ended.has(input.taskToken ?? ""))
