@@ -153,8 +153,8 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     return existing;
   });
   const finalName = (table: string) => (options.replace ? table : `${table}${suffix}`);
-  for (const { database, table } of selectors) {
-    if (!table) continue;
+  /** Refuses a table whose copy would take a name that is too long or already taken live. */
+  const checkName = (database: string, table: string) => {
     const name = finalName(table);
     const taken = live.get(database)!;
     if (name.length > 64)
@@ -163,7 +163,8 @@ export async function restoreTables(context: AgentContext, options: TablesOption
       throw usage(`${database}.${name} already exists on the live server; choose another --as, or --replace`);
     if (options.replace && taken.has(table) && taken.has(`${table}${keepSuffix}`))
       throw usage(`${database}.${table}${keepSuffix} already exists; wait a second and run again`);
-  }
+  };
+  for (const { database, table } of selectors) if (table) checkName(database, table);
 
   const datadir = path.join(config.workDir, `tables-${stamp(started)}`);
   mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
@@ -183,6 +184,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
         selectors,
         live,
         finalName,
+        checkName,
         keepSuffix,
         replace: options.replace,
         runStamp: stamp(started),
@@ -287,6 +289,7 @@ async function copyTables(
     selectors: Selector[];
     live: Map<string, Set<string>>;
     finalName: (table: string) => string;
+    checkName: (database: string, table: string) => void;
     keepSuffix: string;
     replace: boolean;
     runStamp: string;
@@ -312,11 +315,7 @@ async function copyTables(
           `${selector.database} had no tables at the target point in time`,
         );
       for (const table of atTarget) {
-        const name = run.finalName(table);
-        if (!run.replace && run.live.get(selector.database)!.has(name))
-          throw usage(
-            `${selector.database}.${name} already exists on the live server; choose another --as, or --replace`,
-          );
+        run.checkName(selector.database, table);
         chosen.push({ database: selector.database, table });
       }
     }
