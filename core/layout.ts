@@ -56,6 +56,29 @@ export function binlogManifestKey(location: ClusterLocation, source: string, fil
   return `${binlogsPrefix(location, source)}${file}.json`;
 }
 
+/** Where `binlog-stream` ships the chunks of a file the server is still writing (core/binlog/chunk). */
+export function binlogChunksPrefix(location: ClusterLocation, source: string, file?: string): string {
+  return `${binlogsPrefix(location, source)}chunks/${file === undefined ? "" : `${file}/`}`;
+}
+
+export function binlogChunkObjectKey(
+  location: ClusterLocation,
+  source: string,
+  file: string,
+  chunk: number,
+): string {
+  return `${binlogChunksPrefix(location, source, file)}${String(chunk).padStart(6, "0")}.zst.enc`;
+}
+
+export function binlogChunkManifestKey(
+  location: ClusterLocation,
+  source: string,
+  file: string,
+  chunk: number,
+): string {
+  return `${binlogChunksPrefix(location, source, file)}${String(chunk).padStart(6, "0")}.json`;
+}
+
 export function restorePrefix(location: ClusterLocation, restoreId: string): string {
   return `${root(location)}/restores/${restoreId}/`;
 }

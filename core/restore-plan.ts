@@ -3,7 +3,7 @@ import type { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
 import { gtidModel, isAnyGtid } from "./gtid/index.js";
 import type { BackupManifest } from "./manifest.js";
-import { chainFrom, findGaps } from "./restorable-window.js";
+import { bySource, stitchChain } from "./restorable-window.js";
 import { formatMicros, parseMicros, requireMicros, secondOf } from "./time.js";
 
 /**
@@ -18,8 +18,12 @@ export type RestoreTarget =
 
 export interface PlannedBinlog<B extends BinlogRecord = BinlogRecord> {
   readonly file: string;
-  /** Replay starts here: the backup's exact position in the first file, the file's start after. */
-  readonly startPosition: number;
+  /**
+   * Replay starts here: the backup's exact position in its own file, the file's start in the
+   * next file of the same source; null where the chain switches to another source's binlog, whose
+   * start is found by GTID in the file itself (the first transaction not yet executed).
+   */
+  readonly startPosition: number | null;
   /** The index record when planned, the whole manifest once fetched for a restore. */
   readonly manifest: B;
 }
@@ -30,9 +34,6 @@ export interface RestorePlan<B extends BinlogRecord = BinlogRecord> {
   /** Empty when the backup itself is the target. */
   readonly binlogs: PlannedBinlog<B>[];
 }
-
-/** The position right after the binlog file header (magic number); replay of later files starts there. */
-const FILE_START = 4;
 
 function refuse(message: string): RewindError {
   return new RewindError(ErrorNames.planRefused, message);
@@ -142,24 +143,26 @@ export function planRestore<B extends BinlogRecord>(
   const engine = backup.engine.name;
   const gtid = normalized.kind === "gtid" ? normalized.gtid : "";
   const targetMicros = normalized.kind === "time" ? requireMicros(normalized.time, "the target time") : 0;
-  const sourceBinlogs = binlogs.filter((manifest) => manifest.source === backup.binlogSource);
-  const chain = chainFrom(backup, sourceBinlogs);
-  if (!chain) {
-    throw refuse(
-      `the binlog ${backup.binlog.file} that follows backup ${backup.backupId} has not been shipped from ${backup.binlogSource}; run \`rewind-agent binlog-push --flush\` on that host`,
-    );
-  }
+  const stitched = stitchChain(backup, bySource(binlogs));
+  const chain = stitched.links;
   // A MariaDB time target includes its whole second, and one second's events can span files: the
   // last file needed is the first with an event after the target, not the first that reaches it.
   const reaches = (manifest: BinlogRecord) =>
     target.kind === "time" ? reachesTime(manifest, targetMicros) : gtidsAfter(manifest).includes(gtid);
-  const end = chain.findIndex(reaches);
+  const end = chain.findIndex((link) => reaches(link.record));
   if (end < 0) {
-    const last = chain.at(-1)!;
-    const gap = findGaps(sourceBinlogs).find((candidate) => candidate.after === last.file);
-    if (gap) {
+    const last = chain.at(-1)?.record;
+    const reachable = last
+      ? `${last.lastEventTime} (GTID ${last.lastGtid} in ${last.source}/${last.file})`
+      : `the backup's consistent point (${backup.endTime}, GTID ${backup.binlog.gtidSet})`;
+    if (stitched.gap) {
       throw refuse(
-        `${describe(target)} lies past a gap in the binlog chain after ${gap.after}: ${gap.reason}. The newest reachable point is ${last.lastEventTime} (GTID ${last.lastGtid}); restore to that or earlier`,
+        `${describe(target)} lies past a gap in the binlogs after ${stitched.gap.after}: ${stitched.gap.reason}. The newest reachable point is ${reachable}; restore to that or earlier`,
+      );
+    }
+    if (!last) {
+      throw refuse(
+        `no source has shipped the binlogs that follow backup ${backup.backupId} (GTID ${backup.binlog.gtidSet}); check that binlog-stream runs on the primary (\`rewind-agent status\`), or run \`rewind-agent binlog-push --flush\` there`,
       );
     }
     if (
@@ -169,20 +172,20 @@ export function planRestore<B extends BinlogRecord>(
       secondOf(requireMicros(last.lastEventTime, "lastEventTime")) === secondOf(targetMicros)
     ) {
       throw refuse(
-        `the last shipped event (${last.lastEventTime}, GTID ${last.lastGtid} in ${last.file}) is in the target second, and a target time includes its whole second: later transactions of that second may not be shipped yet. Ship newer binlogs (binlog-push --flush), choose an earlier second, or give the GTID ${last.lastGtid}`,
+        `the last shipped event (${reachable}) is in the target second, and a target time includes its whole second: later transactions of that second may not be shipped yet. Wait for the next chunk, choose an earlier second, or give the GTID ${last.lastGtid}`,
       );
     }
     throw refuse(
-      `${describe(target)} is after the last shipped event (${last.lastEventTime}, GTID ${last.lastGtid} in ${last.file}); ship newer binlogs (binlog-push --flush) or choose an earlier target`,
+      `${describe(target)} is after the last shipped event, ${reachable}; wait until it is shipped (binlog-stream ships within seconds) or choose an earlier target`,
     );
   }
   return {
     target: normalized,
     backup,
-    binlogs: chain.slice(0, end + 1).map((manifest, index) => ({
-      file: manifest.file,
-      startPosition: index === 0 ? backup.binlog.position : FILE_START,
-      manifest,
+    binlogs: chain.slice(0, end + 1).map(({ record, startPosition }) => ({
+      file: record.file,
+      startPosition,
+      manifest: record,
     })),
   };
 }

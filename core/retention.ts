@@ -1,7 +1,9 @@
+import { isChunked } from "./binlog/chunk.js";
 import type { BinlogRecord } from "./binlog/manifest.js";
-import { binlogSequence } from "./binlog/manifest.js";
+import { gtidsAfter } from "./binlog/manifest.js";
+import { gtidModel } from "./gtid/index.js";
 import type { BackupManifest } from "./manifest.js";
-import { chainFrom, findGaps } from "./restorable-window.js";
+import { stitchChain } from "./restorable-window.js";
 
 /**
  * PITR-aware retention (DESIGN §8: retention must never delete binlogs a retained backup needs).
@@ -65,29 +67,24 @@ export function planRetention(
     return true;
   });
 
-  // Every kept backup must still reach the present through its binlogs; a gap means the window is
-  // already broken, and deleting older backups could remove the only way around it.
+  // Every kept backup must still reach the present through its binlogs, from any source; a gap
+  // means the window is already broken, and deleting older backups could remove the only way
+  // around it. A binlog is deletable when every transaction in it is in the oldest kept backup's
+  // consistent point (so every kept backup is past it) and that backup's chain does not use it.
   const retained = full.filter((backup) => kept.includes(backup) || !deletable.includes(backup));
+  const oldest = retained[0]!;
+  const chain = stitchChain(oldest, binlogs);
+  if (chain.gap) {
+    return nothing(
+      `the binlogs after the oldest kept backup ${oldest.backupId} have a gap after ${chain.gap.after} (${chain.gap.reason}) inside the retained window; nothing is deleted until it is repaired or a new full backup covers it`,
+    );
+  }
+  const used = new Set(chain.links.map((link) => link.record));
+  const start = gtidModel(oldest.engine.name).parseSet(oldest.binlog.gtidSet);
   const deleteBinlogs: string[] = [];
   for (const [source, files] of binlogs) {
-    const sourceKept = retained.filter((backup) => backup.binlogSource === source);
-    if (sourceKept.length === 0) continue;
-    const oldest = sourceKept[0]!;
-    const chain = chainFrom(oldest, files);
-    if (!chain) {
-      return nothing(
-        `binlog ${oldest.binlog.file} after the oldest kept backup ${oldest.backupId} was never shipped from ${source}; deleting older backups now could lose the only restorable point. Ship the binlogs or take a new full backup`,
-      );
-    }
-    const gaps = findGaps(files.slice(files.indexOf(chain[0]!)));
-    if (gaps.length > 0) {
-      return nothing(
-        `the binlog chain of ${source} has a gap after ${gaps[0]!.after} (${gaps[0]!.reason}) inside the retained window; nothing is deleted until it is repaired or a new full backup covers it`,
-      );
-    }
-    const firstNeeded = binlogSequence(oldest.binlog.file);
     for (const manifest of files) {
-      if (binlogSequence(manifest.file) >= firstNeeded) continue;
+      if (used.has(manifest) || isChunked(manifest) || !start.contains(gtidsAfter(manifest))) continue;
       const until = lockedUntil(manifest.lastEventTime ?? manifest.shippedAt);
       if (until && until > now) continue;
       deleteBinlogs.push(`${source}/${manifest.file}`);

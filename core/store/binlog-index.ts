@@ -93,6 +93,30 @@ export async function readBinlogIndex(
   return [...records.values()].sort(bySequence);
 }
 
+/**
+ * A source's shipped binlogs from the newest index chunk back to the first chunk whose oldest
+ * record `covered` accepts (all when none does): a plan from a backup needs no file of another
+ * source whose GTIDs before it the backup already holds but the newest such one. One LIST and,
+ * in practice, one or two GETs, however long the history.
+ */
+export async function readBinlogIndexBack(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  covered: (record: BinlogRecord) => boolean,
+): Promise<BinlogRecord[]> {
+  const keys = await listChunks(client, bucket, location, source);
+  const records = new Map<string, BinlogRecord>();
+  for (const key of keys.reverse()) {
+    const chunk = (await readChunk(client, bucket, key)).records;
+    for (const record of chunk) records.set(record.file, record);
+    const oldest = [...chunk].sort(bySequence)[0];
+    if (oldest && covered(oldest)) break;
+  }
+  return [...records.values()].sort(bySequence);
+}
+
 /** Manifests of a source's prefix, by file, from a listing of its keys (names only). */
 function manifestFiles(keys: readonly string[], prefix: string): string[] {
   return keys

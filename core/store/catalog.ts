@@ -1,8 +1,10 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { type BinlogManifest, type BinlogRecord, parseBinlogManifest } from "../binlog/manifest.js";
+import { gtidModel } from "../gtid/index.js";
 import { allBinlogsPrefix, backupsPrefix, binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
-import { presentInS3, readBinlogIndex } from "./binlog-index.js";
+import { readChunkedTail } from "./binlog-chunks.js";
+import { presentInS3, readBinlogIndex, readBinlogIndexBack } from "./binlog-index.js";
 import { listKeys, readText, readTextIfPresent } from "./objects.js";
 
 /** What S3 holds for a cluster: S3 is the truth, never a local cache. */
@@ -10,7 +12,10 @@ export interface Catalog {
   readonly backups: BackupManifest[];
   /** Backup prefixes with segments but no manifest: never complete, never used. */
   readonly incompleteBackups: string[];
-  /** Each source's shipped binlogs, from its index. */
+  /**
+   * Each source's shipped binlogs: closed files from its index, then the files it is writing as
+   * the prefix its chunks hold (core/binlog/chunk).
+   */
   readonly binlogs: ReadonlyMap<string, BinlogRecord[]>;
 }
 
@@ -66,15 +71,52 @@ export async function readCatalog(
   options: { readonly checkPresence?: boolean } = {},
 ): Promise<Catalog> {
   const { backups, incompleteBackups } = await readBackups(client, bucket, location);
+  return { backups, incompleteBackups, binlogs: await readSources(client, bucket, location, options) };
+}
+
+/**
+ * Every source's shipped binlogs: its index, then its chunked tail. Sources are the prefixes
+ * under `binlogs/`. With `from` (a plan from a backup) only what a chain from that backup can
+ * use is read: its own source from the index chunk of its file on, the others back from the
+ * newest chunk to the one that starts at or before the backup's GTIDs, so a plan's requests do
+ * not grow with history.
+ */
+export async function readSources(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  options: { readonly checkPresence?: boolean; readonly from?: BackupManifest } = {},
+): Promise<Map<string, BinlogRecord[]>> {
+  const from = options.from;
+  const start = from ? gtidModel(from.engine.name).parseSet(from.binlog.gtidSet) : undefined;
   const binlogs = new Map<string, BinlogRecord[]>();
   const root = allBinlogsPrefix(location);
   for (const prefix of (await listKeys(client, bucket, root, { delimiter: "/" })).prefixes) {
     const source = prefix.slice(root.length, -1);
-    const records = await readBinlogIndex(client, bucket, location, source);
-    binlogs.set(
+    const indexed =
+      from && source !== from.binlogSource
+        ? await readBinlogIndexBack(client, bucket, location, source, (record) =>
+            start!.contains(gtidModel(record.engine).parseSet(record.gtidsBefore)),
+          )
+        : await readBinlogIndex(
+            client,
+            bucket,
+            location,
+            source,
+            from?.binlogSource === source ? from.binlog.file : undefined,
+          );
+    const tail = await readChunkedTail(
+      client,
+      bucket,
+      location,
       source,
-      options.checkPresence ? await presentInS3(client, bucket, location, source, records) : records,
+      new Set(indexed.map((record) => record.file)),
+      indexed.at(-1)?.file,
     );
+    const present = options.checkPresence
+      ? await presentInS3(client, bucket, location, source, indexed)
+      : indexed;
+    binlogs.set(source, [...present, ...tail]);
   }
-  return { backups, incompleteBackups, binlogs };
+  return binlogs;
 }

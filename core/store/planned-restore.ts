@@ -1,12 +1,14 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import type { BinlogManifest } from "../binlog/manifest.js";
+import { chunkedRecord, isChunked } from "../binlog/chunk.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { binlogManifestKey, type ClusterLocation } from "../layout.js";
-import { findGaps } from "../restorable-window.js";
+import { linkGap } from "../restorable-window.js";
 import type { RestorePlan, RestoreTarget } from "../restore-plan.js";
 import { readBackupManifest } from "./backup-manifest.js";
+import { readChunkManifest, readChunkManifests } from "./binlog-chunks.js";
 import { readBinlogManifest } from "./catalog.js";
+import type { ChunkedBinlog, RestoreBinlog } from "./plan-from-store.js";
 
 /**
  * The plan plan-restore writes to `restores/<id>/plan.json` and Verify checks: it names the exact
@@ -22,10 +24,13 @@ const RestoreTargetSchema = z.discriminatedUnion("kind", [
 export const PlannedBinlog = z.object({
   source: z.string(),
   file: z.string(),
-  startPosition: z.number().int().positive(),
-  /** The binlog as the server wrote it, and its stored object: what Verify checked. */
+  /** null: found by GTID in the file, where the chain switches to this source. */
+  startPosition: z.number().int().positive().nullable(),
+  /** The binlog as the server wrote it, and its stored object: what Verify checked (a chunked file: its last chunk). */
   sha256: z.string(),
   storedSha256: z.string(),
+  /** A file still being written: replayed from its chunks 0…chunks-1. */
+  chunks: z.number().int().positive().optional(),
 });
 export type PlannedBinlog = z.infer<typeof PlannedBinlog>;
 
@@ -51,6 +56,7 @@ export function describePlan(
       startPosition,
       sha256: manifest.sha256,
       storedSha256: manifest.storedSha256,
+      ...(isChunked(manifest) ? { chunks: manifest.chunks } : {}),
     })),
   };
 }
@@ -71,7 +77,7 @@ export async function loadPlannedRestore(
   bucket: string,
   location: ClusterLocation,
   stored: StoredRestorePlan,
-): Promise<RestorePlan<BinlogManifest>> {
+): Promise<RestorePlan<RestoreBinlog>> {
   if (stored.cluster !== location.cluster) {
     throw changed(
       stored.cluster,
@@ -88,10 +94,12 @@ export async function loadPlannedRestore(
       `backup ${stored.backupId} now has stored SHA-256 ${backup.storedSha256}, the plan verified ${stored.backupStoredSha256}`,
     );
   }
-  const binlogs: RestorePlan<BinlogManifest>["binlogs"] = [];
+  const binlogs: RestorePlan<RestoreBinlog>["binlogs"] = [];
   for (const planned of stored.binlogs) {
+    const manifest = planned.chunks
+      ? await loadChunks(client, bucket, location, planned, (difference) => changed(restoreOf, difference))
+      : await readBinlogManifest(client, bucket, location, planned.source, planned.file);
     const where = `s3://${bucket}/${binlogManifestKey(location, planned.source, planned.file)}`;
-    const manifest = await readBinlogManifest(client, bucket, location, planned.source, planned.file);
     if (!manifest) throw changed(restoreOf, `binlog manifest ${where} is gone`);
     if (manifest.sha256 !== planned.sha256 || manifest.storedSha256 !== planned.storedSha256) {
       throw changed(
@@ -102,15 +110,49 @@ export async function loadPlannedRestore(
     binlogs.push({ file: planned.file, startPosition: planned.startPosition, manifest });
   }
   const first = binlogs[0];
-  if (first && (first.file !== backup.binlog.file || first.startPosition !== backup.binlog.position)) {
+  if (
+    first &&
+    first.manifest.source === backup.binlogSource &&
+    first.file === backup.binlog.file &&
+    first.startPosition !== backup.binlog.position
+  ) {
     throw changed(
       restoreOf,
       `the plan starts replay at ${first.file}:${first.startPosition}, but backup ${backup.backupId} ends at ${backup.binlog.file}:${backup.binlog.position}`,
     );
   }
-  const gap = findGaps(binlogs.map((binlog) => binlog.manifest))[0];
+  const gap = linkGap(
+    backup,
+    binlogs.map((binlog) => binlog.manifest),
+  );
   if (gap) throw changed(restoreOf, `the planned binlogs break after ${gap.after}: ${gap.reason}`);
   return { target: stored.target as RestoreTarget, backup, binlogs };
+}
+
+/** A planned chunked file: its chunks' manifests, the newest of which the plan verified. */
+async function loadChunks(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  planned: PlannedBinlog,
+  changed: (difference: string) => RewindError,
+): Promise<ChunkedBinlog> {
+  const chunks = planned.chunks!;
+  const newest = await readChunkManifest(
+    client,
+    bucket,
+    location,
+    planned.source,
+    planned.file,
+    chunks - 1,
+  ).catch((error: Error) => {
+    throw changed(`chunk ${chunks - 1} of ${planned.source}/${planned.file}: ${error.message}`);
+  });
+  const record = chunkedRecord(newest);
+  const chunkManifests = await readChunkManifests(client, bucket, location, record).catch((error: Error) => {
+    throw changed(`the chunks of ${planned.source}/${planned.file}: ${error.message}`);
+  });
+  return { ...record, chunkManifests };
 }
 
 function describeTarget(target: z.infer<typeof RestoreTargetSchema>): string {

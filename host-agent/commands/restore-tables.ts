@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { RestorePlan } from "../../core/restore-plan.js";
 import { readText } from "../../core/store/objects.js";
+import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { log } from "../log.js";
@@ -231,7 +231,7 @@ export async function tablesOfPlan(
 async function checkTablesKnown(
   context: AgentContext,
   selectors: readonly Selector[],
-  plan: RestorePlan<BinlogManifest>,
+  plan: RestorePlan<RestoreBinlog>,
   binlogFiles: readonly string[],
 ): Promise<void> {
   const known = plan.backup.tables;
@@ -271,7 +271,7 @@ async function checkTablesKnown(
 }
 
 /** The scratch restore needs the backup's raw size and the binlogs, beside minFreeMiB. */
-function checkScratchSpace(plan: RestorePlan<BinlogManifest>, workDir: string, minFreeMiB: number): void {
+function checkScratchSpace(plan: RestorePlan<RestoreBinlog>, workDir: string, minFreeMiB: number): void {
   const needed = plan.backup.rawBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0);
   const free = freeBytes(workDir);
   if (free !== null && free - minFreeMiB * MiB < needed) {

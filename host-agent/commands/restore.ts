@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { restoreReportKeyFor } from "../../core/layout.js";
 import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
+import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { planWithManifests } from "../../core/store/plan-from-store.js";
 import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { formatMicros } from "../../core/time.js";
@@ -46,12 +46,9 @@ export interface RestoreOptions {
   /** The server's replication applier (parallel), or `mariadb-binlog | mariadb` as the fallback. */
   readonly replay: "applier" | "client";
   /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
-  readonly beforeFetch?: (plan: RestorePlan<BinlogManifest>) => Promise<void>;
+  readonly beforeFetch?: (plan: RestorePlan<RestoreBinlog>) => Promise<void>;
   /** Checks the fetched binlogs before the backup is downloaded (a table restore: the tables exist). */
-  readonly beforeBackup?: (
-    plan: RestorePlan<BinlogManifest>,
-    binlogFiles: readonly string[],
-  ) => Promise<void>;
+  readonly beforeBackup?: (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => Promise<void>;
   /**
    * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
    * every table (a table restore: copy the chosen tables into the live primary).
@@ -173,7 +170,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     : { stored: undefined, target: targetFromFlags(options) };
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
-  const plan: RestorePlan<BinlogManifest> = stored
+  const plan: RestorePlan<RestoreBinlog> = stored
     ? await loadPlannedRestore(client, config.bucket, location, stored)
     : await planWithManifests(client, config.bucket, location, target);
   const summary = {
@@ -216,7 +213,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     const binlogDir = path.join(work, "binlogs");
     await fetchBinlogs(plan, binlogDir, transfer);
     const range = await replayRange(plan, binlogDir);
-    log("info", "binlogs fetched and verified", { files: range.files, stopPosition: range.stopPosition });
+    log("info", "binlogs fetched and verified", {
+      runs: range.runs.map((run) => ({ files: run.files, start: run.startPosition, stop: run.stopPosition })),
+    });
     await options.beforeBackup?.(
       plan,
       range.files.map((file) => path.join(binlogDir, file)),
@@ -240,7 +239,14 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     if (options.noStart) {
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
-    const replayedBy = range.files.length === 0 ? "none" : options.replay;
+    // A chain that switches sources replays each source's stretch from its own position, which
+    // the client does run by run; one stretch goes through the applier when asked.
+    const replayedBy = range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
+    if (replayedBy !== options.replay && range.files.length > 0) {
+      log("info", "the binlogs switch sources; replaying them with the client, source by source", {
+        sources: range.runs.map((run) => run.source),
+      });
+    }
     // Checked before the server is used for anything (a table copy, replication, a report).
     const checkReached = (lastGtid: string | null | undefined, reached: string) => {
       if (lastGtid && !gtidModel(engine.name).parseSet(reached).includes(lastGtid)) {
@@ -252,7 +258,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     };
     const applier = {
       engine,
-      range,
+      range: range.runs[0]!,
       binlogDir,
       workDir: work,
       parallelWorkers: config.restore.parallelWorkers,
@@ -287,7 +293,7 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
         await replayFromLocalServer({ ...applier, sql });
       } else if (replayedBy === "client") {
-        await replayBinlogs(engine, range, binlogDir, defaultsFile);
+        for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
       }
       replaySeconds += (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);

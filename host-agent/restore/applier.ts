@@ -4,12 +4,12 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { ApplierSource, Engine } from "../engines/engine.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
-import type { ReplayRange } from "./binlogs.js";
+import type { ReplayRun } from "./binlogs.js";
 import { freeLoopbackPort, type PrivateServer, startPrivateServer } from "./private-server.js";
 
 interface ApplierReplay {
   readonly engine: Engine;
-  readonly range: ReplayRange;
+  readonly range: ReplayRun;
   readonly binlogDir: string;
   readonly workDir: string;
   readonly parallelWorkers: number;
@@ -30,7 +30,7 @@ export async function replayFromLocalServer(
   if (range.files.length === 0) return;
   const dir = path.join(options.workDir, "binlog-source");
   const datadir = path.join(dir, "data");
-  const basename = range.files[0]!.replace(/\.\d+$/, "");
+  const basename = path.basename(range.files[0]!).replace(/\.\d+$/, "");
   let source: PrivateServer | undefined;
   try {
     const port = await freeLoopbackPort();
@@ -48,10 +48,10 @@ export async function replayFromLocalServer(
       ],
       initialize: () => {
         for (const file of range.files)
-          copyFileSync(path.join(options.binlogDir, file), path.join(datadir, file));
+          copyFileSync(path.join(options.binlogDir, file), path.join(datadir, path.basename(file)));
         writeFileSync(
           path.join(datadir, `${basename}.index`),
-          `${range.files.map((file) => path.join(datadir, file)).join("\n")}\n`,
+          `${range.files.map((file) => path.join(datadir, path.basename(file))).join("\n")}\n`,
         );
       },
       heartbeat: options.heartbeat,
@@ -70,7 +70,7 @@ export const RELAY_LOG_BASENAME = "rewind-relay";
  * Copies the downloaded binlogs into `relayDir` as relay logs, in order, with their index file.
  * Returns the options a server needs to read them as its relay log.
  */
-export function installRelayLogs(range: ReplayRange, binlogDir: string, relayDir: string): string[] {
+export function installRelayLogs(range: ReplayRun, binlogDir: string, relayDir: string): string[] {
   mkdirSync(relayDir, { recursive: true, mode: 0o700 });
   const relayFiles = range.files.map((file, index) => {
     const relay = path.join(relayDir, `${RELAY_LOG_BASENAME}.${String(index + 1).padStart(6, "0")}`);

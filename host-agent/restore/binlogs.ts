@@ -1,17 +1,18 @@
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
-import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
+import { FILE_START } from "../../core/restorable-window.js";
 import { type RestorePlan, withinTime } from "../../core/restore-plan.js";
+import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { requireMicros } from "../../core/time.js";
 import type { Engine } from "../engines/engine.js";
 import { startTool } from "../tool.js";
@@ -19,66 +20,108 @@ import { decodeStream } from "./decode.js";
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
+/** Where a planned binlog is downloaded, relative to the download dir: sources may reuse file names. */
+export function downloadedName(binlog: { readonly source: string; readonly file: string }): string {
+  return path.join(binlog.source, binlog.file);
+}
+
 /**
- * Downloads the plan's binlogs into `dir`, each verified part by part, decrypted, decompressed and
- * checked against the SHA-256 of the file the server wrote. Runs before any datadir is touched.
+ * Downloads the plan's binlogs into `dir` (`<source>/<file>`), each verified part by part,
+ * decrypted, decompressed and checked against the SHA-256 of the bytes the server wrote; a file
+ * still being written is its chunks, each checked, concatenated. Runs before any datadir is
+ * touched.
  */
 export async function fetchBinlogs(
-  plan: RestorePlan<BinlogManifest>,
+  plan: RestorePlan<RestoreBinlog>,
   dir: string,
   options: { client: S3Client; bucket: string; keyring: KeyringNode; concurrency: number },
 ): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  for (const { file, manifest } of plan.binlogs) {
-    const hash = createHash("sha256");
-    const sink = createWriteStream(path.join(dir, file));
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
-    const written = pipeline(hashing, sink);
-    await decodeStream(
-      {
-        label: `binlog ${manifest.source}/${file}`,
-        segments: [manifest.stored],
-        storedBytes: manifest.stored.size,
-        storedSha256: manifest.storedSha256,
-        encryptionContext: manifest.encryption.context,
-      },
-      { ...options, sink: hashing, sinkDone: written },
-    );
-    if (hash.digest("hex") !== manifest.sha256) {
-      throw new RewindError(
-        ErrorNames.verify,
-        `binlog ${file} does not match the SHA-256 of the file the server wrote; it is damaged and nothing was restored`,
+  for (const { manifest } of plan.binlogs) {
+    const file = path.join(dir, downloadedName(manifest));
+    mkdirSync(path.dirname(file), { recursive: true });
+    const pieces = "chunkManifests" in manifest ? manifest.chunkManifests : [manifest];
+    rmSync(file, { force: true });
+    for (const [index, piece] of pieces.entries()) {
+      const label =
+        "chunk" in piece
+          ? `chunk ${piece.chunk} of binlog ${manifest.source}/${manifest.file}`
+          : `binlog ${manifest.source}/${manifest.file}`;
+      const previous = pieces[index - 1];
+      if (
+        "chunk" in piece &&
+        (piece.chunk !== index ||
+          (previous && "endOffset" in previous && piece.startOffset !== previous.endOffset))
+      ) {
+        throw new RewindError(
+          ErrorNames.verify,
+          `${label} does not follow the chunk before it; nothing was restored`,
+        );
+      }
+      const hash = createHash("sha256");
+      const sink = createWriteStream(file, { flags: "a" });
+      const hashing = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      const written = pipeline(hashing, sink);
+      await decodeStream(
+        {
+          label,
+          segments: [piece.stored],
+          storedBytes: piece.stored.size,
+          storedSha256: piece.storedSha256,
+          encryptionContext: piece.encryption.context,
+        },
+        { ...options, sink: hashing, sinkDone: written },
       );
+      if (hash.digest("hex") !== piece.sha256) {
+        throw new RewindError(
+          ErrorNames.verify,
+          `${label} does not match the SHA-256 of the bytes the server wrote; it is damaged and nothing was restored`,
+        );
+      }
     }
   }
 }
 
-export interface ReplayRange {
+/** One mariadb-binlog (or applier) pass: consecutive files of one source, from a position to a position. */
+export interface ReplayRun {
+  readonly source: string;
+  /** Relative to the download dir (`<source>/<file>`). */
   readonly files: string[];
   readonly startPosition: number;
   readonly stopPosition: number;
+  /** The GTIDs executed before this run: replay applies nothing of these again. */
+  readonly backupGtids: string;
+  /** The GTIDs executed once this run is replayed, for an applier's UNTIL clause. */
+  readonly untilPosition: string;
+}
+
+export interface ReplayRange {
+  /** One per stretch of one source's binlogs; a switch to another source starts a new one. */
+  readonly runs: ReplayRun[];
+  /** Every file replayed, in order. */
+  readonly files: string[];
   /** The last transaction replayed; null when the backup itself is the target. */
   readonly lastTransaction: BinlogTransaction | null;
-  /** The GTIDs executed once replay is done (the backup's and every replayed one), for an applier's UNTIL clause. */
+  /** The GTIDs executed once replay is done (the backup's and every replayed one). */
   readonly untilPosition: string;
-  /** The backup's GTIDs: replay applies nothing of these again. */
+  /** The backup's GTIDs. */
   readonly backupGtids: string;
 }
 
 /**
- * Where replay stops: after the last transaction at or before the target second (time), or after
- * the target transaction (GTID). Read from the downloaded files themselves, so the stop is exact.
+ * What replay applies, read from the downloaded files themselves so that every stop is exact:
+ * from the backup's exact position (or, where the chain enters another source's binlog, from the
+ * first transaction not yet executed, found by GTID) to after the last transaction at or before
+ * the target second (time), or after the target transaction (GTID).
  */
 export async function replayRange(plan: RestorePlan, dir: string): Promise<ReplayRange> {
-  const none = {
+  const none: ReplayRange = {
+    runs: [],
     files: [],
-    startPosition: 0,
-    stopPosition: 0,
     lastTransaction: null,
     untilPosition: plan.backup.binlog.gtidSet,
     backupGtids: plan.backup.binlog.gtidSet,
@@ -89,17 +132,50 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
   const target = plan.target;
   const targetMicros = target.kind === "time" ? requireMicros(target.time, "the target time") : 0;
   let last: BinlogTransaction | null = null;
-  let lastFileIndex = -1;
-  for (const [index, planned] of plan.binlogs.entries()) {
-    let found = false;
+  const runs: ReplayRun[] = [];
+  let run: { source: string; files: string[]; startPosition: number; before: string } | undefined;
+  let stopPosition = 0;
+  let found = false;
+  const close = () => {
+    if (run && stopPosition > 0) {
+      runs.push({
+        source: run.source,
+        files: run.files,
+        startPosition: run.startPosition,
+        stopPosition,
+        backupGtids: run.before,
+        untilPosition: position.toString(),
+      });
+    }
+    run = undefined;
+    stopPosition = 0;
+  };
+  for (const planned of plan.binlogs) {
+    const name = downloadedName(planned.manifest);
+    const continuing = run?.source === planned.manifest.source && planned.startPosition === FILE_START;
+    if (!continuing) close();
+    // Where this file's replay starts: a position the plan gives, or the first transaction the
+    // GTIDs executed so far lack (a switch to another source's binlog).
+    let start = planned.startPosition;
+    let replaying = false;
     const reader = new BinlogReader({
       crc32: nativeCrc32 ?? jsCrc32,
       onTransaction: (transaction) => {
-        if (found || transaction.startPosition < planned.startPosition) return;
+        if (found) return;
+        if (start !== null && transaction.startPosition < start) return;
         if (transaction.gtid === null) {
           throw new RewindError(
             ErrorNames.binlogInvalid,
-            `${planned.file} holds a transaction without a GTID at offset ${transaction.startPosition} (gtid_mode was not ON); Rewind replays by GTID only, so nothing was restored`,
+            `${name} holds a transaction without a GTID at offset ${transaction.startPosition} (gtid_mode was not ON); Rewind replays by GTID only, so nothing was restored`,
+          );
+        }
+        if (position.includes(transaction.gtid)) {
+          // Skipped only before a switched-to file's first new transaction: a run's later files
+          // are replayed whole.
+          if (!replaying && !continuing) return;
+          throw new RewindError(
+            ErrorNames.planRefused,
+            `${name} holds ${transaction.gtid} at offset ${transaction.startPosition}, after transactions not yet executed, but it is already executed: its transactions are not in one order with the binlogs before it, and replaying them would apply it twice. Nothing was restored; restore to a point before ${planned.manifest.file} or from a backup taken after it`,
           );
         }
         const committed = transaction.commitMicros ?? transaction.timestamp * 1e6;
@@ -107,16 +183,28 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
           found = true;
           return;
         }
+        if (!replaying) {
+          replaying = true;
+          start ??= transaction.startPosition;
+          run ??= {
+            source: planned.manifest.source,
+            files: [],
+            startPosition: start,
+            before: position.toString(),
+          };
+          run.files.push(name);
+        }
         last = transaction;
-        lastFileIndex = index;
         position = position.add(transaction.gtid);
+        stopPosition = transaction.endPosition;
         if (target.kind === "gtid" && transaction.gtid === target.gtid) found = true;
       },
     });
-    for await (const chunk of createReadStream(path.join(dir, planned.file))) reader.push(chunk as Buffer);
+    for await (const chunk of createReadStream(path.join(dir, name))) reader.push(chunk as Buffer);
     reader.finish();
     if (found) break;
   }
+  close();
   if (target.kind === "gtid" && (last as BinlogTransaction | null)?.gtid !== target.gtid) {
     throw new RewindError(
       ErrorNames.planRefused,
@@ -124,12 +212,10 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     );
   }
   if (!last) return none;
-  const lastTransaction = last as BinlogTransaction;
   return {
-    files: plan.binlogs.slice(0, lastFileIndex + 1).map((planned) => planned.file),
-    startPosition: plan.binlogs[0]!.startPosition,
-    stopPosition: lastTransaction.endPosition,
-    lastTransaction,
+    runs,
+    files: runs.flatMap((each) => each.files),
+    lastTransaction: last,
     untilPosition: position.toString(),
     backupGtids: plan.backup.binlog.gtidSet,
   };
@@ -141,7 +227,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
  */
 export async function replayBinlogs(
   engine: Engine,
-  range: ReplayRange,
+  range: ReplayRun,
   dir: string,
   defaultsFile: string,
 ): Promise<void> {

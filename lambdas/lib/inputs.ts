@@ -121,7 +121,16 @@ export const VerifyInput = z
     cluster,
     backupId: z.string().min(1),
     /** `<source>/<file>` of binlogs to check as well (a restore plan's). */
-    binlogs: z.array(z.object({ source: z.string(), file: z.string() })).default([]),
+    binlogs: z
+      .array(
+        z.object({
+          source: z.string(),
+          file: z.string(),
+          /** A file still being written: its chunks 0…chunks-1. */
+          chunks: z.number().int().positive().optional(),
+        }),
+      )
+      .default([]),
   })
   .strict();
 export type VerifyInput = z.infer<typeof VerifyInput>;

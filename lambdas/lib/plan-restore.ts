@@ -2,10 +2,9 @@ import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import type { BackupManifest } from "../../core/manifest.js";
-import { chainFrom } from "../../core/restorable-window.js";
+import { stitchChain } from "../../core/restorable-window.js";
 import { parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
-import { readBinlogIndex } from "../../core/store/binlog-index.js";
-import { readBackups } from "../../core/store/catalog.js";
+import { readBackups, readSources } from "../../core/store/catalog.js";
 import { planFromStore } from "../../core/store/plan-from-store.js";
 import { describePlan, type PlannedBinlog } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
@@ -52,8 +51,10 @@ export async function latestTarget(
       "there is no complete full backup to restore from; run the Backup state machine first",
     );
   }
-  const records = await readBinlogIndex(client, bucket, location, newest.binlogSource, newest.binlog.file);
-  const chain = chainFrom(newest, records) ?? [];
+  const sources = await readSources(client, bucket, location, {
+    from: newest,
+  });
+  const chain = stitchChain(newest, sources).links.map((link) => link.record);
   const last = chain.findLast((record) => record.lastGtid !== null);
   return last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId };
 }

@@ -1,7 +1,8 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
-import { binlogsPrefix } from "../../core/layout.js";
+import { binlogChunksPrefix, binlogsPrefix } from "../../core/layout.js";
 import { readBackupManifest } from "../../core/store/backup-manifest.js";
+import { readChunkManifest } from "../../core/store/binlog-chunks.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { checkStoredObjects } from "../../core/store/segment-check.js";
 import type { VerifyInput } from "./inputs.js";
@@ -30,6 +31,30 @@ export async function verifyBackup(
   const problems = await checkStoredObjects(client, bucket, manifest.segments);
   // Only the plan's binlogs: reading every manifest of a source would grow with the retention window.
   for (const wanted of input.binlogs) {
+    if (wanted.chunks) {
+      const chunks = await Promise.all(
+        Array.from({ length: wanted.chunks }, (_, chunk) =>
+          readChunkManifest(client, bucket, location, wanted.source, wanted.file, chunk).catch(
+            () => undefined,
+          ),
+        ),
+      );
+      const missing = chunks.indexOf(undefined);
+      if (missing >= 0) {
+        problems.push(
+          `${binlogChunksPrefix(location, wanted.source, wanted.file)}: chunk ${missing} is missing`,
+        );
+        continue;
+      }
+      problems.push(
+        ...(await checkStoredObjects(
+          client,
+          bucket,
+          chunks.map((chunk) => chunk!.stored),
+        )),
+      );
+      continue;
+    }
     const binlog = await readBinlogManifest(client, bucket, location, wanted.source, wanted.file);
     if (!binlog) {
       problems.push(`${binlogsPrefix(location, wanted.source)}${wanted.file}: its manifest is missing`);

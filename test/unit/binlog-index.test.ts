@@ -25,7 +25,9 @@ describe("the binlog index keeps the work of a push and a plan flat as history g
     expect(oneDay.push.total).toBeLessThan(20);
     expect(month.push.total).toBe(oneDay.push.total);
     expect(month.plan.total).toBeLessThan(100);
-    expect(month.plan.total).toBeLessThanOrEqual(oneDay.plan.total + 1);
+    // A plan reads the other two sources back from their newest index chunk to the one holding
+    // the backup's point: one more chunk each when the backup sits in an older chunk, never more.
+    expect(month.plan.total).toBeLessThanOrEqual(oneDay.plan.total + 2);
     expect(month.push.byApi.filter((api) => api === "PutObjectCommand")).toHaveLength(1);
   }, 120_000);
 

@@ -167,10 +167,10 @@ describe("the MySQL engine", () => {
         writeFileSync(path.join(binlogDir, file), readFileSync(path.join(fixtures, file)));
       const options = installRelayLogs(
         {
+          source: UUID,
           files: ["binlog.000001", "binlog.000002"],
           startPosition: 642,
           stopPosition: 529,
-          lastTransaction: null,
           untilPosition: `${UUID}:1-5`,
           backupGtids: `${UUID}:1-2`,
         },

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -7,7 +8,7 @@ import { BinlogReader } from "../../core/binlog/parse.js";
 import { crc32 } from "../../core/crc32.js";
 import { mysqlGtids } from "../../core/gtid/mysql.js";
 import type { BackupManifest } from "../../core/manifest.js";
-import { findGaps, restorableWindow } from "../../core/restorable-window.js";
+import { bySource, findGaps, restorableWindow } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 import { planRetention } from "../../core/retention.js";
 import { formatMicros } from "../../core/time.js";
@@ -74,6 +75,12 @@ function backup(
   } as BackupManifest;
 }
 
+/** Where a restore downloads them: `<source>/<file>`. */
+const DOWNLOADED = mkdtempSync(path.join(tmpdir(), "rewind-mysql-plan-"));
+mkdirSync(path.join(DOWNLOADED, SOURCE));
+for (const file of ["binlog.000001", "binlog.000002"])
+  copyFileSync(path.join(DIR, file), path.join(DOWNLOADED, SOURCE, file));
+
 const first = manifestOf("binlog.000001");
 const second = manifestOf("binlog.000002");
 const chain = [first, second];
@@ -91,8 +98,8 @@ describe("restore planning on a real MySQL 8.0.45 binlog chain", () => {
     expect(first).toMatchObject({ gtidsBefore: "", gtidsAdded: `${UUID}:1-4` });
     expect(second).toMatchObject({ gtidsBefore: `${UUID}:1-4`, gtidsAdded: `${UUID}:5-6` });
     expect(second.lastCommitTime).toBe("2026-03-10T17:11:54.640643Z");
-    expect(findGaps(chain)).toEqual([]);
-    expect(restorableWindow(SOURCE, [afterTwo], chain)).toMatchObject({
+    expect(findGaps([afterTwo], bySource(chain))).toEqual([]);
+    expect(restorableWindow([afterTwo], bySource(chain))).toMatchObject({
       from: "2026-03-10T17:11:54.400Z",
       toGtid: `${UUID}:1-6`,
       gaps: [],
@@ -106,11 +113,10 @@ describe("restore planning on a real MySQL 8.0.45 binlog chain", () => {
       ["binlog.000001", 642],
       ["binlog.000002", 4],
     ]);
-    const range = await replayRange(plan, DIR);
+    const range = await replayRange(plan, DOWNLOADED);
     expect(range).toMatchObject({
-      files: ["binlog.000001", "binlog.000002"],
-      startPosition: 642,
-      stopPosition: 529,
+      files: [`${SOURCE}/binlog.000001`, `${SOURCE}/binlog.000002`],
+      runs: [{ startPosition: 642, stopPosition: 529, untilPosition: `${UUID}:1-5` }],
       untilPosition: `${UUID}:1-5`,
     });
     expect(range.lastTransaction?.gtid).toBe(`${UUID}:5`);
@@ -120,12 +126,15 @@ describe("restore planning on a real MySQL 8.0.45 binlog chain", () => {
     // :3 committed at .483587 and :4 at .492808, both in the same second.
     const exact = planRestore(parseRestoreTarget("2026-03-10T17:11:54.483587Z"), [afterTwo], chain);
     expect(exact.binlogs.map((b) => b.file)).toEqual(["binlog.000001"]);
-    expect(await replayRange(exact, DIR)).toMatchObject({ stopPosition: 919, untilPosition: `${UUID}:1-3` });
+    expect(await replayRange(exact, DOWNLOADED)).toMatchObject({
+      runs: [{ stopPosition: 919 }],
+      untilPosition: `${UUID}:1-3`,
+    });
 
     const before = planRestore(parseRestoreTarget("2026-03-10T17:11:54.492807Z"), [afterTwo], chain);
-    expect((await replayRange(before, DIR)).lastTransaction?.gtid).toBe(`${UUID}:3`);
+    expect((await replayRange(before, DOWNLOADED)).lastTransaction?.gtid).toBe(`${UUID}:3`);
     const at = planRestore(parseRestoreTarget("2026-03-10T17:11:54.492808Z"), [afterTwo], chain);
-    expect((await replayRange(at, DIR)).lastTransaction?.gtid).toBe(`${UUID}:4`);
+    expect((await replayRange(at, DOWNLOADED)).lastTransaction?.gtid).toBe(`${UUID}:4`);
   });
 
   it("targets at the window's start: the backup's own GTID and its end time need no replayed transaction", async () => {
@@ -134,7 +143,7 @@ describe("restore planning on a real MySQL 8.0.45 binlog chain", () => {
     expect(byGtid.binlogs).toEqual([]);
     const byTime = planRestore(parseRestoreTarget(afterTwo.endTime), [afterTwo], chain);
     expect(byTime.backup.backupId).toBe(afterTwo.backupId);
-    const range = await replayRange(byTime, DIR);
+    const range = await replayRange(byTime, DOWNLOADED);
     expect(range).toMatchObject({ files: [], lastTransaction: null, untilPosition: `${UUID}:1-2` });
     expect(() => planRestore(parseRestoreTarget(`${UUID}:1`), [afterTwo], chain)).toThrow(
       new RegExp(`GTID ${UUID}:1 is before the oldest full backup's consistent point`),
@@ -156,19 +165,23 @@ describe("restore planning on a real MySQL 8.0.45 binlog chain", () => {
       lastCommitTime: "2026-03-10T17:12:30.000001Z",
     });
     const holed = [first, third];
-    expect(findGaps(holed)).toEqual([
-      { after: "binlog.000001", next: "binlog.000003", reason: "binlog.000002 was never shipped" },
+    expect(findGaps([afterTwo], bySource(holed))).toEqual([
+      {
+        after: `${SOURCE}/binlog.000001`,
+        next: `${SOURCE}/binlog.000003`,
+        reason: `no source shipped the transactions after ${UUID}:1-4 up to ${UUID}:5-6; the next shipped binlog, ${SOURCE}/binlog.000003, starts after them`,
+      },
     ]);
     expect(() => planRestore(parseRestoreTarget(`${UUID}:8`), [afterTwo], holed)).toThrow(
-      /past a gap in the binlog chain after binlog.000001: binlog.000002 was never shipped/,
+      `past a gap in the binlogs after ${SOURCE}/binlog.000001: no source shipped the transactions after ${UUID}:1-4 up to ${UUID}:5-6`,
     );
     expect(
       planRestore(parseRestoreTarget(`${UUID}:4`), [afterTwo], holed).binlogs.map((b) => b.file),
     ).toEqual(["binlog.000001"]);
     // A file whose GTIDs do not continue where the previous one ended is a gap too.
     const jumped = [first, { ...second, gtidsBefore: `${UUID}:1-5` }];
-    expect(findGaps(jumped)[0]?.reason).toBe(
-      `GTIDs jump from ${UUID}:1-4 to ${UUID}:1-5: ${UUID}:5 were never shipped`,
+    expect(findGaps([afterTwo], bySource(jumped))[0]?.reason).toBe(
+      `no source shipped the transactions after ${UUID}:1-4 up to ${UUID}:5; the next shipped binlog, ${SOURCE}/binlog.000002, starts after them`,
     );
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import type { BackupManifest } from "../../core/manifest.js";
-import { findGaps, restorableWindow } from "../../core/restorable-window.js";
+import { bySource, findGaps, restorableWindow } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 
 const SOURCE = "1-db1";
@@ -100,7 +100,7 @@ describe("restore planning", () => {
   });
 
   it("a time target at the window's start (as list shows it, or its whole second) plans from the oldest backup", () => {
-    const window = restorableWindow(SOURCE, backups, chain);
+    const window = restorableWindow(backups, bySource(chain));
     expect(window.from).toBe("2026-11-21T10:01:30.000Z");
     const late = [
       backup("20261121T100130Z-full-db1", "2026-11-21T10:01:30.400Z", "mariadb-bin.000001", 5000, "0-1-15"),
@@ -126,7 +126,7 @@ describe("restore planning", () => {
       /before the oldest full backup's consistent point \(20261121T100130Z-full-db1/,
     );
     expect(() => planRestore(parseRestoreTarget("2026-11-21T11:00:00Z"), backups, chain)).toThrow(
-      /after the last shipped event \(2026-11-21T10:05:59.000Z, GTID 0-1-60 in mariadb-bin.000005\)/,
+      /after the last shipped event, 2026-11-21T10:05:59.000Z \(GTID 0-1-60 in 1-db1\/mariadb-bin.000005\)/,
     );
     expect(() => parseRestoreTarget("yesterday")).toThrow(/neither a GTID .* nor a time with a zone/);
     expect(() => parseRestoreTarget("2026-11-21T10:00:00")).toThrow(/time with a zone/);
@@ -134,14 +134,15 @@ describe("restore planning", () => {
 
   it("a missing binlog: the window is cut there, targets before it work, past it are refused naming the file", () => {
     const withHole = chain.filter((manifest) => manifest.file !== "mariadb-bin.000004");
-    expect(findGaps(withHole)).toEqual([
+    expect(findGaps(backups, bySource(withHole))).toEqual([
       {
-        after: "mariadb-bin.000003",
-        next: "mariadb-bin.000005",
-        reason: "mariadb-bin.000004 was never shipped",
+        after: "1-db1/mariadb-bin.000003",
+        next: "1-db1/mariadb-bin.000005",
+        reason:
+          "no source shipped the transactions after 0-1-40 up to 0-1-50; the next shipped binlog, 1-db1/mariadb-bin.000005, starts after them",
       },
     ]);
-    expect(restorableWindow(SOURCE, backups, withHole)).toMatchObject({
+    expect(restorableWindow(backups, bySource(withHole))).toMatchObject({
       from: "2026-11-21T10:01:30.000Z",
       to: "2026-11-21T10:03:59.000Z",
       toGtid: "0-1-40",
@@ -150,24 +151,24 @@ describe("restore planning", () => {
       planRestore(parseRestoreTarget("2026-11-21T10:03:45Z"), backups, withHole).binlogs.at(-1)!.file,
     ).toBe("mariadb-bin.000003");
     expect(() => planRestore(parseRestoreTarget("2026-11-21T10:05:10Z"), backups, withHole)).toThrow(
-      /past a gap in the binlog chain after mariadb-bin.000003: mariadb-bin.000004 was never shipped/,
+      /past a gap in the binlogs after 1-db1\/mariadb-bin.000003: no source shipped the transactions after 0-1-40 up to 0-1-50/,
     );
   });
 
   it("a GTID discontinuity is a gap too", () => {
     const jumped = chain.map((manifest) =>
-      manifest.file === "mariadb-bin.000005" ? { ...manifest, gtidsBefore: "0-1-47" } : manifest,
+      manifest.file === "mariadb-bin.000005" ? { ...manifest, gtidsBefore: "0-1-53" } : manifest,
     );
-    expect(findGaps(jumped)[0]).toMatchObject({
-      after: "mariadb-bin.000004",
-      reason: "GTIDs jump from 0-1-50 to 0-1-47",
+    expect(findGaps(backups, bySource(jumped))[0]).toMatchObject({
+      after: "1-db1/mariadb-bin.000004",
+      reason: expect.stringContaining("no source shipped the transactions after 0-1-50 up to 0-1-53"),
     });
     expect(() => planRestore(parseRestoreTarget("0-1-55"), backups, jumped)).toThrow(/past a gap/);
   });
 
   it("refuses when the file holding the backup's position was never shipped", () => {
     expect(() => planRestore(parseRestoreTarget("2026-11-21T10:04:20Z"), backups, chain.slice(3))).toThrow(
-      /binlog mariadb-bin.000003 that follows backup 20261121T100330Z-full-db1 has not been shipped/,
+      /past a gap in the binlogs after backup 20261121T100330Z-full-db1: no source shipped the transactions after 0-1-35 up to 0-1-40/,
     );
   });
 });

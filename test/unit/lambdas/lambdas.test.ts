@@ -278,7 +278,7 @@ describe("retention", () => {
       { fullBackups: 3, pitrDays: 7 },
       now,
     );
-    expect(report.refused).toMatch(/gap after mariadb-bin.000015/);
+    expect(report.refused).toMatch(/gap after 1-db1\/mariadb-bin.000015/);
     expect(report.deletedObjects).toBe(0);
     expect(bucket.s3.commandCalls(DeleteObjectsCommand)).toHaveLength(0);
   });
