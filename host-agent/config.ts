@@ -88,6 +88,21 @@ export const AgentConfigSchema = z
     workDir: z.string().default("/var/tmp/rewind"),
     minFreeMiB: z.number().int().nonnegative().default(1024),
     heartbeatSeconds: z.number().int().min(1).max(3600).default(60),
+    /** `binlog-stream`, the service that ships the active binlog as it is written. */
+    stream: z
+      .object({
+        /** Every complete transaction is in S3 within this many seconds of reaching the binlog (the RPO). */
+        intervalSeconds: z.number().min(1).max(300).default(5),
+        /** Only the cluster's current primary ships (the default), or every host. */
+        shipFrom: z.enum(["primary", "all"]).default("primary"),
+        /** How often the active binlog is read for new transactions. */
+        pollMilliseconds: z.number().int().min(20).max(5000).default(200),
+        /** How often the server's role is checked (a failover is noticed within this). */
+        roleCheckSeconds: z.number().min(1).max(300).default(5),
+        /** A chunk holds at most this much of the binlog; more waits for the next chunk. */
+        maxChunkMiB: z.number().int().min(1).max(1024).default(64),
+      })
+      .prefault({}),
     backup: z
       .object({
         parallel: z.number().int().min(1).max(64).default(4),

@@ -4,6 +4,7 @@ import { ErrorNames, RewindError } from "../core/errors.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
+import { binlogStream } from "./commands/binlog-stream.js";
 import { list } from "./commands/list.js";
 import { restore } from "./commands/restore.js";
 import { restoreTables, tablesOfPlan } from "./commands/restore-tables.js";
@@ -22,8 +23,13 @@ commands:
   status                               engine, role, GTID position, replication lag, binlogs, free space
   backup --type full                   stream a physical backup to S3; the manifest is written last
   list [--json]                        backups and the restorable window, with any gap (a table on stderr)
-  binlog-push [--flush]                upload every closed binlog not yet in S3, each with its manifest;
-                                       --flush closes the active one first (RPO = time since the last push)
+  binlog-stream [--once]               the service (rewind-agent install): follow the active binlog and ship
+                                       every complete transaction within stream.intervalSeconds as chunks;
+                                       only the primary ships unless stream.shipFrom is "all"; closed files
+                                       are shipped whole; --once ships what is complete now and exits
+  binlog-push [--flush]                the watchdog (every minute): ships closed binlogs the streamer missed,
+                                       or nothing while it runs, and reports its health; --flush closes
+                                       the active binlog first
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
   restore (--until TIME|GTID | --backup-id ID | --plan FILE) --datadir DIR [--move-aside] [--dry-run]
                                        plan; fetch and verify the backup and binlogs; prepare it beside DIR and
@@ -80,6 +86,8 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
       return list(context, flags.json === true);
     case "binlog-push":
       return binlogPush(context, flags.flush === true);
+    case "binlog-stream":
+      return binlogStream(context, { once: flags.once === true });
     case "restore": {
       // A plan from plan-restore for mode tables carries the tables (Rewind-RunAgent passes no --tables).
       const planned =
@@ -161,6 +169,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       replace: { type: "boolean" },
       deep: { type: "boolean" },
       flush: { type: "boolean" },
+      once: { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },

@@ -115,6 +115,11 @@ export class BinlogReader {
     if (this.pendingBytes > 0) {
       throw new BinlogError(`the binary log ends inside an event at offset ${this.offset}; it was truncated`);
     }
+    return this.snapshot();
+  }
+
+  /** What the whole events read so far say: for a file the server is still writing. */
+  snapshot(): BinlogSummary {
     return {
       serverVersion: this.serverVersion,
       checksum: this.checksumLength > 0 ? "crc32" : "none",

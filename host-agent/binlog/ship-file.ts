@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
@@ -72,18 +72,61 @@ export async function shipBinlogFile(options: {
       }
     },
   });
+  const { stored, storedSha256 } = await storeCompressed(
+    pipelineSource(createReadStream(options.path, { highWaterMark: 1024 * 1024 }), inspect),
+    options,
+    `shipping ${options.path}`,
+  );
+  const summary = reader.finish();
+  const committed = lastCommitMicros as number | null;
+  return {
+    summary,
+    gtidsAdded: added.toString(),
+    lastCommitTime: committed === null ? null : formatMicros(committed),
+    sha256: hash.digest("hex"),
+    stored,
+    storedSha256,
+  };
+}
+
+/** `source` piped through `through`, as one readable whose errors reach the consumer. */
+function pipelineSource(source: Readable, through: Transform): Readable {
+  source.once("error", (error) => through.destroy(error));
+  return source.pipe(through);
+}
+
+export interface StoreOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly key: string;
+  readonly keyring: KeyringNode;
+  readonly encryptionContext: Record<string, string>;
+  readonly compressionLevel: number;
+  readonly partSize: number;
+  readonly concurrency: number;
+}
+
+/**
+ * Stores `input` as one object: zstd, then the Encryption SDK under `encryptionContext`, then S3
+ * (one PutObject with its SHA-256 when smaller than a part, else multipart with a checksum on
+ * every part; one object whatever its size: a binlog is at most 1 GiB).
+ */
+export async function storeCompressed(
+  input: Readable,
+  options: StoreOptions,
+  what: string,
+): Promise<{ stored: SegmentRecord; storedSha256: string }> {
   const zstd = startTool("zstd", [`-${options.compressionLevel}`, "-q", "-c", "-"]);
   const writer = new SegmentWriter({
     client: options.client,
     bucket: options.bucket,
     keyFor: () => options.key,
     partSize: options.partSize,
-    // One object per binlog file: max_binlog_size is at most 1 GiB.
     segmentSize: Number.MAX_SAFE_INTEGER,
     concurrency: options.concurrency,
   });
   const results = await Promise.allSettled([
-    pipeline(createReadStream(options.path, { highWaterMark: 1024 * 1024 }), inspect, zstd.stdin),
+    pipeline(input, zstd.stdin),
     zstd.exited,
     encryptInto(zstd.stdout, encryptingStream(options.keyring, options.encryptionContext), writer),
   ]);
@@ -93,16 +136,7 @@ export async function shipBinlogFile(options: {
     writer.destroy();
     const reason = failure.reason as Error;
     if (reason instanceof RewindError) throw reason;
-    throw new RewindError(ErrorNames.upload, `shipping ${options.path} failed: ${reason.message}`);
+    throw new RewindError(ErrorNames.upload, `${what} failed: ${reason.message}`);
   }
-  const summary = reader.finish();
-  const committed = lastCommitMicros as number | null;
-  return {
-    summary,
-    gtidsAdded: added.toString(),
-    lastCommitTime: committed === null ? null : formatMicros(committed),
-    sha256: hash.digest("hex"),
-    stored: writer.segments[0]!,
-    storedSha256: writer.streamHash.digest("hex"),
-  };
+  return { stored: writer.segments[0]!, storedSha256: writer.streamHash.digest("hex") };
 }

@@ -1,5 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { KeyringNode } from "@aws-crypto/client-node";
+import type { S3Client } from "@aws-sdk/client-s3";
 import {
   BINLOG_MANIFEST_FORMAT_VERSION,
   BinlogManifest,
@@ -9,7 +11,13 @@ import {
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { binlogManifestKey, binlogObjectKey } from "../../core/layout.js";
-import { addToBinlogIndex, readShippedTail, TailHint, tailHint } from "../../core/store/binlog-index.js";
+import {
+  addToBinlogIndex,
+  readShippedTail,
+  type ShippedTail,
+  TailHint,
+  tailHint,
+} from "../../core/store/binlog-index.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
@@ -79,93 +87,23 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         hint && files.includes(hint.lastShipped.file) ? hint : undefined,
       );
       rmSync(hintFile, { force: true });
-      // Files are shipped in order, so everything up to the newest shipped one is in S3.
       const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
-      const alreadyShipped = (file: string) => binlogSequence(file) <= lastShippedSequence;
       const { keyring, keyId } = dataKeyring(config);
       const closed = files.slice(0, -1);
-      const shippedManifests: BinlogManifest[] = [];
-      let lastEventTime = tail.lastShipped?.lastEventTime ?? null;
-      try {
-        for (const [index, file] of closed.entries()) {
-          if (alreadyShipped(file)) continue;
-          const encryptionContext = { cluster: config.cluster, source, file };
-          const objectKey = binlogObjectKey(location, source, file);
-          const result = await shipBinlogFile({
-            engine: engine.name,
-            path: path.join(path.dirname(basename!), file),
-            client,
-            bucket: config.bucket,
-            key: objectKey,
-            keyring,
-            encryptionContext,
-            compressionLevel: config.backup.compressionLevel,
-            partSize: partSize(config),
-            concurrency: config.backup.uploadConcurrency,
-          });
-          if (!result.summary.closed) {
-            throw new RewindError(
-              ErrorNames.upload,
-              `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
-            );
-          }
-          const manifest = BinlogManifest.parse({
-            formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
-            cluster: config.cluster,
-            engine: engine.name,
-            source,
-            file,
-            previousFile: index > 0 ? closed[index - 1] : null,
-            serverVersion: result.summary.serverVersion,
-            size: result.summary.size,
-            sha256: result.sha256,
-            firstEventTime: iso(result.summary.firstEventTime),
-            lastEventTime: iso(result.summary.lastEventTime),
-            lastCommitTime: result.lastCommitTime,
-            gtidsBefore: gtidModel(engine.name).parseSet(result.summary.gtidsBefore).toString(),
-            firstGtid: result.summary.firstGtid,
-            lastGtid: result.summary.lastGtid,
-            gtidsAdded: result.gtidsAdded,
-            transactions: result.summary.transactions,
-            stored: result.stored,
-            storedSha256: result.storedSha256,
-            compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-            encryption: encryptionRecord(keyId, encryptionContext),
-            shippedAt: new Date().toISOString(),
-            agentVersion: AGENT_VERSION,
-          });
-          await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
-          shippedManifests.push(manifest);
-          lastEventTime = manifest.lastEventTime ?? lastEventTime;
-          context.heartbeat();
-          log("info", "binlog shipped", {
-            file,
-            transactions: manifest.transactions,
-            lastGtid: manifest.lastGtid,
-          });
-        }
-      } finally {
-        // Whatever was shipped is indexed, even when a later file failed; a push killed before
-        // this leaves manifests the next push indexes.
-        let indexed = true;
-        if (shippedManifests.length > 0) {
-          await addToBinlogIndex(client, config.bucket, location, source, shippedManifests, tail.index).catch(
-            (error: Error) => {
-              indexed = false;
-              log("warn", "could not update the binlog index; the next push will", { error: error.message });
-            },
-          );
-        }
-        const newest = shippedManifests.at(-1);
-        const next = indexed
-          ? tailHint(location, source, newest ? recordOf(newest) : tail.lastShipped, tail.index)
-          : undefined;
-        if (next) writeHint(hintFile, next);
-      }
+      const { shipped: shippedManifests, lastEventTime } = await shipClosedFiles(context, {
+        client,
+        keyring,
+        keyId,
+        source,
+        dir: path.dirname(basename!),
+        closed,
+        tail,
+        hintFile,
+      });
       return {
         source,
         shipped: shippedManifests.map((manifest) => manifest.file),
-        alreadyShipped: closed.filter(alreadyShipped).length,
+        alreadyShipped: closed.filter((file) => binlogSequence(file) <= lastShippedSequence).length,
         active: files.at(-1) ?? null,
         lastShippedEventTime: lastEventTime,
         lagSeconds:
@@ -177,7 +115,113 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
   }
 }
 
-function readHint(file: string): TailHint | undefined {
+export interface ShipTarget {
+  readonly client: S3Client;
+  readonly keyring: KeyringNode;
+  readonly keyId: string;
+  readonly source: string;
+  /** The server's binlog directory. */
+  readonly dir: string;
+}
+
+/**
+ * Ships each closed file newer than the tail S3 holds, in order, each followed by its manifest;
+ * then indexes what it shipped (even when a later file failed) and leaves the hint for the next
+ * run. Shared by binlog-push and binlog-stream.
+ */
+export async function shipClosedFiles(
+  context: AgentContext,
+  target: ShipTarget & {
+    readonly closed: readonly string[];
+    readonly tail: ShippedTail;
+    readonly hintFile: string;
+  },
+): Promise<{ shipped: BinlogManifest[]; lastEventTime: string | null }> {
+  const { config, engine, location } = context;
+  const { client, keyring, keyId, source, closed, tail } = target;
+  // Files are shipped in order, so everything up to the newest shipped one is in S3.
+  const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
+  const shippedManifests: BinlogManifest[] = [];
+  let lastEventTime = tail.lastShipped?.lastEventTime ?? null;
+  try {
+    for (const [index, file] of closed.entries()) {
+      if (binlogSequence(file) <= lastShippedSequence) continue;
+      const encryptionContext = { cluster: config.cluster, source, file };
+      const result = await shipBinlogFile({
+        engine: engine.name,
+        path: path.join(target.dir, file),
+        client,
+        bucket: config.bucket,
+        key: binlogObjectKey(location, source, file),
+        keyring,
+        encryptionContext,
+        compressionLevel: config.backup.compressionLevel,
+        partSize: partSize(config),
+        concurrency: config.backup.uploadConcurrency,
+      });
+      if (!result.summary.closed) {
+        throw new RewindError(
+          ErrorNames.upload,
+          `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
+        );
+      }
+      const manifest = BinlogManifest.parse({
+        formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
+        cluster: config.cluster,
+        engine: engine.name,
+        source,
+        file,
+        previousFile: index > 0 ? closed[index - 1] : null,
+        serverVersion: result.summary.serverVersion,
+        size: result.summary.size,
+        sha256: result.sha256,
+        firstEventTime: iso(result.summary.firstEventTime),
+        lastEventTime: iso(result.summary.lastEventTime),
+        lastCommitTime: result.lastCommitTime,
+        gtidsBefore: gtidModel(engine.name).parseSet(result.summary.gtidsBefore).toString(),
+        firstGtid: result.summary.firstGtid,
+        lastGtid: result.summary.lastGtid,
+        gtidsAdded: result.gtidsAdded,
+        transactions: result.summary.transactions,
+        stored: result.stored,
+        storedSha256: result.storedSha256,
+        compression: { algorithm: "zstd", level: config.backup.compressionLevel },
+        encryption: encryptionRecord(keyId, encryptionContext),
+        shippedAt: new Date().toISOString(),
+        agentVersion: AGENT_VERSION,
+      });
+      await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
+      shippedManifests.push(manifest);
+      lastEventTime = manifest.lastEventTime ?? lastEventTime;
+      context.heartbeat();
+      log("info", "binlog shipped", {
+        file,
+        transactions: manifest.transactions,
+        lastGtid: manifest.lastGtid,
+      });
+    }
+  } finally {
+    // Whatever was shipped is indexed, even when a later file failed; a run killed before this
+    // leaves manifests the next one indexes.
+    let indexed = true;
+    if (shippedManifests.length > 0) {
+      await addToBinlogIndex(client, config.bucket, location, source, shippedManifests, tail.index).catch(
+        (error: Error) => {
+          indexed = false;
+          log("warn", "could not update the binlog index; the next push will", { error: error.message });
+        },
+      );
+    }
+    const newest = shippedManifests.at(-1);
+    const next = indexed
+      ? tailHint(location, source, newest ? recordOf(newest) : tail.lastShipped, tail.index)
+      : undefined;
+    if (next) writeHint(target.hintFile, next);
+  }
+  return { shipped: shippedManifests, lastEventTime };
+}
+
+export function readHint(file: string): TailHint | undefined {
   try {
     return TailHint.parse(JSON.parse(readFileSync(file, "utf8")));
   } catch {

@@ -128,7 +128,9 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
   };
   if (plan.binlogs.length === 0) return none;
   const engine = plan.backup.engine.name;
-  let position = gtidModel(engine).parseSet(plan.backup.binlog.gtidSet);
+  const backupSet = gtidModel(engine).parseSet(plan.backup.binlog.gtidSet);
+  let position = backupSet;
+  const replayed = new Set<string>();
   const target = plan.target;
   const targetMicros = target.kind === "time" ? requireMicros(target.time, "the target time") : 0;
   let last: BinlogTransaction | null = null;
@@ -171,8 +173,19 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
         }
         if (position.includes(transaction.gtid)) {
           // Skipped only before a switched-to file's first new transaction: a run's later files
-          // are replayed whole.
-          if (!replaying && !continuing) return;
+          // are replayed whole. A MariaDB position holds one GTID per domain, so a transaction
+          // "included" by its sequence number that neither the backup holds nor this replay
+          // applied belongs to another history: a failover lost transactions the old primary
+          // had shipped, and the new primary wrote others under the same numbers.
+          if (!replaying && !continuing) {
+            if (!backupSet.includes(transaction.gtid) && !replayed.has(transaction.gtid)) {
+              throw new RewindError(
+                ErrorNames.planRefused,
+                `${name} holds ${transaction.gtid}, which this replay never applied although it applied the sequence number ${transaction.gtid.split("-").at(-1)} of its domain from another server: the binlogs of ${planned.manifest.source} and those replayed before it are two different histories (a failover lost transactions the old primary had shipped). Nothing was restored; restore to a point before the failover, or from a backup taken after it`,
+              );
+            }
+            return;
+          }
           throw new RewindError(
             ErrorNames.planRefused,
             `${name} holds ${transaction.gtid} at offset ${transaction.startPosition}, after transactions not yet executed, but it is already executed: its transactions are not in one order with the binlogs before it, and replaying them would apply it twice. Nothing was restored; restore to a point before ${planned.manifest.file} or from a backup taken after it`,
@@ -196,6 +209,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
         }
         last = transaction;
         position = position.add(transaction.gtid);
+        replayed.add(transaction.gtid);
         stopPosition = transaction.endPosition;
         if (target.kind === "gtid" && transaction.gtid === target.gtid) found = true;
       },

@@ -1,0 +1,474 @@
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readSync, rmSync } from "node:fs";
+import path from "node:path";
+import { Readable } from "node:stream";
+import zlib from "node:zlib";
+import { BINLOG_CHUNK_FORMAT_VERSION, BinlogChunkManifest } from "../../core/binlog/chunk.js";
+import { BinlogReader } from "../../core/binlog/parse.js";
+import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
+import { binlogChunkManifestKey, binlogChunkObjectKey } from "../../core/layout.js";
+import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { readShippedTail } from "../../core/store/binlog-index.js";
+import { formatMicros } from "../../core/time.js";
+import { storeCompressed } from "../binlog/ship-file.js";
+import { s3Client } from "../clients.js";
+import { partSize } from "../config.js";
+import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
+import { dataKeyring, encryptionRecord } from "../encryption.js";
+import { acquireLock } from "../lock.js";
+import { log } from "../log.js";
+import { putJson } from "../s3/put-json.js";
+import type { SqlClient } from "../sql-client.js";
+import { AGENT_VERSION } from "../version.js";
+import { readHint, type ShipTarget, shipClosedFiles } from "./binlog-push.js";
+
+const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
+const MiB = 1024 * 1024;
+/** How much of the binlog one poll reads at most, so a long backlog never blocks shipping. */
+const READ_SLICE = 8 * MiB;
+
+/** The lock the streamer holds while it runs: binlog-push (the watchdog) ships nothing then. */
+export const STREAM_LOCK = "binlog-stream.lock";
+
+export interface StreamResult {
+  readonly source: string | null;
+  readonly chunks: number;
+  readonly files: string[];
+  readonly lastShippedGtid: string | null;
+}
+
+/** The file's state after one complete transaction: what a chunk ending there records. */
+interface Point {
+  readonly end: number;
+  readonly added: GtidSet;
+  readonly transactions: number;
+  readonly firstGtid: string | null;
+  readonly lastGtid: string | null;
+  readonly gtid: string | null;
+  readonly lastEventTime: number | null;
+  readonly lastCommitMicros: number | null;
+  /** When the streamer saw it complete in the file (ms): the lag clock starts here. */
+  readonly seenAt: number;
+}
+
+const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
+
+/**
+ * The binlog the server is writing, followed from its first byte: the reader checks every event
+ * and reports each complete transaction; what S3 already holds (chunks 0…next-1, up to
+ * `shippedEnd`) is read again on resume but not shipped again.
+ */
+class ActiveFile {
+  readonly reader: BinlogReader;
+  private readonly fd: number;
+  private readOffset = 0;
+  /** Complete transactions past `shippedEnd`, in order. */
+  pending: Point[] = [];
+  latest: Point;
+
+  constructor(
+    readonly dir: string,
+    readonly file: string,
+    readonly previousFile: string | null,
+    public shippedEnd: number,
+    public nextChunk: number,
+    engine: "mariadb" | "mysql",
+  ) {
+    this.fd = openSync(path.join(dir, file), "r");
+    this.latest = {
+      end: 0,
+      added: gtidModel(engine).empty(),
+      transactions: 0,
+      firstGtid: null,
+      lastGtid: null,
+      gtid: null,
+      lastEventTime: null,
+      lastCommitMicros: null,
+      seenAt: Date.now(),
+    };
+    this.reader = new BinlogReader({
+      crc32: nativeCrc32 ?? jsCrc32,
+      onTransaction: (transaction) => {
+        if (transaction.gtid === null) {
+          throw new RewindError(
+            ErrorNames.binlogInvalid,
+            `${file} holds a transaction without a GTID at offset ${transaction.startPosition}: the server runs with gtid_mode OFF. Rewind restores by GTID; set gtid_mode=ON and enforce_gtid_consistency=ON, then take a new full backup`,
+          );
+        }
+        const previous = this.latest;
+        this.latest = {
+          end: transaction.endPosition,
+          added: previous.added.add(transaction.gtid),
+          transactions: previous.transactions + 1,
+          firstGtid: previous.firstGtid ?? transaction.gtid,
+          lastGtid: transaction.gtid,
+          gtid: transaction.gtid,
+          lastEventTime: transaction.timestamp,
+          lastCommitMicros: transaction.commitMicros ?? previous.lastCommitMicros,
+          seenAt: Date.now(),
+        };
+        if (transaction.endPosition > this.shippedEnd) this.pending.push(this.latest);
+      },
+    });
+  }
+
+  /** Reads what the server appended since the last call (at most one slice); the bytes read. */
+  readMore(): number {
+    const buffer = Buffer.allocUnsafe(READ_SLICE);
+    const read = readSync(this.fd, buffer, 0, READ_SLICE, this.readOffset);
+    if (read > 0) {
+      this.readOffset += read;
+      this.reader.push(buffer.subarray(0, read));
+    }
+    return read;
+  }
+
+  /** The server wrote its rotate (or stop) event: nothing more comes, and `rotatesTo` follows. */
+  get closed(): boolean {
+    return this.reader.snapshot().closed;
+  }
+
+  /** Every whole event read: the end of a closed file. */
+  get consumed(): number {
+    return this.reader.snapshot().size;
+  }
+
+  bytes(start: number, end: number): Buffer {
+    const buffer = Buffer.allocUnsafe(end - start);
+    let done = 0;
+    while (done < buffer.length) {
+      const read = readSync(this.fd, buffer, done, buffer.length - done, start + done);
+      if (read === 0) throw new Error(`${this.file} is shorter than ${end} bytes`);
+      done += read;
+    }
+    return buffer;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/**
+ * `rewind-agent binlog-stream`: the long-running service (a systemd unit, `rewind-agent install`)
+ * that follows the active binlog as the server appends to it and ships every complete transaction
+ * within `stream.intervalSeconds` as chunk objects with their own manifests
+ * (core/binlog/chunk.ts). Only whole transactions are shipped; an idle server uploads nothing.
+ * By default only the cluster's current primary ships: every host runs the service and checks its
+ * role, so after a failover the promoted host goes on from what S3 holds. Closed files are shipped
+ * whole with their file manifest and indexed, as binlog-push does, in the background.
+ *
+ * S3 is the truth: on start, after a failure (S3 or the server down) and after a role change it
+ * resumes from the chunks S3 holds, so nothing is shipped twice under one chunk number and
+ * nothing is skipped. The secret and the keyring are read once per process. `--once` ships what
+ * is complete now and exits.
+ */
+export async function binlogStream(context: AgentContext, options: { once: boolean }): Promise<StreamResult> {
+  const { config } = context;
+  const release = acquireLock(config.stateDir, STREAM_LOCK, "binlog-stream");
+  const client = s3Client(config);
+  const { keyring, keyId } = dataKeyring(config);
+  const stats = {
+    chunks: 0,
+    files: [] as string[],
+    lastShippedGtid: null as string | null,
+    source: null as string | null,
+  };
+  try {
+    await asBackupUser(context, async (_defaultsFile, sql) => {
+      const streamer = new Streamer(context, sql, { client, keyring, keyId }, stats);
+      await streamer.run(options.once);
+    });
+  } finally {
+    release();
+  }
+  return {
+    source: stats.source,
+    chunks: stats.chunks,
+    files: stats.files,
+    lastShippedGtid: stats.lastShippedGtid,
+  };
+}
+
+type Shipping = Pick<ShipTarget, "client" | "keyring" | "keyId">;
+
+class Streamer {
+  private active?: ActiveFile;
+  private target?: ShipTarget;
+  private closing: Promise<void> = Promise.resolve();
+  private roleCheckedAt = 0;
+  private shipping = false;
+
+  constructor(
+    private readonly context: AgentContext,
+    private readonly sql: SqlClient,
+    private readonly keys: Shipping,
+    private readonly stats: {
+      chunks: number;
+      files: string[];
+      lastShippedGtid: string | null;
+      source: string | null;
+    },
+  ) {}
+
+  async run(once: boolean): Promise<void> {
+    const { config } = this.context;
+    const signal = this.context.signal;
+    let backoff = 1000;
+    while (!signal.aborted) {
+      try {
+        if (Date.now() - this.roleCheckedAt >= config.stream.roleCheckSeconds * 1000) await this.checkRole();
+        if (!this.shipping) {
+          if (once) return;
+          await sleep(config.stream.pollMilliseconds, signal);
+          continue;
+        }
+        this.active ??= await this.resume();
+        const behind = await this.step(once);
+        backoff = 1000;
+        if (once && !behind && this.active.pending.length === 0 && !this.active.closed) break;
+        if (!behind) await sleep(config.stream.pollMilliseconds, signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof RewindError && error.name === ErrorNames.binlogInvalid) throw error;
+        log("warn", "binlog streaming failed; resuming from what S3 holds", {
+          error: (error as Error).message,
+          retryInSeconds: backoff / 1000,
+        });
+        this.reset();
+        if (once) throw error;
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+    await this.closing;
+    this.reset();
+  }
+
+  private reset(): void {
+    this.active?.close();
+    this.active = undefined;
+  }
+
+  /** Ships when this host is the primary (or every host ships); a change of role resumes from S3. */
+  private async checkRole(): Promise<void> {
+    const { config, engine } = this.context;
+    this.roleCheckedAt = Date.now();
+    const identity = await readBinloggingServer(engine, this.sql, "there is nothing to stream");
+    const replication = await engine.readReplication(this.sql);
+    const primary = replication === null && !identity.readOnly;
+    const shipping = config.stream.shipFrom === "all" || primary;
+    if (shipping !== this.shipping) {
+      log("info", shipping ? "streaming this host's binlog" : "not the primary: this host ships nothing", {
+        role: primary ? "primary" : replication ? "replica" : "read-only",
+        shipFrom: config.stream.shipFrom,
+      });
+      this.reset();
+    }
+    this.shipping = shipping;
+    const source = engine.binlogSource(identity, config.host);
+    this.stats.source = source;
+    const { basename } = await this.sql.row("SELECT @@log_bin_basename AS basename");
+    this.target = { ...this.keys, source, dir: path.dirname(basename!) };
+  }
+
+  /**
+   * From what S3 holds: closed files it lacks are shipped whole (in the background), then the
+   * active file is followed from its first byte, shipping from the end of its last chunk.
+   */
+  private async resume(): Promise<ActiveFile> {
+    const { config, engine, location } = this.context;
+    const target = this.target!;
+    const files = (await this.sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
+    const activeFile = files.at(-1);
+    if (!activeFile) throw new RewindError(ErrorNames.configInvalid, "the server lists no binary logs");
+    await this.closing;
+    this.closing = this.shipClosed(files.slice(0, -1));
+    const tailFile = files.length > 1 ? files.at(-2) : undefined;
+    const listing = (
+      await listChunks(this.keys.client, config.bucket, location, target.source, tailFile)
+    ).find((entry) => entry.file === activeFile);
+    const contiguous = listing ? listing.chunks.findIndex((chunk, index) => chunk !== index) : -1;
+    const count = listing ? (contiguous < 0 ? listing.chunks.length : contiguous) : 0;
+    const last =
+      count > 0
+        ? await readChunkManifest(
+            this.keys.client,
+            config.bucket,
+            location,
+            target.source,
+            activeFile,
+            count - 1,
+          )
+        : undefined;
+    log("info", "following the active binlog", {
+      file: activeFile,
+      chunksInS3: count,
+      resumeAt: last?.endOffset ?? 0,
+    });
+    return new ActiveFile(
+      target.dir,
+      activeFile,
+      files.length > 1 ? files.at(-2)! : null,
+      last?.endOffset ?? 0,
+      count,
+      engine.name,
+    );
+  }
+
+  /** Ships the closed files S3 lacks, whole, with their manifests and index; failures wait for the next resume. */
+  private shipClosed(closed: string[]): Promise<void> {
+    const { config, location } = this.context;
+    const target = this.target!;
+    const hintFile = path.join(config.stateDir, "binlog-tail", `${target.source}.json`);
+    return (async () => {
+      const hint = readHint(hintFile);
+      const tail = await readShippedTail(
+        this.keys.client,
+        config.bucket,
+        location,
+        target.source,
+        hint && closed.includes(hint.lastShipped.file) ? hint : undefined,
+      );
+      rmSync(hintFile, { force: true });
+      const { shipped } = await shipClosedFiles(this.context, { ...target, closed, tail, hintFile });
+      this.stats.files.push(...shipped.map((manifest) => manifest.file));
+    })().catch((error: Error) =>
+      log("warn", "could not ship a closed binlog; the next resume or binlog-push will", {
+        error: error.message,
+      }),
+    );
+  }
+
+  /**
+   * Reads what is new and ships a chunk when the oldest unshipped transaction has waited long
+   * enough to batch, leaving time for the upload within the interval; follows a rotation.
+   * Returns whether there is more to read right away.
+   */
+  private async step(once: boolean): Promise<boolean> {
+    const active = this.active!;
+    const { config } = this.context;
+    const read = active.readMore();
+    const batchMs = Math.max(0, config.stream.intervalSeconds * 1000 - 2000);
+    const oldest = active.pending[0];
+    if (active.closed) {
+      // Everything up to the rotate event, then the next file.
+      while (active.shippedEnd < active.consumed) await this.shipChunk(active, true);
+      const next = active.reader.snapshot().rotatesTo;
+      active.close();
+      this.active = undefined;
+      if (next) {
+        await this.closing;
+        this.closing = this.shipClosed([active.file]);
+        this.active = new ActiveFile(active.dir, next, active.file, 0, 0, this.context.engine.name);
+      }
+      return true;
+    }
+    if (oldest && (once || Date.now() - oldest.seenAt >= batchMs || read === READ_SLICE)) {
+      await this.shipChunk(active, false);
+    }
+    return read === READ_SLICE;
+  }
+
+  /** One chunk: from where S3's chunks end to the end of a complete transaction (the file's end once closed). */
+  private async shipChunk(active: ActiveFile, closing: boolean): Promise<void> {
+    const { config, engine, location } = this.context;
+    const target = this.target!;
+    const limit = active.shippedEnd + config.stream.maxChunkMiB * MiB;
+    const fits = active.pending.filter((point) => point.end <= limit);
+    const through = fits.at(-1) ?? active.pending[0];
+    const end = through ? through.end : active.consumed;
+    const point = through ?? active.latest;
+    const final = closing && active.pending.every((pending) => pending.end <= end);
+    const chunkEnd = final ? active.consumed : end;
+    const chunk = active.nextChunk;
+    const bytes = active.bytes(active.shippedEnd, chunkEnd);
+    const summary = active.reader.snapshot();
+    const encryptionContext = {
+      cluster: config.cluster,
+      source: target.source,
+      file: active.file,
+      chunk: String(chunk),
+    };
+    const { stored, storedSha256 } = await storeCompressed(
+      Readable.from([bytes]),
+      {
+        client: this.keys.client,
+        bucket: config.bucket,
+        key: binlogChunkObjectKey(location, target.source, active.file, chunk),
+        keyring: this.keys.keyring,
+        encryptionContext,
+        compressionLevel: config.backup.compressionLevel,
+        partSize: partSize(config),
+        concurrency: config.backup.uploadConcurrency,
+      },
+      `shipping chunk ${chunk} of ${active.file}`,
+    );
+    const inChunk = active.pending.filter((pending) => pending.end <= chunkEnd);
+    const manifest = BinlogChunkManifest.parse({
+      formatVersion: BINLOG_CHUNK_FORMAT_VERSION,
+      cluster: config.cluster,
+      engine: engine.name,
+      source: target.source,
+      file: active.file,
+      chunk,
+      previousFile: active.previousFile,
+      serverVersion: summary.serverVersion,
+      startOffset: active.shippedEnd,
+      endOffset: chunkEnd,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      fileGtidsBefore: gtidModel(engine.name).parseSet(summary.gtidsBefore).toString(),
+      gtidsAdded: point.added.toString(),
+      firstGtid: point.firstGtid,
+      lastGtid: point.lastGtid,
+      chunkFirstGtid: inChunk[0]?.gtid ?? null,
+      firstEventTime: iso(summary.firstEventTime),
+      lastEventTime: iso(final ? summary.lastEventTime : point.lastEventTime),
+      lastCommitTime: point.lastCommitMicros === null ? null : formatMicros(point.lastCommitMicros),
+      transactions: point.transactions,
+      chunkTransactions: inChunk.length,
+      stored,
+      storedSha256,
+      compression: { algorithm: "zstd", level: config.backup.compressionLevel },
+      encryption: encryptionRecord(this.keys.keyId, encryptionContext),
+      shippedAt: new Date().toISOString(),
+      agentVersion: AGENT_VERSION,
+    });
+    // The manifest last: a chunk without one is shipped again under the same number.
+    await putJson(
+      this.keys.client,
+      config.bucket,
+      binlogChunkManifestKey(location, target.source, active.file, chunk),
+      manifest,
+    );
+    active.shippedEnd = chunkEnd;
+    active.nextChunk = chunk + 1;
+    active.pending = active.pending.filter((pending) => pending.end > chunkEnd);
+    this.stats.chunks++;
+    this.stats.lastShippedGtid = point.lastGtid ?? this.stats.lastShippedGtid;
+    const lagMs = inChunk[0] ? Date.now() - inChunk[0].seenAt : 0;
+    log("info", "binlog chunk shipped", {
+      file: active.file,
+      chunk,
+      transactions: inChunk.length,
+      lastGtid: point.lastGtid,
+      bytes: bytes.length,
+      oldestWaitedMs: lagMs,
+    });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
