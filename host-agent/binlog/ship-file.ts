@@ -125,16 +125,36 @@ export async function storeCompressed(
     segmentSize: Number.MAX_SAFE_INTEGER,
     concurrency: options.concurrency,
   });
+  // The writer's own error (S3 refusing or unreachable) is the one to report; without a listener
+  // it would also end the process as an uncaught exception.
+  let uploadError: Error | undefined;
+  writer.once("error", (error) => {
+    uploadError = error;
+  });
+  const encrypt = encryptingStream(options.keyring, options.encryptionContext);
+  encrypt.once("error", (error: Error) => {
+    uploadError ??= error;
+  });
+  // On the first failure zstd is stopped and its output drained: a paused encryption stream
+  // would leave it blocked on a full pipe, and its exit (which every branch waits for) never come.
+  const stop = (error: unknown) => {
+    zstd.stop();
+    zstd.stdout.unpipe();
+    zstd.stdout.resume();
+    throw error;
+  };
   const results = await Promise.allSettled([
-    pipeline(input, zstd.stdin),
-    zstd.exited,
-    encryptInto(zstd.stdout, encryptingStream(options.keyring, options.encryptionContext), writer),
+    pipeline(input, zstd.stdin).catch(stop),
+    zstd.exited.catch(stop),
+    encryptInto(zstd.stdout, encryptingStream(options.keyring, options.encryptionContext), writer).catch(
+      stop,
+    ),
   ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {
     zstd.stop();
     writer.destroy();
-    const reason = failure.reason as Error;
+    const reason = uploadError ?? (failure.reason as Error);
     if (reason instanceof RewindError) throw reason;
     throw new RewindError(ErrorNames.upload, `${what} failed: ${reason.message}`);
   }

@@ -159,7 +159,9 @@ export function startAgent(bundle: string, args: readonly string[], env: NodeJS.
       resolve({ exitCode, signal, output, stderr });
     });
   });
-  return { child, done };
+  /** What it logged so far, for a long-running command (binlog-stream). */
+  const log = () => stderr;
+  return { child, done, log };
 }
 
 export function runAgent(

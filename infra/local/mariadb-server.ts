@@ -193,6 +193,15 @@ export class MariaDbServer {
     clearTimeout(timer);
   }
 
+  /** `kill -9`: the host is lost mid-write (what it had not flushed is gone with it). */
+  async kill(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
   /** Stops the server and removes everything under its base directory. */
   async destroy(): Promise<void> {
     await this.stop();

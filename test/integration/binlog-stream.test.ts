@@ -1,0 +1,336 @@
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BinlogChunkManifest } from "../../core/binlog/chunk.js";
+import { mariadbGtids } from "../../core/gtid/mariadb.js";
+import { backupManifestKey } from "../../core/layout.js";
+import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { s3Client } from "../../host-agent/clients.js";
+import type { ListResult } from "../../host-agent/commands/list.js";
+import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
+import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../infra/local/agent.js";
+import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { waitFor } from "../../infra/local/processes.js";
+import { S3Server } from "../../infra/local/s3-server.js";
+import { WriteWorkload } from "../../infra/local/workload.js";
+import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+
+process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
+process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
+
+const REPL = { user: "rewind_repl", password: "repl-Pa55word" };
+const CLUSTER = "orders";
+const location = { cluster: CLUSTER };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The p-th percentile (0–100) of `values`. */
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+/**
+ * The streaming shipper on a real primary and replica: RPO under a steady write load, a restore
+ * from the chunks of the active file, a streamer killed and S3 down, then the primary lost
+ * (`kill -9` of the server and its streamer) mid-workload, the replica promoted, and restores to
+ * a point after the failover from a backup taken on either host before it.
+ */
+describe("binlog-stream: binlogs in S3 within seconds, one window across a failover", () => {
+  const scratch = scratchDir("stream");
+  let s3: S3Server;
+  let primary: MariaDbServer;
+  let replica: MariaDbServer;
+  let primaryConfig: string;
+  let replicaConfig: string;
+  const streamers = new Map<string, ReturnType<typeof startAgent>>();
+  const restored: MariaDbServer[] = [];
+  const client = () => s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
+  const sourceOf = (server: MariaDbServer) => `${server.serverId}-db-${server.serverId}`;
+  let primaryBackup = "";
+
+  function startStreamer(config: string) {
+    const streamer = startAgent(AGENT_BUNDLE, ["binlog-stream", "--config", config]);
+    streamers.set(config, streamer);
+    return streamer;
+  }
+
+  async function killStreamer(config: string) {
+    const streamer = streamers.get(config);
+    if (!streamer || streamer.child.exitCode !== null || streamer.child.signalCode !== null) return;
+    streamer.child.kill("SIGKILL");
+    await streamer.done;
+  }
+
+  /** Every chunk manifest a source shipped, by file, in order. */
+  async function chunksOf(source: string): Promise<BinlogChunkManifest[]> {
+    const manifests: BinlogChunkManifest[] = [];
+    for (const { file, chunks } of await listChunks(client(), BUCKET, location, source)) {
+      for (const chunk of chunks)
+        manifests.push(await readChunkManifest(client(), BUCKET, location, source, file, chunk));
+    }
+    return manifests;
+  }
+
+  /** The newest GTID the source's contiguous chunks hold, or null. */
+  async function newestShipped(source: string): Promise<string | null> {
+    const files = await listChunks(client(), BUCKET, location, source);
+    const newest = files.at(-1);
+    if (!newest) return null;
+    const hole = newest.chunks.findIndex((chunk, index) => chunk !== index);
+    const count = hole < 0 ? newest.chunks.length : hole;
+    if (count === 0) return null;
+    return (await readChunkManifest(client(), BUCKET, location, source, newest.file, count - 1)).lastGtid;
+  }
+
+  async function rowsOf(server: MariaDbServer) {
+    const [count, maxId, bad] = (
+      await server.query(
+        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
+      )
+    )[0]!;
+    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
+  }
+
+  async function restoreTo(until: string, name: string, serverId: number) {
+    const server = await MariaDbServer.configure({
+      baseDir: `${scratch.dir}/${name}`,
+      serverId,
+      existingDatadir: `${scratch.dir}/${name}/data`,
+    });
+    restored.push(server);
+    const config = writeRestoreTargetConfig(replicaConfig, server, `${scratch.dir}/${name}.json`);
+    const run = await agent(["restore", "--until", until, "--datadir", server.datadir, "--config", config]);
+    return { server, run };
+  }
+
+  beforeAll(async () => {
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    primary = await MariaDbServer.start({ baseDir: `${scratch.dir}/primary`, serverId: 811 });
+    replica = await MariaDbServer.start({ baseDir: `${scratch.dir}/replica`, serverId: 812 });
+    await primary.createUser(REPL, "REPLICATION SLAVE");
+    await replica.replicateFrom(primary, REPL);
+    const stream = { intervalSeconds: 5, roleCheckSeconds: 1 };
+    const first = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent-primary`,
+      server: primary,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: CLUSTER,
+      host: "db-811",
+      extra: { stream },
+    });
+    primaryConfig = first.configFile;
+    // One cluster, one key: every host must read what the others shipped.
+    const second = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent-replica`,
+      server: replica,
+      createUserOn: primary,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster: CLUSTER,
+      host: "db-812",
+      secrets: first.secrets,
+      extra: { stream, encryption: first.config.encryption },
+    });
+    replicaConfig = second.configFile;
+    await waitFor(
+      "the replica to catch up",
+      async () => (await replica.gtidBinlogPos()) === (await primary.gtidBinlogPos()),
+    );
+    // A backup on the replica, then one on the primary: both before any streamed write.
+    const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
+    await sleep(1000);
+    backupIdOf(await agent(["backup", "--type", "full", "--config", replicaConfig]));
+    primaryBackup = backupIdOf(await agent(["backup", "--type", "full", "--config", primaryConfig]));
+    await workload.stop();
+    startStreamer(primaryConfig);
+    startStreamer(replicaConfig);
+  }, 300_000);
+
+  /** Waits for `check`, showing the primary's and replica's streamer logs when it times out. */
+  async function waitShipped(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+    try {
+      await waitFor(what, check, { timeoutMs });
+    } catch (error) {
+      const logs = [...streamers.values()].map((streamer) => streamer.log().slice(-3000)).join("\n---\n");
+      throw new Error(`${(error as Error).message}; streamer logs:\n${logs}`);
+    }
+  }
+
+  afterAll(async () => {
+    for (const config of streamers.keys()) await killStreamer(config);
+    for (const server of [primary, replica, ...restored]) await server?.destroy();
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("under a steady load every sample's newest shipped transaction is within 5 s of the newest committed; only the primary ships, and no binlog file is added", async () => {
+    const filesBefore = (await primary.query("SHOW BINARY LOGS")).map((row) => row[0]);
+    const firstId = Number(
+      await primary.scalar(`SELECT COALESCE(MAX(id), 0) + 1 FROM ${WriteWorkload.table}`),
+    );
+    const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
+    const commitTime = async (id: number) =>
+      Number(
+        (await primary.scalar(
+          `SELECT UNIX_TIMESTAMP(written_at) FROM ${WriteWorkload.table} WHERE id = ${id}`,
+        )) ?? 0,
+      );
+    const lags: number[] = [];
+    const until = Date.now() + 60_000;
+    while (Date.now() < until) {
+      const [, newestAt] = (
+        await primary.query(
+          `SELECT id, UNIX_TIMESTAMP(written_at) FROM ${WriteWorkload.table} ORDER BY id DESC LIMIT 1`,
+        )
+      )[0]!.map(Number) as [number, number];
+      const shipped = await newestShipped(sourceOf(primary));
+      const [, server, seq] = shipped ? shipped.split("-").map(Number) : [0, 0, 0];
+      const shippedId = server === primary.serverId ? seq! - workload.gtidSeqBase : 0;
+      // Nothing of this load shipped yet: its first row is the newest that could count.
+      const shippedAt = shippedId >= firstId ? await commitTime(shippedId) : await commitTime(firstId);
+      lags.push(Math.max(0, newestAt - shippedAt));
+      await sleep(250);
+    }
+    const lastId = await workload.stop();
+    const report = {
+      samples: lags.length,
+      p50: percentile(lags, 50),
+      p99: percentile(lags, 99),
+      max: Math.max(...lags),
+    };
+    process.stderr.write(`shipping lag over a minute of writes: ${JSON.stringify(report)}\n`);
+    expect(lags.length).toBeGreaterThan(100);
+    expect(report.max).toBeLessThanOrEqual(5);
+    expect(lastId).toBeGreaterThan(3000);
+    // The streamer follows the active file: no FLUSH BINARY LOGS, no extra files.
+    expect((await primary.query("SHOW BINARY LOGS")).map((row) => row[0])).toEqual(filesBefore);
+    expect(await chunksOf(sourceOf(replica))).toEqual([]);
+  }, 180_000);
+
+  it("restores from the chunks of the active file to the newest shipped transaction", async () => {
+    const position = await primary.gtidBinlogPos();
+    await waitShipped(
+      "the last write to be shipped",
+      async () => (await newestShipped(sourceOf(primary))) === position,
+      20_000,
+    );
+    const expected = await rowsOf(primary);
+    const { server, run } = await restoreTo(position, "from-chunks", 821);
+    expect(run.exitCode, run.stderr.slice(-2000)).toBe(0);
+    expect(run.output?.result?.binlogs).toEqual([expect.stringMatching(/^811-db-811\/mariadb-bin\.\d+$/)]);
+    expect(await rowsOf(server)).toEqual(expected);
+  }, 300_000);
+
+  it("a streamer killed mid-load and S3 down for 30 s: afterwards the chunks hold every transaction once, in order", async () => {
+    const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
+    await sleep(4000);
+    await killStreamer(primaryConfig);
+    await sleep(2000);
+    startStreamer(primaryConfig);
+    await sleep(4000);
+    await s3.stop();
+    await sleep(30_000);
+    await s3.restart();
+    await sleep(3000);
+    await workload.stop();
+    const position = await primary.gtidBinlogPos();
+    await waitShipped(
+      "the streamer to catch up",
+      async () => (await newestShipped(sourceOf(primary))) === position,
+      60_000,
+    );
+    const chunks = await chunksOf(sourceOf(primary));
+    const byFile = new Map<string, BinlogChunkManifest[]>();
+    for (const chunk of chunks) byFile.set(chunk.file, [...(byFile.get(chunk.file) ?? []), chunk]);
+    let shipped = mariadbGtids.empty();
+    let transactions = 0;
+    for (const [file, fileChunks] of byFile) {
+      fileChunks.forEach((chunk, index) => {
+        expect(chunk.chunk, file).toBe(index);
+        expect(chunk.startOffset, `${file} chunk ${index}`).toBe(
+          index === 0 ? 0 : fileChunks[index - 1]!.endOffset,
+        );
+        // Each chunk's first transaction is the next after the ones before it: none twice, none missing.
+        if (chunk.chunkFirstGtid) {
+          const before = mariadbGtids
+            .parseSet(chunk.fileGtidsBefore)
+            .union(
+              index === 0 ? mariadbGtids.empty() : mariadbGtids.parseSet(fileChunks[index - 1]!.gtidsAdded),
+            );
+          expect(
+            before.isNext(chunk.chunkFirstGtid),
+            `${file} chunk ${index} starts at ${chunk.chunkFirstGtid} after ${before}`,
+          ).toBe(true);
+        }
+      });
+      const last = fileChunks.at(-1)!;
+      shipped = shipped
+        .union(mariadbGtids.parseSet(last.fileGtidsBefore))
+        .union(mariadbGtids.parseSet(last.gtidsAdded));
+      transactions += fileChunks.reduce((sum, chunk) => sum + chunk.chunkTransactions, 0);
+      expect(
+        fileChunks.reduce((sum, chunk) => sum + chunk.chunkTransactions, 0),
+        file,
+      ).toBe(last.transactions);
+    }
+    expect(shipped.toString()).toBe(position);
+    expect(transactions).toBeGreaterThan(1000);
+  }, 300_000);
+
+  it("the primary lost with kill -9 mid-workload, the replica promoted: restores after the failover bring back exactly the new primary's rows, from a backup on either host", async () => {
+    const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
+    await sleep(8000);
+    const killedAt = Date.now() / 1000;
+    await killStreamer(primaryConfig);
+    await primary.kill();
+    // Everything committed more than the interval before the loss is in S3.
+    const shipped = await newestShipped(sourceOf(primary));
+    const shippedSeq = Number(shipped!.split("-")[2]);
+    const cutoffId = Number(
+      await replica.scalar(
+        `SELECT COALESCE(MAX(id), 0) FROM ${WriteWorkload.table} WHERE written_at <= FROM_UNIXTIME(${killedAt - 5})`,
+      ),
+    );
+    expect(shippedSeq - workload.gtidSeqBase).toBeGreaterThanOrEqual(cutoffId);
+
+    // Failover: the replica stops replicating and takes writes; its streamer notices and ships.
+    await replica.query("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;");
+    const after = await WriteWorkload.start(replica, { pauseMs: 5 });
+    await sleep(4000);
+    await after.stop();
+    const expected = await rowsOf(replica);
+    await sleep(2200);
+    const target = new Date().toISOString();
+    await sleep(1200);
+    const later = await WriteWorkload.start(replica, { pauseMs: 5 });
+    await sleep(1500);
+    await later.stop();
+    const position = await replica.gtidBinlogPos();
+    await waitShipped(
+      "the new primary's writes to be shipped",
+      async () => (await newestShipped(sourceOf(replica))) === position,
+      30_000,
+    );
+
+    const list = await agent(["list", "--json", "--config", replicaConfig]);
+    expect(list.exitCode, list.stderr.slice(-2000)).toBe(0);
+    const window = (list.output!.result as unknown as ListResult).window;
+    expect(window.gaps).toEqual([]);
+    expect(window.toGtid).toBe(position);
+
+    const fromOld = await restoreTo(target, "after-failover-old", 822);
+    expect(fromOld.run.exitCode, fromOld.run.stderr.slice(-2000)).toBe(0);
+    expect(fromOld.run.output?.result).toMatchObject({ backupId: primaryBackup });
+    expect(await rowsOf(fromOld.server)).toEqual(expected);
+
+    // Without the old primary's backup, the replica's (taken before the failover, while it only
+    // replicated and shipped nothing) restores the same rows through both hosts' chunks.
+    await client().send(
+      new DeleteObjectCommand({ Bucket: BUCKET, Key: backupManifestKey(location, primaryBackup) }),
+    );
+    const fromReplica = await restoreTo(target, "after-failover-replica", 823);
+    expect(fromReplica.run.exitCode, fromReplica.run.stderr.slice(-2000)).toBe(0);
+    expect(fromReplica.run.output?.result?.backupId).not.toBe(primaryBackup);
+    expect(await rowsOf(fromReplica.server)).toEqual(expected);
+  }, 400_000);
+});
