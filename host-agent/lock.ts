@@ -53,7 +53,7 @@ export function acquireLock(stateDir: string, name: string, task: string): () =>
   }
 }
 
-interface LockHolder {
+export interface LockHolder {
   readonly pid?: number;
   readonly task?: string;
   readonly since?: string;
@@ -89,4 +89,10 @@ function takeOverStale(file: string, stale: LockHolder): void {
     }
   }
   rmSync(aside, { force: true });
+}
+
+/** The live process holding the lock `name`, if any: whether a service (binlog-stream) runs. */
+export function liveHolder(stateDir: string, name: string): LockHolder | undefined {
+  const holder = readHolder(path.join(stateDir, name));
+  return holder?.pid && processAlive(holder.pid) ? holder : undefined;
 }

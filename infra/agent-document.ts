@@ -18,7 +18,7 @@ export interface AgentDocumentProps {
  * constrained by a pattern, so no parameter value can inject shell.
  */
 export const AGENT_DOCUMENT_PARAMETERS = {
-  Command: { pattern: "^(status|backup|binlog-push|list|verify|restore)$", default: "status" },
+  Command: { pattern: "^(status|backup|binlog-push|list|verify|restore|install)$", default: "status" },
   Type: { pattern: "^(full|incremental)?$", default: "" },
   BackupId: { pattern: "^([0-9]{8}T[0-9]{6}Z-(full|incremental)-[A-Za-z0-9._-]{1,100})?$", default: "" },
   Until: {

@@ -56,7 +56,12 @@ export const RewindConfigSchema = z
       .prefault({}),
     alarms: z
       .object({
-        rpoMinutes: z.number().int().min(1).default(5),
+        /**
+         * Alarm when the latest restorable point falls further behind now than this (the
+         * RestorableLagSeconds metric, from the per-minute watchdog; binlog-stream ships within
+         * `stream.intervalSeconds`, 5 by default).
+         */
+        rpoSeconds: z.number().int().min(5).default(30),
         /** Alarm when no backup of a cluster succeeded for this long (the full schedule plus slack). */
         hoursWithoutBackup: z
           .number()

@@ -26,8 +26,9 @@ export interface MonitoringProps {
 }
 
 /**
- * The operators' topic, the log group binlog shipping writes its results to (a metric filter
- * turns each run's lag into BinlogLagSeconds), and the dashboard. Alarms are added once the
+ * The operators' topic, the log group the binlog watchdog writes its results to (a metric filter
+ * turns each run's report into RestorableLagSeconds: how far the latest restorable point is
+ * behind now), and the dashboard. Alarms are added once the
  * state machines and schedules exist.
  */
 export class Monitoring extends Construct {
@@ -68,15 +69,16 @@ export class Monitoring extends Construct {
     }
     this.alarmAction = new actions.SnsAction(this.topic);
     this.agentLogs = new logs.LogGroup(this, "AgentLogs", { retention: logs.RetentionDays.ONE_MONTH });
-    // The agent's result line: {"ok":true,"command":"binlog-push","cluster":"orders","result":{"lagSeconds":…}}
-    new logs.MetricFilter(this, "BinlogLag", {
+    // The watchdog's result line: {"ok":true,"command":"binlog-push","cluster":"orders","result":{"lagSeconds":…}}
+    // Only the shipping host (the primary) reports a number; replicas report null.
+    new logs.MetricFilter(this, "RestorableLag", {
       logGroup: this.agentLogs,
       filterPattern: logs.FilterPattern.all(
         logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
-        logs.FilterPattern.exists("$.result.lagSeconds"),
+        logs.FilterPattern.numberValue("$.result.lagSeconds", ">=", 0),
       ),
       metricNamespace: "Rewind",
-      metricName: "BinlogLagSeconds",
+      metricName: "RestorableLagSeconds",
       metricValue: "$.result.lagSeconds",
       dimensions: { Cluster: "$.cluster" },
       unit: cloudwatch.Unit.SECONDS,
@@ -117,15 +119,15 @@ export class Monitoring extends Construct {
     });
     const lag = new cloudwatch.Metric({
       namespace: "Rewind",
-      metricName: "BinlogLagSeconds",
+      metricName: "RestorableLagSeconds",
       dimensionsMap: { Cluster: cluster },
       statistic: "Maximum",
       period: Duration.minutes(Math.max(5, this.config.schedules.binlogIntervalMinutes * 2)),
     });
-    this.alarm(`BinlogLag-${cluster}`, {
-      alarmDescription: `Binlogs of ${cluster} are shipped more than ${alarms.rpoMinutes} minutes late (or not at all): a restore now could lose that much. Check the binlog-push runs in SSM Run Command`,
+    this.alarm(`RestorableLag-${cluster}`, {
+      alarmDescription: `The latest point ${cluster} can be restored to is more than ${alarms.rpoSeconds} s behind now (or no host reports it): a restore now could lose that much. Check binlog-stream on the primary (systemctl status rewind-binlog-stream) and the binlog-push watchdog runs in SSM Run Command`,
       metric: lag,
-      threshold: alarms.rpoMinutes * 60,
+      threshold: alarms.rpoSeconds,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
@@ -142,9 +144,9 @@ export class Monitoring extends Construct {
         left: [backups, rewindMetric("BackupBytes", cluster, "Maximum", Duration.hours(1))],
       }),
       new cloudwatch.GraphWidget({
-        title: `${cluster}: binlog lag (s)`,
+        title: `${cluster}: latest restorable time, seconds behind now`,
         left: [lag],
-        leftAnnotations: [{ value: alarms.rpoMinutes * 60, label: "RPO" }],
+        leftAnnotations: [{ value: alarms.rpoSeconds, label: "RPO" }],
       }),
       new cloudwatch.GraphWidget({
         title: `${cluster}: drills`,

@@ -41,7 +41,7 @@ export class Schedules extends Construct {
       assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com", {
         conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
       }),
-      description: "Rewind schedules: start backups and drills, send binlog-push to tagged hosts",
+      description: "Rewind schedules: start backups and drills, send the binlog watchdog to tagged hosts",
     });
     role.addToPolicy(
       new iam.PolicyStatement({
@@ -121,11 +121,11 @@ export class Schedules extends Construct {
       schedule(
         `binlogs-${cluster.name}`,
         `rate(${minutes} ${minutes === 1 ? "minute" : "minutes"})`,
-        `Ship closed binlogs of ${cluster.name} (binlog-push --flush on every tagged host)`,
+        `Binlog watchdog of ${cluster.name} (binlog-push on every tagged host: ships closed binlogs binlog-stream missed, reports the restorable lag)`,
         target(`arn:${Aws.PARTITION}:scheduler:::aws-sdk:ssm:sendCommand`, {
           DocumentName: props.documentName,
           Targets: [{ Key: "tag:rewind:cluster", Values: [cluster.name] }],
-          Parameters: { Command: ["binlog-push"], Flags: ["--flush"] },
+          Parameters: { Command: ["binlog-push"] },
           TimeoutSeconds: 600,
           MaxConcurrency: "100%",
           MaxErrors: "100%",

@@ -19,11 +19,12 @@ import {
   tailHint,
 } from "../../core/store/binlog-index.js";
 import { shipBinlogFile } from "../binlog/ship-file.js";
+import { readStreamStatus, STREAM_LOCK } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
-import { acquireLock } from "../lock.js";
+import { acquireLock, liveHolder } from "../lock.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import { AGENT_VERSION } from "../version.js";
@@ -35,8 +36,16 @@ export interface BinlogPushResult {
   /** The file the server is writing; it is shipped once it is closed (`--flush` closes it now). */
   readonly active: string | null;
   readonly lastShippedEventTime: string | null;
-  /** Now minus the time of the last shipped event: the RPO this host achieves right now. */
+  /**
+   * How far the cluster's latest restorable point is behind now, as this host ships (the
+   * RestorableLagSeconds metric); null from a host that does not ship (a replica).
+   */
   readonly lagSeconds: number | null;
+  /** The newest point a restore can reach through this host's shipping. */
+  readonly latestRestorableTime?: string | null;
+  /** Whether binlog-stream runs on this host; the watchdog ships nothing while it does. */
+  readonly streamer?: "running" | "stopped";
+  readonly role?: "primary" | "replica" | "read-only";
   readonly busy?: true;
 }
 
@@ -49,6 +58,8 @@ const iso = (seconds: number | null) => (seconds === null ? null : new Date(seco
  */
 export async function binlogPush(context: AgentContext, flush: boolean): Promise<BinlogPushResult> {
   const { config, engine, location } = context;
+  // The watchdog: while binlog-stream runs it ships, and this run only reports its health.
+  if (!flush && liveHolder(config.stateDir, STREAM_LOCK)) return streamerHealth(config.stateDir);
   let release: () => void;
   try {
     release = acquireLock(config.stateDir, "binlog-push.lock", "binlog-push");
@@ -70,6 +81,22 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
   try {
     return await asBackupUser(context, async (_defaultsFile, sql) => {
       const identity = await readBinloggingServer(engine, sql, "there is nothing to ship");
+      const replication = await engine.readReplication(sql);
+      const role = replication ? "replica" : identity.readOnly ? "read-only" : "primary";
+      if (role !== "primary" && config.stream.shipFrom === "primary" && !flush) {
+        // Only the primary ships (stream.shipFrom); a replica's binlogs hold the same transactions.
+        return {
+          source: engine.binlogSource(identity, config.host),
+          shipped: [],
+          alreadyShipped: 0,
+          active: null,
+          lastShippedEventTime: null,
+          lagSeconds: null,
+          streamer: "stopped",
+          role,
+        };
+      }
+      log("warn", "binlog-stream is not running on this host: shipping closed binlogs only", { role });
       if (flush) await sql.rows("FLUSH BINARY LOGS");
       const { basename } = await sql.row("SELECT @@log_bin_basename AS basename");
       const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
@@ -108,11 +135,45 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         lastShippedEventTime: lastEventTime,
         lagSeconds:
           lastEventTime === null ? null : Math.round((Date.now() - Date.parse(lastEventTime)) / 1000),
+        latestRestorableTime: lastEventTime,
+        streamer: "stopped",
+        role,
       };
     });
   } finally {
     release();
   }
+}
+
+/**
+ * The running streamer's health from its status file: the restorable lag is how long the oldest
+ * transaction not yet in S3 has waited (none: how old the status is), or, when the status is
+ * stale or missing (the streamer hangs), how long since it was written.
+ */
+function streamerHealth(stateDir: string): BinlogPushResult {
+  const status = readStreamStatus(stateDir);
+  const now = Date.now();
+  const seconds = (since: string) => Math.max(0, Math.round((now - Date.parse(since)) / 1000));
+  const shipping = status?.shipping ?? false;
+  const lagSeconds = !status
+    ? null
+    : !shipping
+      ? null
+      : status.oldestPendingSince
+        ? Math.max(seconds(status.oldestPendingSince), seconds(status.updatedAt))
+        : seconds(status.updatedAt);
+  if (status?.lastError) log("warn", "binlog-stream reports a failure", { error: status.lastError });
+  return {
+    source: status?.source ?? "",
+    shipped: [],
+    alreadyShipped: 0,
+    active: status?.file ?? null,
+    lastShippedEventTime: status?.lastShippedEventTime ?? null,
+    lagSeconds,
+    latestRestorableTime: lagSeconds === null ? null : new Date(now - lagSeconds * 1000).toISOString(),
+    streamer: "running",
+    role: status?.role ?? undefined,
+  };
 }
 
 export interface ShipTarget {

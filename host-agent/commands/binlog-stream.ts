@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readSync, rmSync } from "node:fs";
+import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
@@ -13,6 +13,7 @@ import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js
 import { readShippedTail } from "../../core/store/binlog-index.js";
 import { formatMicros } from "../../core/time.js";
 import { storeCompressed } from "../binlog/ship-file.js";
+import { STREAM_LOCK, STREAM_STATUS_FILE, type StreamStatus } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
@@ -28,9 +29,6 @@ const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 const MiB = 1024 * 1024;
 /** How much of the binlog one poll reads at most, so a long backlog never blocks shipping. */
 const READ_SLICE = 8 * MiB;
-
-/** The lock the streamer holds while it runs: binlog-push (the watchdog) ships nothing then. */
-export const STREAM_LOCK = "binlog-stream.lock";
 
 export interface StreamResult {
   readonly source: string | null;
@@ -200,6 +198,11 @@ class Streamer {
   private closing: Promise<void> = Promise.resolve();
   private roleCheckedAt = 0;
   private shipping = false;
+  private role: StreamStatus["role"] = null;
+  private statusAt = 0;
+  private lastError: string | null = null;
+  private lastChunkAt: string | null = null;
+  private lastShippedEventTime: string | null = null;
 
   constructor(
     private readonly context: AgentContext,
@@ -221,6 +224,7 @@ class Streamer {
       try {
         if (Date.now() - this.roleCheckedAt >= config.stream.roleCheckSeconds * 1000) await this.checkRole();
         if (!this.shipping) {
+          this.writeStatus(false);
           if (once) return;
           await sleep(config.stream.pollMilliseconds, signal);
           continue;
@@ -228,6 +232,8 @@ class Streamer {
         this.active ??= await this.resume();
         const behind = await this.step(once);
         backoff = 1000;
+        this.lastError = null;
+        this.writeStatus(false);
         if (once && !behind && this.active.pending.length === 0 && !this.active.closed) break;
         if (!behind) await sleep(config.stream.pollMilliseconds, signal);
       } catch (error) {
@@ -238,6 +244,8 @@ class Streamer {
           retryInSeconds: backoff / 1000,
         });
         this.reset();
+        this.lastError = (error as Error).message;
+        this.writeStatus(true);
         if (once) throw error;
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, 10_000);
@@ -245,6 +253,35 @@ class Streamer {
     }
     await this.closing;
     this.reset();
+  }
+
+  /** The status file, at most once a second unless `now`; written whole (temp file, rename). */
+  private writeStatus(now: boolean): void {
+    if (!now && Date.now() - this.statusAt < 1000) return;
+    this.statusAt = Date.now();
+    const oldest = this.active?.pending[0];
+    const status: StreamStatus = {
+      pid: process.pid,
+      updatedAt: new Date().toISOString(),
+      source: this.stats.source,
+      shipping: this.shipping,
+      role: this.role,
+      file: this.active?.file ?? null,
+      pendingTransactions: this.active?.pending.length ?? 0,
+      oldestPendingSince: oldest ? new Date(oldest.seenAt).toISOString() : null,
+      lastShippedGtid: this.stats.lastShippedGtid,
+      lastShippedEventTime: this.lastShippedEventTime,
+      lastChunkAt: this.lastChunkAt,
+      lastError: this.lastError,
+    };
+    const file = path.join(this.context.config.stateDir, STREAM_STATUS_FILE);
+    const temporary = `${file}.${process.pid}`;
+    try {
+      writeFileSync(temporary, JSON.stringify(status), { mode: 0o600 });
+      renameSync(temporary, file);
+    } catch (error) {
+      log("warn", "could not write the streamer's status file", { error: (error as Error).message });
+    }
   }
 
   private reset(): void {
@@ -260,6 +297,7 @@ class Streamer {
     const replication = await engine.readReplication(this.sql);
     const primary = replication === null && !identity.readOnly;
     const shipping = config.stream.shipFrom === "all" || primary;
+    this.role = primary ? "primary" : replication ? "replica" : "read-only";
     if (shipping !== this.shipping) {
       log("info", shipping ? "streaming this host's binlog" : "not the primary: this host ships nothing", {
         role: primary ? "primary" : replication ? "replica" : "read-only",
@@ -448,6 +486,9 @@ class Streamer {
     active.pending = active.pending.filter((pending) => pending.end > chunkEnd);
     this.stats.chunks++;
     this.stats.lastShippedGtid = point.lastGtid ?? this.stats.lastShippedGtid;
+    this.lastShippedEventTime = manifest.lastEventTime ?? this.lastShippedEventTime;
+    this.lastChunkAt = manifest.shippedAt;
+    this.writeStatus(true);
     const lagMs = inChunk[0] ? Date.now() - inChunk[0].seenAt : 0;
     log("info", "binlog chunk shipped", {
       file: active.file,

@@ -77,7 +77,7 @@ export function sandboxRewindConfig(root: string) {
         drillDatadir: path.join(root, "drill", "data"),
       },
       retention: { fullBackups: 2, pitrDays: 1 },
-      alarms: { rpoMinutes: 5 },
+      alarms: { rpoSeconds: 30 },
     },
     "the sandbox",
   );

@@ -363,7 +363,7 @@ describe("the Rewind stack", () => {
     expect(JSON.parse(binlogs.Target.Input)).toMatchObject({
       DocumentName: "Rewind-RunAgent",
       Targets: [{ Key: "tag:rewind:cluster", Values: ["orders"] }],
-      Parameters: { Command: ["binlog-push"], Flags: ["--flush"] },
+      Parameters: { Command: ["binlog-push"] },
       CloudWatchOutputConfig: { CloudWatchOutputEnabled: true },
     });
     // Every document parameter a schedule sends passes the document's own pattern.
@@ -378,7 +378,7 @@ describe("the Rewind stack", () => {
   it("alarms to the topic on a missing backup, binlog lag above the RPO, a failed drill, failed executions and schedule errors", () => {
     const t = template({
       ...minimal,
-      alarms: { rpoMinutes: 3, hoursWithoutBackup: 30, notificationEmail: "dba@example.com" },
+      alarms: { rpoSeconds: 20, hoursWithoutBackup: 30, notificationEmail: "dba@example.com" },
     });
     const alarms = Object.values(t.findResources("AWS::CloudWatch::Alarm")) as {
       Properties: {
@@ -396,8 +396,8 @@ describe("the Rewind stack", () => {
       EvaluationPeriods: 30,
       TreatMissingData: "breaching",
     });
-    expect(named("BinlogLagSeconds")[0]!.Properties).toMatchObject({
-      Threshold: 180,
+    expect(named("RestorableLagSeconds")[0]!.Properties).toMatchObject({
+      Threshold: 20,
       TreatMissingData: "breaching",
     });
     expect(named("DrillFailed")).toHaveLength(1);
@@ -410,7 +410,7 @@ describe("the Rewind stack", () => {
     t.hasResourceProperties("AWS::Logs::MetricFilter", {
       MetricTransformations: [
         Match.objectLike({
-          MetricName: "BinlogLagSeconds",
+          MetricName: "RestorableLagSeconds",
           MetricValue: "$.result.lagSeconds",
           Dimensions: [{ Key: "Cluster", Value: "$.cluster" }],
         }),

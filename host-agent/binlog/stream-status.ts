@@ -1,0 +1,38 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+/** The lock the streamer holds while it runs: binlog-push (the watchdog) ships nothing then. */
+export const STREAM_LOCK = "binlog-stream.lock";
+
+/**
+ * What the running streamer last knew, in `stateDir/binlog-stream.json` (rewritten whole at most
+ * once a second and after every chunk): the watchdog reports the cluster's restorable lag from it
+ * without a request to S3.
+ */
+export const StreamStatus = z.object({
+  pid: z.number().int(),
+  updatedAt: z.iso.datetime(),
+  source: z.string().nullable(),
+  shipping: z.boolean(),
+  role: z.enum(["primary", "replica", "read-only"]).nullable(),
+  file: z.string().nullable(),
+  /** Complete transactions in the binlog that are not in S3 yet, and when the oldest was seen. */
+  pendingTransactions: z.number().int().nonnegative(),
+  oldestPendingSince: z.iso.datetime().nullable(),
+  lastShippedGtid: z.string().nullable(),
+  lastShippedEventTime: z.iso.datetime().nullable(),
+  lastChunkAt: z.iso.datetime().nullable(),
+  lastError: z.string().nullable(),
+});
+export type StreamStatus = z.infer<typeof StreamStatus>;
+
+export const STREAM_STATUS_FILE = "binlog-stream.json";
+
+export function readStreamStatus(stateDir: string): StreamStatus | undefined {
+  try {
+    return StreamStatus.parse(JSON.parse(readFileSync(path.join(stateDir, STREAM_STATUS_FILE), "utf8")));
+  } catch {
+    return undefined;
+  }
+}
