@@ -5,6 +5,7 @@ import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
 import { binlogStream } from "./commands/binlog-stream.js";
+import { install } from "./commands/install.js";
 import { list } from "./commands/list.js";
 import { restore } from "./commands/restore.js";
 import { restoreTables, tablesOfPlan } from "./commands/restore-tables.js";
@@ -27,6 +28,10 @@ commands:
                                        every complete transaction within stream.intervalSeconds as chunks;
                                        only the primary ships unless stream.shipFrom is "all"; closed files
                                        are shipped whole; --once ships what is complete now and exits
+  install [--no-start]                 install binlog-stream as a systemd service (rewind-binlog-stream,
+                                       restarted on failure) with this bundle, and (re)start it;
+                                       --unit-dir (default /etc/systemd/system), --install-dir (default
+                                       /opt/rewind)
   binlog-push [--flush]                the watchdog (every minute): ships closed binlogs the streamer missed,
                                        or nothing while it runs, and reports its health; --flush closes
                                        the active binlog first
@@ -62,6 +67,8 @@ Stdout carries one JSON result on its last line; logs go to stderr.`;
 
 type Flags = Record<string, string | boolean | undefined>;
 
+const DEFAULT_CONFIG = "/etc/rewind/agent.json";
+
 function usageError(message: string): RewindError {
   return new RewindError(ErrorNames.usage, `${message}; run \`rewind-agent --help\` for usage`);
 }
@@ -88,6 +95,13 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
       return binlogPush(context, flags.flush === true);
     case "binlog-stream":
       return binlogStream(context, { once: flags.once === true });
+    case "install":
+      return install(context, {
+        unitDir: typeof flags["unit-dir"] === "string" ? flags["unit-dir"] : "/etc/systemd/system",
+        installDir: typeof flags["install-dir"] === "string" ? flags["install-dir"] : "/opt/rewind",
+        configFile: typeof flags.config === "string" ? flags.config : DEFAULT_CONFIG,
+        noStart: flags["no-start"] === true,
+      });
     case "restore": {
       // A plan from plan-restore for mode tables carries the tables (Rewind-RunAgent passes no --tables).
       const planned =
@@ -170,6 +184,8 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       deep: { type: "boolean" },
       flush: { type: "boolean" },
       once: { type: "boolean" },
+      "unit-dir": { type: "string" },
+      "install-dir": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
@@ -217,7 +233,7 @@ export async function main(argv: string[]): Promise<number> {
     typeof flags["task-token"] === "string" ? flags["task-token"] : process.env[TASK_TOKEN_VARIABLE];
   delete process.env[TASK_TOKEN_VARIABLE];
   delete process.env.SSM_TaskToken;
-  const configFile = typeof flags.config === "string" ? flags.config : "/etc/rewind/agent.json";
+  const configFile = typeof flags.config === "string" ? flags.config : DEFAULT_CONFIG;
   let config: AgentConfig;
   try {
     const overrides = Object.fromEntries(

@@ -1,0 +1,87 @@
+import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { AgentContext } from "../context.js";
+import { log } from "../log.js";
+import { runTool } from "../tool.js";
+
+export const STREAM_UNIT = "rewind-binlog-stream.service";
+
+export interface InstallOptions {
+  /** Where the unit goes; /etc/systemd/system by default. */
+  readonly unitDir: string;
+  /** Where the agent bundle is copied for the service to run. */
+  readonly installDir: string;
+  /** The config the service reads. */
+  readonly configFile: string;
+  /** Write the files only: no daemon-reload, no enable, no restart (images, tests). */
+  readonly noStart: boolean;
+}
+
+export interface InstallResult {
+  readonly unit: string;
+  readonly bundle: string;
+  readonly started: boolean;
+}
+
+/** The systemd unit: restarted on any exit, stopped with SIGTERM so the chunk in flight finishes. */
+export function streamUnit(node: string, bundle: string, configFile: string, engineUnit: string): string {
+  return [
+    "[Unit]",
+    "Description=Rewind binlog streamer: ships the active binlog to S3 within seconds",
+    "Documentation=https://github.com/rewind/rewind#the-host-agent",
+    `After=network-online.target ${engineUnit}.service`,
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    `ExecStart=${node} ${bundle} binlog-stream --config ${configFile}`,
+    "Restart=always",
+    "RestartSec=2",
+    "TimeoutStopSec=60",
+    "KillMode=mixed",
+    // Its work is never urgent against the database's own.
+    "Nice=5",
+    "IOSchedulingClass=best-effort",
+    "IOSchedulingPriority=6",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/**
+ * `rewind-agent install`: installs binlog-stream as a systemd service (the SSM document runs it
+ * on every tagged host; running it again updates the agent and restarts the service). The agent
+ * bundle is copied beside nothing else it needs: `node` and the config are the host's.
+ */
+export async function install(context: AgentContext, options: InstallOptions): Promise<InstallResult> {
+  const running = process.argv[1];
+  if (!running?.endsWith(".mjs")) {
+    throw new RewindError(
+      ErrorNames.usage,
+      "install copies the agent bundle it runs from; run it as `node rewind-agent.mjs install`",
+    );
+  }
+  mkdirSync(options.installDir, { recursive: true, mode: 0o755 });
+  const bundle = path.join(options.installDir, "rewind-agent.mjs");
+  // Replaced whole, so a running service never reads half a file.
+  const temporary = `${bundle}.${process.pid}`;
+  copyFileSync(running, temporary);
+  renameSync(temporary, bundle);
+  mkdirSync(options.unitDir, { recursive: true });
+  const unit = path.join(options.unitDir, STREAM_UNIT);
+  writeFileSync(
+    unit,
+    streamUnit(process.execPath, bundle, path.resolve(options.configFile), context.engine.serviceName),
+    { mode: 0o644 },
+  );
+  log("info", "binlog-stream service written", { unit, bundle });
+  if (options.noStart) return { unit, bundle, started: false };
+  await runTool("systemctl", ["daemon-reload"]);
+  await runTool("systemctl", ["enable", STREAM_UNIT]);
+  // restart, not start: an update must run the new bundle.
+  await runTool("systemctl", ["restart", STREAM_UNIT]);
+  return { unit, bundle, started: true };
+}
