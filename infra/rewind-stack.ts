@@ -1,5 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
+import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct } from "constructs";
 import { AgentDocument } from "./agent-document.js";
 import { BackupStateMachine } from "./backup-state-machine.js";
@@ -76,7 +77,23 @@ export class RewindStack extends Stack {
       documentName,
       agentLogs: this.monitoring.agentLogs,
     });
-    for (const cluster of clusters) this.monitoring.watchCluster(cluster);
+    for (const cluster of clusters) {
+      this.monitoring.watchCluster(cluster);
+      // binlog-stream runs as a service on every host of the cluster: installed (or updated) when
+      // a host is tagged, and checked daily (an unchanged install leaves the service alone).
+      const install = new ssm.CfnAssociation(this, `InstallStreamer-${cluster}`, {
+        associationName: `rewind-install-${cluster}`,
+        name: documentName,
+        // A deploy with a new agent makes a new document version: the association runs it.
+        documentVersion: "$LATEST",
+        targets: [{ key: "tag:rewind:cluster", values: [cluster] }],
+        parameters: { Command: ["install"] },
+        scheduleExpression: "rate(1 day)",
+        maxConcurrency: "100%",
+        maxErrors: "100%",
+      });
+      install.addDependency(this.agentDocument.document);
+    }
     this.monitoring.watchStateMachine("Backup", this.backup.stateMachine);
     this.monitoring.watchStateMachine("Restore", this.restore.stateMachine);
     this.monitoring.watchStateMachine("RestoreDrill", this.drill.stateMachine);

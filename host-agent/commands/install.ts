@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { AgentContext } from "../context.js";
@@ -66,22 +66,30 @@ export async function install(context: AgentContext, options: InstallOptions): P
   }
   mkdirSync(options.installDir, { recursive: true, mode: 0o755 });
   const bundle = path.join(options.installDir, "rewind-agent.mjs");
-  // Replaced whole, so a running service never reads half a file.
-  const temporary = `${bundle}.${process.pid}`;
-  copyFileSync(running, temporary);
-  renameSync(temporary, bundle);
+  const newBundle = readFileSync(running);
+  const bundleChanged = !existsSync(bundle) || !readFileSync(bundle).equals(newBundle);
+  if (bundleChanged) {
+    // Replaced whole, so a running service never reads half a file.
+    const temporary = `${bundle}.${process.pid}`;
+    writeFileSync(temporary, newBundle, { mode: 0o644 });
+    renameSync(temporary, bundle);
+  }
   mkdirSync(options.unitDir, { recursive: true });
   const unit = path.join(options.unitDir, STREAM_UNIT);
-  writeFileSync(
-    unit,
-    streamUnit(process.execPath, bundle, path.resolve(options.configFile), context.engine.serviceName),
-    { mode: 0o644 },
+  const content = streamUnit(
+    process.execPath,
+    bundle,
+    path.resolve(options.configFile),
+    context.engine.serviceName,
   );
-  log("info", "binlog-stream service written", { unit, bundle });
+  const unitChanged = !existsSync(unit) || readFileSync(unit, "utf8") !== content;
+  if (unitChanged) writeFileSync(unit, content, { mode: 0o644 });
+  log("info", "binlog-stream service written", { unit, bundle, bundleChanged, unitChanged });
   if (options.noStart) return { unit, bundle, started: false };
   await runTool("systemctl", ["daemon-reload"]);
   await runTool("systemctl", ["enable", STREAM_UNIT]);
-  // restart, not start: an update must run the new bundle.
-  await runTool("systemctl", ["restart", STREAM_UNIT]);
+  // An update must run the new bundle; an unchanged install (the daily association) leaves a
+  // running streamer alone.
+  await runTool("systemctl", [bundleChanged || unitChanged ? "restart" : "start", STREAM_UNIT]);
   return { unit, bundle, started: true };
 }

@@ -419,6 +419,17 @@ describe("the Rewind stack", () => {
     t.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
 
+  it("installs binlog-stream on every tagged host of each cluster with the agent document", () => {
+    template().hasResourceProperties("AWS::SSM::Association", {
+      AssociationName: "rewind-install-orders",
+      Name: "Rewind-RunAgent",
+      DocumentVersion: "$LATEST",
+      Targets: [{ Key: "tag:rewind:cluster", Values: ["orders"] }],
+      Parameters: { Command: ["install"] },
+      ScheduleExpression: "rate(1 day)",
+    });
+  });
+
   it("outputs what the hosts' agent config and instance role need", () => {
     const t = template();
     t.hasOutput("BucketName", { Value: { Ref: Match.stringLikeRegexp("^StorageBucket") } });
