@@ -23,6 +23,7 @@ import { run, waitFor } from "./processes.js";
 import { RequestCounts } from "./request-counts.js";
 import { S3Server } from "./s3-server.js";
 import { resolveIntrinsics, type Template } from "./state-machine-definitions.js";
+import { StreamerService } from "./streamer-service.js";
 import { loadDataset } from "./workload.js";
 
 export const CLUSTER = "orders";
@@ -160,7 +161,14 @@ export class Sandbox {
     readonly servers: MariaDbServer[],
     /** The stand-ins this process runs (none when attached to another process's sandbox). */
     readonly aws: { s3?: S3Server; kms?: LocalKms; secretsManager?: LocalSecretsManager } = {},
+    /** binlog-stream on each host, as its systemd service (none when attached). */
+    readonly streamers: ReadonlyMap<string, StreamerService> = new Map(),
   ) {}
+
+  /** The streamer service of the host in `role`. */
+  streamer(role: SandboxHostState["role"]): StreamerService {
+    return this.streamers.get(this.host(role).instanceId)!;
+  }
 
   /** The sandbox operator's credentials: a person at the console, allowed everything. */
   get operator(): IamPrincipal {
@@ -367,7 +375,15 @@ export class Sandbox {
         counts,
       });
       await controlPlane.start();
-      return new Sandbox(state, controlPlane, servers, { s3, kms, secretsManager });
+      log("starting binlog-stream on every host, as its systemd service (rewind-agent install) would");
+      const streamers = new Map(
+        hosts.map((host) => [
+          host.instanceId,
+          new StreamerService(agentBundle, host.configFile, host.dir, host.environment ?? {}),
+        ]),
+      );
+      for (const streamer of streamers.values()) streamer.start();
+      return new Sandbox(state, controlPlane, servers, { s3, kms, secretsManager }, streamers);
     } catch (error) {
       for (const server of servers) await server.stop().catch(() => {});
       await s3?.stop().catch(() => {});
@@ -398,6 +414,7 @@ export class Sandbox {
 
   /** Stops every server (also those the agent restarted) and the S3 stand-in; `remove` deletes it all. */
   async down({ remove = true } = {}): Promise<void> {
+    for (const streamer of this.streamers.values()) await streamer.stop();
     this.controlPlane.stop();
     for (const host of this.state.hosts) {
       // The agent may have restarted a server outside our process tree (server.start).

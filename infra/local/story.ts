@@ -1,6 +1,10 @@
+import path from "node:path";
+import { mariadbGtids } from "../../core/gtid/mariadb.js";
+import { readStreamStatus } from "../../host-agent/binlog/stream-status.js";
 import type { ExecutionResult, ScheduledCommandResult } from "./control-plane.js";
 import type { MariaDbServer } from "./mariadb-server.js";
-import { CLUSTER, type Sandbox, waitForReplica } from "./sandbox.js";
+import { waitFor } from "./processes.js";
+import { CLUSTER, type Sandbox, type SandboxHostState, waitForReplica } from "./sandbox.js";
 import { WORKLOAD_DB, WriteWorkload } from "./workload.js";
 
 const MiB = 1024 * 1024;
@@ -57,6 +61,74 @@ const checksum = async (server: MariaDbServer) =>
  * document, verify, retention) → scheduled binlog shipping → DROP TABLE at a recorded moment →
  * the Restore state machine to the second before it, onto the standby → proofs row by row.
  */
+/**
+ * Fires the binlog watchdog schedule on every host: the shipping host reports its streamer and
+ * the restorable lag, the others that they ship nothing. Returns the shipping host's lag.
+ */
+async function watchdog(
+  sandbox: Sandbox,
+  label: string,
+  { info, prove }: Pick<StoryOptions, "info" | "prove">,
+): Promise<number | null> {
+  const ran = (await sandbox.controlPlane.fireSchedule(
+    `rewind-binlogs-${CLUSTER}`,
+  )) as ScheduledCommandResult;
+  let lag: number | null = null;
+  let shippers = 0;
+  for (const host of ran.hosts) {
+    const name = sandbox.state.hosts.find((candidate) => candidate.instanceId === host.instanceId)?.name;
+    const result = host.result?.result as
+      | { streamer?: string; role?: string; lagSeconds?: number | null; shipped?: string[] }
+      | undefined;
+    if (host.status !== "Success" || !result) {
+      info(
+        `${label} ${name}: ${host.status} ${host.result?.error?.message ?? host.stderr.trim().split("\n").at(-1)}`,
+      );
+      continue;
+    }
+    info(
+      `${label} ${name}: streamer ${result.streamer}, ${result.role ?? "?"}${
+        result.lagSeconds === null || result.lagSeconds === undefined
+          ? ", ships nothing"
+          : `, latest restorable point ${result.lagSeconds} s behind now`
+      }`,
+    );
+    if (typeof result.lagSeconds === "number") {
+      shippers++;
+      lag = result.lagSeconds;
+    }
+  }
+  prove(
+    `${label}: one host ships (the primary, its streamer running) and the latest restorable point is within 10 s of now`,
+    shippers === 1 && lag !== null && lag <= 10,
+    `lag ${lag} s`,
+  );
+  return lag;
+}
+
+/** Waits until the streamer on the host in `role` has shipped everything `server` committed so far. */
+async function waitShipped(
+  sandbox: Sandbox,
+  role: SandboxHostState["role"],
+  server: MariaDbServer,
+  info: StoryOptions["info"],
+): Promise<void> {
+  const position = mariadbGtids.parseSet(await server.gtidBinlogPos());
+  const stateDir = path.join(sandbox.host(role).dir, "state");
+  const started = Date.now();
+  await waitFor(
+    `binlog-stream on ${sandbox.host(role).name} to ship ${position}`,
+    async () => {
+      const shipped = readStreamStatus(stateDir)?.lastShippedGtid;
+      return shipped ? mariadbGtids.parseSet(shipped).contains(position) : false;
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  info(
+    `binlog-stream shipped up to ${position} ${((Date.now() - started) / 1000).toFixed(1)} s after it was asked`,
+  );
+}
+
 export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise<StoryReport> {
   const { step, info, prove } = options;
   const { primary, replica, standby } = sandbox;
@@ -90,35 +162,13 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
       (backed.verify as { verified?: boolean }).verified === true,
     );
 
-    step("Scheduled binlog shipping: rewind-binlogs-orders sends binlog-push --flush to every tagged host");
+    step(
+      "Binlogs stream to S3 as the primary writes (binlog-stream on every host; only the primary ships); the rewind-binlogs-orders watchdog reports",
+    );
     let rpoSeconds: number | null = null;
-    const ship = async (label: string) => {
-      await waitForReplica(primary, replica);
-      const shipped = (await sandbox.controlPlane.fireSchedule(
-        `rewind-binlogs-${CLUSTER}`,
-      )) as ScheduledCommandResult;
-      for (const host of shipped.hosts) {
-        const result = host.result?.result as { shipped?: string[]; lagSeconds?: number | null } | undefined;
-        const name = sandbox.state.hosts.find((candidate) => candidate.instanceId === host.instanceId)?.name;
-        if (host.status !== "Success" || !result) {
-          info(
-            `${label} ${name}: ${host.status} ${host.result?.error?.message ?? host.stderr.trim().split("\n").at(-1)}`,
-          );
-          continue;
-        }
-        info(
-          `${label} ${name}: shipped ${result.shipped?.length ?? 0} file(s), lag of the last shipped event ${result.lagSeconds} s`,
-        );
-        if (host.instanceId === source.instanceId) rpoSeconds = result.lagSeconds ?? null;
-      }
-      prove(
-        `${label}: every host shipped`,
-        shipped.hosts.every((host) => host.status === "Success"),
-      );
-    };
     for (let round = 1; round <= options.shippingRounds; round++) {
-      await sleep(1000);
-      await ship(`round ${round}`);
+      await sleep(2000);
+      rpoSeconds = (await watchdog(sandbox, `round ${round}`, options)) ?? rpoSeconds;
     }
 
     step("Disaster: DROP TABLE rewind_test.dataset, while the workload keeps writing");
@@ -130,7 +180,7 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
     await primary.query(`DROP TABLE ${WORKLOAD_DB}.dataset`);
     info(`dropped at ${new Date().toISOString()}; the last good second is ${pointInTime}`);
     await sleep(1200);
-    await ship("after the disaster");
+    await waitShipped(sandbox, "primary", primary, info);
     const afterDrop = await rowsUpTo(primary, null);
 
     step(
@@ -248,4 +298,87 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
   } finally {
     await workload.stop();
   }
+}
+
+export interface FailoverReport {
+  readonly pointInTime: string;
+  readonly restoreSeconds: number;
+  /** The sources the cluster's window runs through after the failover. */
+  readonly windowSources: string[];
+}
+
+/**
+ * The failover story, after runStory: with the workload writing, the primary is lost (`kill -9`
+ * of its server and its streamer), the replica is promoted and takes the writes, its streamer
+ * notices the new role and ships; then Rewind-Restore to a point after the failover, from the
+ * backup taken before it, onto the standby, proven row by row.
+ */
+export async function runFailover(
+  sandbox: Sandbox,
+  { step, info, prove }: Pick<StoryOptions, "step" | "info" | "prove">,
+): Promise<FailoverReport> {
+  const { primary, replica, standby } = sandbox;
+  step(
+    "Failover: the primary's host is lost mid-workload (kill -9 of MariaDB and binlog-stream); the replica is promoted",
+  );
+  const before = await WriteWorkload.start(primary, { pauseMs: 5 });
+  await sleep(3000);
+  await sandbox.streamer("primary").stop("SIGKILL");
+  await primary.kill();
+  info(
+    `primary lost at ${new Date().toISOString()} after ${before.gtidSeqBase > 0 ? "writing" : "writing"} for 3 s`,
+  );
+  // What an operator or an orchestrator does: the replica stops replicating and takes writes.
+  await replica.query("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;");
+  const after = await WriteWorkload.start(replica, { pauseMs: 5 });
+  await sleep(4000);
+  await after.stop();
+  // A pause of more than two seconds: the target's whole second holds no commit.
+  await sleep(2300);
+  const targetSecond = Math.floor(Date.now() / 1000);
+  const pointInTime = new Date(targetSecond * 1000).toISOString();
+  await sleep((targetSecond + 1) * 1000 + 300 - Date.now());
+  const later = await WriteWorkload.start(replica, { pauseMs: 5 });
+  await sleep(1500);
+  await later.stop();
+  await waitShipped(sandbox, "replica", replica, info);
+  const status = readStreamStatus(path.join(sandbox.host("replica").dir, "state"));
+  prove(
+    "the promoted replica's binlog-stream noticed its new role and ships",
+    status?.role === "primary" && status.shipping,
+    `role ${status?.role}, last shipped ${status?.lastShippedGtid}`,
+  );
+
+  step(
+    `Restore after the failover: Rewind-Restore to ${pointInTime} onto the standby, from the backup taken before it`,
+  );
+  const input = {
+    cluster: CLUSTER,
+    targetInstanceId: sandbox.host("standby").instanceId,
+    pointInTime,
+    mode: "replace",
+    datadir: sandbox.host("standby").datadir,
+  };
+  info(`input: ${JSON.stringify(input)}`);
+  const started = Date.now();
+  const restored = expectSucceeded(await sandbox.controlPlane.startExecution("Rewind-Restore", input));
+  const restoreSeconds = (Date.now() - started) / 1000;
+  const plan = restored.plan as {
+    backupId: string;
+    binlogs: { source: string; file: string; chunks?: number }[];
+  };
+  info(
+    `restored in ${restoreSeconds.toFixed(1)} s: backup ${plan.backupId}, then ${plan.binlogs
+      .map((binlog) => `${binlog.source}/${binlog.file}${binlog.chunks ? ` (${binlog.chunks} chunks)` : ""}`)
+      .join(", ")}`,
+  );
+  const expected = await rowsUpTo(replica, targetSecond);
+  const got = await rowsUpTo(standby, null);
+  prove(
+    `every row committed up to ${pointInTime}, after the failover, is there, and none after`,
+    got.count === expected.count && got.maxId === expected.maxId && got.bad === 0,
+    `${got.count} rows restored, ${expected.count} committed by then on the new primary, ${(await rowsUpTo(replica, null)).count} by now`,
+  );
+  const windowSources = [...new Set(plan.binlogs.map((binlog) => binlog.source))];
+  return { pointInTime, restoreSeconds, windowSources };
 }

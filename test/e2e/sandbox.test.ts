@@ -2,7 +2,7 @@ import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeStatement, Sandbox, waitForReplica } from "../../infra/local/sandbox.js";
-import { runStory } from "../../infra/local/story.js";
+import { runFailover, runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
 
 /**
@@ -23,7 +23,7 @@ describe("the sandbox: the deployed control plane on one machine", () => {
     scratch.remove();
   });
 
-  it("backs up from the replica, ships binlogs, and restores to the second before a DROP TABLE, exactly", async () => {
+  it("backs up from the replica, streams binlogs, and restores to the second before a DROP TABLE, exactly", async () => {
     const report = await runStory(sandbox, {
       shippingRounds: 2,
       drill: true,
@@ -114,6 +114,22 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       await sandbox.standby.query(alter(password));
     }
   }, 180_000);
+
+  // Last: it loses the primary for good.
+  it("the primary lost with kill -9 mid-workload, the replica promoted: a restore to a point after the failover, from the backup taken before it, is exact", async () => {
+    const failoverProofs: typeof proofs = [];
+    const report = await runFailover(sandbox, {
+      step: () => {},
+      info: () => {},
+      prove: (claim, ok, detail = "") => failoverProofs.push({ claim, ok, detail }),
+    });
+    expect(failoverProofs.filter((proof) => !proof.ok)).toEqual([]);
+    expect(failoverProofs.map((proof) => proof.claim)).toEqual([
+      "the promoted replica's binlog-stream noticed its new role and ships",
+      expect.stringMatching(/^every row committed up to .*, after the failover, is there, and none after$/),
+    ]);
+    expect(report.windowSources).toContain("2-db-replica");
+  }, 300_000);
 });
 
 describe("the sandbox enforces the template's IAM", () => {
