@@ -11,6 +11,7 @@ import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../inf
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { waitFor } from "../../infra/local/processes.js";
 import { S3Server } from "../../infra/local/s3-server.js";
+import { newestShippedGtid, ShippingProbe } from "../../infra/local/shipping-probe.js";
 import { WriteWorkload } from "../../infra/local/workload.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 
@@ -21,12 +22,6 @@ const REPL = { user: "rewind_repl", password: "repl-Pa55word" };
 const CLUSTER = "orders";
 const location = { cluster: CLUSTER };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The p-th percentile (0–100) of `values`. */
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
 
 /**
  * The streaming shipper on a real primary and replica: RPO under a steady write load, a restore
@@ -70,16 +65,8 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
     return manifests;
   }
 
-  /** The newest GTID the source's contiguous chunks hold, or null. */
-  async function newestShipped(source: string): Promise<string | null> {
-    const files = await listChunks(client(), BUCKET, location, source);
-    const newest = files.at(-1);
-    if (!newest) return null;
-    const hole = newest.chunks.findIndex((chunk, index) => chunk !== index);
-    const count = hole < 0 ? newest.chunks.length : hole;
-    if (count === 0) return null;
-    return (await readChunkManifest(client(), BUCKET, location, source, newest.file, count - 1)).lastGtid;
-  }
+  /** The newest GTID the source shipped, or null. */
+  const newestShipped = (source: string) => newestShippedGtid(client(), BUCKET, location, source);
 
   async function rowsOf(server: MariaDbServer) {
     const [count, maxId, bad] = (
@@ -169,37 +156,24 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
       await primary.scalar(`SELECT COALESCE(MAX(id), 0) + 1 FROM ${WriteWorkload.table}`),
     );
     const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
-    const commitTime = async (id: number) =>
-      Number(
-        (await primary.scalar(
-          `SELECT UNIX_TIMESTAMP(written_at) FROM ${WriteWorkload.table} WHERE id = ${id}`,
-        )) ?? 0,
-      );
-    const lags: number[] = [];
+    const probe = new ShippingProbe(
+      client(),
+      BUCKET,
+      location,
+      sourceOf(primary),
+      primary,
+      workload,
+      firstId,
+    );
     const until = Date.now() + 60_000;
     while (Date.now() < until) {
-      const [, newestAt] = (
-        await primary.query(
-          `SELECT id, UNIX_TIMESTAMP(written_at) FROM ${WriteWorkload.table} ORDER BY id DESC LIMIT 1`,
-        )
-      )[0]!.map(Number) as [number, number];
-      const shipped = await newestShipped(sourceOf(primary));
-      const [, server, seq] = shipped ? shipped.split("-").map(Number) : [0, 0, 0];
-      const shippedId = server === primary.serverId ? seq! - workload.gtidSeqBase : 0;
-      // Nothing of this load shipped yet: its first row is the newest that could count.
-      const shippedAt = shippedId >= firstId ? await commitTime(shippedId) : await commitTime(firstId);
-      lags.push(Math.max(0, newestAt - shippedAt));
+      await probe.sample();
       await sleep(250);
     }
     const lastId = await workload.stop();
-    const report = {
-      samples: lags.length,
-      p50: percentile(lags, 50),
-      p99: percentile(lags, 99),
-      max: Math.max(...lags),
-    };
+    const report = probe.summary();
     process.stderr.write(`shipping lag over a minute of writes: ${JSON.stringify(report)}\n`);
-    expect(lags.length).toBeGreaterThan(100);
+    expect(report.samples).toBeGreaterThan(100);
     expect(report.max).toBeLessThanOrEqual(5);
     expect(lastId).toBeGreaterThan(3000);
     // The streamer follows the active file: no FLUSH BINARY LOGS, no extra files.
