@@ -26,7 +26,8 @@ import { scratchDir } from "../test/support.js";
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "90" },
-    "idle-seconds": { type: "string", default: "30" },
+    // At least a minute, so that the per-minute push runs in it.
+    "idle-seconds": { type: "string", default: "60" },
     "pause-ms": { type: "string", default: "5" },
   },
 });
@@ -34,6 +35,8 @@ const seconds = Number(values.seconds);
 const idleSeconds = Number(values["idle-seconds"]);
 const pauseMs = Number(values["pause-ms"]);
 const BUCKET = "rewind-bench";
+process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
+process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
 const location = { cluster: "orders" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TICKS = 100; // USER_HZ on Linux
@@ -105,9 +108,9 @@ async function measure(
   ship: (configFile: string, meter: ProcessMeter) => Promise<() => Promise<void>>,
 ): Promise<void> {
   const serverId = reports.length + 901;
-  const primary = await MariaDbServer.start({ baseDir: path.join(scratch.dir, method), serverId });
+  const primary = await MariaDbServer.start({ baseDir: path.join(scratch.dir, `db-${serverId}`), serverId });
   const { configFile } = await setUpLocalAgent({
-    dir: path.join(scratch.dir, `${method}-agent`),
+    dir: path.join(scratch.dir, `agent-${serverId}`),
     server: primary,
     s3Endpoint: s3.endpoint,
     bucket: BUCKET,
@@ -122,8 +125,18 @@ async function measure(
   await totalRequests(true);
   const started = Date.now();
   const workload = await WriteWorkload.start(primary, { pauseMs });
+  // The probe's own requests are counted apart and left out of the agent's.
+  const probeClient = s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
+  let probeRequests = 0;
+  probeClient.middlewareStack.add(
+    (next) => (args) => {
+      probeRequests++;
+      return next(args);
+    },
+    { step: "initialize" },
+  );
   const probe = new ShippingProbe(
-    s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }),
+    probeClient,
     BUCKET,
     location,
     `${serverId}-db-${serverId}`,
@@ -137,7 +150,7 @@ async function measure(
   }
   const rows = await workload.stop();
   const loadSeconds = (Date.now() - started) / 1000;
-  const underLoad = await totalRequests(true);
+  const underLoad = (await totalRequests(true)) - probeRequests;
   const cpuSeconds = meter.stop();
   // Idle: what shipping costs when nothing is written.
   await sleep(8000);
