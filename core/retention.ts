@@ -1,4 +1,3 @@
-import { isChunked } from "./binlog/chunk.js";
 import type { BinlogRecord } from "./binlog/manifest.js";
 import { gtidsAfter } from "./binlog/manifest.js";
 import { gtidModel } from "./gtid/index.js";
@@ -21,7 +20,7 @@ export interface RetentionPolicy {
 export interface RetentionDecision {
   readonly keepBackups: string[];
   readonly deleteBackups: string[];
-  /** `<source>/<file>` of binlogs no kept backup needs. */
+  /** `<source>/<file>` of binlogs (shipped whole or as chunks) no kept backup needs. */
   readonly deleteBinlogs: string[];
   /** Why nothing was deleted, when a rule would have been broken. */
   readonly refused: string | null;
@@ -84,7 +83,8 @@ export function planRetention(
   const deleteBinlogs: string[] = [];
   for (const [source, files] of binlogs) {
     for (const manifest of files) {
-      if (used.has(manifest) || isChunked(manifest) || !start.contains(gtidsAfter(manifest))) continue;
+      // A chunked file (a host lost while writing it) goes as a whole file does.
+      if (used.has(manifest) || !start.contains(gtidsAfter(manifest))) continue;
       const until = lockedUntil(manifest.lastEventTime ?? manifest.shippedAt);
       if (until && until > now) continue;
       deleteBinlogs.push(`${source}/${manifest.file}`);

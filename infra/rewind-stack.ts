@@ -92,7 +92,7 @@ export class RewindStack extends Stack {
         maxConcurrency: "100%",
         maxErrors: "100%",
       });
-      install.addDependency(this.agentDocument.document);
+      install.node.addDependency(this.agentDocument.document);
     }
     this.monitoring.watchStateMachine("Backup", this.backup.stateMachine);
     this.monitoring.watchStateMachine("Restore", this.restore.stateMachine);

@@ -1,13 +1,16 @@
 import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseBackupId } from "../../core/backup-id.js";
+import { isChunked } from "../../core/binlog/chunk.js";
 import {
   backupManifestKey,
+  binlogChunksPrefix,
   binlogIndexChunkKey,
   binlogManifestKey,
   binlogObjectKey,
   type ClusterLocation,
 } from "../../core/layout.js";
 import { planRetention, type RetentionPolicy } from "../../core/retention.js";
+import { listChunks } from "../../core/store/binlog-chunks.js";
 import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { listKeys } from "../../core/store/objects.js";
@@ -82,13 +85,33 @@ export async function applyRetention(
     );
     deletedObjects += 1 + manifest.segments.length;
   }
-  const binlogKeys = decision.deleteBinlogs.flatMap((sourceAndFile) => {
+  const binlogKeys: string[] = [];
+  for (const sourceAndFile of new Set(decision.deleteBinlogs)) {
     const [source, file] = [
       sourceAndFile.slice(0, sourceAndFile.lastIndexOf("/")),
       sourceAndFile.slice(sourceAndFile.lastIndexOf("/") + 1),
     ];
-    return [binlogManifestKey(location, source, file), binlogObjectKey(location, source, file)];
-  });
+    const record = catalog.binlogs.get(source)?.find((candidate) => candidate.file === file);
+    if (record && !isChunked(record)) {
+      binlogKeys.push(binlogManifestKey(location, source, file), binlogObjectKey(location, source, file));
+    }
+    // Its chunks, whether it was only ever chunks (its host lost) or also shipped whole.
+    binlogKeys.push(...(await listKeys(client, bucket, binlogChunksPrefix(location, source, file))).keys);
+  }
+  // Chunks of a file since shipped whole and indexed are superseded: they go once no plan made
+  // meanwhile can still name them (a day) and Object Lock lets them.
+  const graceMs = Math.max(1, policy.objectLockDays ?? 0) * 24 * 3600 * 1000;
+  for (const [source, records] of catalog.binlogs) {
+    const closed = new Map(
+      records.filter((record) => !isChunked(record)).map((record) => [record.file, record]),
+    );
+    for (const { file } of await listChunks(client, bucket, location, source)) {
+      const record = closed.get(file);
+      if (!record || now.getTime() - Date.parse(record.shippedAt) <= graceMs) continue;
+      if (decision.deleteBinlogs.includes(`${source}/${file}`)) continue;
+      binlogKeys.push(...(await listKeys(client, bucket, binlogChunksPrefix(location, source, file))).keys);
+    }
+  }
   await deleteKeys(client, bucket, binlogKeys);
   deletedObjects += binlogKeys.length;
   // Index chunks whose every file is gone go too; a chunk that keeps some files keeps the
