@@ -8,9 +8,12 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
+import type { BinlogChunkManifest } from "../../../core/binlog/chunk.js";
 import { type BinlogManifest, recordOf } from "../../../core/binlog/manifest.js";
 import {
   backupManifestKey,
+  binlogChunkManifestKey,
+  binlogChunkObjectKey,
   binlogIndexChunkKey,
   binlogManifestKey,
   binlogObjectKey,
@@ -200,4 +203,63 @@ export function putBinlog(
   chunk.records.push(recordOf(manifest));
   objects.set(indexKey, { body: JSON.stringify(chunk), size: 1 });
   return manifest;
+}
+
+/**
+ * Chunk `chunk` of `file` from `source`, as binlog-stream ships it: the file's GTIDs before it are
+ * `before`, and up to this chunk's end it adds `added` (as `0-1-n`), shipped at `shippedAt`.
+ */
+export function putChunk(
+  objects: Map<string, StoredObject>,
+  {
+    source,
+    file,
+    chunk,
+    before,
+    added,
+    shippedAt,
+  }: {
+    source: string;
+    file: string;
+    chunk: number;
+    before: string;
+    added: string;
+    shippedAt: string;
+  },
+): void {
+  const stored = storedObject(binlogChunkObjectKey(location, source, file, chunk), 300);
+  const manifest: BinlogChunkManifest = {
+    formatVersion: 1,
+    cluster: CLUSTER,
+    engine: "mariadb",
+    source,
+    file,
+    chunk,
+    previousFile: null,
+    serverVersion: "10.11.19-MariaDB",
+    startOffset: chunk * 1000,
+    endOffset: (chunk + 1) * 1000,
+    sha256: sha(`${file}#${chunk}`).toString("hex"),
+    fileGtidsBefore: before,
+    gtidsAdded: added,
+    firstGtid: null,
+    lastGtid: added,
+    chunkFirstGtid: null,
+    firstEventTime: shippedAt,
+    lastEventTime: shippedAt,
+    lastCommitTime: null,
+    transactions: chunk + 1,
+    chunkTransactions: 1,
+    stored,
+    storedSha256: sha(`stored ${file}#${chunk}`).toString("hex"),
+    compression: { algorithm: "zstd", level: 3 },
+    encryption,
+    shippedAt,
+    agentVersion: "0.1.0",
+  };
+  objects.set(stored.key, { body: "z".repeat(16), size: stored.size, parts: stored.parts });
+  objects.set(binlogChunkManifestKey(location, source, file, chunk), {
+    body: JSON.stringify(manifest),
+    size: 1,
+  });
 }

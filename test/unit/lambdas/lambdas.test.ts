@@ -17,7 +17,16 @@ import { applyRetention } from "../../../lambdas/lib/retention.js";
 import type { ClusterSettings } from "../../../lambdas/lib/settings.js";
 import { chooseSource, type HostStatus } from "../../../lambdas/lib/source-policy.js";
 import { verifyBackup } from "../../../lambdas/lib/verify-backup.js";
-import { BUCKET, binlogFile, CLUSTER, fakeBucket, putBackup, putBinlog, SOURCE } from "./fake-bucket.js";
+import {
+  BUCKET,
+  binlogFile,
+  CLUSTER,
+  fakeBucket,
+  putBackup,
+  putBinlog,
+  putChunk,
+  SOURCE,
+} from "./fake-bucket.js";
 
 let bucket: ReturnType<typeof fakeBucket>;
 beforeEach(() => {
@@ -244,6 +253,38 @@ describe("retention", () => {
     ]);
     expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(12)))).toEqual([]);
     expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(13)))).toHaveLength(2);
+  });
+
+  it("deletes superseded chunks after a day, and a lost host's chunked file once the oldest kept backup is past it", async () => {
+    for (const d of days(15, 20)) putBackup(bucket.objects, d);
+    for (const n of days(15, 20)) putBinlog(bucket.objects, n);
+    const chunked = (source: string, file: string, before: string, added: string, shippedAt: string) => {
+      for (const chunk of [0, 1]) putChunk(bucket.objects, { source, file, chunk, before, added, shippedAt });
+    };
+    // Files 17 and 19 were streamed as chunks, then shipped whole: 17 two days ago, 19 hours ago.
+    chunked(SOURCE, binlogFile(17), "0-1-170", "0-1-180", "2026-11-18T03:00:00.000Z");
+    chunked(SOURCE, binlogFile(19), "0-1-190", "0-1-200", "2026-11-20T03:00:00.000Z");
+    // A host lost while writing: one file entirely before the oldest kept backup (0-1-153), one after.
+    chunked("9-db9", binlogFile(3), "0-1-90", "0-1-100", "2026-11-10T00:00:00.000Z");
+    chunked("9-db9", binlogFile(4), "0-1-160", "0-1-175", "2026-11-17T00:00:00.000Z");
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 10, pitrDays: 7 },
+      now,
+    );
+    expect(report.refused).toBeNull();
+    expect(report.deletedBinlogs).toEqual([`9-db9/${binlogFile(3)}`]);
+    const chunkFiles = [...bucket.objects.keys()]
+      .filter((key) => key.includes("/chunks/"))
+      .map((key) => key.replace(/\/\d{6}\.(json|zst\.enc)$/, ""));
+    expect([...new Set(chunkFiles)].sort()).toEqual([
+      `orders/binlogs/${SOURCE}/chunks/${binlogFile(19)}`,
+      `orders/binlogs/9-db9/chunks/${binlogFile(4)}`,
+    ]);
+    expect(report.deletedObjects).toBe(8);
   });
 
   it("removes an interrupted backup's objects (hosts may not) once no agent can still be writing it", async () => {
