@@ -1,8 +1,8 @@
-import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BinlogChunkManifest } from "../../core/binlog/chunk.js";
 import { mariadbGtids } from "../../core/gtid/mariadb.js";
-import { backupManifestKey } from "../../core/layout.js";
+import { backupManifestKey, binlogChunkManifestKey, binlogChunkObjectKey } from "../../core/layout.js";
 import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
@@ -250,6 +250,39 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
     expect(shipped.toString()).toBe(position);
     expect(transactions).toBeGreaterThan(1000);
   }, 300_000);
+
+  it("a chunk missing from every source is a gap: list names it, and a restore past it is refused before anything is downloaded", async () => {
+    const source = sourceOf(primary);
+    const active = (await listChunks(client(), BUCKET, location, source)).at(-1)!;
+    const chunk = active.chunks[Math.floor(active.chunks.length / 2)]!;
+    expect(chunk).toBeGreaterThan(0);
+    const keys = [
+      binlogChunkObjectKey(location, source, active.file, chunk),
+      binlogChunkManifestKey(location, source, active.file, chunk),
+    ];
+    const saved = new Map<string, Uint8Array>();
+    for (const key of keys) {
+      const object = await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      saved.set(key, await object.Body!.transformToByteArray());
+      await client().send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    }
+    try {
+      const missing = `chunk ${String(chunk).padStart(6, "0")} of ${active.file} from ${source} is missing`;
+      const list = await agent(["list", "--json", "--config", primaryConfig]);
+      expect(list.exitCode, list.stderr.slice(-2000)).toBe(0);
+      const window = (list.output!.result as unknown as ListResult).window;
+      expect(window.gaps).toEqual([expect.objectContaining({ reason: expect.stringContaining(missing) })]);
+      const { run } = await restoreTo(await primary.gtidBinlogPos(), "past-missing-chunk", 824);
+      expect(run.exitCode).toBe(1);
+      expect(run.output?.error?.name).toBe("RestorePlanRefused");
+      expect(run.output?.error?.message).toContain(missing);
+    } finally {
+      // Put back as it was, for the failover below.
+      for (const [key, body] of saved) {
+        await client().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+      }
+    }
+  }, 120_000);
 
   it("the primary lost with kill -9 mid-workload, the replica promoted: restores after the failover bring back exactly the new primary's rows, from a backup on either host", async () => {
     const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
