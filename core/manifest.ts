@@ -45,6 +45,17 @@ export const EncryptionRecord = z.object({
 });
 export type EncryptionRecord = z.infer<typeof EncryptionRecord>;
 
+/** How a shipped binlog (a whole file or a chunk) is stored: the fields its manifests share. */
+export const StoredBinlogFields = {
+  /** The stored object: compressed, encrypted, uploaded with part checksums. */
+  stored: SegmentRecord,
+  storedSha256: sha256Hex,
+  compression: z.object({ algorithm: z.literal("zstd"), level: z.number().int() }),
+  encryption: EncryptionRecord,
+  shippedAt: z.iso.datetime(),
+  agentVersion: z.string(),
+};
+
 export const BackupManifest = z.object({
   formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
   cluster: z.string().min(1),

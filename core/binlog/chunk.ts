@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { EngineName } from "../engine.js";
-import { EncryptionRecord, parseManifest, SegmentRecord } from "../manifest.js";
+import { parseManifest, StoredBinlogFields } from "../manifest.js";
 import type { BinlogRecord } from "./manifest.js";
 
 /**
@@ -43,12 +43,7 @@ export const BinlogChunkManifest = z.object({
   /** Transactions in the file up to `endOffset`, and in this chunk. */
   transactions: z.number().int().nonnegative(),
   chunkTransactions: z.number().int().nonnegative(),
-  stored: SegmentRecord,
-  storedSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.object({ algorithm: z.literal("zstd"), level: z.number().int() }),
-  encryption: EncryptionRecord,
-  shippedAt: z.iso.datetime(),
-  agentVersion: z.string(),
+  ...StoredBinlogFields,
 });
 export type BinlogChunkManifest = z.infer<typeof BinlogChunkManifest>;
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { EngineName } from "../engine.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { type GtidSet, gtidModel } from "../gtid/index.js";
-import { EncryptionRecord, parseManifest, SegmentRecord } from "../manifest.js";
+import { parseManifest, StoredBinlogFields } from "../manifest.js";
 
 /**
  * The per-file binlog manifest (DESIGN §3), written after the object: a binlog without one was
@@ -34,13 +34,7 @@ const BinlogManifestFields = z.object({
   /** MySQL: the last transaction's immediate_commit_timestamp, to the microsecond; null on MariaDB. */
   lastCommitTime: z.iso.datetime().nullable(),
   transactions: z.number().int().nonnegative(),
-  /** The stored object: compressed, encrypted, uploaded with part checksums. */
-  stored: SegmentRecord,
-  storedSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.object({ algorithm: z.literal("zstd"), level: z.number().int() }),
-  encryption: EncryptionRecord,
-  shippedAt: z.iso.datetime(),
-  agentVersion: z.string(),
+  ...StoredBinlogFields,
 });
 
 /**

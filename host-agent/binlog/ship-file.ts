@@ -29,13 +29,7 @@ export interface ShippedFile {
   readonly storedSha256: string;
 }
 
-/**
- * Reads one closed binlog from disk, checks every event's CRC-32 while hashing it, and stores it
- * compressed and encrypted as one object (multipart, a checksum on every part).
- */
-export async function shipBinlogFile(options: {
-  readonly engine: EngineName;
-  readonly path: string;
+export interface StoreOptions {
   readonly client: S3Client;
   readonly bucket: string;
   readonly key: string;
@@ -44,7 +38,15 @@ export async function shipBinlogFile(options: {
   readonly compressionLevel: number;
   readonly partSize: number;
   readonly concurrency: number;
-}): Promise<ShippedFile> {
+}
+
+/**
+ * Reads one closed binlog from disk, checks every event's CRC-32 while hashing it, and stores it
+ * compressed and encrypted as one object (multipart, a checksum on every part).
+ */
+export async function shipBinlogFile(
+  options: StoreOptions & { readonly engine: EngineName; readonly path: string },
+): Promise<ShippedFile> {
   let added: GtidSet = gtidModel(options.engine).empty();
   let lastCommitMicros: number | null = null;
   const reader = new BinlogReader({
@@ -93,17 +95,6 @@ export async function shipBinlogFile(options: {
 function pipelineSource(source: Readable, through: Transform): Readable {
   source.once("error", (error) => through.destroy(error));
   return source.pipe(through);
-}
-
-export interface StoreOptions {
-  readonly client: S3Client;
-  readonly bucket: string;
-  readonly key: string;
-  readonly keyring: KeyringNode;
-  readonly encryptionContext: Record<string, string>;
-  readonly compressionLevel: number;
-  readonly partSize: number;
-  readonly concurrency: number;
 }
 
 /**
