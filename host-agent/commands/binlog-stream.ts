@@ -196,6 +196,8 @@ class Streamer {
   private active?: ActiveFile;
   private target?: ShipTarget;
   private closing: Promise<void> = Promise.resolve();
+  /** When a closed file could not be shipped whole: tried again a minute later. */
+  private closedRetryAt: number | null = null;
   private roleCheckedAt = 0;
   private shipping = false;
   private role: StreamStatus["role"] = null;
@@ -230,6 +232,7 @@ class Streamer {
           continue;
         }
         this.active ??= await this.resume();
+        if (this.closedRetryAt !== null && Date.now() >= this.closedRetryAt) await this.retryClosed();
         const behind = await this.step(once);
         backoff = 1000;
         this.lastError = null;
@@ -356,7 +359,15 @@ class Streamer {
     );
   }
 
-  /** Ships the closed files S3 lacks, whole, with their manifests and index; failures wait for the next resume. */
+  /** The closed files again, after a failure: their chunks hold them meanwhile. */
+  private async retryClosed(): Promise<void> {
+    this.closedRetryAt = null;
+    await this.closing;
+    const files = (await this.sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
+    this.closing = this.shipClosed(files.slice(0, -1));
+  }
+
+  /** Ships the closed files S3 lacks, whole, with their manifests and index; a failure is retried a minute later. */
   private shipClosed(closed: string[]): Promise<void> {
     const { config, location } = this.context;
     const target = this.target!;

@@ -4,6 +4,7 @@ import type { BinlogChunkManifest } from "../../core/binlog/chunk.js";
 import { mariadbGtids } from "../../core/gtid/mariadb.js";
 import { backupManifestKey, binlogChunkManifestKey, binlogChunkObjectKey } from "../../core/layout.js";
 import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { readBinlogManifest } from "../../core/store/catalog.js";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
@@ -283,6 +284,50 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
       }
     }
   }, 120_000);
+
+  it("follows the server's rotations: each closed file gets its final chunk, is shipped whole and indexed, and a restore runs across them", async () => {
+    const source = sourceOf(primary);
+    const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
+    const rotated: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      await sleep(2000);
+      rotated.push((await primary.query("SHOW BINARY LOGS")).at(-1)![0]!);
+      // What max_binlog_size does, now.
+      await primary.query("FLUSH BINARY LOGS");
+    }
+    await sleep(2000);
+    await workload.stop();
+    const position = await primary.gtidBinlogPos();
+    await waitShipped(
+      "the streamer to catch up",
+      async () => (await newestShipped(source)) === position,
+      30_000,
+    );
+    await waitShipped(
+      "the rotated files to be shipped whole",
+      async () => {
+        for (const file of rotated)
+          if (!(await readBinlogManifest(client(), BUCKET, location, source, file))) return false;
+        return true;
+      },
+      30_000,
+    );
+    const chunks = await chunksOf(source);
+    for (const file of rotated) {
+      const manifest = (await readBinlogManifest(client(), BUCKET, location, source, file))!;
+      // The file's last chunk ends where the file does: its rotate event is shipped too.
+      const last = chunks.filter((chunk) => chunk.file === file).at(-1)!;
+      expect(last.endOffset, file).toBe(manifest.size);
+      expect(last.gtidsAdded, file).toBe(manifest.gtidsAdded);
+    }
+    const expected = await rowsOf(primary);
+    const { server, run } = await restoreTo(position, "across-rotations", 825);
+    expect(run.exitCode, run.stderr.slice(-2000)).toBe(0);
+    expect(run.output?.result?.binlogs).toEqual(
+      expect.arrayContaining(rotated.map((file) => `${source}/${file}`)),
+    );
+    expect(await rowsOf(server)).toEqual(expected);
+  }, 180_000);
 
   it("the primary lost with kill -9 mid-workload, the replica promoted: restores after the failover bring back exactly the new primary's rows, from a backup on either host", async () => {
     const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
