@@ -206,4 +206,50 @@ describe("one restorable window per cluster, stitched by GTID", () => {
     // entirely before it; file 2 (101…200) holds transactions after it and is kept.
     expect(decision.deleteBinlogs.sort()).toEqual([`${DB1}/mariadb-bin.000001`]);
   });
+
+  it("MySQL: GTID sets across a failover (the new primary's own uuid), stitched through core's GTID type", () => {
+    const A = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    const B = "4f22ab58-82db-22f2-af44-d91bb0530673";
+    const mysql = (source: string, n: number, fields: Partial<BinlogRecord>) =>
+      record(source, n, { engine: "mysql", ...fields });
+    // db1 (uuid A) wrote A:1-300 in binlog.1–3; db2 replicated A:151-300 into its binlog.7, then
+    // after the failover wrote B:1-100 there.
+    const oldPrimary = [1, 2, 3].map((n) =>
+      mysql(DB1, n, {
+        gtidsBefore: n > 1 ? `${A}:1-${100 * (n - 1)}` : "",
+        gtidsAdded: `${A}:${100 * (n - 1) + 1}-${100 * n}`,
+        lastGtid: `${A}:${100 * n}`,
+        firstEventTime: at(10 * (n - 1)),
+        lastEventTime: at(10 * n),
+        lastCommitTime: at(10 * n),
+      }),
+    );
+    const promoted = mysql(DB2, 7, {
+      gtidsBefore: `${A}:1-150`,
+      gtidsAdded: `${A}:151-300,${B}:1-100`,
+      lastGtid: `${B}:100`,
+      firstEventTime: at(15),
+      lastEventTime: at(40),
+      lastCommitTime: at(40),
+    });
+    const onDb1 = {
+      ...backup("20261121T100500Z-full-db1", DB1, at(5), "mariadb-bin.000001", 900, `${A}:1-50`),
+      engine: { name: "mysql", version: "8.0.45" },
+    } as BackupManifest;
+    const plan = planRestore(parseRestoreTarget(`${B}:60`), [onDb1], [...oldPrimary, promoted]);
+    expect(plan.binlogs.map((b) => [b.manifest.source, b.file, b.startPosition])).toEqual([
+      [DB1, "mariadb-bin.000001", 900],
+      [DB1, "mariadb-bin.000002", 4],
+      [DB1, "mariadb-bin.000003", 4],
+      [DB2, "mariadb-bin.000007", null],
+    ]);
+    expect(restorableWindow([onDb1], bySource([...oldPrimary, promoted]))).toMatchObject({
+      toGtid: `${A}:1-300,${B}:1-100`,
+      gaps: [],
+    });
+    // Without db1's file 2, db2's file 7 needs A:1-150 before it: a gap naming what is missing.
+    expect(findGaps([onDb1], bySource([oldPrimary[0]!, promoted]))[0]?.reason).toBe(
+      `no source shipped the transactions after ${A}:1-100 up to ${A}:101-150; the next shipped binlog, ${DB2}/mariadb-bin.000007, starts after them`,
+    );
+  });
 });
