@@ -62,6 +62,8 @@ class ActiveFile {
   readonly reader: BinlogReader;
   private readonly fd: number;
   private readOffset = 0;
+  /** Reused for every read, every poll: only what was read is copied. */
+  private readonly slice = Buffer.allocUnsafe(READ_SLICE);
   /** Complete transactions past `shippedEnd`, in order. */
   pending: Point[] = [];
   latest: Point;
@@ -114,11 +116,11 @@ class ActiveFile {
 
   /** Reads what the server appended since the last call (at most one slice); the bytes read. */
   readMore(): number {
-    const buffer = Buffer.allocUnsafe(READ_SLICE);
-    const read = readSync(this.fd, buffer, 0, READ_SLICE, this.readOffset);
+    const read = readSync(this.fd, this.slice, 0, READ_SLICE, this.readOffset);
     if (read > 0) {
       this.readOffset += read;
-      this.reader.push(buffer.subarray(0, read));
+      // A copy: the reader keeps an unfinished event's bytes until the rest arrives.
+      this.reader.push(Buffer.from(this.slice.subarray(0, read)));
     }
     return read;
   }
