@@ -170,12 +170,7 @@ export async function binlogStream(context: AgentContext, options: { once: boole
   const release = acquireLock(config.stateDir, STREAM_LOCK, "binlog-stream");
   const client = s3Client(config);
   const { keyring, keyId } = dataKeyring(config);
-  const stats = {
-    chunks: 0,
-    files: [] as string[],
-    lastShippedGtid: null as string | null,
-    source: null as string | null,
-  };
+  const stats: StreamStats = { source: null, chunks: 0, files: [], lastShippedGtid: null };
   try {
     await asBackupUser(context, async (_defaultsFile, sql) => {
       const streamer = new Streamer(context, sql, { client, keyring, keyId }, stats);
@@ -184,13 +179,11 @@ export async function binlogStream(context: AgentContext, options: { once: boole
   } finally {
     release();
   }
-  return {
-    source: stats.source,
-    chunks: stats.chunks,
-    files: stats.files,
-    lastShippedGtid: stats.lastShippedGtid,
-  };
+  return { ...stats };
 }
+
+/** What the streamer has done so far, kept up to date while it runs. */
+type StreamStats = { -readonly [K in keyof StreamResult]: StreamResult[K] };
 
 type Shipping = Pick<ShipTarget, "client" | "keyring" | "keyId">;
 
@@ -212,12 +205,7 @@ class Streamer {
     private readonly context: AgentContext,
     private readonly sql: SqlClient,
     private readonly keys: Shipping,
-    private readonly stats: {
-      chunks: number;
-      files: string[];
-      lastShippedGtid: string | null;
-      source: string | null;
-    },
+    private readonly stats: StreamStats,
   ) {}
 
   async run(once: boolean): Promise<void> {
