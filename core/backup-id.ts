@@ -12,7 +12,7 @@ export interface ParsedBackupId {
   readonly host: string;
 }
 
-function compactTimestamp(time: Date): string {
+export function compactTimestamp(time: Date): string {
   return time
     .toISOString()
     .replace(/[-:]/g, "")

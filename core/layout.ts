@@ -79,6 +79,22 @@ export function binlogChunkManifestKey(
   return `${binlogChunksPrefix(location, source, file)}${String(chunk).padStart(6, "0")}.json`;
 }
 
+/**
+ * The cluster's histories (core/history.ts): `histories/<id>/history.json`, written by the agent
+ * that starts one, and `histories/<id>/writers/<source>.json` for each source that writes it.
+ */
+export function historiesPrefix(location: ClusterLocation): string {
+  return `${root(location)}/histories/`;
+}
+
+export function historyKey(location: ClusterLocation, id: string): string {
+  return `${historiesPrefix(location)}${id}/history.json`;
+}
+
+export function historyWriterKey(location: ClusterLocation, id: string, source: string): string {
+  return `${historiesPrefix(location)}${id}/writers/${source}.json`;
+}
+
 export function restorePrefix(location: ClusterLocation, restoreId: string): string {
   return `${root(location)}/restores/${restoreId}/`;
 }

@@ -73,6 +73,11 @@ export const BackupManifest = z.object({
   startTime: z.iso.datetime(),
   endTime: z.iso.datetime(),
   binlog: z.object({ file: z.string(), position: z.number().int().nonnegative(), gtidSet: z.string() }),
+  /**
+   * The history the backed-up server was on (core/history.ts); absent in backups taken before
+   * histories existed, which are on the initial one.
+   */
+  history: z.string().optional(),
   lsn: z.object({ fromLsn: z.string(), toLsn: z.string(), lastLsn: z.string() }),
   rawBytes: z.number().int().nonnegative(),
   storedBytes: z.number().int().nonnegative(),

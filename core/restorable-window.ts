@@ -2,6 +2,7 @@ import { isChunked } from "./binlog/chunk.js";
 import type { BinlogRecord } from "./binlog/manifest.js";
 import { binlogSequence, gtidsAfter } from "./binlog/manifest.js";
 import { type GtidSet, gtidModel } from "./gtid/index.js";
+import { stopAtOf } from "./history.js";
 import type { BackupManifest } from "./manifest.js";
 
 /**
@@ -154,7 +155,8 @@ export function stitchChain<B extends BinlogRecord>(
 
 /**
  * Where consecutive links of a planned chain do not join: a link whose GTIDs before it are not
- * all executed by the links before it. The restore agent checks a stored plan with it.
+ * all executed by the links before it (a link cut at a branch point adds only what it holds up
+ * to there). The restore agent checks a stored plan with it.
  */
 export function linkGap(backup: BackupManifest, records: readonly BinlogRecord[]): BinlogGap | undefined {
   const gtids = gtidModel(backup.engine.name);
@@ -169,7 +171,9 @@ export function linkGap(backup: BackupManifest, records: readonly BinlogRecord[]
         reason: `${where(record)} needs ${needed.subtract(reached)} executed before it, which no planned binlog holds`,
       };
     }
-    reached = reached.union(gtidsAfter(record));
+    const stopAt = stopAtOf(record);
+    const after = gtidsAfter(record);
+    reached = reached.union(stopAt ? after.intersect(gtids.parseSet(stopAt)) : after);
     previous = where(record);
   }
   return undefined;

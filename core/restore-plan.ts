@@ -2,6 +2,15 @@ import { type BinlogRecord, gtidsAfter } from "./binlog/manifest.js";
 import type { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
 import { gtidModel, isAnyGtid } from "./gtid/index.js";
+import {
+  backupServes,
+  type HistoryTree,
+  INITIAL_HISTORY,
+  NO_HISTORIES,
+  recordsOnHistory,
+  resolveHistory,
+  stopAtOf,
+} from "./history.js";
 import type { BackupManifest } from "./manifest.js";
 import { bySource, stitchChain } from "./restorable-window.js";
 import { formatMicros, parseMicros, requireMicros, secondOf } from "./time.js";
@@ -24,6 +33,11 @@ export interface PlannedBinlog<B extends BinlogRecord = BinlogRecord> {
    * start is found by GTID in the file itself (the first transaction not yet executed).
    */
   readonly startPosition: number | null;
+  /**
+   * An ancestor history's file, cut at the branch point of the history restored on: replay stops
+   * at its first transaction this GTID set does not hold (core/history). Null: the whole file.
+   */
+  readonly stopAt: string | null;
   /** The index record when planned, the whole manifest once fetched for a restore. */
   readonly manifest: B;
 }
@@ -31,6 +45,8 @@ export interface PlannedBinlog<B extends BinlogRecord = BinlogRecord> {
 export interface RestorePlan<B extends BinlogRecord = BinlogRecord> {
   readonly target: RestoreTarget;
   readonly backup: BackupManifest;
+  /** The history the target was resolved on (core/history): `initial` in a cluster without branches. */
+  readonly history: string;
   /** Empty when the backup itself is the target. */
   readonly binlogs: PlannedBinlog<B>[];
 }
@@ -130,20 +146,23 @@ export function planRestore<B extends BinlogRecord>(
   target: RestoreTarget,
   backups: readonly BackupManifest[],
   binlogs: readonly B[],
+  histories: HistoryChoice = { tree: NO_HISTORIES },
 ): RestorePlan<B> {
-  const { backup, target: normalized } = chooseBackup(target, backups);
+  const { tree } = histories;
+  const history = resolveHistory(tree, binlogs, target, histories.history);
+  const { backup, target: normalized } = chooseBackup(target, backupsOnHistory(tree, history, backups));
   // A backup id, or a GTID the backup's consistent point already holds: nothing to replay.
   if (
     normalized.kind === "backup" ||
     (normalized.kind === "gtid" &&
       gtidModel(backup.engine.name).parseSet(backup.binlog.gtidSet).includes(normalized.gtid))
   ) {
-    return { target: normalized, backup, binlogs: [] };
+    return { target: normalized, backup, history, binlogs: [] };
   }
   const engine = backup.engine.name;
   const gtid = normalized.kind === "gtid" ? normalized.gtid : "";
   const targetMicros = normalized.kind === "time" ? requireMicros(normalized.time, "the target time") : 0;
-  const stitched = stitchChain(backup, bySource(binlogs));
+  const stitched = stitchChain(backup, bySource(recordsOnHistory(tree, history, binlogs)));
   const chain = stitched.links;
   // A MariaDB time target includes its whole second, and one second's events can span files: the
   // last file needed is the first with an event after the target, not the first that reaches it.
@@ -182,12 +201,39 @@ export function planRestore<B extends BinlogRecord>(
   return {
     target: normalized,
     backup,
+    history,
     binlogs: chain.slice(0, end + 1).map(({ record, startPosition }) => ({
       file: record.file,
       startPosition,
+      stopAt: stopAtOf(record) ?? null,
       manifest: record,
     })),
   };
+}
+
+/** The histories a plan knows of, and the one asked for (else the target's, else the current one). */
+export interface HistoryChoice {
+  readonly tree: HistoryTree;
+  readonly history?: string;
+}
+
+/**
+ * The backups a restore on `history` may start from, refusing, with the reason, when backups
+ * exist but none serves it (all taken on another history, or after its branch point).
+ */
+export function backupsOnHistory(
+  tree: HistoryTree,
+  history: string,
+  backups: readonly BackupManifest[],
+): BackupManifest[] {
+  const serving = backups.filter((backup) => backupServes(tree, backup, history));
+  const full = backups.filter((backup) => backup.type === "full");
+  if (full.length > 0 && !serving.some((backup) => backup.type === "full")) {
+    throw refuse(
+      `no full backup serves history ${history}: ${full.map((b) => `${b.backupId} is on ${b.history ?? INITIAL_HISTORY}`).join(", ")}, each on another history or past the point where ${history} branched from it. Take a full backup on the current primary, or name another history`,
+    );
+  }
+  return serving;
 }
 
 function describe(target: RestoreTarget): string {

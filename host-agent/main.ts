@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ErrorNames, RewindError } from "../core/errors.js";
+import { HISTORY_ID } from "../core/history.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
@@ -47,7 +48,11 @@ commands:
                                        the server's parallel replication applier;
                                        --scratch restores into an empty DIR, starts a private server on it
                                        (socket only, not the host's server), replays, runs CHECK TABLE, then
-                                       stops it and removes DIR (restore drills)
+                                       stops it and removes DIR (restore drills);
+                                       the restored server comes up read-only; --promote makes it the
+                                       writable primary and begins a new history branching at the point
+                                       restored to (roll back and carry on); --history ID resolves the
+                                       target on another history than the current one (forensics)
   restore --tables db.t1,db.t2|db.* (--until TIME|GTID | --plan FILE) [--as SUFFIX] [--replace]
                                        restore into a scratch datadir under workDir (a private server),
                                        replay to the target, and copy the chosen tables into this host's
@@ -128,6 +133,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
           ...(typeof flags.plan === "string" ? { plan: flags.plan } : {}),
           ...(typeof flags.as === "string" ? { as: flags.as } : {}),
           replace: flags.replace === true,
+          ...(typeof flags.history === "string" ? { history: historyFlag(flags.history) } : {}),
           replay: replayMethod(flags.replay),
         });
       }
@@ -141,6 +147,8 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         noStart: flags["no-start"] === true,
         scratch: flags.scratch === true,
         ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
+        promote: flags.promote === true,
+        ...(typeof flags.history === "string" ? { history: historyFlag(flags.history) } : {}),
         replay: replayMethod(flags.replay),
       });
     }
@@ -149,6 +157,14 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
     default:
       throw usageError(`unknown command "${command}"`);
   }
+}
+
+function historyFlag(value: string): string {
+  if (!HISTORY_ID.test(value))
+    throw usageError(
+      `--history takes a history id from \`rewind-agent list\` (such as 20261206T221500Z-db3) or initial, not "${value}"`,
+    );
+  return value;
 }
 
 function replayMethod(value: Flags[string]): "applier" | "client" {
@@ -177,6 +193,8 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       "no-start": { type: "boolean" },
       scratch: { type: "boolean" },
       "replica-of": { type: "string" },
+      promote: { type: "boolean" },
+      history: { type: "string" },
       replay: { type: "string" },
       tables: { type: "string" },
       as: { type: "string" },

@@ -31,7 +31,10 @@ export const AGENT_DOCUMENT_PARAMETERS = {
   Plan: { pattern: "^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,900})?$", default: "" },
   /** `host:port` of the primary a restored server replicates from. */
   ReplicaOf: { pattern: "^([A-Za-z0-9.-]{1,253}:[0-9]{1,5})?$", default: "" },
-  Flags: { pattern: "^((--flush|--deep|--move-aside|--scratch|--dry-run|--json)( |$)){0,6}$", default: "" },
+  Flags: {
+    pattern: "^((--flush|--deep|--move-aside|--scratch|--promote|--dry-run|--json)( |$)){0,7}$",
+    default: "",
+  },
   TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
 } as const;
 

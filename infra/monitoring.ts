@@ -83,6 +83,19 @@ export class Monitoring extends Construct {
       dimensions: { Cluster: "$.cluster" },
       unit: cloudwatch.Unit.SECONDS,
     });
+    // A host that ships as the primary of a history that is not the cluster's current one (an old
+    // primary still writing after a roll-back): {"result":{"historyConflict":1,…}}.
+    new logs.MetricFilter(this, "TwoPrimaries", {
+      logGroup: this.agentLogs,
+      filterPattern: logs.FilterPattern.all(
+        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
+        logs.FilterPattern.numberValue("$.result.historyConflict", "=", 1),
+      ),
+      metricNamespace: "Rewind",
+      metricName: "TwoPrimaries",
+      metricValue: "1",
+      dimensions: { Cluster: "$.cluster" },
+    });
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
   }
 
@@ -132,6 +145,17 @@ export class Monitoring extends Construct {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
+    this.alarmOnAny(
+      `TwoPrimaries-${cluster}`,
+      new cloudwatch.Metric({
+        namespace: "Rewind",
+        metricName: "TwoPrimaries",
+        dimensionsMap: { Cluster: cluster },
+        statistic: "Sum",
+        period: Duration.minutes(5),
+      }),
+      `Two hosts of ${cluster} act as primary: one writes a history that is not the cluster's current one (an old primary still taking writes after a roll-back or failover). Its writes are kept apart and are not restored by default. Retire it or restore it as a replica; \`rewind-agent list\` shows the histories`,
+    );
     const drillFailed = rewindMetric("DrillFailed", cluster, "Sum", Duration.hours(1));
     this.alarmOnAny(
       `DrillFailed-${cluster}`,

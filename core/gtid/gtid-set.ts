@@ -28,6 +28,11 @@ export interface GtidSet {
    * is ahead, at this one's GTID.
    */
   subtract(other: GtidSet): GtidSet;
+  /**
+   * What both sets hold. For MariaDB positions: each domain both name, at the lower of the two
+   * sequence numbers (the GTID of the one that is behind).
+   */
+  intersect(other: GtidSet): GtidSet;
   isEmpty(): boolean;
   equals(other: GtidSet): boolean;
   /** The server's own syntax, normalized (sorted, merged), as `gtid_executed` prints it. */

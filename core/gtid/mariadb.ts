@@ -77,6 +77,17 @@ class MariaDbPosition implements GtidSet {
     );
   }
 
+  intersect(other: GtidSet): GtidSet {
+    sameEngine(this, other);
+    const theirs = MariaDbPosition.of(other).domains;
+    const both = new Map<number, MariaDbGtid>();
+    for (const [domain, gtid] of this.domains) {
+      const their = theirs.get(domain);
+      if (their) both.set(domain, their.seq < gtid.seq ? their : gtid);
+    }
+    return new MariaDbPosition(both);
+  }
+
   isEmpty(): boolean {
     return this.domains.size === 0;
   }

@@ -125,6 +125,10 @@ class MySqlGtidSet implements GtidSet {
     );
   }
 
+  intersect(other: GtidSet): GtidSet {
+    return this.subtract(this.subtract(other));
+  }
+
   isEmpty(): boolean {
     return this.streams.size === 0;
   }

@@ -1,11 +1,20 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { type BinlogChunkManifest, type ChunkedRecord, isChunked } from "../binlog/chunk.js";
 import type { BinlogManifest, BinlogRecord } from "../binlog/manifest.js";
+import { INITIAL_HISTORY } from "../history.js";
 import type { ClusterLocation } from "../layout.js";
 import type { BackupManifest } from "../manifest.js";
-import { chooseBackup, planRestore, type RestorePlan, type RestoreTarget } from "../restore-plan.js";
+import {
+  backupsOnHistory,
+  chooseBackup,
+  type HistoryChoice,
+  planRestore,
+  type RestorePlan,
+  type RestoreTarget,
+} from "../restore-plan.js";
 import { readChunkManifests } from "./binlog-chunks.js";
 import { readBackups, readBinlogManifest, readSources } from "./catalog.js";
+import { readHistoryTree } from "./histories.js";
 
 /** A file still being written, planned as the prefix its chunks hold, with every chunk's manifest. */
 export type ChunkedBinlog = ChunkedRecord & { readonly chunkManifests: readonly BinlogChunkManifest[] };
@@ -15,7 +24,9 @@ export type RestoreBinlog = BinlogManifest | ChunkedBinlog;
 
 /**
  * Every source's records a plan may use (none for a backup target): the chosen backup's source
- * from the index chunk of its binlog file on, the other sources whole, each with its chunked tail.
+ * from the index chunk of its binlog file on, the other sources back to the backup's GTIDs, each
+ * with its chunked tail. Once the cluster has branched, every source whole: which history a GTID
+ * target is on, and where each history's part of a source begins, need all of them.
  */
 async function chainRecords(
   client: S3Client,
@@ -23,13 +34,27 @@ async function chainRecords(
   location: ClusterLocation,
   target: RestoreTarget,
   backups: readonly BackupManifest[],
+  histories: HistoryChoice,
 ): Promise<BinlogRecord[]> {
   if (target.kind === "backup") return [];
-  const { backup } = chooseBackup(target, backups);
+  if (histories.tree.histories.length > 0) {
+    return [...(await readSources(client, bucket, location)).values()].flat();
+  }
+  const { backup } = chooseBackup(target, backupsOnHistory(histories.tree, INITIAL_HISTORY, backups));
   const sources = await readSources(client, bucket, location, {
     from: backup,
   });
   return [...sources.values()].flat();
+}
+
+export async function historiesOf(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  history: string | undefined,
+): Promise<HistoryChoice> {
+  const tree = await readHistoryTree(client, bucket, location);
+  return history === undefined ? { tree } : { tree, history };
 }
 
 /**
@@ -41,10 +66,16 @@ export async function planFromStore(
   bucket: string,
   location: ClusterLocation,
   target: RestoreTarget,
-  knownBackups?: readonly BackupManifest[],
+  options: { readonly backups?: readonly BackupManifest[]; readonly history?: string } = {},
 ): Promise<RestorePlan<BinlogRecord>> {
-  const backups = knownBackups ?? (await readBackups(client, bucket, location)).backups;
-  return planRestore(target, backups, await chainRecords(client, bucket, location, target, backups));
+  const backups = options.backups ?? (await readBackups(client, bucket, location)).backups;
+  const histories = await historiesOf(client, bucket, location, options.history);
+  return planRestore(
+    target,
+    backups,
+    await chainRecords(client, bucket, location, target, backups, histories),
+    histories,
+  );
 }
 
 const keyOf = (record: BinlogRecord) => `${record.source}/${record.file}`;
@@ -60,12 +91,14 @@ export async function planWithManifests(
   bucket: string,
   location: ClusterLocation,
   target: RestoreTarget,
+  history?: string,
 ): Promise<RestorePlan<RestoreBinlog>> {
   const { backups } = await readBackups(client, bucket, location);
-  let records = await chainRecords(client, bucket, location, target, backups);
+  const histories = await historiesOf(client, bucket, location, history);
+  let records = await chainRecords(client, bucket, location, target, backups, histories);
   const manifests = new Map<string, RestoreBinlog>();
   for (;;) {
-    const plan = planRestore(target, backups, records);
+    const plan = planRestore(target, backups, records, histories);
     const lost = new Set<string>();
     for (const { manifest: record } of plan.binlogs) {
       if (manifests.has(keyOf(record))) continue;

@@ -2,6 +2,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { chunkedRecord, isChunked } from "../binlog/chunk.js";
 import { ErrorNames, RewindError } from "../errors.js";
+import { HISTORY_ID, INITIAL_HISTORY } from "../history.js";
 import { binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { linkGap } from "../restorable-window.js";
 import type { RestorePlan, RestoreTarget } from "../restore-plan.js";
@@ -31,6 +32,8 @@ export const PlannedBinlog = z.object({
   storedSha256: z.string(),
   /** A file still being written: replayed from its chunks 0…chunks-1. */
   chunks: z.number().int().positive().optional(),
+  /** An ancestor history's file, cut at the branch point: replay stops where this GTID set ends. */
+  stopAt: z.string().optional(),
 });
 export type PlannedBinlog = z.infer<typeof PlannedBinlog>;
 
@@ -39,6 +42,8 @@ export const StoredRestorePlan = z.object({
   target: RestoreTargetSchema,
   backupId: z.string(),
   backupStoredSha256: z.string(),
+  /** The history the target resolved on (core/history); absent in plans made before histories. */
+  history: z.string().regex(HISTORY_ID).optional(),
   binlogs: z.array(PlannedBinlog),
 });
 export type StoredRestorePlan = z.infer<typeof StoredRestorePlan>;
@@ -46,17 +51,19 @@ export type StoredRestorePlan = z.infer<typeof StoredRestorePlan>;
 /** What a plan records of the backup and binlogs it chose. */
 export function describePlan(
   plan: RestorePlan,
-): Pick<StoredRestorePlan, "backupId" | "backupStoredSha256" | "binlogs"> {
+): Pick<StoredRestorePlan, "backupId" | "backupStoredSha256" | "history" | "binlogs"> {
   return {
     backupId: plan.backup.backupId,
     backupStoredSha256: plan.backup.storedSha256,
-    binlogs: plan.binlogs.map(({ manifest, startPosition }) => ({
+    history: plan.history,
+    binlogs: plan.binlogs.map(({ manifest, startPosition, stopAt }) => ({
       source: manifest.source,
       file: manifest.file,
       startPosition,
       sha256: manifest.sha256,
       storedSha256: manifest.storedSha256,
       ...(isChunked(manifest) ? { chunks: manifest.chunks } : {}),
+      ...(stopAt ? { stopAt } : {}),
     })),
   };
 }
@@ -107,7 +114,12 @@ export async function loadPlannedRestore(
         `binlog ${planned.source}/${planned.file} is not the one verified (${where} changed)`,
       );
     }
-    binlogs.push({ file: planned.file, startPosition: planned.startPosition, manifest });
+    binlogs.push({
+      file: planned.file,
+      startPosition: planned.startPosition,
+      stopAt: planned.stopAt ?? null,
+      manifest,
+    });
   }
   const first = binlogs[0];
   if (
@@ -123,10 +135,17 @@ export async function loadPlannedRestore(
   }
   const gap = linkGap(
     backup,
-    binlogs.map((binlog) => binlog.manifest),
+    binlogs.map((binlog) =>
+      binlog.stopAt ? { ...binlog.manifest, stopAt: binlog.stopAt } : binlog.manifest,
+    ),
   );
   if (gap) throw changed(restoreOf, `the planned binlogs break after ${gap.after}: ${gap.reason}`);
-  return { target: stored.target as RestoreTarget, backup, binlogs };
+  return {
+    target: stored.target as RestoreTarget,
+    backup,
+    history: stored.history ?? INITIAL_HISTORY,
+    binlogs,
+  };
 }
 
 /** A planned chunked file: its chunks' manifests, the newest of which the plan verified. */

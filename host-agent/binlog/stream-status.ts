@@ -24,6 +24,9 @@ export const StreamStatus = z.object({
   lastShippedEventTime: z.iso.datetime().nullable(),
   lastChunkAt: z.iso.datetime().nullable(),
   lastError: z.string().nullable(),
+  /** The history this host ships on (core/history), and why it is not the current one if so. */
+  history: z.string().nullable().default(null),
+  conflict: z.string().nullable().default(null),
 });
 export type StreamStatus = z.infer<typeof StreamStatus>;
 

@@ -11,6 +11,7 @@ import { s3Client } from "../clients.js";
 import { partSize, segmentSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
+import { historyForBackup } from "../history.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -140,6 +141,12 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
         const binlog = parseBinlogInfo(binlogInfo);
         const lsn = parseCheckpoints(checkpoints);
         const ended = new Date();
+        const history = await historyForBackup(context, client, binlog.gtidSet).catch((error: Error) => {
+          log("warn", "could not tell which history this backup is on; it is taken as the initial one", {
+            error: error.message,
+          });
+          return undefined;
+        });
         const manifest = BackupManifest.parse({
           formatVersion: MANIFEST_FORMAT_VERSION,
           cluster: config.cluster,
@@ -155,6 +162,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           startTime: started.toISOString(),
           endTime: ended.toISOString(),
           binlog,
+          ...(history ? { history } : {}),
           lsn: { fromLsn: lsn.fromLsn, toLsn: lsn.toLsn, lastLsn: lsn.lastLsn },
           rawBytes: streamed.rawBytes,
           storedBytes: writer.bytesWritten,

@@ -47,6 +47,14 @@ export interface BinlogPushResult {
   readonly streamer?: "running" | "stopped";
   readonly role?: "primary" | "replica" | "read-only";
   readonly busy?: true;
+  /** The history this host ships on (core/history). */
+  readonly history?: string | null;
+  /**
+   * 1 when this host ships as the primary of a history that is not the cluster's current one
+   * (two hosts act as primary: the TwoPrimaries alarm), with the reason; its lag is not reported.
+   */
+  readonly historyConflict?: 1;
+  readonly conflict?: string;
 }
 
 const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
@@ -157,7 +165,7 @@ function streamerHealth(stateDir: string): BinlogPushResult {
   const shipping = status?.shipping ?? false;
   const lagSeconds = !status
     ? null
-    : !shipping
+    : !shipping || status.conflict
       ? null
       : status.oldestPendingSince
         ? Math.max(seconds(status.oldestPendingSince), seconds(status.updatedAt))
@@ -173,6 +181,8 @@ function streamerHealth(stateDir: string): BinlogPushResult {
     latestRestorableTime: lagSeconds === null ? null : new Date(now - lagSeconds * 1000).toISOString(),
     streamer: "running",
     role: status?.role ?? undefined,
+    history: status?.history ?? null,
+    ...(status?.conflict ? { historyConflict: 1 as const, conflict: status.conflict } : {}),
   };
 }
 

@@ -18,6 +18,7 @@ import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
+import { claimHistory } from "../history.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -200,6 +201,8 @@ class Streamer {
   private lastError: string | null = null;
   private lastChunkAt: string | null = null;
   private lastShippedEventTime: string | null = null;
+  private history: string | null = null;
+  private conflict: string | null = null;
 
   constructor(
     private readonly context: AgentContext,
@@ -266,6 +269,8 @@ class Streamer {
       lastShippedEventTime: this.lastShippedEventTime,
       lastChunkAt: this.lastChunkAt,
       lastError: this.lastError,
+      history: this.history,
+      conflict: this.conflict,
     };
     const file = path.join(this.context.config.stateDir, STREAM_STATUS_FILE);
     const temporary = `${file}.${process.pid}`;
@@ -291,6 +296,16 @@ class Streamer {
     const primary = replication === null && !identity.readOnly;
     const shipping = config.stream.shipFrom === "all" || primary;
     this.role = primary ? "primary" : replication ? "replica" : "read-only";
+    const source = engine.binlogSource(identity, config.host);
+    if (primary && (!this.shipping || this.history === null)) {
+      // Before anything ships as the primary: the history it writes is in S3 (core/history).
+      const claimed = await claimHistory(this.context, this.keys.client, this.sql, identity, source);
+      this.history = claimed.history;
+      this.conflict = claimed.conflict ?? null;
+    } else if (!primary) {
+      this.history = null;
+      this.conflict = null;
+    }
     if (shipping !== this.shipping) {
       log("info", shipping ? "streaming this host's binlog" : "not the primary: this host ships nothing", {
         role: primary ? "primary" : replication ? "replica" : "read-only",
@@ -299,7 +314,6 @@ class Streamer {
       this.reset();
     }
     this.shipping = shipping;
-    const source = engine.binlogSource(identity, config.host);
     this.stats.source = source;
     const { basename } = await this.sql.row("SELECT @@log_bin_basename AS basename");
     this.target = { ...this.keys, source, dir: path.dirname(basename!) };

@@ -1,6 +1,17 @@
 import { isChunked } from "../../core/binlog/chunk.js";
-import { type RestorableWindow, restorableWindow } from "../../core/restorable-window.js";
+import {
+  backupServes,
+  currentHistory,
+  type HistoryRecord,
+  type HistoryTree,
+  historyOfRecord,
+  INITIAL_HISTORY,
+  recordsOnHistory,
+} from "../../core/history.js";
+import { bySource, type RestorableWindow, restorableWindow } from "../../core/restorable-window.js";
+import type { Catalog } from "../../core/store/catalog.js";
 import { readCatalog } from "../../core/store/catalog.js";
+import { readHistoryTree } from "../../core/store/histories.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
 
@@ -23,14 +34,88 @@ export interface ListResult {
     streaming: { file: string; chunks: number; lastGtid: string | null } | null;
     lastEventTime: string | null;
   }[];
-  /** The cluster's window, over every source's binlogs linked by GTID. */
+  /** The current history's window, over every source's binlogs linked by GTID. */
   readonly window: RestorableWindow;
+  /** The history the cluster's primary writes now (core/history). */
+  readonly currentHistory: string;
+  /** Every history, oldest first, each with its own window: a tree by `parent`. */
+  readonly histories: ListedHistory[];
+  /** Two hosts acting as primary: a history other than the current one still written after it began. */
+  readonly conflicts: string[];
   /** The newest point a restore can reach now, and how far behind the present it is. */
   readonly latestRestorableTime: string | null;
   readonly lagSeconds: number | null;
 }
 
+export interface ListedHistory {
+  readonly id: string;
+  readonly parent: string | null;
+  readonly current: boolean;
+  /** Where it branched from its parent (GTIDs and time), and why. */
+  readonly branch: { gtids: string; time: string | null } | null;
+  readonly reason: HistoryRecord["reason"] | null;
+  readonly startedAt: string | null;
+  readonly host: string | null;
+  /** A lossy failover: what the parent had shipped that this history never received. */
+  readonly lost?: string;
+  /** The sources whose binlogs belong to it. */
+  readonly sources: string[];
+  /** What a restore on it (`--history ID`) can reach. */
+  readonly window: RestorableWindow;
+}
+
 const MiB = 1024 * 1024;
+
+/** Each history with its window, and the hosts that still write a history that is not current. */
+function describeHistories(
+  tree: HistoryTree,
+  catalog: Catalog,
+): { histories: ListedHistory[]; conflicts: string[] } {
+  const records = [...catalog.binlogs.values()].flat();
+  const current = currentHistory(tree);
+  const ids = [INITIAL_HISTORY, ...tree.histories.map((history) => history.id)];
+  const histories = ids.map((id): ListedHistory => {
+    const record = tree.histories.find((history) => history.id === id);
+    const own = records.filter((binlog) => historyOfRecord(tree, binlog) === id);
+    return {
+      id,
+      parent: record?.parent ?? null,
+      current: id === current,
+      branch: record?.branch ?? null,
+      reason: record?.reason ?? null,
+      startedAt: record?.startedAt ?? null,
+      host: record?.host ?? null,
+      ...(record?.lost ? { lost: record.lost } : {}),
+      sources: [...new Set(own.map((binlog) => binlog.source))],
+      window: restorableWindow(
+        catalog.backups.filter((backup) => backupServes(tree, backup, id)),
+        bySource(recordsOnHistory(tree, id, records)),
+      ),
+    };
+  });
+  const begun = tree.histories.find((history) => history.id === current)?.startedAt;
+  const conflicts = begun
+    ? histories
+        .filter((history) => history.id !== current)
+        .flatMap((history) => {
+          const late = records.filter(
+            (binlog) =>
+              historyOfRecord(tree, binlog) === history.id &&
+              binlog.lastEventTime !== null &&
+              binlog.lastEventTime > begun,
+          );
+          return late.length === 0
+            ? []
+            : [
+                `history ${history.id} is still written after the current history ${current} began (${[...new Set(late.map((binlog) => binlog.source))].join(", ")}, last event ${late
+                  .map((binlog) => binlog.lastEventTime!)
+                  .sort()
+                  .at(-1)}): two hosts act as primary; retire the old one or restore it as a replica`,
+              ];
+        })
+    : [];
+  return { histories, conflicts };
+}
 
 /** A table for people, on stderr: stdout keeps its one JSON result. */
 function printTable(result: ListResult): void {
@@ -51,8 +136,23 @@ function printTable(result: ListResult): void {
       `  ${b.source}: ${b.files} file(s) ${b.first ?? "-"} … ${b.last ?? "-"}${streaming}, last event ${b.lastEventTime ?? "-"}`,
     );
   }
+  lines.push("HISTORIES");
+  const children = (parent: string | null, depth: number) => {
+    for (const history of result.histories.filter((each) => each.parent === parent)) {
+      const branch = history.branch
+        ? `, branched at ${history.branch.gtids || "(nothing)"}${history.branch.time ? ` (${history.branch.time})` : ""} by a ${history.reason} on ${history.host}`
+        : "";
+      const lost = history.lost ? `, lost ${history.lost} of its parent` : "";
+      lines.push(
+        `  ${"  ".repeat(depth)}${history.id}${history.current ? " (current)" : ""}${branch}${lost}: ${history.window.from ?? "-"} → ${history.window.to ?? "-"} (GTID ${history.window.toGtid ?? "-"})`,
+      );
+      children(history.id, depth + 1);
+    }
+  };
+  children(null, 0);
+  for (const conflict of result.conflicts) lines.push(`  CONFLICT: ${conflict}`);
   const w = result.window;
-  lines.push("RESTORABLE WINDOW (cluster)");
+  lines.push(`RESTORABLE WINDOW (cluster, current history ${result.currentHistory})`);
   lines.push(
     `  ${w.from ?? "-"} → ${w.to ?? "-"} (GTID ${w.toGtid ?? "-"}) through ${w.sources.join(", ") || "no binlogs"}`,
   );
@@ -64,10 +164,13 @@ function printTable(result: ListResult): void {
 /** `rewind-agent list [--json]`: complete backups, shipped binlogs, and what a restore can reach. */
 export async function list(context: AgentContext, json: boolean): Promise<ListResult> {
   // S3 is checked for every indexed file: list shows what a restore could really use.
-  const catalog = await readCatalog(s3Client(context.config), context.config.bucket, context.location, {
+  const client = s3Client(context.config);
+  const catalog = await readCatalog(client, context.config.bucket, context.location, {
     checkPresence: true,
   });
-  const window = restorableWindow(catalog.backups, catalog.binlogs);
+  const tree = await readHistoryTree(client, context.config.bucket, context.location);
+  const { histories, conflicts } = describeHistories(tree, catalog);
+  const window = histories.find((history) => history.current)!.window;
   const result: ListResult = {
     backups: catalog.backups.map((b) => ({
       backupId: b.backupId,
@@ -93,6 +196,9 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
       };
     }),
     window,
+    currentHistory: currentHistory(tree),
+    histories,
+    conflicts,
     latestRestorableTime: window.to,
     lagSeconds: window.to === null ? null : Math.round((Date.now() - Date.parse(window.to)) / 1000),
   };

@@ -26,6 +26,8 @@ export interface TablesOptions {
   /** Recreate dropped tables under their own names and replace existing ones (kept as `<t>_before_<ts>`). */
   readonly replace: boolean;
   readonly replay: "applier" | "client";
+  /** Resolve the target on this history instead of the current one. */
+  readonly history?: string;
 }
 
 export interface TableReport {
@@ -176,6 +178,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     dryRun: false,
     noStart: false,
     scratch: true,
+    ...(options.history ? { history: options.history } : {}),
     replay: options.replay,
     beforeFetch: async (plan) => checkScratchSpace(plan, config.workDir, config.minFreeMiB),
     beforeBackup: async (plan, binlogFiles) => checkTablesKnown(context, selectors, plan, binlogFiles),

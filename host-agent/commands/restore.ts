@@ -3,6 +3,7 @@ import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
+import { INITIAL_HISTORY } from "../../core/history.js";
 import { restoreReportKeyFor } from "../../core/layout.js";
 import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
@@ -13,6 +14,7 @@ import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
+import { activeBinlogFile, beginHistory, writeHostHistory } from "../history.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "../restore/applier.js";
@@ -43,6 +45,13 @@ export interface RestoreOptions {
   readonly replicaOf?: string;
   /** How long to wait for the new replica to catch up. */
   readonly catchUpSeconds?: number;
+  /**
+   * Make the restored server the writable primary, beginning a new history that branches at the
+   * point restored to (core/history). Without it the server stays read-only.
+   */
+  readonly promote?: boolean;
+  /** Resolve the target on this history instead of the current one (forensics). */
+  readonly history?: string;
   /** The server's replication applier (parallel), or `mariadb-binlog | mariadb` as the fallback. */
   readonly replay: "applier" | "client";
   /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
@@ -80,6 +89,11 @@ export interface RestoreResult {
   };
   /** What `onScratch` did. */
   readonly onScratch?: Record<string, unknown>;
+  /** Whether the restored server was left read-only (not promoted, or a replica). */
+  readonly readOnly?: boolean;
+  /** The history the target resolved on, and the one a promotion began. */
+  readonly history?: string;
+  readonly began?: { id: string; parent: string; branch: { gtids: string; time: string | null } };
 }
 
 /**
@@ -170,13 +184,20 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     : { stored: undefined, target: targetFromFlags(options) };
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
+  if (stored && options.history !== undefined && options.history !== (stored.history ?? INITIAL_HISTORY)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      `the plan was made on history ${stored.history ?? INITIAL_HISTORY}; drop --history or plan again with the history you want`,
+    );
+  }
   const plan: RestorePlan<RestoreBinlog> = stored
     ? await loadPlannedRestore(client, config.bucket, location, stored)
-    : await planWithManifests(client, config.bucket, location, target);
+    : await planWithManifests(client, config.bucket, location, target, options.history);
   const summary = {
     backupId: plan.backup.backupId,
     datadir,
     target,
+    history: plan.history,
     binlogs: plan.binlogs.map((binlog) => binlog.file),
   };
   const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
@@ -190,6 +211,12 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     throw new RewindError(
       ErrorNames.usage,
       "--scratch restores into an empty directory of its own; drop --move-aside, --no-start and --replica-of",
+    );
+  }
+  if (options.promote && (options.scratch || options.noStart || replicaSource)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      "--promote makes the restored server the writable primary; it cannot go with --scratch, --no-start or --replica-of",
     );
   }
   if (options.dryRun) return { ...summary, dryRun: true };
@@ -287,7 +314,11 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
     let checkedTables = 0;
     let onScratch: Record<string, unknown> | undefined;
+    let began: RestoreResult["began"];
     const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
+      // The host's server comes up read-only: nothing but the replay writes to it, and its streamer
+      // does not take it for a primary, until it is promoted (below) or an operator does so.
+      if (!scratchServer) await sql.rows("SET GLOBAL read_only = ON");
       const replayStarted = Date.now();
       if (replayedBy === "applier" && engine.applierSource === "local-server") {
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
@@ -300,6 +331,32 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       checkReached(range.lastTransaction?.gtid, reached);
       if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
       else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
+      const last = range.lastTransaction;
+      if (!scratchServer && options.promote) {
+        const identity = await engine.readServerIdentity(sql);
+        const record = await beginHistory(
+          {
+            client,
+            context,
+            source: engine.binlogSource(identity, config.host),
+            file: await activeBinlogFile(sql),
+          },
+          {
+            parent: plan.history,
+            branch: {
+              gtids: reached,
+              time: last ? formatMicros(last.commitMicros ?? last.timestamp * 1e6) : plan.backup.endTime,
+            },
+            reason: "restore",
+            identity,
+            restore: { backupId: plan.backup.backupId, target: describeRestoreTarget(plan.target) },
+          },
+        );
+        began = { id: record.id, parent: record.parent, branch: record.branch };
+        await sql.rows("SET GLOBAL read_only = OFF");
+      } else if (!scratchServer) {
+        writeHostHistory(config.stateDir, plan.history);
+      }
       return {
         gtidReached: reached,
         replication: replicaSource
@@ -324,6 +381,8 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
         ? { gtid: last.gtid, time: formatMicros(last.commitMicros ?? last.timestamp * 1e6) }
         : null,
       seconds: (Date.now() - started) / 1000,
+      ...(options.scratch ? {} : { readOnly: !began }),
+      ...(began ? { began } : {}),
       ...(replication ? { replication } : {}),
       ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),
       ...(onScratch ? { onScratch } : {}),
@@ -411,4 +470,8 @@ async function replicate(
     context.heartbeat();
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+function describeRestoreTarget(target: RestoreTarget): string {
+  return target.kind === "time" ? target.time : target.kind === "gtid" ? target.gtid : target.backupId;
 }

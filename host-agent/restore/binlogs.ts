@@ -152,10 +152,17 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     run = undefined;
     stopPosition = 0;
   };
+  // A file of an ancestor history is cut at the branch point: what follows it there is a future
+  // the restored history discarded, and the next link (another history's) never continues it.
+  let previousCut = false;
   for (const planned of plan.binlogs) {
     const name = downloadedName(planned.manifest);
-    const continuing = run?.source === planned.manifest.source && planned.startPosition === FILE_START;
+    const continuing =
+      !previousCut && run?.source === planned.manifest.source && planned.startPosition === FILE_START;
     if (!continuing) close();
+    const stopAt = planned.stopAt === null ? undefined : gtidModel(engine).parseSet(planned.stopAt);
+    let cut = false;
+    previousCut = stopAt !== undefined;
     // Where this file's replay starts: a position the plan gives, or the first transaction the
     // GTIDs executed so far lack (a switch to another source's binlog).
     let start = planned.startPosition;
@@ -163,8 +170,12 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     const reader = new BinlogReader({
       crc32: nativeCrc32 ?? jsCrc32,
       onTransaction: (transaction) => {
-        if (found) return;
+        if (found || cut) return;
         if (start !== null && transaction.startPosition < start) return;
+        if (stopAt && transaction.gtid !== null && !stopAt.includes(transaction.gtid)) {
+          cut = true;
+          return;
+        }
         if (transaction.gtid === null) {
           throw new RewindError(
             ErrorNames.binlogInvalid,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BACKUP_ID } from "../../core/backup-id.js";
 import { isAnyGtid } from "../../core/gtid/index.js";
+import { HISTORY_ID } from "../../core/history.js";
 import { CLUSTER_NAME } from "../../core/layout.js";
 import { InputInvalid } from "./errors.js";
 
@@ -72,9 +73,26 @@ export const RestoreInput = z
       .regex(/^[A-Za-z0-9.-]{1,253}:\d{1,5}$/, "host:port of the primary, such as 10.0.1.12:3306")
       .optional(),
     dryRun: z.boolean().default(false),
+    /**
+     * Modes replace and replica: the restored server becomes the writable primary and starts a
+     * new history (core/history). Without it, a restored server comes up read-only.
+     */
+    promote: z.boolean().default(false),
+    /** Resolve the target on this history (forensics on a discarded one); default: the current. */
+    history: z
+      .string()
+      .regex(HISTORY_ID, "a history id from `rewind-agent list`, such as 20261206T221500Z-db3, or initial")
+      .optional(),
   })
   .strict()
   .superRefine((input, ctx) => {
+    if (input.promote && input.mode !== "replace") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["promote"],
+        message: `"promote" makes the restored server the writable primary: mode "replace" only (mode ${input.mode} never becomes a primary)`,
+      });
+    }
     const targets = (["pointInTime", "gtid", "backupId", "latest"] as const).filter(
       (key) => input[key] !== undefined,
     );

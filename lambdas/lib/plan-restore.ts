@@ -1,11 +1,12 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import { currentHistory, recordsOnHistory } from "../../core/history.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import type { BackupManifest } from "../../core/manifest.js";
-import { stitchChain } from "../../core/restorable-window.js";
-import { parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
+import { bySource, stitchChain } from "../../core/restorable-window.js";
+import { backupsOnHistory, parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
 import { readBackups, readSources } from "../../core/store/catalog.js";
-import { planFromStore } from "../../core/store/plan-from-store.js";
+import { historiesOf, planFromStore } from "../../core/store/plan-from-store.js";
 import { describePlan, type PlannedBinlog } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
 
@@ -43,18 +44,28 @@ export async function latestTarget(
   bucket: string,
   location: ClusterLocation,
   backups: readonly BackupManifest[],
+  history?: string,
 ): Promise<RestoreTarget> {
-  const newest = backups.filter((backup) => backup.type === "full").at(-1);
+  const { tree } = await historiesOf(client, bucket, location, history);
+  const on = history ?? currentHistory(tree);
+  const newest = backupsOnHistory(tree, on, backups)
+    .filter((backup) => backup.type === "full")
+    .at(-1);
   if (!newest) {
     throw new RewindError(
       ErrorNames.planRefused,
       "there is no complete full backup to restore from; run the Backup state machine first",
     );
   }
-  const sources = await readSources(client, bucket, location, {
-    from: newest,
-  });
-  const chain = stitchChain(newest, sources).links.map((link) => link.record);
+  // Once the cluster has branched, every source: which part of each belongs to the history.
+  const sources = await readSources(
+    client,
+    bucket,
+    location,
+    tree.histories.length > 0 ? {} : { from: newest },
+  );
+  const records = recordsOnHistory(tree, on, [...sources.values()].flat());
+  const chain = stitchChain(newest, bySource(records)).links.map((link) => link.record);
   const last = chain.findLast((record) => record.lastGtid !== null);
   return last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId };
 }
@@ -80,12 +91,18 @@ export async function planClusterRestore(
   // Backups, then the index of the chosen backup's source from its file on: the requests do not
   // grow with the binlog history.
   const { backups } = await readBackups(client, bucket, location);
-  const target = input.latest ? await latestTarget(client, bucket, location, backups) : targetOf(input);
-  const plan = await planFromStore(client, bucket, location, target, backups);
+  const target = input.latest
+    ? await latestTarget(client, bucket, location, backups, input.history)
+    : targetOf(input);
+  const plan = await planFromStore(client, bucket, location, target, {
+    backups,
+    ...(input.history ? { history: input.history } : {}),
+  });
   const key = restorePlanKey(location, restoreId);
   const flags = [
     input.mode === "replace" ? "--move-aside" : "",
     input.mode === "scratch" ? "--scratch" : "",
+    input.promote ? "--promote" : "",
   ].filter(Boolean);
   const planned: PlannedRestore = {
     restoreId,
