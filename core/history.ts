@@ -196,11 +196,15 @@ export function recordsOnHistory<B extends BinlogRecord>(
         if (!cap.contains(before)) continue;
         const kept = after.intersect(cap);
         if (before.contains(kept)) continue;
+        // Nothing is written on a history begun by a restore before its record (the server is
+        // read-only until then): up to that moment the cut file is all there is. After a failover
+        // the promoted server may have written before its streamer recorded the branch.
+        const until = child.reason === "restore" ? child.startedAt : null;
         shaped = {
           ...shaped,
           gtidsAdded: kept.subtract(before).toString(),
-          lastEventTime: child.branch.time,
-          lastCommitTime: child.branch.time,
+          lastEventTime: until,
+          lastCommitTime: until,
           lastGtid: sameDomain(kept, shaped.lastGtid),
           stopAt: cap.toString(),
         };

@@ -179,6 +179,11 @@ export function planRestore<B extends BinlogRecord>(
         `${describe(target)} lies past a gap in the binlogs after ${stitched.gap.after}: ${stitched.gap.reason}. The newest reachable point is ${reachable}; restore to that or earlier`,
       );
     }
+    if (last && stopAtOf(last)) {
+      throw refuse(
+        `${describe(target)} is past what history ${history} has shipped: it branched at GTID ${stopAtOf(last)}${last.lastEventTime ? ` (${last.lastEventTime})` : ""}, and its primary has shipped nothing since. Check that binlog-stream runs on its primary, or restore to that point; a target on the history it branched from needs \`--history\``,
+      );
+    }
     if (!last) {
       throw refuse(
         `no source has shipped the binlogs that follow backup ${backup.backupId} (GTID ${backup.binlog.gtidSet}); check that binlog-stream runs on the primary (\`rewind-agent status\`), or run \`rewind-agent binlog-push --flush\` there`,

@@ -56,7 +56,8 @@ export async function activeBinlogFile(sql: SqlClient): Promise<string> {
 }
 
 async function binlogPosition(sql: SqlClient): Promise<string> {
-  return (await sql.row("SELECT @@gtid_binlog_pos AS binlog")).binlog ?? "";
+  // A row with a second column: an empty position alone reads back as no row.
+  return (await sql.row("SELECT @@server_id AS id, @@gtid_binlog_pos AS binlog")).binlog ?? "";
 }
 
 interface Writer {
@@ -178,7 +179,7 @@ export async function claimHistory(
   const model = gtidModel(context.engine.name);
   const onCurrent = recordsOnHistory(tree, current, records).filter((record) => record.source !== source);
   const shipped = onCurrent.reduce((set, record) => set.union(gtidsAfter(record)), model.empty());
-  const row = await sql.row("SELECT @@gtid_slave_pos AS replicated");
+  const row = await sql.row("SELECT @@server_id AS id, @@gtid_slave_pos AS replicated");
   const { lost, branch } = lostTransactions(shipped, {
     executed: context.engine.name === "mariadb" ? await binlogPosition(sql) : identity.gtidExecuted,
     replicated: context.engine.name === "mariadb" ? (row.replicated ?? "") : "",

@@ -165,7 +165,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     previousCut = stopAt !== undefined;
     // Where this file's replay starts: a position the plan gives, or the first transaction the
     // GTIDs executed so far lack (a switch to another source's binlog).
-    let start = planned.startPosition;
+    const start = planned.startPosition;
     let replaying = false;
     const reader = new BinlogReader({
       crc32: nativeCrc32 ?? jsCrc32,
@@ -209,11 +209,12 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
         }
         if (!replaying) {
           replaying = true;
-          start ??= transaction.startPosition;
+          // A new run starts at its first transaction to apply: a file may begin with transactions
+          // already executed (a restored server's binlog of its own replay), skipped above.
           run ??= {
             source: planned.manifest.source,
             files: [],
-            startPosition: start,
+            startPosition: transaction.startPosition,
             before: position.toString(),
           };
           run.files.push(name);
