@@ -1,8 +1,16 @@
 import type { BinlogRecord } from "./binlog/manifest.js";
 import { gtidsAfter } from "./binlog/manifest.js";
 import { gtidModel } from "./gtid/index.js";
+import {
+  backupServes,
+  currentHistory,
+  type HistoryTree,
+  INITIAL_HISTORY,
+  NO_HISTORIES,
+  recordsOnHistory,
+} from "./history.js";
 import type { BackupManifest } from "./manifest.js";
-import { stitchChain } from "./restorable-window.js";
+import { bySource, stitchChain } from "./restorable-window.js";
 
 /**
  * PITR-aware retention (DESIGN §8: retention must never delete binlogs a retained backup needs).
@@ -34,7 +42,9 @@ export function planRetention(
   binlogs: ReadonlyMap<string, readonly BinlogRecord[]>,
   policy: RetentionPolicy,
   now: Date,
+  tree: HistoryTree = NO_HISTORIES,
 ): RetentionDecision {
+  if (tree.histories.length > 0) return planRetentionOnHistories(backups, binlogs, policy, now, tree);
   const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
   const nothing = (refused: string | null, notes: string[] = []): RetentionDecision => ({
     keepBackups: full.map((b) => b.backupId),
@@ -89,6 +99,95 @@ export function planRetention(
       if (until && until > now) continue;
       deleteBinlogs.push(`${source}/${manifest.file}`);
     }
+  }
+  return {
+    keepBackups: retained.map((b) => b.backupId),
+    deleteBackups: deletable.map((b) => b.backupId),
+    deleteBinlogs,
+    refused: null,
+    notes,
+  };
+}
+
+/**
+ * Retention once the cluster has branched (core/history). The policy (count and window) applies to
+ * the backups that serve the current history; a backup of a discarded history alone (an old
+ * primary's future) goes once it is older than the window, which is also its forensic window. A
+ * binlog stays while any kept backup's chain on any history it serves uses it or lies before it:
+ * a file goes only when, on every history it belongs to, every kept backup serving that history
+ * is past it, and no chain uses it.
+ */
+function planRetentionOnHistories(
+  backups: readonly BackupManifest[],
+  binlogs: ReadonlyMap<string, readonly BinlogRecord[]>,
+  policy: RetentionPolicy,
+  now: Date,
+  tree: HistoryTree,
+): RetentionDecision {
+  const current = currentHistory(tree);
+  const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
+  const serving = full.filter((backup) => backupServes(tree, backup, current));
+  const nothing = (refused: string | null, notes: string[] = []): RetentionDecision => ({
+    keepBackups: full.map((b) => b.backupId),
+    deleteBackups: [],
+    deleteBinlogs: [],
+    refused,
+    notes,
+  });
+  if (serving.length === 0) {
+    return nothing(
+      `no full backup serves the current history ${current}; nothing is deleted until one is taken on its primary`,
+    );
+  }
+  const windowStart = new Date(now.getTime() - policy.pitrDays * DAY).toISOString();
+  const anchorIndex = serving.map((b) => b.endTime <= windowStart).lastIndexOf(true);
+  const firstKept = Math.min(Math.max(0, anchorIndex), Math.max(0, serving.length - policy.fullBackups));
+  const notes: string[] = [];
+  const lockedUntil = (time: string) =>
+    policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
+  const candidates = [
+    ...serving.slice(0, firstKept),
+    ...full.filter((backup) => !serving.includes(backup) && backup.endTime <= windowStart),
+  ];
+  const deletable = candidates.filter((backup) => {
+    const until = lockedUntil(backup.endTime);
+    if (until && until > now) {
+      notes.push(`${backup.backupId} is under Object Lock until ${until.toISOString()}; kept`);
+      return false;
+    }
+    return true;
+  });
+  const retained = full.filter((backup) => !deletable.includes(backup));
+  const records = [...binlogs.values()].flat();
+  const ids = [INITIAL_HISTORY, ...tree.histories.map((history) => history.id)];
+  const used = new Set<string>();
+  // Per history: the records on it (an ancestor's cut at the branch point) and the kept backups
+  // that serve it, which must each be past a file before it may go.
+  const keep = new Set<string>();
+  const key = (record: BinlogRecord) => `${record.source}/${record.file}`;
+  for (const id of ids) {
+    const onHistory = recordsOnHistory(tree, id, records);
+    const kept = retained.filter((backup) => backupServes(tree, backup, id));
+    if (kept.length === 0) continue;
+    const sources = bySource(onHistory);
+    for (const backup of kept) {
+      const chain = stitchChain(backup, sources);
+      if (chain.gap && id === current) {
+        return nothing(
+          `the binlogs after kept backup ${backup.backupId} on the current history ${current} have a gap after ${chain.gap.after} (${chain.gap.reason}); nothing is deleted until it is repaired or a new full backup covers it`,
+        );
+      }
+      for (const link of chain.links) used.add(key(link.record));
+      const start = gtidModel(backup.engine.name).parseSet(backup.binlog.gtidSet);
+      for (const record of onHistory) if (!start.contains(gtidsAfter(record))) keep.add(key(record));
+    }
+  }
+  const deleteBinlogs: string[] = [];
+  for (const record of records) {
+    if (used.has(key(record)) || keep.has(key(record))) continue;
+    const until = lockedUntil(record.lastEventTime ?? record.shippedAt);
+    if (until && until > now) continue;
+    deleteBinlogs.push(key(record));
   }
   return {
     keepBackups: retained.map((b) => b.backupId),

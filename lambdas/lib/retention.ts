@@ -13,6 +13,7 @@ import { planRetention, type RetentionPolicy } from "../../core/retention.js";
 import { listChunks } from "../../core/store/binlog-chunks.js";
 import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
+import { readHistoryTree } from "../../core/store/histories.js";
 import { listKeys } from "../../core/store/objects.js";
 
 export interface RetentionReport {
@@ -64,7 +65,8 @@ export async function applyRetention(
 ): Promise<RetentionReport> {
   const location: ClusterLocation = { prefix, cluster };
   const catalog = await readCatalog(client, bucket, location);
-  const decision = planRetention(catalog.backups, catalog.binlogs, policy, now);
+  const tree = await readHistoryTree(client, bucket, location);
+  const decision = planRetention(catalog.backups, catalog.binlogs, policy, now, tree);
   const report = {
     cluster,
     keptBackups: decision.keepBackups,

@@ -14,6 +14,7 @@ import {
 import type { BackupManifest } from "../../core/manifest.js";
 import { bySource, restorableWindow } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
+import { planRetention } from "../../core/retention.js";
 
 /**
  * Roll back and carry on (issue 22), MariaDB: P (server 1) writes 0-1-1…300 in three files, one
@@ -135,9 +136,11 @@ describe("histories: roll back and carry on", () => {
     expect(links(plan).at(-1)).toEqual([S, file(1), 4, null]);
   });
 
-  it("a time before S wrote anything, after the branch: P to the branch point, S's first transaction is past it", () => {
-    const plan = planRestore(parseRestoreTarget(at(28)), [onP], [...p, s(320)], { tree });
-    expect(links(plan).map((link) => link[3])).toEqual([null, null, "0-1-249", null]);
+  it("a time after the branch, before S's promotion: P to the branch point is all; after the promotion S's file follows", () => {
+    const before = planRestore(parseRestoreTarget(at(28)), [onP], [...p, s(320)], { tree });
+    expect(links(before).map((link) => link[3])).toEqual([null, null, "0-1-249"]);
+    const after = planRestore(parseRestoreTarget(at(35)), [onP], [...p, s(320)], { tree });
+    expect(links(after).map((link) => link[3])).toEqual([null, null, "0-1-249", null]);
   });
 
   it("a GTID of P's discarded future is refused unless its history is named; then P's files, whole", () => {
@@ -260,6 +263,49 @@ describe("histories: roll back and carry on", () => {
 });
 
 const recordsOn = (records: BinlogRecord[]) => recordsOnHistory(tree, H1, records);
+
+describe("histories: retention", () => {
+  const late = backup("20261121T102800Z-full-p", P, at(28), "0-1-280");
+  const onS = {
+    ...backup("20261121T104500Z-full-s", S, at(45), "0-3-290", H1),
+    binlog: { file: file(1), position: 7000, gtidSet: "0-3-290" },
+  };
+  const sources = bySource([...p, s(320)]);
+
+  it("within the window every history a kept backup serves keeps its files, P's discarded future included", () => {
+    const decision = planRetention(
+      [onP, late, onS],
+      sources,
+      { fullBackups: 1, pitrDays: 30 },
+      new Date(at(60)),
+      tree,
+    );
+    expect(decision.refused).toBeNull();
+    expect(decision.deleteBackups).toEqual([]);
+    expect(decision.deleteBinlogs).toEqual([]);
+  });
+
+  it("past it, the current history's policy keeps S's backup; P's backups and files go, S's file stays", () => {
+    const tenDaysLater = new Date(Date.parse(at(0)) + 10 * 86_400_000);
+    const decision = planRetention(
+      [onP, late, onS],
+      sources,
+      { fullBackups: 1, pitrDays: 1 },
+      tenDaysLater,
+      tree,
+    );
+    expect(decision.refused).toBeNull();
+    expect(decision.keepBackups).toEqual([onS.backupId]);
+    expect(decision.deleteBackups.sort()).toEqual([onP.backupId, late.backupId].sort());
+    expect(decision.deleteBinlogs).toEqual([`${P}/${file(1)}`, `${P}/${file(2)}`, `${P}/${file(3)}`]);
+  });
+
+  it("no backup serves the current history: nothing is deleted", () => {
+    const tenDaysLater = new Date(Date.parse(at(0)) + 10 * 86_400_000);
+    const decision = planRetention([late], sources, { fullBackups: 1, pitrDays: 1 }, tenDaysLater, tree);
+    expect(decision.refused).toMatch(/no full backup serves the current history/);
+  });
+});
 
 describe("histories: what a promoted server lacks", () => {
   it("MariaDB: a replica that missed the old primary's last shipped transactions and has written its own", () => {
