@@ -11,7 +11,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { Sandbox } from "./sandbox.js";
-import { runFailover, runStory } from "./story.js";
+import { runFailover, runRollBack, runStory } from "./story.js";
 
 const { values } = parseArgs({
   options: {
@@ -47,6 +47,7 @@ try {
     prove,
   });
   const failover = await runFailover(sandbox, { step, info, prove });
+  const rollBack = await runRollBack(sandbox, { step, info, prove });
   step("Report");
   info(
     `backup     ${(report.rawBytes / MiB).toFixed(0)} MiB → ${(report.storedBytes / MiB).toFixed(0)} MiB stored, ${report.backupSeconds} s (${report.rawMiBPerSecond} MiB/s), from ${report.backupSource}`,
@@ -62,6 +63,9 @@ try {
   );
   info(
     `failover   ${failover.restoreSeconds.toFixed(1)} s to restore to ${failover.pointInTime}, after the failover, through ${failover.windowSources.join(", ")}`,
+  );
+  info(
+    `roll back  ${rollBack.promoteSeconds.toFixed(1)} s to restore the standby to ${rollBack.pointInTime} and promote it (history ${rollBack.history}, from ${rollBack.parent}); ${rollBack.restoreSeconds.toFixed(1)} s to restore the latest point of that history`,
   );
   info(`proofs     ${failures.length === 0 ? "all passed" : `FAILED: ${failures.join("; ")}`}`);
   if (values.keep) {

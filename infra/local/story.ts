@@ -381,3 +381,115 @@ export async function runFailover(
   const windowSources = [...new Set(plan.binlogs.map((binlog) => binlog.source))];
   return { pointInTime, restoreSeconds, windowSources };
 }
+
+export interface RollBackReport {
+  readonly pointInTime: string;
+  /** The history the promotion began, and the one it branched from. */
+  readonly history: string;
+  readonly parent: string;
+  readonly promoteSeconds: number;
+  readonly restoreSeconds: number;
+}
+
+/** Every row with its write time, as one digest: ids repeat across histories, write times do not. */
+async function digest(server: MariaDbServer): Promise<string> {
+  const [count, sum] = (
+    await server.query(
+      `SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id, '/', written_at))), 0) FROM ${WriteWorkload.table}`,
+    )
+  )[0]!;
+  return `${count} rows, digest ${sum}`;
+}
+
+/**
+ * The second recovery, after runFailover, on a new history: a bad DELETE on the new primary (the
+ * old replica), which goes on writing; Rewind-Restore of the standby to the second before it
+ * with `promote` (roll back and carry on: the standby becomes the primary of a new history and
+ * the old one is retired); writes on the standby; then Rewind-Restore to the latest point onto
+ * the lost primary's host, which must hold the standby's rows exactly, and none of the discarded
+ * future the DELETE belongs to.
+ */
+export async function runRollBack(
+  sandbox: Sandbox,
+  { step, info, prove }: Pick<StoryOptions, "step" | "info" | "prove">,
+): Promise<RollBackReport> {
+  const { replica, standby, primary } = sandbox;
+  step("Roll back and carry on: a bad DELETE on the new primary, which keeps taking writes");
+  const before = await WriteWorkload.start(replica, { pauseMs: 5 });
+  await sleep(2000);
+  await before.stop();
+  await sleep(2300);
+  const targetSecond = Math.floor(Date.now() / 1000);
+  const pointInTime = new Date(targetSecond * 1000).toISOString();
+  await sleep((targetSecond + 1) * 1000 + 300 - Date.now());
+  const expected = await digest(replica);
+  await replica.query(`DELETE FROM ${WriteWorkload.table} WHERE id % 2 = 0`);
+  info(`DELETE without a proper WHERE on the new primary just after ${pointInTime}`);
+  const discarded = await WriteWorkload.start(replica, { pauseMs: 5 });
+  await sleep(2000);
+  await discarded.stop();
+  await waitShipped(sandbox, "replica", replica, info);
+
+  step(`Rewind-Restore of the standby to ${pointInTime} with promote: it becomes the primary of a new history`);
+  const input = {
+    cluster: CLUSTER,
+    targetInstanceId: sandbox.host("standby").instanceId,
+    pointInTime,
+    mode: "replace",
+    promote: true,
+    datadir: sandbox.host("standby").datadir,
+  };
+  info(`input: ${JSON.stringify(input)}`);
+  let started = Date.now();
+  const promoted = expectSucceeded(await sandbox.controlPlane.startExecution("Rewind-Restore", input));
+  const promoteSeconds = (Date.now() - started) / 1000;
+  type Began = { began?: { id: string; parent: string } };
+  const outcome = promoted.restore as (Began & { result?: Began }) | undefined;
+  const began = outcome?.began ?? outcome?.result?.began ?? { id: "(none reported)", parent: "(none)" };
+  prove(
+    "the restore reports the history its promotion began",
+    began.id !== "(none reported)",
+    JSON.stringify(outcome).slice(0, 300),
+  );
+  prove(
+    `the promoted standby holds exactly the new primary's rows at ${pointInTime}, before the DELETE, and takes writes`,
+    (await digest(standby)) === expected && (await standby.scalar("SELECT @@read_only")) === "0",
+    `${await digest(standby)}; expected ${expected}`,
+  );
+  info(`history ${began.id} began, branching from ${began.parent}; the old primary is retired`);
+  await sandbox.streamer("replica").stop("SIGKILL");
+  await replica.query("SET GLOBAL read_only = 1");
+  const after = await WriteWorkload.start(standby, { pauseMs: 5 });
+  await sleep(3000);
+  await after.stop();
+  await waitShipped(sandbox, "standby", standby, info);
+
+  step("Second recovery on the new history: Rewind-Restore of the latest point onto the lost primary's host");
+  const latestInput = {
+    cluster: CLUSTER,
+    targetInstanceId: sandbox.host("primary").instanceId,
+    latest: true,
+    mode: "replace",
+    datadir: sandbox.host("primary").datadir,
+  };
+  info(`input: ${JSON.stringify(latestInput)}`);
+  started = Date.now();
+  const restored = expectSucceeded(await sandbox.controlPlane.startExecution("Rewind-Restore", latestInput));
+  const restoreSeconds = (Date.now() - started) / 1000;
+  const plan = restored.plan as { history?: string; binlogs: { source: string; file: string }[] };
+  info(
+    `restored in ${restoreSeconds.toFixed(1)} s on history ${plan.history}: ${plan.binlogs.map((binlog) => `${binlog.source}/${binlog.file}`).join(", ")}`,
+  );
+  const want = await digest(standby);
+  const got = await digest(primary);
+  prove(
+    "the latest point on the new history: every row of the promoted standby, none of the discarded future (its DELETE included)",
+    plan.history === began.id && got === want,
+    `${got}; the standby has ${want}, the retired primary ${await digest(replica)}`,
+  );
+  prove(
+    "the restored host came up read-only: it is no second primary",
+    (await primary.scalar("SELECT @@read_only")) === "1",
+  );
+  return { pointInTime, history: began.id, parent: began.parent, promoteSeconds, restoreSeconds };
+}

@@ -2,7 +2,7 @@ import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeStatement, Sandbox, waitForReplica } from "../../infra/local/sandbox.js";
-import { runFailover, runStory } from "../../infra/local/story.js";
+import { runFailover, runRollBack, runStory } from "../../infra/local/story.js";
 import { scratchDir } from "../support.js";
 
 /**
@@ -129,6 +129,19 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       expect.stringMatching(/^every row committed up to .*, after the failover, is there, and none after$/),
     ]);
     expect(report.windowSources).toContain("2-db-replica");
+  }, 300_000);
+
+  // After the failover: the second recovery, on a new history (issue 22).
+  it("roll back and carry on after the failover: the standby restored with promote begins a history, and the latest point of it is exact", async () => {
+    const rollBackProofs: typeof proofs = [];
+    const report = await runRollBack(sandbox, {
+      step: () => {},
+      info: () => {},
+      prove: (claim, ok, detail = "") => rollBackProofs.push({ claim, ok, detail }),
+    });
+    expect(rollBackProofs.filter((proof) => !proof.ok)).toEqual([]);
+    expect(rollBackProofs).toHaveLength(5);
+    expect(report.parent).toBe("initial");
   }, 300_000);
 });
 
