@@ -99,6 +99,11 @@ export const AgentConfigSchema = z
         pollMilliseconds: z.number().int().min(20).max(5000).default(200),
         /** How often the server's role is checked (a failover is noticed within this). */
         roleCheckSeconds: z.number().min(1).max(300).default(5),
+        /**
+         * How often the primary checks that its history is still the cluster's current one (one
+         * LIST; a roll-back elsewhere makes this host a second primary, reported by the watchdog).
+         */
+        historyCheckSeconds: z.number().min(5).max(3600).default(60),
         /** A chunk holds at most this much of the binlog; more waits for the next chunk. */
         maxChunkMiB: z.number().int().min(1).max(1024).default(64),
       })

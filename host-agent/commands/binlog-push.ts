@@ -24,6 +24,7 @@ import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
+import { claimHistory } from "../history.js";
 import { acquireLock, liveHolder } from "../lock.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -105,11 +106,14 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         };
       }
       log("warn", "binlog-stream is not running on this host: shipping closed binlogs only", { role });
+      const client = s3Client(config);
+      const source = engine.binlogSource(identity, config.host);
+      // As the streamer does: the history this primary writes is in S3 before it ships.
+      const claimed =
+        role === "primary" ? await claimHistory(context, client, sql, identity, source) : undefined;
       if (flush) await sql.rows("FLUSH BINARY LOGS");
       const { basename } = await sql.row("SELECT @@log_bin_basename AS basename");
       const files = (await sql.rows("SHOW BINARY LOGS")).map((row) => row.Log_name!);
-      const source = engine.binlogSource(identity, config.host);
-      const client = s3Client(config);
       // S3 says what is shipped; its index says it in a few requests, however long the history,
       // and in one while the previous push's hint holds (its file still on this server).
       const hintFile = path.join(config.stateDir, "binlog-tail", `${source}.json`);
@@ -141,11 +145,17 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         alreadyShipped: closed.filter((file) => binlogSequence(file) <= lastShippedSequence).length,
         active: files.at(-1) ?? null,
         lastShippedEventTime: lastEventTime,
+        // A host writing a history that is not the current one reports no lag: the dashboard's
+        // restorable lag follows the current history.
         lagSeconds:
-          lastEventTime === null ? null : Math.round((Date.now() - Date.parse(lastEventTime)) / 1000),
+          lastEventTime === null || claimed?.conflict
+            ? null
+            : Math.round((Date.now() - Date.parse(lastEventTime)) / 1000),
         latestRestorableTime: lastEventTime,
         streamer: "stopped",
         role,
+        history: claimed?.history ?? null,
+        ...(claimed?.conflict ? { historyConflict: 1 as const, conflict: claimed.conflict } : {}),
       };
     });
   } finally {

@@ -8,9 +8,12 @@ import { BinlogReader } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
-import { binlogChunkManifestKey, binlogChunkObjectKey } from "../../core/layout.js";
+import { currentHistory } from "../../core/history.js";
+import { binlogChunkManifestKey, binlogChunkObjectKey, historiesPrefix } from "../../core/layout.js";
 import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
 import { readShippedTail } from "../../core/store/binlog-index.js";
+import { readHistoryTree } from "../../core/store/histories.js";
+import { listKeys } from "../../core/store/objects.js";
 import { formatMicros } from "../../core/time.js";
 import { storeCompressed } from "../binlog/ship-file.js";
 import { STREAM_LOCK, STREAM_STATUS_FILE, type StreamStatus } from "../binlog/stream-status.js";
@@ -203,6 +206,8 @@ class Streamer {
   private lastShippedEventTime: string | null = null;
   private history: string | null = null;
   private conflict: string | null = null;
+  private historyCheckedAt = 0;
+  private historyListing: string | null = null;
 
   constructor(
     private readonly context: AgentContext,
@@ -218,6 +223,11 @@ class Streamer {
     while (!signal.aborted) {
       try {
         if (Date.now() - this.roleCheckedAt >= config.stream.roleCheckSeconds * 1000) await this.checkRole();
+        if (
+          this.history !== null &&
+          Date.now() - this.historyCheckedAt >= config.stream.historyCheckSeconds * 1000
+        )
+          await this.checkHistory();
         if (!this.shipping) {
           this.writeStatus(false);
           if (once) return;
@@ -287,6 +297,26 @@ class Streamer {
     this.active = undefined;
   }
 
+  /**
+   * Whether the history this primary writes is still the cluster's current one: a restore promoted
+   * elsewhere (roll back and carry on) makes this host a second primary, which the watchdog
+   * reports. One LIST of the histories; their records are read only when it changed.
+   */
+  private async checkHistory(): Promise<void> {
+    const { config, location } = this.context;
+    this.historyCheckedAt = Date.now();
+    const { keys } = await listKeys(this.keys.client, config.bucket, historiesPrefix(location));
+    const listing = keys.join("\n");
+    if (listing === this.historyListing) return;
+    const current = currentHistory(await readHistoryTree(this.keys.client, config.bucket, location));
+    this.historyListing = listing;
+    this.conflict =
+      current === this.history
+        ? null
+        : `this host writes history ${this.history}, but the cluster's current history is ${current}: two hosts act as primary. Retire this one, or restore it as a replica of the current primary`;
+    if (this.conflict) log("error", this.conflict, { source: this.stats.source });
+  }
+
   /** Ships when this host is the primary (or every host ships); a change of role resumes from S3. */
   private async checkRole(): Promise<void> {
     const { config, engine } = this.context;
@@ -302,6 +332,8 @@ class Streamer {
       const claimed = await claimHistory(this.context, this.keys.client, this.sql, identity, source);
       this.history = claimed.history;
       this.conflict = claimed.conflict ?? null;
+      this.historyCheckedAt = Date.now();
+      this.historyListing = null;
     } else if (!primary) {
       this.history = null;
       this.conflict = null;

@@ -430,7 +430,9 @@ export async function runRollBack(
   await discarded.stop();
   await waitShipped(sandbox, "replica", replica, info);
 
-  step(`Rewind-Restore of the standby to ${pointInTime} with promote: it becomes the primary of a new history`);
+  step(
+    `Rewind-Restore of the standby to ${pointInTime} with promote: it becomes the primary of a new history`,
+  );
   const input = {
     cluster: CLUSTER,
     targetInstanceId: sandbox.host("standby").instanceId,
