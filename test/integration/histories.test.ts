@@ -16,7 +16,7 @@ process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
 
 const REPL = { user: "rewind_repl", password: "repl-Pa55word" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const stream = { intervalSeconds: 2, roleCheckSeconds: 1 };
+const stream = { intervalSeconds: 2, roleCheckSeconds: 1, historyCheckSeconds: 5 };
 
 /**
  * Histories (issue 22) on real MariaDB servers, fauxqs as S3 and the agent's CLI, as an on-call
@@ -161,7 +161,6 @@ describe("histories: point-in-time restores after a roll-back and after a lossy 
     const inPFuture = await quietSecond();
     await write(p, 1000);
     await waitShipped(pConfig, cluster, p, pSource);
-    const pFinal = await p.gtidBinlogPos();
 
     // Roll back: the standby S restored to T1 and promoted; P retired.
     const s = await newServer("s", false);
@@ -181,6 +180,29 @@ describe("histories: point-in-time restores after a roll-back and after a lossy 
     expect(began.parent).toBe("initial");
     expect(await rowsOf(s)).toEqual(beforeMistake);
     expect(await s.scalar("SELECT @@read_only")).toBe("0");
+    // P not retired yet: it takes a few more writes, a second primary, and says so.
+    await write(p, 500);
+    await waitShipped(pConfig, cluster, p, pSource);
+    const pFinal = await p.gtidBinlogPos();
+    await waitFor(
+      "P's watchdog to report that P is a second primary",
+      async () => {
+        const run = await agent(["binlog-push", "--config", pConfig]);
+        const result = run.output?.result as
+          | { historyConflict?: number; lagSeconds?: number | null }
+          | undefined;
+        return result?.historyConflict === 1 && result.lagSeconds === null;
+      },
+      { timeoutMs: 30_000, intervalMs: 1000 },
+    );
+    const twoPrimaries = await agent(["list", "--json", "--config", pConfig]);
+    expect((twoPrimaries.output!.result as unknown as ListResult).conflicts).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^history initial is still written after the current history ${began.id} began \\(${pSource}`,
+        ),
+      ),
+    ]);
     await stopStreamer(pStreamer);
     await p.stop();
 
