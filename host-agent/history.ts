@@ -156,25 +156,26 @@ export async function claimHistory(
 ): Promise<ClaimedHistory> {
   const { config, location } = context;
   const tree: HistoryTree = await readHistoryTree(client, config.bucket, location);
-  const sources = await readSources(client, config.bucket, location);
-  const records = [...sources.values()].flat();
   const file = await activeBinlogFile(sql);
   const writer = { client, context, source, file };
-  const mine =
-    readHostHistory(config.stateDir) ??
-    (sources.get(source)?.length ? historyOfRecord(tree, sources.get(source)!.at(-1)!) : undefined);
   const current = currentHistory(tree);
+  const marked = readHostHistory(config.stateDir);
+  // Already a writer of the history its marker names (a restart, a rotation): nothing to read.
   if (
-    historyOfRecord(tree, { source, file }) === (mine ?? current) &&
-    (mine ?? current) !== INITIAL_HISTORY
+    marked !== undefined &&
+    marked !== INITIAL_HISTORY &&
+    historyOfRecord(tree, { source, file }) === marked
   ) {
-    return { history: mine ?? current };
+    return marked === current ? { history: marked } : conflictOf(marked, current, source);
   }
+  const sources = await readSources(client, config.bucket, location);
+  const records = [...sources.values()].flat();
+  const shippedHere = sources.get(source)?.at(-1);
+  const mine = marked ?? (shippedHere ? historyOfRecord(tree, shippedHere) : undefined);
   if (mine !== undefined && mine !== current) {
-    if (historyOfRecord(tree, { source, file }) !== mine) await writeWriter(writer, mine);
-    const conflict = `this host writes history ${mine}, but the cluster's current history is ${current}: two hosts act as primary. Retire this one, or restore it as a replica of the current primary`;
-    log("error", conflict, { source });
-    return { history: mine, conflict };
+    if (mine !== INITIAL_HISTORY && historyOfRecord(tree, { source, file }) !== mine)
+      await writeWriter(writer, mine);
+    return conflictOf(mine, current, source);
   }
   const model = gtidModel(context.engine.name);
   const onCurrent = recordsOnHistory(tree, current, records).filter((record) => record.source !== source);
@@ -209,6 +210,13 @@ export async function claimHistory(
     },
   );
   return { history: began.id, began };
+}
+
+/** A primary on a history that is not the current one: kept apart, and reported. */
+export function conflictOf(mine: string, current: string, source: string): ClaimedHistory {
+  const conflict = `this host writes history ${mine}, but the cluster's current history is ${current}: two hosts act as primary. Retire this one, or restore it as a replica of the current primary`;
+  log("error", conflict, { source });
+  return { history: mine, conflict };
 }
 
 /**

@@ -21,7 +21,7 @@ import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
-import { claimHistory } from "../history.js";
+import { claimHistory, conflictOf } from "../history.js";
 import { acquireLock } from "../lock.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
@@ -313,8 +313,7 @@ class Streamer {
     this.conflict =
       current === this.history
         ? null
-        : `this host writes history ${this.history}, but the cluster's current history is ${current}: two hosts act as primary. Retire this one, or restore it as a replica of the current primary`;
-    if (this.conflict) log("error", this.conflict, { source: this.stats.source });
+        : (conflictOf(this.history!, current, this.stats.source ?? "").conflict ?? null);
   }
 
   /** Ships when this host is the primary (or every host ships); a change of role resumes from S3. */
