@@ -37,6 +37,29 @@ export interface RetentionDecision {
 
 const DAY = 24 * 3600 * 1000;
 
+/** Until when an object written at `time` is under Object Lock, or null without a lock. */
+function objectLock(policy: RetentionPolicy): (time: string) => Date | null {
+  return (time) =>
+    policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
+}
+
+/** The candidates Object Lock lets go now; each one it keeps is noted. */
+function unlocked(
+  candidates: readonly BackupManifest[],
+  lockedUntil: (time: string) => Date | null,
+  now: Date,
+  notes: string[],
+): BackupManifest[] {
+  return candidates.filter((backup) => {
+    const until = lockedUntil(backup.endTime);
+    if (until && until > now) {
+      notes.push(`${backup.backupId} is under Object Lock until ${until.toISOString()}; kept`);
+      return false;
+    }
+    return true;
+  });
+}
+
 export function planRetention(
   backups: readonly BackupManifest[],
   binlogs: ReadonlyMap<string, readonly BinlogRecord[]>,
@@ -65,16 +88,8 @@ export function planRetention(
   const candidates = full.slice(0, firstKept);
 
   const notes: string[] = [];
-  const lockedUntil = (time: string) =>
-    policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
-  const deletable = candidates.filter((backup) => {
-    const until = lockedUntil(backup.endTime);
-    if (until && until > now) {
-      notes.push(`${backup.backupId} is under Object Lock until ${until.toISOString()}; kept`);
-      return false;
-    }
-    return true;
-  });
+  const lockedUntil = objectLock(policy);
+  const deletable = unlocked(candidates, lockedUntil, now, notes);
 
   // Every kept backup must still reach the present through its binlogs, from any source; a gap
   // means the window is already broken, and deleting older backups could remove the only way
@@ -143,20 +158,12 @@ function planRetentionOnHistories(
   const anchorIndex = serving.map((b) => b.endTime <= windowStart).lastIndexOf(true);
   const firstKept = Math.min(Math.max(0, anchorIndex), Math.max(0, serving.length - policy.fullBackups));
   const notes: string[] = [];
-  const lockedUntil = (time: string) =>
-    policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
+  const lockedUntil = objectLock(policy);
   const candidates = [
     ...serving.slice(0, firstKept),
     ...full.filter((backup) => !serving.includes(backup) && backup.endTime <= windowStart),
   ];
-  const deletable = candidates.filter((backup) => {
-    const until = lockedUntil(backup.endTime);
-    if (until && until > now) {
-      notes.push(`${backup.backupId} is under Object Lock until ${until.toISOString()}; kept`);
-      return false;
-    }
-    return true;
-  });
+  const deletable = unlocked(candidates, lockedUntil, now, notes);
   const retained = full.filter((backup) => !deletable.includes(backup));
   const records = [...binlogs.values()].flat();
   const ids = [INITIAL_HISTORY, ...tree.histories.map((history) => history.id)];
