@@ -287,12 +287,12 @@ export class Sandbox {
         "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR",
       );
 
-      const hostConfig = (server: MariaDbServer, name: string, restoreTarget: boolean) => {
+      // Every host can be restored onto: the agent starts and stops its server with these scripts.
+      const hostConfig = (server: MariaDbServer, name: string) => {
         const dir = agentDir(name);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const file = path.join(dir, "agent.json");
-        if (restoreTarget) writeRestoreTargetConfig(setup.configFile, server, file);
-        else writeFileSync(file, readFileSync(setup.configFile));
+        writeRestoreTargetConfig(setup.configFile, server, file);
         const config = JSON.parse(readFileSync(file, "utf8"));
         writeFileSync(
           file,
@@ -326,7 +326,7 @@ export class Sandbox {
           role: "primary",
           tags,
           environment,
-          configFile: hostConfig(primary, "db-primary", false),
+          configFile: hostConfig(primary, "db-primary"),
           dir: agentDir("db-primary"),
         }),
         hostState(replica, {
@@ -335,7 +335,7 @@ export class Sandbox {
           role: "replica",
           tags,
           environment,
-          configFile: hostConfig(replica, "db-replica", false),
+          configFile: hostConfig(replica, "db-replica"),
           dir: agentDir("db-replica"),
         }),
         hostState(standby, {
@@ -344,7 +344,7 @@ export class Sandbox {
           role: "standby",
           tags,
           environment,
-          configFile: hostConfig(standby, "db-standby", true),
+          configFile: hostConfig(standby, "db-standby"),
           dir: agentDir("db-standby"),
         }),
       ];
