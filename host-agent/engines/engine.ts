@@ -79,6 +79,14 @@ export interface Engine {
     backupGtids: string;
     until: string;
   }): string[];
+  /**
+   * Client options for the replay session (`mysql`/`mariadb` fed by the binlog tool): MariaDB
+   * replays without binlogging it, since `mariadb-binlog | mariadb` splits a row-logged
+   * `CREATE TABLE … SELECT` into two transactions, the second under a GTID of its own that
+   * gtid_strict_mode refuses when the real next GTID arrives (and that would otherwise shift
+   * every later one).
+   */
+  readonly clientReplaySession: readonly string[];
   readApplier(sql: SqlClient): Promise<{ running: boolean; error: string | null }>;
   removeApplier(sql: SqlClient): Promise<void>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */

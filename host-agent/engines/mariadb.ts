@@ -86,17 +86,11 @@ export const mariadbEngine: Engine = {
     return replicationFromStatusRow((await sql.rows("SHOW SLAVE STATUS"))[0]);
   },
   async adoptRestoredPosition(sql, planned, replayedBy) {
-    const row = await sql.row(
-      "SELECT @@gtid_slave_pos AS slave, @@gtid_binlog_pos AS binlog, @@log_bin AS log_bin",
-    );
-    // The applier records what it applied in gtid_slave_pos. Replayed SQL keeps the source's
-    // server_id, so only the binlog (when on) shows it; gtid_current_pos would ignore both.
-    const position =
-      replayedBy === "applier"
-        ? (row.slave ?? "")
-        : replayedBy === "client" && flag(row.log_bin)
-          ? (row.binlog ?? "")
-          : planned;
+    const row = await sql.row("SELECT @@server_id AS id, @@gtid_slave_pos AS slave");
+    // The applier records what it applied in gtid_slave_pos. The client replays without
+    // binlogging (clientReplaySession), to exact byte positions: what it reached is what was
+    // planned. Recorded as gtid_slave_pos, from which the server also numbers its own next writes.
+    const position = replayedBy === "applier" ? (row.slave ?? "") : planned;
     await sql.rows(`SET GLOBAL gtid_slave_pos = ${sqlString(position)}`);
     return position;
   },
@@ -118,6 +112,7 @@ SET GLOBAL slave_parallel_mode = 'optimistic';
 CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(source.port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;
 START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`;
   },
+  clientReplaySession: ["--init-command=SET SESSION sql_log_bin = 0"],
   clientReplayArgs({ files, startPosition, stopPosition }) {
     // MariaDB's binlog tool has no GTID set filters; the byte positions are exact.
     return [`--start-position=${startPosition}`, `--stop-position=${stopPosition}`, ...files];

@@ -269,13 +269,19 @@ export async function replayBinlogs(
     }),
   );
   decoder.stdin.end();
-  const client = startTool(engine.tools.client, [`--defaults-extra-file=${defaultsFile}`, "--binary-mode"]);
+  const client = startTool(engine.tools.client, [
+    `--defaults-extra-file=${defaultsFile}`,
+    "--binary-mode",
+    ...engine.clientReplaySession,
+  ]);
   client.stdout.resume();
   const results = await Promise.allSettled([
-    pipeline(decoder.stdout, client.stdin),
-    decoder.exited,
     client.exited,
+    decoder.exited,
+    pipeline(decoder.stdout, client.stdin),
   ]);
+  // The client's own error (the statement the server refused) says why; a broken pipe only that
+  // it stopped reading.
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {
     throw new RewindError(
