@@ -192,7 +192,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
             if (!backupSet.includes(transaction.gtid) && !replayed.has(transaction.gtid)) {
               throw new RewindError(
                 ErrorNames.planRefused,
-                `${name} holds ${transaction.gtid}, which this replay never applied although it applied the sequence number ${transaction.gtid.split("-").at(-1)} of its domain from another server: the binlogs of ${planned.manifest.source} and those replayed before it are two different histories (a failover lost transactions the old primary had shipped). Nothing was restored; restore to a point before the failover, or from a backup taken after it`,
+                `${name} holds ${transaction.gtid}, which this replay never applied although it applied the sequence number ${transaction.gtid.split("-").at(-1)} of its domain from another server (up to ${position}): the binlogs of ${planned.manifest.source} and those replayed before it are two different histories, and no history record in S3 tells them apart (a failover that lost shipped transactions before the promoted host's binlog-stream recorded its branch). Nothing was restored; \`rewind-agent list\` shows the histories; restore to a point before the failover, or from a backup taken after it`,
               );
             }
             return;
