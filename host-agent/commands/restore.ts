@@ -184,6 +184,14 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     : { stored: undefined, target: targetFromFlags(options) };
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
+  // Every input is checked before planning touches S3.
+  const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
+  if (replicaSource && !config.secrets.repl) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      "--replica-of needs secrets.repl (the replication user) in the agent config",
+    );
+  }
   if (stored && options.history !== undefined && options.history !== (stored.history ?? INITIAL_HISTORY)) {
     throw new RewindError(
       ErrorNames.usage,
@@ -200,13 +208,6 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     history: plan.history,
     binlogs: plan.binlogs.map((binlog) => binlog.file),
   };
-  const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
-  if (replicaSource && !config.secrets.repl) {
-    throw new RewindError(
-      ErrorNames.configInvalid,
-      "--replica-of needs secrets.repl (the replication user) in the agent config",
-    );
-  }
   if (options.scratch && (options.moveAside || options.noStart || replicaSource)) {
     throw new RewindError(
       ErrorNames.usage,
@@ -434,12 +435,13 @@ async function checkUserTables(sql: SqlClient, heartbeat: () => void): Promise<n
 
 function parseHostPort(value: string): { host: string; port: number } {
   const match = /^([^:\s]+):(\d{1,5})$/.exec(value);
-  if (!match)
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535)
     throw new RewindError(
       ErrorNames.usage,
-      `--replica-of takes host:port, such as 10.0.1.12:3306, not "${value}"`,
+      `--replica-of takes host:port with a port from 1 to 65535, such as 10.0.1.12:3306, not "${value}"`,
     );
-  return { host: match[1]!, port: Number(match[2]) };
+  return { host: match[1]!, port };
 }
 
 /** Configures GTID replication from `source` and waits until the replica has caught up. */
@@ -450,14 +452,18 @@ async function replicate(
   catchUpSeconds: number,
 ): Promise<ReplicationState> {
   const repl = await fetchCredentials(context.config, context.config.secrets.repl!);
+  // A replica never takes writes of its own (it would diverge, and its streamer would ship them).
+  await context.engine.keepReplicaReadOnly(sql);
   await context.engine.startReplication(sql, { ...source, user: repl.username, password: repl.password });
   const deadline = Date.now() + catchUpSeconds * 1000;
   for (;;) {
     const state = await context.engine.readReplication(sql);
     if (state?.lastError) {
+      // Stopped, so that what the message says is what the server does (not retrying for days).
+      await context.engine.stopReplication(sql).catch(() => undefined);
       throw new RewindError(
         ErrorNames.replication,
-        `replication from ${source.host}:${source.port} failed: ${state.lastError}. The restored data is intact; fix the cause and start replication again`,
+        `replication from ${source.host}:${source.port} failed: ${state.lastError}. Replication is stopped; the restored data is intact and read-only. Fix the cause and start replication again`,
       );
     }
     if (state?.ioRunning && state.sqlRunning && state.lagSeconds === 0) return state;

@@ -54,6 +54,9 @@ export interface Engine {
     planned: string,
     replayedBy: "applier" | "client" | "none",
   ): Promise<string>;
+  /** Keeps a restored replica from taking writes: read_only (MySQL: super_read_only too). */
+  keepReplicaReadOnly(sql: SqlClient): Promise<void>;
+  stopReplication(sql: SqlClient): Promise<void>;
   /** Starts GTID replication from `source` at the position the restored server adopted. */
   startReplication(
     sql: SqlClient,

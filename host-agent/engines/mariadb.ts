@@ -94,6 +94,12 @@ export const mariadbEngine: Engine = {
     await sql.rows(`SET GLOBAL gtid_slave_pos = ${sqlString(position)}`);
     return position;
   },
+  async keepReplicaReadOnly(sql) {
+    await sql.rows("SET GLOBAL read_only = ON");
+  },
+  async stopReplication(sql) {
+    await sql.rows("STOP SLAVE");
+  },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
       `STOP SLAVE; CHANGE MASTER TO MASTER_HOST=${sqlString(host)}, MASTER_PORT=${Number(port)}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)}, MASTER_USE_GTID=slave_pos; START SLAVE`,

@@ -64,6 +64,13 @@ export const mysqlEngine: Engine = {
     // MySQL keeps gtid_executed itself, from the restored mysql.gtid_executed table and the replay.
     return ((await sql.row("SELECT @@gtid_executed AS pos")).pos ?? "").replace(/\s/g, "");
   },
+  async keepReplicaReadOnly(sql) {
+    // super_read_only: not even an account with SUPER writes to a replica; the applier may.
+    await sql.rows("SET GLOBAL super_read_only = ON");
+  },
+  async stopReplication(sql) {
+    await sql.rows("STOP REPLICA");
+  },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
       `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=${sqlString(password)}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,

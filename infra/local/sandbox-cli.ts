@@ -84,7 +84,8 @@ async function status(): Promise<void> {
   const state = Sandbox.readState(ROOT);
   say(`sandbox in ${state.root}: ${alive(state.pid) ? `up (pid ${state.pid})` : "its `up` process is gone"}`);
   for (const host of state.hosts) {
-    const run = await runAgent(state.agentBundle, ["status", "--config", host.configFile]);
+    // As the host runs it: with its instance role's credentials, which the sandbox's IAM checks.
+    const run = await runAgent(state.agentBundle, ["status", "--config", host.configFile], host.environment);
     const result = run.output?.result as
       | { role: string; gtidExecuted: string; replication: { lagSeconds: number | null } | null }
       | undefined;
@@ -96,7 +97,12 @@ async function status(): Promise<void> {
       }`,
     );
   }
-  const listing = await runAgent(state.agentBundle, ["list", "--config", state.hosts[1]!.configFile]);
+  const lister = state.hosts[1]!;
+  const listing = await runAgent(
+    state.agentBundle,
+    ["list", "--config", lister.configFile],
+    lister.environment,
+  );
   process.stdout.write(listing.stderr);
 }
 

@@ -251,6 +251,9 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
       sqlRunning: true,
       lagSeconds: 0,
     });
+    // A replica takes no writes of its own, and the result says so.
+    expect(run.output?.result?.readOnly).toBe(true);
+    expect(await server.scalar("SELECT @@read_only")).toBe("1");
     await primary.query(
       `INSERT INTO ${WriteWorkload.table} VALUES (${lastRow + 1}, SHA2(${lastRow + 1}, 256), NOW(6))`,
     );
@@ -260,6 +263,25 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     );
     expect(await rowsOf(server)).toEqual({ count: lastRow + 1, maxId: lastRow + 1, bad: 0 });
     await primary.query(`DELETE FROM ${WriteWorkload.table} WHERE id = ${lastRow + 1}`);
+  });
+
+  it("--replica-of with a port outside 1–65535 is refused before anything is planned or touched", async () => {
+    const { server, targetConfig } = await restoreTarget("bad-port", 707);
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--replica-of",
+      "127.0.0.1:99999",
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode).toBe(2);
+    expect(run.output?.error).toMatchObject({ name: "UsageError" });
+    expect(run.output?.error?.message).toMatch(/port from 1 to 65535.*127\.0\.0\.1:99999/);
+    expect(run.stderr).not.toMatch(/binlogs fetched|backup downloaded/);
   });
 
   it("a deleted binlog object: list shows the gap, a restore past it is refused naming the file, one before it works", async () => {
