@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import {
@@ -272,12 +273,15 @@ export async function addToBinlogIndex(
       source,
       records: [...records.values()].sort(bySequence),
     };
+    const text = JSON.stringify(body);
     const put = await client.send(
       new PutObjectCommand({
         Bucket: bucket,
         Key: key,
-        Body: JSON.stringify(body),
+        Body: text,
         ContentType: "application/json",
+        // Under Object Lock S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
+        ChecksumSHA256: createHash("sha256").update(text).digest("base64"),
       }),
     );
     state.keys.add(key);

@@ -198,6 +198,12 @@ export class S3Gate {
       return this.deleteObjects(request, response, principal, operation);
     const lockRefusal = this.lockRefusal(request, principal, operation);
     if (lockRefusal) return this.deny(response, request.method, lockRefusal);
+    const unchecked = this.checksumRefusal(request, operation);
+    if (unchecked) {
+      response.writeHead(400, { "content-type": "application/xml" });
+      response.end(xmlError("InvalidRequest", unchecked));
+      return;
+    }
     await this.forward(request, response, operation, principal);
   }
 
@@ -253,6 +259,26 @@ export class S3Gate {
       }
     }
     return `Access Denied because object protected by object lock (${lock.mode} until ${new Date(until).toISOString()})`;
+  }
+
+  /**
+   * With a default Object Lock retention on the bucket, S3 refuses an upload that carries neither
+   * Content-MD5 nor an x-amz-checksum-* value: "The Content-MD5 or x-amz-sdk-checksum-algorithm
+   * header is required for any request to upload an object with a retention period configured
+   * using Amazon S3 Object Lock" (S3 API Reference, PutObject and UploadPart). A signed
+   * x-amz-content-sha256 is not enough. The checksum may also come as a trailer (aws-chunked).
+   */
+  private checksumRefusal(request: http.IncomingMessage, operation: S3Operation): string | undefined {
+    if (!this.rules.objectLock || !["PutObject", "UploadPart"].includes(operation.name)) return undefined;
+    const names = Object.keys(request.headers);
+    const trailer = header(request, "x-amz-trailer") ?? "";
+    const checked =
+      names.includes("content-md5") ||
+      names.some((name) => name.startsWith("x-amz-checksum-") && name !== "x-amz-checksum-type") ||
+      trailer.startsWith("x-amz-checksum-");
+    return checked
+      ? undefined
+      : "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters";
   }
 
   /** Remembers when a newly written version's lock ends. */

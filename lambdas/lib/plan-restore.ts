@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { currentHistory, recordsOnHistory } from "../../core/history.js";
@@ -128,12 +129,15 @@ export async function planClusterRestore(
         }
       : {}),
   };
+  const body = JSON.stringify({ ...planned, plannedAt: new Date().toISOString() }, null, 2);
   await client.send(
     new PutObjectCommand({
       Bucket: bucket,
       Key: key,
-      Body: JSON.stringify({ ...planned, plannedAt: new Date().toISOString() }, null, 2),
+      Body: body,
       ContentType: "application/json",
+      // Object Lock: S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
+      ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
     }),
   );
   return planned;

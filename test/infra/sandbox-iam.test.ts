@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms";
@@ -12,6 +13,8 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { SendTaskHeartbeatCommand, SendTaskSuccessCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BinlogManifest } from "../../core/binlog/manifest.js";
+import { addToBinlogIndex } from "../../core/store/binlog-index.js";
 import type { SynthesizedControlPlane } from "../../infra/local/control-plane.js";
 import { agentDocument } from "../../infra/local/control-plane.js";
 import { type IamPrincipal, SandboxIam } from "../../infra/local/iam.js";
@@ -292,6 +295,49 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       );
       await operator.send(new PutObjectCommand({ Bucket: BUCKET, Key: "orders/expired.json", Body: "{}" }));
       await retention.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "orders/expired.json" }));
+    });
+
+    it("refuses an upload without a checksum under Object Lock, as S3 does; the binlog index carries one", async () => {
+      // The agent's client adds checksums only where an API requires them, as a signed
+      // x-amz-content-sha256 alone does not satisfy Object Lock.
+      const host = new S3Client({
+        region,
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        credentials: credentials(iam.principalNamed("orders database hosts")),
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        maxAttempts: 1,
+      });
+      await expect(
+        host.send(new PutObjectCommand({ Bucket: BUCKET, Key: "orders/unchecked.json", Body: "{}" })),
+      ).rejects.toMatchObject({ name: "InvalidRequest" });
+      await host.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: "orders/checked.json",
+          Body: "{}",
+          ChecksumSHA256: createHash("sha256").update("{}").digest("base64"),
+        }),
+      );
+      const manifest = {
+        engine: "mariadb" as const,
+        source: "1-db1",
+        file: "mariadb-bin.000001",
+        previousFile: null,
+        size: 100,
+        sha256: "a".repeat(64),
+        storedSha256: "b".repeat(64),
+        firstEventTime: null,
+        lastEventTime: null,
+        lastCommitTime: null,
+        gtidsBefore: "",
+        gtidsAdded: "0-1-5",
+        firstGtid: "0-1-1",
+        lastGtid: "0-1-5",
+        transactions: 5,
+        shippedAt: new Date().toISOString(),
+      } as unknown as BinlogManifest;
+      await addToBinlogIndex(host, BUCKET, { cluster: "orders" }, "1-db1", [manifest]);
     });
 
     it("refuses a caller it does not know", async () => {
