@@ -107,6 +107,8 @@ export function decryptingStream(keyring: KeyringNode, expectedContext: Record<s
 export function encryptInto(source: Readable, encrypt: Duplex, sink: Writable): Promise<void> {
   source.pipe(encrypt);
   return new Promise<void>((resolve, reject) => {
+    // KMS refusing a data key fails the upload; unheard, it would end the process.
+    encrypt.once("error", reject);
     encrypt.on("data", (chunk: Buffer) => {
       if (sink.destroyed) {
         encrypt.pause();

@@ -137,9 +137,8 @@ export async function storeCompressed(
   const results = await Promise.allSettled([
     pipeline(input, zstd.stdin).catch(stop),
     zstd.exited.catch(stop),
-    encryptInto(zstd.stdout, encryptingStream(options.keyring, options.encryptionContext), writer).catch(
-      stop,
-    ),
+    // One encryption stream, one data key: the Encryption SDK asks KMS when it is built.
+    encryptInto(zstd.stdout, encrypt, writer).catch(stop),
   ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {
