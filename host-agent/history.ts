@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { gtidsAfter } from "../core/binlog/manifest.js";
+import { binlogSequence, gtidsAfter } from "../core/binlog/manifest.js";
 import { gtidModel } from "../core/gtid/index.js";
 import {
   currentHistory,
@@ -17,6 +17,8 @@ import {
   recordsOnHistory,
 } from "../core/history.js";
 import { historyKey, historyWriterKey } from "../core/layout.js";
+import { listChunks } from "../core/store/binlog-chunks.js";
+import { readShippedTail } from "../core/store/binlog-index.js";
 import { readSources } from "../core/store/catalog.js";
 import { readHistoryTree } from "../core/store/histories.js";
 import type { AgentContext } from "./context.js";
@@ -45,6 +47,39 @@ export function writeHostHistory(stateDir: string, history: string): void {
   const file = path.join(stateDir, MARKER);
   writeFileSync(`${file}.tmp`, JSON.stringify({ history, since: new Date().toISOString() }), { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * A restored server starts a fresh binlog (mariadb-bin.000001): if its binlog source already
+ * shipped files with that number or later (a host restored in place, a host that was primary
+ * before), its binlog goes on after the newest of them, keeping the restored GTID position, so
+ * that no file name means two different files in S3.
+ */
+export async function continueBinlogNumbering(
+  context: AgentContext,
+  client: S3Client,
+  sql: SqlClient,
+  identity: ServerIdentity,
+  gtids: string,
+): Promise<string | undefined> {
+  const { config, engine, location } = context;
+  const source = engine.binlogSource(identity, config.host);
+  const active = await activeBinlogFile(sql);
+  const { lastShipped } = await readShippedTail(client, config.bucket, location, source);
+  const chunked = await listChunks(client, config.bucket, location, source, lastShipped?.file);
+  const newest = Math.max(
+    lastShipped ? binlogSequence(lastShipped.file) : 0,
+    ...chunked.map((listing) => binlogSequence(listing.file)),
+  );
+  if (binlogSequence(active) > newest) return undefined;
+  await engine.renumberBinlogs(sql, newest + 1, gtids);
+  const renumbered = await activeBinlogFile(sql);
+  log("info", "the restored server's binlog goes on after what its source already shipped", {
+    source,
+    shippedUpTo: newest,
+    file: renumbered,
+  });
+  return renumbered;
 }
 
 /** The binlog file the server writes now: where a history it begins or joins starts in its source. */

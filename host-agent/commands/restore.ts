@@ -14,7 +14,7 @@ import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
-import { activeBinlogFile, beginHistory, writeHostHistory } from "../history.js";
+import { activeBinlogFile, beginHistory, continueBinlogNumbering, writeHostHistory } from "../history.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "../restore/applier.js";
@@ -325,7 +325,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
         await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
         await replayFromLocalServer({ ...applier, sql });
       } else if (replayedBy === "client") {
-        for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
+        await withLargePackets(sql, async () => {
+          for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
+        });
       }
       replaySeconds += (Date.now() - replayStarted) / 1000;
       const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
@@ -333,6 +335,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
       else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
       const last = range.lastTransaction;
+      if (!scratchServer) {
+        await continueBinlogNumbering(context, client, sql, await engine.readServerIdentity(sql), reached);
+      }
       if (!scratchServer && options.promote) {
         const identity = await engine.readServerIdentity(sql);
         const record = await beginHistory(
@@ -393,6 +398,25 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
     release();
   }
 }
+
+/**
+ * The client replays each row-logged statement as one BINLOG statement, as large as the
+ * statement's rows (a CREATE TABLE … SELECT of a big table): the server's max_allowed_packet
+ * (16 MiB by default) would drop the connection. Raised to its maximum for the replay (new
+ * connections read it), then put back.
+ */
+async function withLargePackets(sql: SqlClient, replay: () => Promise<void>): Promise<void> {
+  const { bytes } = await sql.row("SELECT @@server_id AS id, @@global.max_allowed_packet AS bytes");
+  await sql.rows(`SET GLOBAL max_allowed_packet = ${MAX_PACKET_BYTES}`);
+  try {
+    await replay();
+  } finally {
+    await sql.rows(`SET GLOBAL max_allowed_packet = ${Number(bytes)}`).catch(() => undefined);
+  }
+}
+
+/** The largest max_allowed_packet MySQL and MariaDB take. */
+const MAX_PACKET_BYTES = 1024 * 1024 * 1024;
 
 /**
  * With the host lock held no other restore runs, so any restore's work directory or table

@@ -54,6 +54,12 @@ export interface Engine {
     planned: string,
     replayedBy: "applier" | "client" | "none",
   ): Promise<string>;
+  /**
+   * Makes the restored server's binlog start at file number `next`, keeping its GTID position
+   * (`gtids`): a restored host's fresh binlog would otherwise reuse file names its binlog source
+   * already shipped, and its streamer would take them for what S3 holds.
+   */
+  renumberBinlogs(sql: SqlClient, next: number, gtids: string): Promise<void>;
   /** Keeps a restored replica from taking writes: read_only (MySQL: super_read_only too). */
   keepReplicaReadOnly(sql: SqlClient): Promise<void>;
   stopReplication(sql: SqlClient): Promise<void>;

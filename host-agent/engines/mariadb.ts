@@ -94,6 +94,11 @@ export const mariadbEngine: Engine = {
     await sql.rows(`SET GLOBAL gtid_slave_pos = ${sqlString(position)}`);
     return position;
   },
+  async renumberBinlogs(sql, next, gtids) {
+    // RESET MASTER clears gtid_binlog_state; gtid_slave_pos (the restored position) stays, and
+    // the server numbers its next writes from it.
+    await sql.rows(`RESET MASTER TO ${Number(next)}; SET GLOBAL gtid_slave_pos = ${sqlString(gtids)}`);
+  },
   async keepReplicaReadOnly(sql) {
     await sql.rows("SET GLOBAL read_only = ON");
   },

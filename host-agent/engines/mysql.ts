@@ -64,6 +64,12 @@ export const mysqlEngine: Engine = {
     // MySQL keeps gtid_executed itself, from the restored mysql.gtid_executed table and the replay.
     return ((await sql.row("SELECT @@gtid_executed AS pos")).pos ?? "").replace(/\s/g, "");
   },
+  async renumberBinlogs(sql, next, gtids) {
+    // RESET MASTER (8.4: RESET BINARY LOGS AND GTIDS) empties gtid_executed: it is set back at once.
+    const { version } = await sql.row("SELECT @@version AS version");
+    const reset = majorMinor(version ?? "8.0") >= "8.4" ? "RESET BINARY LOGS AND GTIDS" : "RESET MASTER";
+    await sql.rows(`${reset} TO ${Number(next)}; SET GLOBAL gtid_purged = ${sqlString(gtids)}`);
+  },
   async keepReplicaReadOnly(sql) {
     // super_read_only: not even an account with SUPER writes to a replica; the applier may.
     await sql.rows("SET GLOBAL super_read_only = ON");

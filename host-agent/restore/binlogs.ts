@@ -272,6 +272,8 @@ export async function replayBinlogs(
   const client = startTool(engine.tools.client, [
     `--defaults-extra-file=${defaultsFile}`,
     "--binary-mode",
+    // A row-logged statement arrives as one BINLOG statement as large as its rows.
+    "--max-allowed-packet=1G",
     ...engine.clientReplaySession,
   ]);
   client.stdout.resume();
