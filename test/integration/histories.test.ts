@@ -269,6 +269,70 @@ describe("histories: point-in-time restores after a roll-back and after a lossy 
     expect(forensic.rows).toEqual(pFuture);
   }, 600_000);
 
+  it("a roll-back in place: the primary restored onto itself and promoted goes on after its shipped binlogs, and a GTID both histories wrote needs its history named", async () => {
+    const cluster = "inplace";
+    const p = await newServer("in-place", true);
+    const setup = await setUpLocalAgent({
+      dir: `${scratch.dir}/agent-in-place`,
+      server: p,
+      s3Endpoint: s3.endpoint,
+      bucket: BUCKET,
+      cluster,
+      host: "in-place",
+      extra: { stream },
+    });
+    // One config for everything on the host: its state, and how the agent stops and starts it.
+    const pConfig = hostConfig(setup.configFile, p, "in-place");
+    const pSource = `${p.serverId}-in-place`;
+    await write(p, 500);
+    backupIdOf(await agent(["backup", "--type", "full", "--config", pConfig]));
+    const streamer = startStreamer(pConfig);
+    await write(p, 2000);
+    const beforeMistake = await rowsOf(p);
+    const t1 = await quietSecond();
+    await p.query(`DELETE FROM ${WriteWorkload.table} WHERE id % 3 = 0`);
+    await write(p, 1500);
+    await waitShipped(pConfig, cluster, p, pSource);
+    const discardedLast = await p.gtidBinlogPos();
+    const shippedFiles = (await p.query("SHOW BINARY LOGS")).map(([file]) => file!);
+    await stopStreamer(streamer);
+
+    const promoted = await agent([
+      "restore",
+      "--until",
+      t1,
+      "--datadir",
+      p.datadir,
+      "--move-aside",
+      "--promote",
+      "--config",
+      pConfig,
+    ]);
+    expect(promoted.exitCode, promoted.stderr.slice(-3000)).toBe(0);
+    expect(await rowsOf(p)).toEqual(beforeMistake);
+    // Its fresh binlog does not reuse a file name the source shipped.
+    const [active] = (await p.query("SHOW MASTER STATUS"))[0]!;
+    expect(Number(active!.split(".").at(-1))).toBeGreaterThan(Number(shippedFiles.at(-1)!.split(".").at(-1)));
+    const began = promoted.output!.result!.began as { id: string; branch: { gtids: string } };
+    startStreamer(pConfig);
+    await write(p, 1500);
+    const afterRollBack = await rowsOf(p);
+    await waitShipped(pConfig, cluster, p, pSource);
+
+    const latest = await restoreOnto(pConfig, ["--until", await p.gtidBinlogPos()], "in-place-latest");
+    expect(latest.run.exitCode, latest.run.stderr.slice(-3000)).toBe(0);
+    expect(latest.rows).toEqual(afterRollBack);
+    // The same server wrote the same sequence numbers on both histories.
+    const seq = Number(began.branch.gtids.split("-")[2]) + 2;
+    expect(Number(discardedLast.split("-")[2])).toBeGreaterThan(seq);
+    const shared = `0-${p.serverId}-${seq}`;
+    const ambiguous = await restoreOnto(pConfig, ["--until", shared], "in-place-ambiguous");
+    expect(ambiguous.run.exitCode).not.toBe(0);
+    expect(ambiguous.run.output?.error?.message).toMatch(
+      new RegExp(`GTID ${shared} exists on 2 histories.*${began.id}.*initial`),
+    );
+  }, 600_000);
+
   it("a lossy failover: the promoted replica lacks what the old primary shipped; it begins a history, list reports the loss, and restores follow it", async () => {
     const cluster = "lossy";
     const primary = await newServer("old-primary", true);
