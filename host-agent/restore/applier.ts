@@ -56,12 +56,24 @@ export async function replayFromLocalServer(
       },
       heartbeat: options.heartbeat,
     });
-    await applyUntil(options, sql, { kind: "local-server", port });
+    // A replica skips events that carry its own server_id: restored onto the host that wrote the
+    // binlogs (a primary restored in place), the applier would apply none of its transactions.
+    // The restored server takes another id while it replays, then its own again.
+    const { id } = await sql.row("SELECT @@server_id AS id");
+    await sql.rows(`SET GLOBAL server_id = ${REPLAY_SERVER_ID}`);
+    try {
+      await applyUntil(options, sql, { kind: "local-server", port });
+    } finally {
+      await sql.rows(`SET GLOBAL server_id = ${Number(id)}`);
+    }
   } finally {
     await source?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The restored server's id while its applier replays (no host's, no private server's). */
+const REPLAY_SERVER_ID = 4_000_000_003;
 
 /** The relay log base name the downloaded binlogs are installed under. */
 export const RELAY_LOG_BASENAME = "rewind-relay";
