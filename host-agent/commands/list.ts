@@ -98,11 +98,12 @@ function describeHistories(
     ? histories
         .filter((history) => history.id !== current)
         .flatMap((history) => {
+          // Event times have whole seconds (MariaDB): only a later second is surely after it began.
           const late = records.filter(
             (binlog) =>
               historyOfRecord(tree, binlog) === history.id &&
               binlog.lastEventTime !== null &&
-              binlog.lastEventTime > begun,
+              Math.floor(Date.parse(binlog.lastEventTime) / 1000) > Math.floor(Date.parse(begun) / 1000),
           );
           return late.length === 0
             ? []

@@ -46,7 +46,7 @@ export async function latestTarget(
   location: ClusterLocation,
   backups: readonly BackupManifest[],
   history?: string,
-): Promise<RestoreTarget> {
+): Promise<{ target: RestoreTarget; history: string }> {
   const { tree } = await historiesOf(client, bucket, location, history);
   const on = history ?? currentHistory(tree);
   const newest = backupsOnHistory(tree, on, backups)
@@ -68,7 +68,12 @@ export async function latestTarget(
   const records = recordsOnHistory(tree, on, [...sources.values()].flat());
   const chain = stitchChain(newest, bySource(records)).links.map((link) => link.record);
   const last = chain.findLast((record) => record.lastGtid !== null);
-  return last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId };
+  return {
+    target: last ? { kind: "gtid", gtid: last.lastGtid! } : { kind: "backup", backupId: newest.backupId },
+    // Planned on this history by name: after a roll-back in place its newest GTID may also be a
+    // sequence number of the future it discarded.
+    history: on,
+  };
 }
 
 function targetOf(input: RestoreInput): RestoreTarget {
@@ -92,12 +97,14 @@ export async function planClusterRestore(
   // Backups, then the index of the chosen backup's source from its file on: the requests do not
   // grow with the binlog history.
   const { backups } = await readBackups(client, bucket, location);
-  const target = input.latest
+  const latest = input.latest
     ? await latestTarget(client, bucket, location, backups, input.history)
-    : targetOf(input);
+    : undefined;
+  const target = latest?.target ?? targetOf(input);
+  const history = latest?.history ?? input.history;
   const plan = await planFromStore(client, bucket, location, target, {
     backups,
-    ...(input.history ? { history: input.history } : {}),
+    ...(history ? { history } : {}),
   });
   const key = restorePlanKey(location, restoreId);
   const flags = [

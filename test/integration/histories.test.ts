@@ -180,7 +180,9 @@ describe("histories: point-in-time restores after a roll-back and after a lossy 
     expect(began.parent).toBe("initial");
     expect(await rowsOf(s)).toEqual(beforeMistake);
     expect(await s.scalar("SELECT @@read_only")).toBe("0");
-    // P not retired yet: it takes a few more writes, a second primary, and says so.
+    // P not retired yet: it takes a few more writes (in a later second than S's promotion), a
+    // second primary, and says so.
+    await sleep(1100);
     await write(p, 500);
     await waitShipped(pConfig, cluster, p, pSource);
     const pFinal = await p.gtidBinlogPos();
@@ -319,7 +321,13 @@ describe("histories: point-in-time restores after a roll-back and after a lossy 
     const afterRollBack = await rowsOf(p);
     await waitShipped(pConfig, cluster, p, pSource);
 
-    const latest = await restoreOnto(pConfig, ["--until", await p.gtidBinlogPos()], "in-place-latest");
+    // Its newest GTID reuses a sequence number of the discarded future (the same server wrote
+    // both), so the history is named; the Restore input's "latest" names the current one.
+    const latest = await restoreOnto(
+      pConfig,
+      ["--until", await p.gtidBinlogPos(), "--history", began.id],
+      "in-place-latest",
+    );
     expect(latest.run.exitCode, latest.run.stderr.slice(-3000)).toBe(0);
     expect(latest.rows).toEqual(afterRollBack);
     // The same server wrote the same sequence numbers on both histories.
