@@ -88,8 +88,10 @@ export const BackupManifest = z.object({
   /** The server's option files as they were, for rebuilding a host; never auto.cnf. */
   myCnf: z.string(),
   /**
-   * User tables (`db.table`) when the backup began: a table restore refuses a table that neither
-   * this list nor the binlogs up to the target name, before anything is downloaded.
+   * User tables (`db.table`) the backup holds, from the stream's own file entries
+   * (core/xbstream's tablesInStream): a table restore refuses a table that neither this list nor
+   * the binlogs up to the target name, before the backup is downloaded. Empty in backups taken
+   * by agents that read it from information_schema as the backup account (which sees none).
    */
   tables: z.array(z.string()).optional(),
   agentVersion: z.string(),

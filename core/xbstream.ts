@@ -160,6 +160,11 @@ export class XbstreamReader {
     };
   }
 
+  /** Every file path the stream holds, in the order they first appeared. */
+  paths(): string[] {
+    return [...this.files];
+  }
+
   capturedFile(path: string): string | undefined {
     const parts = this.captured.get(path);
     return parts ? Buffer.concat(parts).toString() : undefined;
@@ -188,4 +193,31 @@ export class XbstreamReader {
     if (first.length === length) this.pending.shift();
     else this.pending[0] = first.subarray(length);
   }
+}
+
+/** Schemas the server keeps for itself: never a user table. */
+const SYSTEM_SCHEMAS = new Set(["mysql", "performance_schema", "sys", "information_schema"]);
+
+/**
+ * The user tables (`db.table`) a physical backup holds, from its own file entries: MariaDB's
+ * `db/t.frm` for every table (and `db/t.ibd` for InnoDB), MySQL 8's `db/t.ibd` (InnoDB, file per
+ * table) and `db/t_NNN.sdi` (MyISAM). Names are decoded from the servers' file name encoding
+ * (`@0024` for `$`); partitions (`t#P#p0.ibd`) count as their table, and the servers' own temporary
+ * files (`#sql-…`) not at all. Needs no privilege: it reads what the backup tool streamed.
+ */
+export function tablesInStream(paths: readonly string[]): string[] {
+  const decode = (name: string) =>
+    name.replace(/@([0-9a-f]{4})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const tables = new Set<string>();
+  for (const path of paths) {
+    const match = /^(?:\.\/)?([^/]+)\/([^/]+)\.(frm|ibd|sdi|MYD|MAD|CSV)$/.exec(path);
+    if (!match) continue;
+    const [, schema, file, extension] = match as unknown as [string, string, string, string];
+    if (SYSTEM_SCHEMAS.has(schema) || file.startsWith("#")) continue;
+    let table = file.replace(/#[Pp]#.*$/, "");
+    // MySQL names a MyISAM table's SDI file `<table>_<id>.sdi`.
+    if (extension === "sdi") table = table.replace(/_\d+$/, "");
+    tables.add(`${decode(schema)}.${decode(table)}`);
+  }
+  return [...tables].sort();
 }

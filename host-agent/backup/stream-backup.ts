@@ -28,6 +28,8 @@ export interface StreamBackupOptions {
 export interface StreamBackupResult {
   readonly rawBytes: number;
   readonly captured: ReadonlyMap<string, string>;
+  /** Every file path the stream holds (the tables it backs up are read from them). */
+  readonly paths: readonly string[];
 }
 
 type StageName = "tool" | "zstd" | "encryption" | "upload";
@@ -135,5 +137,5 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
     const content = reader.capturedFile(file);
     if (content !== undefined) captured.set(file, content);
   }
-  return { rawBytes, captured };
+  return { rawBytes, captured, paths: reader.paths() };
 }

@@ -5,6 +5,7 @@ import { parseBinlogInfo, parseCheckpoints } from "../../core/binlog-coordinates
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { backupManifestKey, backupPrefix, segmentKey } from "../../core/layout.js";
 import { BackupManifest, MANIFEST_FORMAT_VERSION } from "../../core/manifest.js";
+import { tablesInStream } from "../../core/xbstream.js";
 import { streamBackup } from "../backup/stream-backup.js";
 import { UnfinishedBackupRecord } from "../backup/unfinished.js";
 import { s3Client } from "../clients.js";
@@ -67,11 +68,6 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
     return await asBackupUser(context, async (defaultsFile, sql) => {
       const identity = await readBinloggingServer(engine, sql, "no point-in-time restore is possible");
       const replication = await engine.readReplication(sql);
-      const tables = (
-        await sql.rows(
-          "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1",
-        )
-      ).map((row) => row.name!);
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
       engine.checkToolVersion(identity.version, toolVersion);
@@ -171,7 +167,9 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           compression: { algorithm: "zstd", level: config.backup.compressionLevel },
           encryption: encryptionRecord(keyId, encryptionContext),
           myCnf: readOptionFiles(config.myCnfPaths),
-          tables,
+          // From the stream's own entries: the backup account sees no user table in
+          // information_schema with the grants it has (core/privileges.ts).
+          tables: tablesInStream(streamed.paths),
           agentVersion: AGENT_VERSION,
         });
         await putJson(client, config.bucket, manifestKey, manifest);

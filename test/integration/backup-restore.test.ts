@@ -60,6 +60,9 @@ describe("full backup of a live MariaDB restores", () => {
     expect(run.exitCode, run.stderr).toBe(0);
     const backupId = backupIdOf(run);
     const manifest = await manifestOf(config, backupId);
+    // The backup account has exactly the documented grants (core/privileges.ts): the table list
+    // comes from the stream, which needs none.
+    expect(manifest.tables).toEqual([`${WORKLOAD_DB}.dataset`, WriteWorkload.table]);
 
     const rowsAtBackup = gtidSequence(manifest.binlog.gtidSet, 101) - workload.gtidSeqBase;
     expect(rowsAtBackup).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 import zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { crc32 } from "../../core/crc32.js";
-import { XbstreamReader } from "../../core/xbstream.js";
+import { tablesInStream, XbstreamReader } from "../../core/xbstream.js";
 
 /** Builds xbstream chunks the way xtrabackup/mariabackup frame them. */
 function payloadChunk(path: string, payload: Buffer, offset = 0): Buffer {
@@ -74,5 +74,31 @@ describe("xbstream reader", () => {
     expect(() => new XbstreamReader().push(Buffer.from("this is not a backup stream"))).toThrow(
       /bad xbstream chunk magic/,
     );
+  });
+});
+
+describe("tablesInStream", () => {
+  it("reads the user tables from a backup's own file entries, for MariaDB and MySQL", () => {
+    expect(
+      tablesInStream([
+        "backup-my.cnf",
+        "ibdata1",
+        "mysql/user.frm",
+        "mysql/innodb_table_stats.ibd",
+        "performance_schema/db.opt",
+        "shop/db.opt",
+        "shop/orders.frm",
+        "shop/orders.ibd",
+        "shop/items#P#p0.ibd",
+        "shop/items#P#p1.ibd",
+        "shop/items.frm",
+        "shop/#sql-alter-1a2b-3.frm",
+        "shop/legacy_374.sdi",
+        "shop/legacy.MYD",
+        "my@0024app/price@0020list.frm",
+        "sys/sys_config.ibd",
+        "xtrabackup_checkpoints",
+      ]),
+    ).toEqual(["my$app.price list", "shop.items", "shop.legacy", "shop.orders"]);
   });
 });
