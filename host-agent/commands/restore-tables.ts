@@ -238,7 +238,18 @@ async function checkTablesKnown(
   binlogFiles: readonly string[],
 ): Promise<void> {
   const known = plan.backup.tables;
-  if (!known) return; // a backup from an agent that did not record its tables
+  // A backup from an agent that did not record its tables, or read them as the backup account
+  // from information_schema (which showed it none): the scratch copy finds out instead.
+  if (!known || known.length === 0) {
+    log(
+      "warn",
+      "the backup records no table list; whether the tables existed is known only once it is restored",
+      {
+        backupId: plan.backup.backupId,
+      },
+    );
+    return;
+  }
   const unknown = selectors.filter(({ database, table }) =>
     table ? !known.includes(`${database}.${table}`) : !known.some((name) => name.startsWith(`${database}.`)),
   );
