@@ -153,6 +153,9 @@ export interface ShippedTail {
   readonly index: IndexState;
   /** Whether the hint held: the tail came from one read of the chunk it names. */
   readonly fromHint: boolean;
+  /** Why shipped files could not be indexed now (the next run tries again), and how many. */
+  readonly indexFailure?: string;
+  readonly unindexed?: number;
 }
 
 /** The hint for the next push, when the index is known to record `lastShipped` under a known ETag. */
@@ -226,12 +229,21 @@ export async function readShippedTail(
     const key = binlogManifestKey(location, source, file);
     unindexed.push(parseBinlogManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`));
   }
-  if (unindexed.length > 0) await addToBinlogIndex(client, bucket, location, source, unindexed, index);
+  // Indexed when it can be: a failed index write (S3 refusing it for a while) never stops the
+  // shipping of the next files, which goes by the manifests; the next run indexes them all.
+  const indexFailure =
+    unindexed.length > 0
+      ? await addToBinlogIndex(client, bucket, location, source, unindexed, index).then(
+          () => undefined,
+          (error: Error) => error.message,
+        )
+      : undefined;
   const newestUnindexed = unindexed.at(-1);
   return {
     lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null),
     index,
     fromHint: false,
+    ...(indexFailure ? { indexFailure, unindexed: unindexed.length } : {}),
   };
 }
 

@@ -191,12 +191,16 @@ type StreamStats = { -readonly [K in keyof StreamResult]: StreamResult[K] };
 
 type Shipping = Pick<ShipTarget, "client" | "keyring" | "keyId">;
 
+const CLOSED_RETRY_FIRST_MS = 5000;
+const CLOSED_RETRY_MAX_MS = 60_000;
+
 class Streamer {
   private active?: ActiveFile;
   private target?: ShipTarget;
   private closing: Promise<void> = Promise.resolve();
-  /** When a closed file could not be shipped whole: tried again a minute later. */
+  /** When closed files could not be shipped whole (or indexed): when to try again. */
   private closedRetryAt: number | null = null;
+  private closedBackoffMs = CLOSED_RETRY_FIRST_MS;
   private roleCheckedAt = 0;
   private shipping = false;
   private role: StreamStatus["role"] = null;
@@ -394,6 +398,12 @@ class Streamer {
     );
   }
 
+  /** Closed-file shipping failed: tried again with backoff (5 s doubling to a minute) until it succeeds. */
+  private retryClosedLater(): void {
+    this.closedRetryAt = Date.now() + this.closedBackoffMs;
+    this.closedBackoffMs = Math.min(this.closedBackoffMs * 2, CLOSED_RETRY_MAX_MS);
+  }
+
   /** The closed files again, after a failure: their chunks hold them meanwhile. */
   private async retryClosed(): Promise<void> {
     this.closedRetryAt = null;
@@ -417,13 +427,24 @@ class Streamer {
         hint && closed.includes(hint.lastShipped.file) ? hint : undefined,
       );
       rmSync(hintFile, { force: true });
+      if (tail.indexFailure) {
+        log("warn", "shipped binlogs could not be indexed; shipping goes on and the next try indexes them", {
+          unindexed: tail.unindexed,
+          error: tail.indexFailure,
+        });
+      }
       const { shipped } = await shipClosedFiles(this.context, { ...target, closed, tail, hintFile });
       this.stats.files.push(...shipped.map((manifest) => manifest.file));
-    })().catch((error: Error) =>
-      log("warn", "could not ship a closed binlog; the next resume or binlog-push will", {
+      this.closedBackoffMs = CLOSED_RETRY_FIRST_MS;
+      // Not indexed yet: tried again, as a failed shipment is.
+      if (tail.indexFailure) this.retryClosedLater();
+    })().catch((error: Error) => {
+      log("warn", "could not ship a closed binlog; retrying", {
         error: error.message,
-      }),
-    );
+        retryInSeconds: this.closedBackoffMs / 1000,
+      });
+      this.retryClosedLater();
+    });
   }
 
   /**

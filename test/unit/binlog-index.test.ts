@@ -5,7 +5,7 @@ import { binlogIndexChunkKey, binlogManifestKey } from "../../core/layout.js";
 import { addToBinlogIndex, readShippedTail, tailHint } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { measureHistory } from "./history-bucket.js";
-import { BUCKET, CLUSTER, fakeBucket, putBinlog, SOURCE } from "./lambdas/fake-bucket.js";
+import { BUCKET, binlogFile, CLUSTER, fakeBucket, putBinlog, SOURCE } from "./lambdas/fake-bucket.js";
 
 const location = { cluster: CLUSTER };
 
@@ -55,6 +55,32 @@ describe("the binlog index keeps the work of a push and a plan flat as history g
       "mariadb-bin.000003",
       "mariadb-bin.000004",
     ]);
+  });
+
+  it("an index write S3 refuses for a while never stops shipping: the tail goes by the manifests, and the next try indexes them", async () => {
+    const store = fakeBucket();
+    bucket = store;
+    for (const n of [1, 2, 3]) putBinlog(store.objects, n);
+    const fourth = putBinlog(store.objects, 4, { indexed: false });
+    let refusing = true;
+    store.s3.on(PutObjectCommand).callsFake((input) => {
+      if (refusing && input.Key!.includes("/index/")) {
+        throw Object.assign(new Error("We encountered an internal error. Please try again."), {
+          name: "InternalError",
+        });
+      }
+      const body = String(input.Body);
+      store.objects.set(input.Key!, { body, size: body.length });
+      return { ETag: `"${body.length}"` };
+    });
+    const refused = await readShippedTail(bucket.client, BUCKET, location, SOURCE);
+    expect(refused.lastShipped).toEqual(recordOf(fourth));
+    expect(refused).toMatchObject({ unindexed: 1, indexFailure: expect.stringMatching(/internal error/) });
+    refusing = false;
+    const indexed = await readShippedTail(bucket.client, BUCKET, location, SOURCE);
+    expect(indexed.indexFailure).toBeUndefined();
+    const catalog = await readCatalog(bucket.client, BUCKET, location);
+    expect(catalog.binlogs.get(SOURCE)!.map((record) => record.file)).toEqual([1, 2, 3, 4].map(binlogFile));
   });
 
   it("a push with the previous push's hint reads one chunk and lists nothing; a rewritten chunk or a stale hint falls back to listing", async () => {
