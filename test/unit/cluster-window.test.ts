@@ -11,37 +11,14 @@ import {
 } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 import { planRetention } from "../../core/retention.js";
+import { at, binlogRecord } from "./binlog-records.js";
 
 /**
  * A failover on a MariaDB cluster: db1 (server 1) is the primary and ships; db2 (server 2)
  * replicates with log_slave_updates, so its binlog holds db1's transactions too. At 10:30 db1 is
  * lost after 0-1-300; db2 is promoted and writes 0-2-301 onwards.
  */
-const hex = "0".repeat(64);
-const at = (minute: number, second = 0) =>
-  new Date(Date.parse("2026-11-21T10:00:00Z") + minute * 60_000 + second * 1000).toISOString();
-
-function record(source: string, n: number, fields: Partial<BinlogRecord>): BinlogRecord {
-  return {
-    engine: "mariadb",
-    source,
-    file: `mariadb-bin.${String(n).padStart(6, "0")}`,
-    previousFile: null,
-    size: 1000,
-    sha256: hex,
-    storedSha256: hex,
-    firstEventTime: null,
-    lastEventTime: null,
-    lastCommitTime: null,
-    gtidsBefore: "",
-    gtidsAdded: "",
-    firstGtid: null,
-    lastGtid: null,
-    transactions: 10,
-    shippedAt: at(60),
-    ...fields,
-  };
-}
+const record = binlogRecord;
 
 function backup(id: string, source: string, endTime: string, file: string, position: number, gtid: string) {
   return {

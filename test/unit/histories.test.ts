@@ -15,6 +15,7 @@ import type { BackupManifest } from "../../core/manifest.js";
 import { bySource, restorableWindow } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 import { planRetention } from "../../core/retention.js";
+import { at, binlogRecord } from "./binlog-records.js";
 
 /**
  * Roll back and carry on (issue 22), MariaDB: P (server 1) writes 0-1-1…300 in three files, one
@@ -22,32 +23,8 @@ import { planRetention } from "../../core/retention.js";
  * 0-1-249 (10:24:59), promoted, and writes 0-3-250 onwards from 10:40: the same sequence numbers
  * P's discarded future used. Without histories the window ran along P's future.
  */
-const hex = "0".repeat(64);
-const at = (minute: number, second = 0) =>
-  new Date(Date.parse("2026-11-21T10:00:00Z") + minute * 60_000 + second * 1000).toISOString();
+const record = binlogRecord;
 const file = (n: number) => `mariadb-bin.${String(n).padStart(6, "0")}`;
-
-function record(source: string, n: number, fields: Partial<BinlogRecord>): BinlogRecord {
-  return {
-    engine: "mariadb",
-    source,
-    file: file(n),
-    previousFile: null,
-    size: 1000,
-    sha256: hex,
-    storedSha256: hex,
-    firstEventTime: null,
-    lastEventTime: null,
-    lastCommitTime: null,
-    gtidsBefore: "",
-    gtidsAdded: "",
-    firstGtid: null,
-    lastGtid: null,
-    transactions: 10,
-    shippedAt: at(90),
-    ...fields,
-  };
-}
 
 function backup(id: string, source: string, endTime: string, position: string, history?: string) {
   return {
