@@ -37,6 +37,15 @@ export interface RetentionDecision {
 
 const DAY = 24 * 3600 * 1000;
 
+/** A decision that deletes nothing, saying why when a rule would have been broken. */
+function keepEverything(
+  full: readonly BackupManifest[],
+  refused: string | null,
+  notes: string[],
+): RetentionDecision {
+  return { keepBackups: full.map((b) => b.backupId), deleteBackups: [], deleteBinlogs: [], refused, notes };
+}
+
 /** Until when an object written at `time` is under Object Lock, or null without a lock. */
 function objectLock(policy: RetentionPolicy): (time: string) => Date | null {
   return (time) =>
@@ -69,13 +78,7 @@ export function planRetention(
 ): RetentionDecision {
   if (tree.histories.length > 0) return planRetentionOnHistories(backups, binlogs, policy, now, tree);
   const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
-  const nothing = (refused: string | null, notes: string[] = []): RetentionDecision => ({
-    keepBackups: full.map((b) => b.backupId),
-    deleteBackups: [],
-    deleteBinlogs: [],
-    refused,
-    notes,
-  });
+  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(full, refused, notes);
   if (full.length === 0) return nothing(null, ["no complete full backup: nothing is deleted"]);
 
   const windowStart = new Date(now.getTime() - policy.pitrDays * DAY).toISOString();
@@ -142,13 +145,7 @@ function planRetentionOnHistories(
   const current = currentHistory(tree);
   const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
   const serving = full.filter((backup) => backupServes(tree, backup, current));
-  const nothing = (refused: string | null, notes: string[] = []): RetentionDecision => ({
-    keepBackups: full.map((b) => b.backupId),
-    deleteBackups: [],
-    deleteBinlogs: [],
-    refused,
-    notes,
-  });
+  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(full, refused, notes);
   if (serving.length === 0) {
     return nothing(
       `no full backup serves the current history ${current}; nothing is deleted until one is taken on its primary`,

@@ -28,3 +28,17 @@ export function binlogRecord(source: string, n: number, fields: Partial<BinlogRe
     ...fields,
   };
 }
+
+/** A primary's three files: n holds 0-1-(100n-99 … 100n), written from minute 10(n-1) to 10n. */
+export function primaryFiles(source: string): BinlogRecord[] {
+  return [1, 2, 3].map((n) =>
+    binlogRecord(source, n, {
+      gtidsBefore: n > 1 ? `0-1-${100 * (n - 1)}` : "",
+      gtidsAdded: `0-1-${100 * n}`,
+      firstGtid: `0-1-${100 * (n - 1) + 1}`,
+      lastGtid: `0-1-${100 * n}`,
+      firstEventTime: at(10 * (n - 1)),
+      lastEventTime: at(10 * n),
+    }),
+  );
+}

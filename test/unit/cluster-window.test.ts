@@ -11,7 +11,7 @@ import {
 } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 import { planRetention } from "../../core/retention.js";
-import { at, binlogRecord } from "./binlog-records.js";
+import { at, binlogRecord, primaryFiles } from "./binlog-records.js";
 
 /**
  * A failover on a MariaDB cluster: db1 (server 1) is the primary and ships; db2 (server 2)
@@ -34,16 +34,7 @@ function backup(id: string, source: string, endTime: string, file: string, posit
 const DB1 = "1-db1";
 const DB2 = "2-db2";
 /** db1's files: 1 holds 0-1-1…100 (10:00–10:10), 2 holds 101…200 (to 10:20), 3 holds 201…300 (to 10:30). */
-const db1 = [1, 2, 3].map((n) =>
-  record(DB1, n, {
-    gtidsBefore: n > 1 ? `0-1-${100 * (n - 1)}` : "",
-    gtidsAdded: `0-1-${100 * n}`,
-    firstGtid: `0-1-${100 * (n - 1) + 1}`,
-    lastGtid: `0-1-${100 * n}`,
-    firstEventTime: at(10 * (n - 1)),
-    lastEventTime: at(10 * n),
-  }),
-);
+const db1 = primaryFiles(DB1);
 /** db2's file 7 began at 10:15 (0-1-150) and holds db1's 151…300, then its own 0-2-301…400 (to 10:40). */
 const db2 = [
   record(DB2, 7, {

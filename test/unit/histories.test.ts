@@ -15,7 +15,7 @@ import type { BackupManifest } from "../../core/manifest.js";
 import { bySource, restorableWindow } from "../../core/restorable-window.js";
 import { parseRestoreTarget, planRestore } from "../../core/restore-plan.js";
 import { planRetention } from "../../core/retention.js";
-import { at, binlogRecord } from "./binlog-records.js";
+import { at, binlogRecord, primaryFiles } from "./binlog-records.js";
 
 /**
  * Roll back and carry on (issue 22), MariaDB: P (server 1) writes 0-1-1…300 in three files, one
@@ -40,16 +40,7 @@ function backup(id: string, source: string, endTime: string, position: string, h
 
 const P = "1-p";
 const S = "3-s";
-const p = [1, 2, 3].map((n) =>
-  record(P, n, {
-    gtidsBefore: n > 1 ? `0-1-${100 * (n - 1)}` : "",
-    gtidsAdded: `0-1-${100 * n}`,
-    firstGtid: `0-1-${100 * (n - 1) + 1}`,
-    lastGtid: `0-1-${100 * n}`,
-    firstEventTime: at(10 * (n - 1)),
-    lastEventTime: at(10 * n),
-  }),
-);
+const p = primaryFiles(P);
 /** S's restored server did not binlog the replay: its first file starts with nothing before it. */
 const s = (last: number) =>
   record(S, 1, {
