@@ -181,7 +181,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     ...(options.history ? { history: options.history } : {}),
     replay: options.replay,
     beforeFetch: async (plan) => checkScratchSpace(plan, config.workDir, config.minFreeMiB),
-    beforeBackup: async (plan, binlogFiles) => checkTablesKnown(context, selectors, plan, binlogFiles),
+    ...tablesCheck(context, selectors),
     onScratch: async (scratch) => ({
       tables: await copyTables(context, scratch, {
         selectors,
@@ -226,30 +226,55 @@ export async function tablesOfPlan(
 }
 
 /**
- * Before the backup is downloaded: every chosen table must be in the backup's table list or be
- * named by a statement in the binlogs up to the target (it may be created there). A name found
- * nowhere did not exist at the target. Deliberately loose (any mention counts): whether the table
- * really exists at the target is checked again on the scratch copy.
+ * Every chosen table must be in the backup or be named by a statement in the binlogs up to the
+ * target (it may be created there); a name found nowhere did not exist at the target. The
+ * backup's table list is its manifest's, checked before the backup is downloaded; a backup whose
+ * manifest records none (an older agent's) is checked once it is downloaded and unpacked, on the
+ * tables its files hold, before anything is prepared or replayed. Deliberately loose (any mention
+ * in a binlog counts): whether the table really exists at the target is checked again on the
+ * scratch copy.
  */
+function tablesCheck(context: AgentContext, selectors: readonly Selector[]) {
+  let binlogs: readonly string[] = [];
+  return {
+    beforeBackup: async (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => {
+      binlogs = binlogFiles;
+      const known = plan.backup.tables;
+      if (known && known.length > 0) {
+        await checkTablesKnown(context, selectors, known, binlogFiles, {
+          backupId: plan.backup.backupId,
+          downloaded: "nothing was downloaded but the binlogs",
+        });
+        return;
+      }
+      log(
+        "warn",
+        "the backup's manifest records no table list (an older agent's backup); the chosen tables are checked against the backup's files once it is downloaded, before it is prepared",
+        { backupId: plan.backup.backupId },
+      );
+    },
+    afterExtract: async (plan: RestorePlan<RestoreBinlog>, tablesInBackup: readonly string[]) => {
+      const known = plan.backup.tables;
+      if (known && known.length > 0) return;
+      log("info", "table list read from the backup's files", {
+        backupId: plan.backup.backupId,
+        tables: tablesInBackup.length,
+      });
+      await checkTablesKnown(context, selectors, tablesInBackup, binlogs, {
+        backupId: plan.backup.backupId,
+        downloaded: "the backup was downloaded to read its table list, and removed; nothing was prepared",
+      });
+    },
+  };
+}
+
 async function checkTablesKnown(
   context: AgentContext,
   selectors: readonly Selector[],
-  plan: RestorePlan<RestoreBinlog>,
+  known: readonly string[],
   binlogFiles: readonly string[],
+  about: { backupId: string; downloaded: string },
 ): Promise<void> {
-  const known = plan.backup.tables;
-  // A backup from an agent that did not record its tables, or read them as the backup account
-  // from information_schema (which showed it none): the scratch copy finds out instead.
-  if (!known || known.length === 0) {
-    log(
-      "warn",
-      "the backup records no table list; whether the tables existed is known only once it is restored",
-      {
-        backupId: plan.backup.backupId,
-      },
-    );
-    return;
-  }
   const unknown = selectors.filter(({ database, table }) =>
     table ? !known.includes(`${database}.${table}`) : !known.some((name) => name.startsWith(`${database}.`)),
   );
@@ -280,7 +305,7 @@ async function checkTablesKnown(
   const names = [...pending.keys()].map(({ database, table }) => `${database}.${table ?? "*"}`);
   throw new RewindError(
     ErrorNames.usage,
-    `${names.join(", ")} did not exist at the target point in time: backup ${plan.backup.backupId} has no such table and no binlog up to the target names it; check the name and the target (nothing was downloaded but the binlogs)`,
+    `${names.join(", ")} did not exist at the target point in time: backup ${about.backupId} has no such table and no binlog up to the target names it; check the name and the target (${about.downloaded})`,
   );
 }
 

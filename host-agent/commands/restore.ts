@@ -10,6 +10,7 @@ import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { planWithManifests } from "../../core/store/plan-from-store.js";
 import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { formatMicros } from "../../core/time.js";
+import { tablesInStream } from "../../core/xbstream.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { dataKeyring } from "../encryption.js";
@@ -58,6 +59,11 @@ export interface RestoreOptions {
   readonly beforeFetch?: (plan: RestorePlan<RestoreBinlog>) => Promise<void>;
   /** Checks the fetched binlogs before the backup is downloaded (a table restore: the tables exist). */
   readonly beforeBackup?: (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => Promise<void>;
+  /**
+   * Runs once the backup is downloaded, verified and unpacked, before it is prepared, with the
+   * tables its files hold (core/xbstream's tablesInStream).
+   */
+  readonly afterExtract?: (plan: RestorePlan<RestoreBinlog>, tablesInBackup: readonly string[]) => Promise<void>;
   /**
    * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
    * every table (a table restore: copy the chosen tables into the live primary).
@@ -258,6 +264,9 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
         progress.update(bytes);
         context.heartbeat();
       },
+      ...(options.afterExtract
+        ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
+        : {}),
       beforeSwap: async () => {
         if (options.moveAside && !options.scratch)
           await runServerCommand(config.server.stop, "stop").catch(() => undefined);
@@ -405,6 +414,16 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
  * (16 MiB by default) would drop the connection. Raised to its maximum for the replay (new
  * connections read it), then put back.
  */
+/** The tables an unpacked backup holds, named by its `db/table.<ext>` files. */
+function tablesInDirectory(dir: string): string[] {
+  const paths: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    for (const file of readdirSync(path.join(dir, entry.name))) paths.push(`${entry.name}/${file}`);
+  }
+  return tablesInStream(paths);
+}
+
 async function withLargePackets(sql: SqlClient, replay: () => Promise<void>): Promise<void> {
   const { bytes } = await sql.row("SELECT @@server_id AS id, @@global.max_allowed_packet AS bytes");
   await sql.rows(`SET GLOBAL max_allowed_packet = ${MAX_PACKET_BYTES}`);

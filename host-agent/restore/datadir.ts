@@ -36,6 +36,8 @@ export async function installBackup(
     moveAside: boolean;
     onBytes?: (bytes: number) => void;
     beforeSwap?: () => Promise<void>;
+    /** Runs on the extracted, verified, not yet prepared copy (a table restore: the table list). */
+    afterExtract?: (staging: string) => Promise<void>;
   },
 ): Promise<{ movedAside: string | null }> {
   checkTarget(target, options.moveAside);
@@ -43,6 +45,7 @@ export async function installBackup(
   const staging = `${target}.rewind-staging-${stamp}`;
   try {
     await extractBackup(manifest, { ...options, targetDir: staging });
+    await options.afterExtract?.(staging);
     log("info", "backup downloaded and verified; preparing", { backupId: manifest.backupId, staging });
     await prepareBackup(options.engine, staging);
     // A restored server must get a fresh identity (DESIGN §3).
