@@ -34,6 +34,12 @@ const BinlogManifestFields = z.object({
   /** MySQL: the last transaction's immediate_commit_timestamp, to the microsecond; null on MariaDB. */
   lastCommitTime: z.iso.datetime().nullable(),
   transactions: z.number().int().nonnegative(),
+  /**
+   * The server crashed with this file open (no rotate event): it was shipped up to its last
+   * complete transaction (`size` bytes), which is what the server's crash recovery kept, of a
+   * file `fileBytes` long on disk. Absent for a file the server closed.
+   */
+  crashRecovered: z.object({ fileBytes: z.number().int().positive() }).optional(),
   ...StoredBinlogFields,
 });
 

@@ -40,6 +40,12 @@ export interface BinlogSummary {
   readonly lastEventTime: number | null;
   /** Bytes read, which is the file's size when complete. */
   readonly size: number;
+  /**
+   * Where the last whole event outside a transaction ends: the end of the last complete
+   * transaction (or of the header events). A file the server crashed with is kept up to here by
+   * its crash recovery; what follows (an unfinished transaction, a torn event) is rolled back.
+   */
+  readonly completeEnd: number;
   /** Ends with a ROTATE or STOP event: the server finished writing it. */
   readonly closed: boolean;
   /** The server still had the file open when it was read (the in-use flag was set). */
@@ -82,6 +88,7 @@ export class BinlogReader {
   private closed = false;
   private inUse = false;
   private rotatesTo: string | null = null;
+  private completeEnd = 0;
 
   constructor(
     private readonly options: {
@@ -130,6 +137,7 @@ export class BinlogReader {
       firstEventTime: this.firstEventTime,
       lastEventTime: this.lastEventTime,
       size: this.offset,
+      completeEnd: this.completeEnd,
       closed: this.closed,
       inUse: this.inUse,
       rotatesTo: this.rotatesTo,
@@ -219,6 +227,7 @@ export class BinlogReader {
     if (this.open?.endPosition !== null && this.open?.endPosition === header.position + header.size) {
       this.end(header);
     }
+    if (!this.open) this.completeEnd = header.position + header.size;
   }
 
   private readFormatDescription(event: Buffer): void {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
@@ -13,6 +13,7 @@ import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
 import type { SegmentRecord } from "../../core/manifest.js";
 import { formatMicros } from "../../core/time.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
+import { log } from "../log.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { startTool } from "../tool.js";
 
@@ -20,6 +21,11 @@ const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
 export interface ShippedFile {
   readonly summary: BinlogSummary;
+  /**
+   * Set when the server crashed with the file open: it was shipped up to its last complete
+   * transaction (`summary.size` bytes), of a file `fileBytes` long on disk.
+   */
+  readonly crashRecovered?: { readonly fileBytes: number };
   /** The GTIDs the file adds to those executed before it. */
   readonly gtidsAdded: string;
   /** MySQL: when its last transaction committed, to the microsecond. */
@@ -40,12 +46,71 @@ export interface StoreOptions {
   readonly concurrency: number;
 }
 
+/** LOG_EVENT_BINLOG_IN_USE_F, in the format description event's flags (offset 4 + 17). */
+const IN_USE_FLAG = 0x1;
+
 /**
- * Reads one closed binlog from disk, checks every event's CRC-32 while hashing it, and stores it
- * compressed and encrypted as one object (multipart, a checksum on every part).
+ * Ships a binlog the server no longer writes. One that ends with its rotate or stop event goes
+ * whole. One the server crashed with has neither, and its format description event still carries
+ * the in-use flag: it goes up to its last complete transaction, which is exactly what the server's
+ * crash recovery keeps (InnoDB commits a prepared transaction whose XID event the binlog holds
+ * and rolls back the rest; MariaDB KB "Binary Log ... crash recovery", MySQL 8.0 reference
+ * "Binary Logging Options and Variables: sync_binlog"); an unfinished transaction or torn event
+ * after it was never committed. The next file's GTID list then follows it exactly.
+ */
+export async function shipClosedBinlog(
+  options: StoreOptions & { readonly engine: EngineName; readonly path: string },
+): Promise<ShippedFile> {
+  const fileBytes = statSync(options.path).size;
+  const crashed = readInUseFlag(options.path);
+  let upTo: number | undefined;
+  if (crashed) {
+    const scan = await scanBinlog(options.path);
+    if (!scan.closed) upTo = scan.completeEnd;
+  }
+  let shipped = await shipBinlogFile({ ...options, ...(upTo !== undefined ? { upTo } : {}) });
+  if (!shipped.summary.closed && upTo === undefined) {
+    // No rotate event, though the flag was cleared: shipped again up to its last transaction.
+    upTo = shipped.summary.completeEnd;
+    shipped = await shipBinlogFile({ ...options, upTo });
+  }
+  if (upTo === undefined) return shipped;
+  log("warn", "the server crashed with this binlog open: shipped up to its last complete transaction", {
+    path: options.path,
+    shippedBytes: upTo,
+    fileBytes,
+    lastGtid: shipped.summary.lastGtid,
+  });
+  return { ...shipped, crashRecovered: { fileBytes } };
+}
+
+function readInUseFlag(file: string): boolean {
+  const fd = openSync(file, "r");
+  try {
+    const head = Buffer.alloc(4 + 19);
+    const read = readSync(fd, head, 0, head.length, 0);
+    return read === head.length && (head.readUInt16LE(4 + 17) & IN_USE_FLAG) !== 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every whole event of a file, checked, without storing it. */
+async function scanBinlog(file: string): Promise<BinlogSummary> {
+  const reader = new BinlogReader({ crc32: nativeCrc32 ?? jsCrc32 });
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }))
+    reader.push(chunk as Buffer);
+  return reader.snapshot();
+}
+
+/**
+ * Reads one binlog from disk (or its first `upTo` bytes), checks every event's CRC-32 while
+ * hashing it, and stores it compressed and encrypted as one object (multipart, a checksum on
+ * every part). A file read whole that has no rotate or stop event comes back with
+ * `summary.closed` false; the caller decides (shipClosedBinlog).
  */
 export async function shipBinlogFile(
-  options: StoreOptions & { readonly engine: EngineName; readonly path: string },
+  options: StoreOptions & { readonly engine: EngineName; readonly path: string; readonly upTo?: number },
 ): Promise<ShippedFile> {
   let added: GtidSet = gtidModel(options.engine).empty();
   let lastCommitMicros: number | null = null;
@@ -74,12 +139,15 @@ export async function shipBinlogFile(
       }
     },
   });
+  const range = options.upTo !== undefined ? { start: 0, end: options.upTo - 1 } : {};
   const { stored, storedSha256 } = await storeCompressed(
-    pipelineSource(createReadStream(options.path, { highWaterMark: 1024 * 1024 }), inspect),
+    pipelineSource(createReadStream(options.path, { highWaterMark: 1024 * 1024, ...range }), inspect),
     options,
     `shipping ${options.path}`,
   );
-  const summary = reader.finish();
+  // A closed file, or a crashed one's prefix, ends on a whole event; anything else is damage.
+  const summary =
+    reader.snapshot().closed || options.upTo !== undefined ? reader.finish() : reader.snapshot();
   const committed = lastCommitMicros as number | null;
   return {
     summary,

@@ -18,7 +18,7 @@ import {
   TailHint,
   tailHint,
 } from "../../core/store/binlog-index.js";
-import { shipBinlogFile } from "../binlog/ship-file.js";
+import { shipClosedBinlog } from "../binlog/ship-file.js";
 import { readStreamStatus, STREAM_LOCK } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
 import { partSize } from "../config.js";
@@ -228,7 +228,7 @@ export async function shipClosedFiles(
     for (const [index, file] of closed.entries()) {
       if (binlogSequence(file) <= lastShippedSequence) continue;
       const encryptionContext = { cluster: config.cluster, source, file };
-      const result = await shipBinlogFile({
+      const result = await shipClosedBinlog({
         engine: engine.name,
         path: path.join(target.dir, file),
         client,
@@ -240,12 +240,6 @@ export async function shipClosedFiles(
         partSize: partSize(config),
         concurrency: config.backup.uploadConcurrency,
       });
-      if (!result.summary.closed) {
-        throw new RewindError(
-          ErrorNames.upload,
-          `${file} is listed as closed but does not end with a rotate or stop event; it was not shipped`,
-        );
-      }
       const manifest = BinlogManifest.parse({
         formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
         cluster: config.cluster,
@@ -264,6 +258,7 @@ export async function shipClosedFiles(
         lastGtid: result.summary.lastGtid,
         gtidsAdded: result.gtidsAdded,
         transactions: result.summary.transactions,
+        ...(result.crashRecovered ? { crashRecovered: result.crashRecovered } : {}),
         stored: result.stored,
         storedSha256: result.storedSha256,
         compression: { algorithm: "zstd", level: config.backup.compressionLevel },

@@ -63,7 +63,10 @@ export interface RestoreOptions {
    * Runs once the backup is downloaded, verified and unpacked, before it is prepared, with the
    * tables its files hold (core/xbstream's tablesInStream).
    */
-  readonly afterExtract?: (plan: RestorePlan<RestoreBinlog>, tablesInBackup: readonly string[]) => Promise<void>;
+  readonly afterExtract?: (
+    plan: RestorePlan<RestoreBinlog>,
+    tablesInBackup: readonly string[],
+  ) => Promise<void>;
   /**
    * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
    * every table (a table restore: copy the chosen tables into the live primary).

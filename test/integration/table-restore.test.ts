@@ -154,7 +154,14 @@ describe.each(["ROW", "MIXED"])(
       await caughtUp();
       expect(await checksum(replica, "shop.orders")).toBe(ordersBefore);
       expect(await count(replica, "shop.events")).toBe(eventsBefore);
-      expect(await tables(primary)).toEqual(["big", "customers", "events", "order_items", "orders", "static"]);
+      expect(await tables(primary)).toEqual([
+        "big",
+        "customers",
+        "events",
+        "order_items",
+        "orders",
+        "static",
+      ]);
       expect(readdirSync(workDir).filter((name) => name.startsWith("tables-"))).toEqual([]);
     }, 300_000);
 

@@ -112,4 +112,32 @@ describe("binlog reader on MySQL 8 events", () => {
     expect(() => cut.finish()).toThrow(/truncated/);
     expect(() => new BinlogReader().push(Buffer.from("not a binlog"))).toThrow(/not a binary log/);
   });
+
+  it("a file cut by a crash ends, for recovery, after its last complete transaction: not inside an open one or a torn event", () => {
+    const ends: number[] = [];
+    const starts: number[] = [];
+    const whole = new BinlogReader({
+      crc32,
+      onTransaction: (t) => {
+        starts.push(t.startPosition);
+        ends.push(t.endPosition);
+      },
+    });
+    whole.push(file);
+    expect(whole.finish().completeEnd).toBe(file.length);
+    const [firstEnd, secondEnd] = ends as [number, number];
+    // Inside the second transaction (its GTID event whole, its query torn): the first one's end.
+    const insideSecond = new BinlogReader({ crc32 });
+    insideSecond.push(file.subarray(0, firstEnd + 50));
+    expect(insideSecond.snapshot()).toMatchObject({ completeEnd: firstEnd, closed: false, transactions: 1 });
+    // A whole second transaction, then a torn rotate event: the second one's end.
+    const tornTail = new BinlogReader({ crc32 });
+    tornTail.push(file.subarray(0, secondEnd + 5));
+    expect(tornTail.snapshot()).toMatchObject({ completeEnd: secondEnd, closed: false, transactions: 2 });
+    expect(() => tornTail.finish()).toThrow(/truncated/);
+    // Header events only: after them.
+    const headerOnly = new BinlogReader({ crc32 });
+    headerOnly.push(file.subarray(0, firstEnd - 1));
+    expect(headerOnly.snapshot()).toMatchObject({ completeEnd: starts[0], transactions: 0 });
+  });
 });
