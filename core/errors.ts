@@ -8,8 +8,10 @@ export class RewindError extends Error {
     message: string,
     /** Extra detail for the operator, such as the tail of a tool's stderr. */
     readonly detail?: string,
+    /** What failed underneath (an S3 or SDK error), kept for the log. */
+    options?: { readonly cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -24,6 +26,8 @@ export const ErrorNames = {
   compression: "CompressionFailed",
   encryption: "EncryptionFailed",
   upload: "UploadFailed",
+  /** The per-source binlog index could not be written; shipped files stay usable through their manifests. */
+  binlogIndex: "BinlogIndexFailed",
   verify: "VerifyFailed",
   notFound: "BackupNotFound",
   targetNotEmpty: "TargetNotEmpty",

@@ -301,7 +301,10 @@ function reportingSettings(configFile: string): { region: string; sfnEndpoint?: 
 async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
   const name = error instanceof RewindError ? error.name : "AgentError";
   const detail = error instanceof RewindError ? error.detail : error.stack;
-  log("error", error.message, detail ? { detail } : {});
+  log("error", error.message, {
+    ...(detail ? { detail } : {}),
+    ...(error.cause !== undefined ? { cause: String(error.cause) } : {}),
+  });
   if (reporter) {
     await reporter
       .fail(name, detail ? `${error.message}\n\n${detail}` : error.message)

@@ -96,6 +96,20 @@ export class Monitoring extends Construct {
       metricValue: "1",
       dimensions: { Cluster: "$.cluster" },
     });
+    // Closed binlogs the shipping host has not shipped whole and indexed yet (held only as chunks):
+    // {"result":{"chunkOnlySeconds":…}}, 0 when there are none.
+    new logs.MetricFilter(this, "ChunkOnlyBinlogs", {
+      logGroup: this.agentLogs,
+      filterPattern: logs.FilterPattern.all(
+        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
+        logs.FilterPattern.numberValue("$.result.chunkOnlySeconds", ">=", 0),
+      ),
+      metricNamespace: "Rewind",
+      metricName: "ChunkOnlyBinlogSeconds",
+      metricValue: "$.result.chunkOnlySeconds",
+      dimensions: { Cluster: "$.cluster" },
+      unit: cloudwatch.Unit.SECONDS,
+    });
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
   }
 
@@ -156,6 +170,21 @@ export class Monitoring extends Construct {
       }),
       `Two hosts of ${cluster} act as primary: one writes a history that is not the cluster's current one (an old primary still taking writes after a roll-back or failover). Its writes are kept apart and are not restored by default. Retire it or restore it as a replica; \`rewind-agent list\` shows the histories`,
     );
+    const chunkOnly = new cloudwatch.Metric({
+      namespace: "Rewind",
+      metricName: "ChunkOnlyBinlogSeconds",
+      dimensionsMap: { Cluster: cluster },
+      statistic: "Maximum",
+      period: Duration.minutes(5),
+    });
+    this.alarm(`ChunkOnlyBinlogs-${cluster}`, {
+      alarmDescription: `A closed binlog of ${cluster} has been held only as chunks for more than an hour: binlog-stream on the primary cannot ship it whole or cannot index it. Restores still reach it, but planning reads every chunk. The watchdog's closedError (SSM Run Command output of binlog-push) and \`rewind-agent list\` say which files and why`,
+      metric: chunkOnly,
+      threshold: 3600,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     const drillFailed = rewindMetric("DrillFailed", cluster, "Sum", Duration.hours(1));
     this.alarmOnAny(
       `DrillFailed-${cluster}`,
@@ -171,6 +200,8 @@ export class Monitoring extends Construct {
         title: `${cluster}: latest restorable time, seconds behind now`,
         left: [lag],
         leftAnnotations: [{ value: alarms.rpoSeconds, label: "RPO" }],
+        // Seconds the oldest closed binlog has been held only as chunks (alarm above 3600).
+        right: [chunkOnly],
       }),
       new cloudwatch.GraphWidget({
         title: `${cluster}: drills`,

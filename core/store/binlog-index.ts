@@ -8,6 +8,7 @@ import {
   parseBinlogManifest,
   recordOf,
 } from "../binlog/manifest.js";
+import { ErrorNames, RewindError } from "../errors.js";
 import {
   binlogIndexChunkKey,
   binlogIndexPrefix,
@@ -156,6 +157,13 @@ export interface ShippedTail {
   /** Why shipped files could not be indexed now (the next run tries again), and how many. */
   readonly indexFailure?: string;
   readonly unindexed?: number;
+  /**
+   * Shipped files the index could not take now: whoever indexes newer files adds these first, so
+   * the index never records a file while an older shipped one is missing from it.
+   */
+  readonly pendingIndex?: readonly BinlogManifest[];
+  /** The newest file the index records once this read is done (behind `lastShipped` after an index failure). */
+  readonly lastIndexed: BinlogRecord | null;
 }
 
 /** The hint for the next push, when the index is known to record `lastShipped` under a known ETag. */
@@ -205,6 +213,7 @@ export async function readShippedTail(
           etags: new Map([[hint.chunkKey, read.etag]]),
         },
         fromHint: true,
+        lastIndexed: newest,
       };
     }
   }
@@ -243,7 +252,8 @@ export async function readShippedTail(
     lastShipped: newestUnindexed ? recordOf(newestUnindexed) : (last ?? null),
     index,
     fromHint: false,
-    ...(indexFailure ? { indexFailure, unindexed: unindexed.length } : {}),
+    lastIndexed: indexFailure || !newestUnindexed ? (last ?? null) : recordOf(newestUnindexed),
+    ...(indexFailure ? { indexFailure, unindexed: unindexed.length, pendingIndex: unindexed } : {}),
   };
 }
 
@@ -258,6 +268,27 @@ export async function addToBinlogIndex(
   source: string,
   manifests: readonly BinlogManifest[],
   /** What the caller already knows of the index (from readShippedTail); it is kept up to date. */
+  known?: IndexState,
+): Promise<void> {
+  try {
+    await writeToIndex(client, bucket, location, source, manifests, known);
+  } catch (error) {
+    const files = manifests.map((manifest) => manifest.file);
+    throw new RewindError(
+      ErrorNames.binlogIndex,
+      `could not index ${files.length === 1 ? files[0] : `${files[0]} … ${files.at(-1)}`} of ${source} in s3://${bucket}/${binlogIndexPrefix(location, source)}: ${(error as Error).message}; the shipped files stay restorable through their manifests, and the next shipment indexes them`,
+      undefined,
+      { cause: error },
+    );
+  }
+}
+
+async function writeToIndex(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  source: string,
+  manifests: readonly BinlogManifest[],
   known?: IndexState,
 ): Promise<void> {
   const byChunk = new Map<number, BinlogManifest[]>();

@@ -27,6 +27,13 @@ export const StreamStatus = z.object({
   /** The history this host ships on (core/history), and why it is not the current one if so. */
   history: z.string().nullable().default(null),
   conflict: z.string().nullable().default(null),
+  /**
+   * Closed files not yet shipped whole and indexed (held only as chunks), and when the oldest
+   * was closed; the last reason shipping or indexing them failed.
+   */
+  chunkOnlyFiles: z.number().int().nonnegative().default(0),
+  chunkOnlySince: z.iso.datetime().nullable().default(null),
+  closedError: z.string().nullable().default(null),
 });
 export type StreamStatus = z.infer<typeof StreamStatus>;
 

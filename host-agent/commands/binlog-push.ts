@@ -18,6 +18,7 @@ import {
   TailHint,
   tailHint,
 } from "../../core/store/binlog-index.js";
+import { chunkOnlyFiles, chunkOnlySeconds, chunkOnlyState } from "../binlog/chunk-only.js";
 import { shipClosedBinlog } from "../binlog/ship-file.js";
 import { readStreamStatus, STREAM_LOCK } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
@@ -56,6 +57,15 @@ export interface BinlogPushResult {
    */
   readonly historyConflict?: 1;
   readonly conflict?: string;
+  /**
+   * From the shipping host: closed files not yet shipped whole and indexed (held only as
+   * chunks), and how long since the oldest was closed (0 when none): the ChunkOnlyBinlogSeconds
+   * metric, whose alarm fires after an hour. Null from a host that does not ship.
+   */
+  readonly chunkOnlyFiles?: number;
+  readonly chunkOnlySeconds?: number | null;
+  /** Why the last try to ship or index them failed. */
+  readonly closedError?: string;
 }
 
 const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
@@ -129,7 +139,12 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
       const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
       const { keyring, keyId } = dataKeyring(config);
       const closed = files.slice(0, -1);
-      const { shipped: shippedManifests, lastEventTime } = await shipClosedFiles(context, {
+      const {
+        shipped: shippedManifests,
+        lastEventTime,
+        indexed,
+        indexError,
+      } = await shipClosedFiles(context, {
         client,
         keyring,
         keyId,
@@ -139,6 +154,10 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         tail,
         hintFile,
       });
+      const wholeThrough = indexed
+        ? (shippedManifests.at(-1)?.file ?? tail.lastShipped?.file ?? null)
+        : (tail.lastIndexed?.file ?? null);
+      const chunkOnly = chunkOnlyState(path.dirname(basename!), chunkOnlyFiles(closed, wholeThrough));
       return {
         source,
         shipped: shippedManifests.map((manifest) => manifest.file),
@@ -154,6 +173,11 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
         latestRestorableTime: lastEventTime,
         streamer: "stopped",
         role,
+        chunkOnlyFiles: chunkOnly.files,
+        chunkOnlySeconds: chunkOnlySeconds(chunkOnly),
+        ...(chunkOnly.files > 0
+          ? { closedError: indexError ?? tail.indexFailure ?? "the binlog index could not be updated" }
+          : {}),
         history: claimed?.history ?? null,
         ...(claimed?.conflict ? { historyConflict: 1 as const, conflict: claimed.conflict } : {}),
       };
@@ -181,6 +205,7 @@ function streamerHealth(stateDir: string): BinlogPushResult {
         ? Math.max(seconds(status.oldestPendingSince), seconds(status.updatedAt))
         : seconds(status.updatedAt);
   if (status?.lastError) log("warn", "binlog-stream reports a failure", { error: status.lastError });
+  const chunkOnly = { files: status?.chunkOnlyFiles ?? 0, since: status?.chunkOnlySince ?? null };
   return {
     source: status?.source ?? "",
     shipped: [],
@@ -191,6 +216,9 @@ function streamerHealth(stateDir: string): BinlogPushResult {
     latestRestorableTime: lagSeconds === null ? null : new Date(now - lagSeconds * 1000).toISOString(),
     streamer: "running",
     role: status?.role ?? undefined,
+    chunkOnlyFiles: chunkOnly.files,
+    chunkOnlySeconds: shipping ? chunkOnlySeconds(chunkOnly, now) : null,
+    ...(status?.closedError ? { closedError: status.closedError } : {}),
     history: status?.history ?? null,
     ...(status?.conflict ? { historyConflict: 1 as const, conflict: status.conflict } : {}),
   };
@@ -217,13 +245,21 @@ export async function shipClosedFiles(
     readonly tail: ShippedTail;
     readonly hintFile: string;
   },
-): Promise<{ shipped: BinlogManifest[]; lastEventTime: string | null }> {
+): Promise<{
+  shipped: BinlogManifest[];
+  lastEventTime: string | null;
+  /** Whether what was shipped is in the index (else the next shipment indexes it), and why not. */
+  indexed: boolean;
+  indexError?: string;
+}> {
   const { config, engine, location } = context;
   const { client, keyring, keyId, source, closed, tail } = target;
   // Files are shipped in order, so everything up to the newest shipped one is in S3.
   const lastShippedSequence = tail.lastShipped ? binlogSequence(tail.lastShipped.file) : -1;
   const shippedManifests: BinlogManifest[] = [];
   let lastEventTime = tail.lastShipped?.lastEventTime ?? null;
+  let indexed = true;
+  let indexError: string | undefined;
   try {
     for (const [index, file] of closed.entries()) {
       if (binlogSequence(file) <= lastShippedSequence) continue;
@@ -239,6 +275,8 @@ export async function shipClosedFiles(
         compressionLevel: config.backup.compressionLevel,
         partSize: partSize(config),
         concurrency: config.backup.uploadConcurrency,
+      }).catch((error: Error) => {
+        throw shipFailure(file, source, error);
       });
       const manifest = BinlogManifest.parse({
         formatVersion: BINLOG_MANIFEST_FORMAT_VERSION,
@@ -266,7 +304,11 @@ export async function shipClosedFiles(
         shippedAt: new Date().toISOString(),
         agentVersion: AGENT_VERSION,
       });
-      await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest);
+      await putJson(client, config.bucket, binlogManifestKey(location, source, file), manifest).catch(
+        (error: Error) => {
+          throw shipFailure(file, source, error);
+        },
+      );
       shippedManifests.push(manifest);
       lastEventTime = manifest.lastEventTime ?? lastEventTime;
       context.heartbeat();
@@ -279,12 +321,15 @@ export async function shipClosedFiles(
   } finally {
     // Whatever was shipped is indexed, even when a later file failed; a run killed before this
     // leaves manifests the next one indexes.
-    let indexed = true;
-    if (shippedManifests.length > 0) {
-      await addToBinlogIndex(client, config.bucket, location, source, shippedManifests, tail.index).catch(
-        (error: Error) => {
+    // Older shipped files the index could not take yet go in first: the index never records a
+    // file while an older one is missing from it (its newest record says where S3's tail is).
+    const toIndex = [...(tail.pendingIndex ?? []), ...shippedManifests];
+    if (toIndex.length > 0) {
+      await addToBinlogIndex(client, config.bucket, location, source, toIndex, tail.index).catch(
+        (error: RewindError) => {
           indexed = false;
-          log("warn", "could not update the binlog index; the next push will", { error: error.message });
+          indexError = `${error.name}: ${error.message}`;
+          log("warn", error.message, { error: error.name, cause: String(error.cause) });
         },
       );
     }
@@ -294,7 +339,18 @@ export async function shipClosedFiles(
       : undefined;
     if (next) writeHint(target.hintFile, next);
   }
-  return { shipped: shippedManifests, lastEventTime };
+  return { shipped: shippedManifests, lastEventTime, indexed, ...(indexError ? { indexError } : {}) };
+}
+
+/** A closed file that could not be shipped whole: UploadFailed naming it, with S3's error as the cause. */
+function shipFailure(file: string, source: string, error: Error): RewindError {
+  if (error instanceof RewindError && error.name !== ErrorNames.upload) return error;
+  return new RewindError(
+    ErrorNames.upload,
+    `could not ship ${file} of ${source} whole: ${error.message}; its chunks keep it restorable meanwhile, and shipping is tried again`,
+    undefined,
+    { cause: error },
+  );
 }
 
 export function readHint(file: string): TailHint | undefined {

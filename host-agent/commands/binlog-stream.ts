@@ -15,6 +15,7 @@ import { readShippedTail } from "../../core/store/binlog-index.js";
 import { readHistoryTree } from "../../core/store/histories.js";
 import { listKeys } from "../../core/store/objects.js";
 import { formatMicros } from "../../core/time.js";
+import { chunkOnlyFiles, chunkOnlyState } from "../binlog/chunk-only.js";
 import { storeCompressed } from "../binlog/ship-file.js";
 import { STREAM_LOCK, STREAM_STATUS_FILE, type StreamStatus } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
@@ -212,6 +213,11 @@ class Streamer {
   private conflict: string | null = null;
   private historyCheckedAt = 0;
   private historyListing: string | null = null;
+  /** Closed files not yet shipped whole and indexed, oldest first (core of the ChunkOnly report). */
+  private chunkOnly: string[] = [];
+  /** The newest file known to be shipped whole and indexed; undefined until S3 was read. */
+  private wholeThrough: string | null | undefined;
+  private closedError: string | null = null;
 
   constructor(
     private readonly context: AgentContext,
@@ -285,6 +291,8 @@ class Streamer {
       lastError: this.lastError,
       history: this.history,
       conflict: this.conflict,
+      ...this.chunkOnlyStatus(),
+      closedError: this.closedError,
     };
     const file = path.join(this.context.config.stateDir, STREAM_STATUS_FILE);
     const temporary = `${file}.${process.pid}`;
@@ -412,11 +420,23 @@ class Streamer {
     this.closing = this.shipClosed(files.slice(0, -1));
   }
 
-  /** Ships the closed files S3 lacks, whole, with their manifests and index; a failure is retried a minute later. */
+  private chunkOnlyStatus(): { chunkOnlyFiles: number; chunkOnlySince: string | null } {
+    const state = this.target ? chunkOnlyState(this.target.dir, this.chunkOnly) : { files: 0, since: null };
+    return { chunkOnlyFiles: state.files, chunkOnlySince: state.since };
+  }
+
+  /**
+   * Ships the closed files S3 lacks, whole, with their manifests, and indexes them; until both
+   * are done they count as chunk-only, and a failure of either is retried with backoff.
+   */
   private shipClosed(closed: string[]): Promise<void> {
     const { config, location } = this.context;
     const target = this.target!;
     const hintFile = path.join(config.stateDir, "binlog-tail", `${target.source}.json`);
+    // Until shown otherwise, a closed file newer than the last known to be whole is chunk-only.
+    if (this.wholeThrough !== undefined) {
+      this.chunkOnly = chunkOnlyFiles([...this.chunkOnly, ...closed], this.wholeThrough);
+    }
     return (async () => {
       const hint = readHint(hintFile);
       const tail = await readShippedTail(
@@ -427,23 +447,44 @@ class Streamer {
         hint && closed.includes(hint.lastShipped.file) ? hint : undefined,
       );
       rmSync(hintFile, { force: true });
+      this.wholeThrough = tail.lastIndexed?.file ?? null;
+      this.chunkOnly = chunkOnlyFiles([...this.chunkOnly, ...closed], this.wholeThrough);
       if (tail.indexFailure) {
         log("warn", "shipped binlogs could not be indexed; shipping goes on and the next try indexes them", {
           unindexed: tail.unindexed,
           error: tail.indexFailure,
         });
       }
-      const { shipped } = await shipClosedFiles(this.context, { ...target, closed, tail, hintFile });
+      const { shipped, indexed, indexError } = await shipClosedFiles(this.context, {
+        ...target,
+        closed,
+        tail,
+        hintFile,
+      });
       this.stats.files.push(...shipped.map((manifest) => manifest.file));
-      this.closedBackoffMs = CLOSED_RETRY_FIRST_MS;
-      // Not indexed yet: tried again, as a failed shipment is.
-      if (tail.indexFailure) this.retryClosedLater();
+      if (indexed) {
+        this.wholeThrough = shipped.at(-1)?.file ?? tail.lastShipped?.file ?? null;
+        this.chunkOnly = chunkOnlyFiles(this.chunkOnly, this.wholeThrough);
+      }
+      if (this.chunkOnly.length === 0) {
+        this.closedBackoffMs = CLOSED_RETRY_FIRST_MS;
+        this.closedError = null;
+      } else {
+        // Shipped but not indexed: tried again, as a failed shipment is.
+        this.closedError = indexError ?? tail.indexFailure ?? "the binlog index could not be updated";
+        this.retryClosedLater();
+      }
+      this.writeStatus(true);
     })().catch((error: Error) => {
       log("warn", "could not ship a closed binlog; retrying", {
         error: error.message,
+        name: error.name,
+        cause: error.cause === undefined ? undefined : String(error.cause),
         retryInSeconds: this.closedBackoffMs / 1000,
       });
+      this.closedError = `${error.name}: ${error.message}`;
       this.retryClosedLater();
+      this.writeStatus(true);
     });
   }
 
@@ -466,7 +507,10 @@ class Streamer {
       this.active = undefined;
       if (next) {
         await this.closing;
-        this.closing = this.shipClosed([active.file]);
+        // With the file before it, so its manifest names the file the server wrote before it.
+        this.closing = this.shipClosed(
+          active.previousFile ? [active.previousFile, active.file] : [active.file],
+        );
         this.active = new ActiveFile(active.dir, next, active.file, 0, 0, this.context.engine.name);
       }
       return true;

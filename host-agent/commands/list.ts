@@ -32,6 +32,11 @@ export interface ListResult {
     last: string | null;
     /** The file the source is writing, shipped so far as chunks (binlog-stream). */
     streaming: { file: string; chunks: number; lastGtid: string | null } | null;
+    /**
+     * Closed files held only as chunks: not shipped whole, or shipped but not indexed yet. A
+     * restore still reaches them; `since` is when the oldest one's last chunk was shipped.
+     */
+    chunkOnly: { files: number; since: string | null };
     lastEventTime: string | null;
   }[];
   /** The current history's window, over every source's binlogs linked by GTID. */
@@ -133,8 +138,12 @@ function printTable(result: ListResult): void {
   lines.push("BINLOGS");
   for (const b of result.binlogs) {
     const streaming = b.streaming ? `, streaming ${b.streaming.file} (${b.streaming.chunks} chunks)` : "";
+    const chunkOnly =
+      b.chunkOnly.files > 0
+        ? `, ${b.chunkOnly.files} closed file(s) held only as chunks since ${b.chunkOnly.since} (not shipped whole or not indexed yet)`
+        : "";
     lines.push(
-      `  ${b.source}: ${b.files} file(s) ${b.first ?? "-"} … ${b.last ?? "-"}${streaming}, last event ${b.lastEventTime ?? "-"}`,
+      `  ${b.source}: ${b.files} file(s) ${b.first ?? "-"} … ${b.last ?? "-"}${streaming}${chunkOnly}, last event ${b.lastEventTime ?? "-"}`,
     );
   }
   lines.push("HISTORIES");
@@ -185,6 +194,10 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
     binlogs: [...catalog.binlogs].map(([source, records]) => {
       const files = records.filter((record) => !isChunked(record));
       const streaming = records.filter(isChunked).at(-1);
+      const closedChunked = records.filter(
+        (record) => isChunked(record) && record.file !== records.at(-1)?.file,
+      );
+      const chunkOnlyNames = [...new Set(closedChunked.map((record) => record.file))];
       return {
         source,
         files: files.length,
@@ -193,6 +206,10 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
         streaming: streaming
           ? { file: streaming.file, chunks: streaming.chunks, lastGtid: streaming.lastGtid }
           : null,
+        chunkOnly: {
+          files: chunkOnlyNames.length,
+          since: closedChunked.map((record) => record.shippedAt).sort()[0] ?? null,
+        },
         lastEventTime: records.at(-1)?.lastEventTime ?? null,
       };
     }),

@@ -15,6 +15,19 @@ export interface S3GateRules {
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
 }
 
+/**
+ * A fault a test injects at the stand-in (`POST /__sandbox/faults`): requests of the named S3
+ * operation whose key contains `keyContains` are answered with `status` and an S3 error `code`
+ * (500 InternalError and 503 SlowDown are what S3 answers when it fails a request; SDKs retry
+ * them a few times, then give up), until the faults are replaced.
+ */
+export interface S3Fault {
+  readonly operation: string;
+  readonly keyContains: string;
+  readonly status: number;
+  readonly code: string;
+}
+
 /** One S3 request as IAM sees it. */
 interface S3Operation {
   readonly name: string;
@@ -133,6 +146,7 @@ export class S3Gate {
   private readonly iam: SandboxIam;
   /** Object Lock: when each object's current version may be deleted. */
   private readonly retainUntil = new Map<string, number>();
+  private faults: readonly S3Fault[] = [];
   private server?: http.Server;
 
   constructor(
@@ -174,8 +188,27 @@ export class S3Gate {
       if (url.searchParams.has("reset")) this.counts.reset();
       return;
     }
+    if (url.pathname === "/__sandbox/faults" && request.method === "POST") {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      this.faults = JSON.parse(Buffer.concat(chunks).toString() || "[]") as S3Fault[];
+      response.writeHead(204);
+      response.end();
+      return;
+    }
     const operation = s3Operation(request, url);
     this.counts.add("S3", operation.name);
+    const fault = this.faults.find(
+      (each) => each.operation === operation.name && (operation.key ?? "").includes(each.keyContains),
+    );
+    if (fault) {
+      request.resume();
+      response.writeHead(fault.status, { "content-type": "application/xml" });
+      response.end(
+        xmlError(fault.code, `injected fault: ${fault.code} for ${operation.name} ${operation.key}`),
+      );
+      return;
+    }
     let principal: IamPrincipal | undefined;
     if (this.iam.enforcing) {
       principal = this.iam.principalFor(signingAccessKey(request.headers, url.searchParams));

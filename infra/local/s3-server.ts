@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, track } from "./processes.js";
-import type { S3GateRules } from "./s3-gate.js";
+import type { S3Fault, S3GateRules } from "./s3-gate.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsxLoader = createRequire(import.meta.url).resolve("tsx");
@@ -73,6 +73,15 @@ export class S3Server {
     });
     await ready;
     return child;
+  }
+
+  /** Answers matching requests with an S3 error until replaced (`[]` clears them): see S3Fault. */
+  async injectFaults(faults: readonly S3Fault[]): Promise<void> {
+    const response = await fetch(`${this.endpoint}/__sandbox/faults`, {
+      method: "POST",
+      body: JSON.stringify(faults),
+    });
+    if (response.status !== 204) throw new Error(`the S3 stand-in refused the faults: ${response.status}`);
   }
 
   /** Kills the server at once, as a network failure would look to a client. */

@@ -401,6 +401,10 @@ describe("the Rewind stack", () => {
       TreatMissingData: "breaching",
     });
     expect(named("DrillFailed")).toHaveLength(1);
+    expect(named("ChunkOnlyBinlogSeconds")[0]!.Properties).toMatchObject({
+      Threshold: 3600,
+      TreatMissingData: "notBreaching",
+    });
     expect(named("ExecutionsFailed")).toHaveLength(3);
     expect(named("TargetErrorCount")).toHaveLength(1);
     expect(named("ApproximateNumberOfMessagesVisible")).toHaveLength(1);
@@ -414,6 +418,11 @@ describe("the Rewind stack", () => {
           MetricValue: "$.result.lagSeconds",
           Dimensions: [{ Key: "Cluster", Value: "$.cluster" }],
         }),
+      ],
+    });
+    t.hasResourceProperties("AWS::Logs::MetricFilter", {
+      MetricTransformations: [
+        Match.objectLike({ MetricName: "ChunkOnlyBinlogSeconds", MetricValue: "$.result.chunkOnlySeconds" }),
       ],
     });
     t.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
