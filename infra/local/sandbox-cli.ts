@@ -14,7 +14,8 @@ import { runAgent } from "./agent.js";
 import { run } from "./processes.js";
 import { CLUSTER, Sandbox } from "./sandbox.js";
 
-const ROOT = path.resolve(".sandbox", "sandbox");
+/** `.sandbox/sandbox` under the working directory; REWIND_SANDBOX_ROOT moves it (a test's own). */
+const ROOT = path.resolve(process.env.REWIND_SANDBOX_ROOT ?? path.join(".sandbox", "sandbox"));
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { "size-mb": { type: "string", default: "50" } },
@@ -87,12 +88,17 @@ async function status(): Promise<void> {
     // As the host runs it: with its instance role's credentials, which the sandbox's IAM checks.
     const run = await runAgent(state.agentBundle, ["status", "--config", host.configFile], host.environment);
     const result = run.output?.result as
-      | { role: string; gtidExecuted: string; replication: { lagSeconds: number | null } | null }
+      | {
+          role: string;
+          readOnly: boolean;
+          gtidExecuted: string;
+          replication: { lagSeconds: number | null } | null;
+        }
       | undefined;
     say(
       `  ${host.instanceId} ${host.name.padEnd(11)} ${
         result
-          ? `${result.role}, GTID ${result.gtidExecuted}${result.replication ? `, lag ${result.replication.lagSeconds} s` : ""}`
+          ? `${result.role}${result.readOnly ? " (read-only)" : ""}, GTID ${result.gtidExecuted}${result.replication ? `, lag ${result.replication.lagSeconds} s` : ""}`
           : `not answering: ${run.output?.error?.message ?? run.stderr.trim().split("\n").at(-1)}`
       }`,
     );
