@@ -42,6 +42,8 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   }
 
   /** A target host: its own datadir, socket and start command, as the agent's config there would say. */
+  let secrets: LocalSecretsManager;
+
   async function restoreTarget(name: string, serverId: number) {
     const server = await MariaDbServer.configure({
       baseDir: `${scratch.dir}/${name}`,
@@ -89,7 +91,6 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
     primary = await MariaDbServer.start({ baseDir: `${scratch.dir}/primary`, serverId: 601 });
-    let secrets: LocalSecretsManager;
     ({ configFile, secrets } = await setUpLocalAgent({
       dir: `${scratch.dir}/agent`,
       server: primary,
@@ -282,6 +283,36 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     expect(run.output?.error).toMatchObject({ name: "UsageError" });
     expect(run.output?.error?.message).toMatch(/port from 1 to 65535.*127\.0\.0\.1:99999/);
     expect(run.stderr).not.toMatch(/binlogs fetched|backup downloaded/);
+  });
+
+  it("--replica-of whose replication fails (a wrong password): the run says so, and replication is stopped, not retrying behind the message", async () => {
+    const { server, targetConfig } = await restoreTarget("repl-refused", 708);
+    secrets.put("rewind/orders/repl-wrong", { username: REPL.user, password: "not-the-password" });
+    const config = JSON.parse(readFileSync(targetConfig, "utf8"));
+    writeFileSync(
+      targetConfig,
+      JSON.stringify({ ...config, secrets: { ...config.secrets, repl: "rewind/orders/repl-wrong" } }),
+    );
+    const run = await agent([
+      "restore",
+      "--until",
+      pauseTime,
+      "--datadir",
+      server.datadir,
+      "--replica-of",
+      `127.0.0.1:${primary.port}`,
+      "--config",
+      targetConfig,
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error).toMatchObject({ name: "ReplicationFailed" });
+    expect(run.output?.error?.message).toMatch(
+      /failed: .*Replication is stopped; the restored data is intact and read-only/,
+    );
+    // SHOW SLAVE STATUS: Slave_IO_Running and Slave_SQL_Running are its 11th and 12th columns.
+    const [status] = await server.query("SHOW SLAVE STATUS");
+    expect([status?.[10], status?.[11]]).toEqual(["No", "No"]);
+    expect(await server.scalar("SELECT @@read_only")).toBe("1");
   });
 
   it("a deleted binlog object: list shows the gap, a restore past it is refused naming the file, one before it works", async () => {
