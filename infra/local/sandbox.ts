@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
+import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
 import { bundleAgent } from "../bundle-agent.js";
 import { objectLock, parseRewindConfig } from "../config.js";
 import { RewindStack } from "../rewind-stack.js";
@@ -284,7 +285,7 @@ export class Sandbox {
       // The standby is not replicating: it needs its own copy of the backup user.
       await standby.createUser(
         { user: backupUser.username, password: backupUser.password },
-        "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR",
+        BACKUP_PRIVILEGES.mariadb.global,
       );
 
       // Every host can be restored onto: the agent starts and stops its server with these scripts.
