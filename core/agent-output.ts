@@ -20,6 +20,9 @@ export const ReplicationState = z.object({
 export type ReplicationState = z.infer<typeof ReplicationState>;
 
 /** `rewind-agent status`: what select-source needs to choose a host. */
+/** How many of the newest binlog files `status` lists by name. */
+export const STATUS_NEWEST_BINLOGS = 10;
+
 export const AgentStatus = z.object({
   engine: EngineName,
   version: z.string(),
@@ -29,7 +32,17 @@ export const AgentStatus = z.object({
   serverUuid: z.string().nullable(),
   gtidExecuted: z.string(),
   replication: ReplicationState.nullable(),
-  binlogs: z.array(z.object({ file: z.string(), size: z.number() })),
+  /**
+   * The server's binlogs, summarised: SSM keeps 24,000 characters of a command's output
+   * (GetCommandInvocation's StandardOutputContent), and a host can hold thousands of files.
+   */
+  binlogs: z.object({
+    count: z.number().int().nonnegative(),
+    totalBytes: z.number().nonnegative(),
+    first: z.string().nullable(),
+    /** The newest files (at most STATUS_NEWEST_BINLOGS), oldest first; the last one is being written. */
+    newest: z.array(z.object({ file: z.string(), size: z.number() })),
+  }),
   datadir: z.string(),
   freeBytes: z.number().nullable(),
   binlogSource: z.string(),

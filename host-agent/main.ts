@@ -283,7 +283,8 @@ export async function main(argv: string[]): Promise<number> {
 
 /**
  * Where to report when the config cannot be loaded: whatever region and endpoint the file still
- * yields, else the environment (AWS_REGION, which Rewind-RunAgent sets from the host's region).
+ * yields, else the environment: SSM Agent names the host's region in AWS_SSM_REGION_NAME (it sets
+ * no AWS_REGION for Run Command; amazon-ssm-agent's runscript plugin), AWS_REGION by hand.
  */
 function reportingSettings(configFile: string): { region: string; sfnEndpoint?: string } {
   let raw: { region?: unknown; sfnEndpoint?: unknown } = {};
@@ -293,7 +294,10 @@ function reportingSettings(configFile: string): { region: string; sfnEndpoint?: 
     // Nothing readable: the environment decides.
   }
   return {
-    region: typeof raw.region === "string" ? raw.region : (process.env.AWS_REGION ?? "us-east-1"),
+    region:
+      typeof raw.region === "string"
+        ? raw.region
+        : (process.env.AWS_SSM_REGION_NAME ?? process.env.AWS_REGION ?? "us-east-1"),
     ...(typeof raw.sfnEndpoint === "string" ? { sfnEndpoint: raw.sfnEndpoint } : {}),
   };
 }

@@ -7,8 +7,9 @@ import { acknowledge } from "./nag.js";
 
 export interface BackupStorageProps {
   /**
-   * Object Lock on every object version: the mode and how many days.
-   * @default - no Object Lock
+   * Object Lock's default retention on every object version: the mode and how many days. The
+   * bucket has Object Lock enabled either way.
+   * @default - no default retention
    */
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
   /**
@@ -86,9 +87,12 @@ export class BackupStorage extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       versioned: true,
       removalPolicy: RemovalPolicy.RETAIN,
+      // Always enabled: CloudFormation replaces a bucket whose ObjectLockEnabled changes
+      // (AWS::S3::Bucket, "Update requires: Replacement"), so turning the lock on later would
+      // create an empty bucket. Without a mode there is just no default retention.
+      objectLockEnabled: true,
       ...(props.objectLock
         ? {
-            objectLockEnabled: true,
             objectLockDefaultRetention: s3.ObjectLockRetention[props.objectLock.mode](
               Duration.days(props.objectLock.days),
             ),
@@ -96,8 +100,11 @@ export class BackupStorage extends Construct {
         : {}),
       lifecycleRules: [
         { id: "abort-incomplete-multipart-uploads", abortIncompleteMultipartUploadAfter: Duration.days(2) },
-        // Retention deletes current versions; old versions go after a grace period.
-        { id: "expire-noncurrent-versions", noncurrentVersionExpiration: Duration.days(7) },
+        // Retention deletes current versions, which leaves them noncurrent behind a delete marker:
+        // they go a day later (a locked version only once its lock lapses: S3 lifecycle never
+        // removes a locked version), and the markers left with no version behind them go too.
+        { id: "expire-noncurrent-versions", noncurrentVersionExpiration: Duration.days(1) },
+        { id: "expired-delete-markers", expiredObjectDeleteMarker: true },
         ...(transitions.length > 0 ? [{ id: "storage-class-transitions", transitions }] : []),
       ],
     });

@@ -80,7 +80,10 @@ export const RewindConfigSchema = z
          * s3:BypassGovernanceRetention can shorten it), `compliance` (nobody, not even root), or `off`.
          */
         objectLockMode: z.enum(["governance", "compliance", "off"]).default("governance"),
-        /** Days each version is locked; by default the PITR window (retention.pitrDays). */
+        /**
+         * Days each version is locked; by default what the PITR window needs: retention.pitrDays
+         * plus the interval between full backups plus a day (lockDaysNeeded).
+         */
         objectLockDays: z.number().int().min(1).optional(),
         /** Days after which backups move to STANDARD_IA / GLACIER_IR. */
         infrequentAccessAfterDays: z.number().int().min(30).optional(),
@@ -104,14 +107,62 @@ export const RewindConfigSchema = z
           'objectLockDays needs Object Lock; drop it or set objectLockMode to "governance" or "compliance"',
       });
     }
-    if (lock !== undefined && lock < config.retention.pitrDays) {
+    const needed = lockDaysNeeded(config.retention.pitrDays, config.schedules.full);
+    if (lock !== undefined && lock < needed) {
       ctx.addIssue({
         code: "custom",
         path: ["bucket", "objectLockDays"],
-        message: `Object Lock (${lock} days) must cover the PITR window (retention.pitrDays = ${config.retention.pitrDays}); raise objectLockDays or lower pitrDays`,
+        message: `Object Lock (${lock} days) must cover what the PITR window needs: ${needed} days (retention.pitrDays = ${config.retention.pitrDays}, plus ${scheduleIntervalDays(config.schedules.full)} between full backups, plus a day), since the window starts from the full backup before it; raise objectLockDays or lower pitrDays`,
       });
     }
   });
+
+/**
+ * The longest gap, in whole days (rounded up, at least 1), between two runs of an EventBridge
+ * Scheduler expression: `rate(N unit)`, or `cron(min hour day-of-month month day-of-week year)`
+ * where a day-of-month list counts as a month, a day-of-week list as its widest gap in a week,
+ * and anything else as daily or more often.
+ */
+export function scheduleIntervalDays(expression: string): number {
+  const rate = /^rate\((\d+) (minutes?|hours?|days?)\)$/.exec(expression);
+  if (rate) {
+    const minutes =
+      Number(rate[1]) * (rate[2]!.startsWith("day") ? 1440 : rate[2]!.startsWith("hour") ? 60 : 1);
+    return Math.max(1, Math.ceil(minutes / 1440));
+  }
+  const fields = /^cron\((.*)\)$/.exec(expression)?.[1]?.trim().split(/\s+/);
+  if (!fields || fields.length !== 6) return 31;
+  const [, , dayOfMonth, month, dayOfWeek] = fields as [string, string, string, string, string];
+  if (month !== "*") return 366;
+  if (dayOfMonth !== "?" && dayOfMonth !== "*") return 31;
+  if (dayOfWeek === "?" || dayOfWeek === "*") return 1;
+  const names = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+  const day = (text: string) => {
+    const index = names.indexOf(text.toUpperCase());
+    return index >= 0 ? index : Number(text) - 1;
+  };
+  const days = new Set<number>();
+  for (const part of dayOfWeek.split(",")) {
+    const [from, to] = part.split("-");
+    const start = day(from!);
+    const end = to === undefined ? start : day(to);
+    if (!Number.isInteger(start) || !Number.isInteger(end) || /[#L/]/.test(part)) return 7;
+    for (let d = start; ; d = (d + 1) % 7) {
+      days.add(d);
+      if (d === end) break;
+    }
+  }
+  const sorted = [...days].sort((a, b) => a - b);
+  return Math.max(...sorted.map((d, i) => ((sorted[(i + 1) % sorted.length]! - d + 6) % 7) + 1));
+}
+
+/**
+ * How long each version must stay locked: the window (pitrDays) starts from the newest full
+ * backup before it, which can be a full-backup interval older, and a day of slack.
+ */
+export function lockDaysNeeded(pitrDays: number, fullSchedule: string): number {
+  return pitrDays + scheduleIntervalDays(fullSchedule) + 1;
+}
 
 export type RewindConfig = z.infer<typeof RewindConfigSchema>;
 
@@ -121,7 +172,7 @@ export function objectLock(
 ): { readonly mode: "governance" | "compliance"; readonly days: number } | undefined {
   const { objectLockMode: mode, objectLockDays } = config.bucket;
   if (mode === "off") return undefined;
-  return { mode, days: objectLockDays ?? config.retention.pitrDays };
+  return { mode, days: objectLockDays ?? lockDaysNeeded(config.retention.pitrDays, config.schedules.full) };
 }
 
 export function parseRewindConfig(raw: unknown, where: string): RewindConfig {

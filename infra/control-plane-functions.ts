@@ -133,14 +133,18 @@ export class ControlPlaneFunctions extends Construct {
       conditions?: Record<string, unknown>,
     ) => fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
     const objects = props.bucket.arnForObjects("*");
+    // The Lambdas use the key only through S3 (SSE-KMS), never directly: they can read the
+    // bucket's objects but cannot unwrap a data key the agents' Encryption SDK wrapped (a direct
+    // kms:Decrypt, whose kms:ViaService is absent), so no Lambda can decrypt backup data.
+    const throughS3 = { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } };
     for (const fn of [this.verify, this.planRestore, this.retention]) {
       allow(fn, "ListCatalog", ["s3:ListBucket"], [props.bucket.bucketArn]);
       allow(fn, "ReadManifests", ["s3:GetObject", "s3:GetObjectAttributes"], [objects]);
       // Objects are SSE-KMS: reading needs the key.
-      allow(fn, "DecryptObjects", ["kms:Decrypt"], [props.key.keyArn]);
+      allow(fn, "DecryptObjects", ["kms:Decrypt"], [props.key.keyArn], throughS3);
     }
     allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
-    allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn]);
+    allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn], throughS3);
     allow(this.retention, "ExpireObjects", ["s3:DeleteObject"], [objects]);
     allow(this.notify, "TellOperators", ["sns:Publish"], [props.topic.topicArn]);
     allow(this.notify, "EncryptMessages", ["kms:Decrypt", "kms:GenerateDataKey"], [props.topicKey.keyArn]);

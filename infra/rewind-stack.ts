@@ -80,7 +80,8 @@ export class RewindStack extends Stack {
     for (const cluster of clusters) {
       this.monitoring.watchCluster(cluster);
       // binlog-stream runs as a service on every host of the cluster: installed (or updated) when
-      // a host is tagged, and checked daily (an unchanged install leaves the service alone).
+      // a host is tagged, and checked every 30 minutes, State Manager's shortest rate (an
+      // unchanged install leaves the running service alone).
       const install = new ssm.CfnAssociation(this, `InstallStreamer-${cluster}`, {
         associationName: `rewind-install-${cluster}`,
         name: documentName,
@@ -88,7 +89,7 @@ export class RewindStack extends Stack {
         documentVersion: "$LATEST",
         targets: [{ key: "tag:rewind:cluster", values: [cluster] }],
         parameters: { Command: ["install"] },
-        scheduleExpression: "rate(1 day)",
+        scheduleExpression: "rate(30 minutes)",
         maxConcurrency: "100%",
         maxErrors: "100%",
       });

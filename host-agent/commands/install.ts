@@ -32,6 +32,9 @@ export function streamUnit(node: string, bundle: string, configFile: string, eng
     "Documentation=https://github.com/rewind/rewind#the-host-agent",
     `After=network-online.target ${engineUnit}.service`,
     "Wants=network-online.target",
+    // Never give up restarting: without it, five failures in ten seconds (the database down)
+    // leave the streamer dead until the next install run (systemd.unit(5), StartLimitIntervalSec).
+    "StartLimitIntervalSec=0",
     "",
     "[Service]",
     "Type=simple",
@@ -88,7 +91,7 @@ export async function install(context: AgentContext, options: InstallOptions): P
   if (options.noStart) return { unit, bundle, started: false };
   await runTool("systemctl", ["daemon-reload"]);
   await runTool("systemctl", ["enable", STREAM_UNIT]);
-  // An update must run the new bundle; an unchanged install (the daily association) leaves a
+  // An update must run the new bundle; an unchanged install (the association, every 30 minutes) leaves a
   // running streamer alone.
   await runTool("systemctl", [bundleChanged || unitChanged ? "restart" : "start", STREAM_UNIT]);
   return { unit, bundle, started: true };

@@ -1,5 +1,5 @@
 import { statfsSync } from "node:fs";
-import type { AgentStatus } from "../../core/agent-output.js";
+import { type AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output.js";
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
 
@@ -30,7 +30,15 @@ export async function status(context: AgentContext): Promise<StatusResult> {
       serverUuid: identity.serverUuid,
       gtidExecuted: identity.gtidExecuted,
       replication,
-      binlogs: binlogs.map((row) => ({ file: row.Log_name ?? "", size: Number(row.File_size ?? 0) })),
+      // Bounded whatever the host holds (SSM keeps 24,000 characters of output).
+      binlogs: {
+        count: binlogs.length,
+        totalBytes: binlogs.reduce((sum, row) => sum + Number(row.File_size ?? 0), 0),
+        first: binlogs[0]?.Log_name ?? null,
+        newest: binlogs
+          .slice(-STATUS_NEWEST_BINLOGS)
+          .map((row) => ({ file: row.Log_name ?? "", size: Number(row.File_size ?? 0) })),
+      },
       datadir: identity.datadir,
       freeBytes: freeBytes(identity.datadir),
       binlogSource: context.engine.binlogSource(identity, context.config.host),

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
 import { SandboxIam } from "./iam.js";
 import { LocalSecretsManager } from "./local-secrets-manager.js";
+import { withoutRegion } from "./local-ssm.js";
 import type { MariaDbServer } from "./mariadb-server.js";
 
 export interface LocalAgentSetup {
@@ -131,11 +132,11 @@ export interface AgentRun {
 export function startAgent(bundle: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [bundle, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    // No AWS_REGION: nothing sets it on a host (the config names the region).
     env: {
-      ...process.env,
+      ...withoutRegion(process.env),
       AWS_ACCESS_KEY_ID: "sandbox",
       AWS_SECRET_ACCESS_KEY: "sandbox",
-      AWS_REGION: "us-east-1",
       ...env,
     },
   });

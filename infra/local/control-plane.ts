@@ -86,7 +86,7 @@ export class LocalControlPlane {
       agentDocument(synthesized.template),
       sandbox.hosts,
       sandbox.agentBundle,
-      { AWS_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" },
+      { AWS_SSM_REGION_NAME: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" },
       { iam: this.iam, counts: this.counts },
     );
   }

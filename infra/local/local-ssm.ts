@@ -231,7 +231,14 @@ export class LocalSsm {
     const child: ChildProcess = track(
       spawn("bash", ["-c", script], {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...this.env, ...host.environment, ...parameterEnv },
+        env: {
+          ...withoutRegion(process.env),
+          ...this.env,
+          // What SSM Agent sets for Run Command (amazon-ssm-agent's runscript plugin): no AWS_REGION.
+          AWS_SSM_INSTANCE_ID: host.instanceId,
+          ...host.environment,
+          ...parameterEnv,
+        },
       }),
     );
     let resolveDone: () => void = () => {};
@@ -362,4 +369,14 @@ export class LocalSsm {
   close(): void {
     this.server?.close();
   }
+}
+
+/**
+ * The environment a host process inherits, less the region: on a host nothing sets AWS_REGION
+ * (SSM Agent names it AWS_SSM_REGION_NAME; a systemd unit names none), so the agent must not
+ * depend on it.
+ */
+export function withoutRegion(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { AWS_REGION: _region, AWS_DEFAULT_REGION: _default, ...rest } = env;
+  return rest;
 }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { openSync } from "node:fs";
 import path from "node:path";
+import { withoutRegion } from "./local-ssm.js";
 import { track } from "./processes.js";
 
 /**
@@ -32,7 +33,8 @@ export class StreamerService {
     const child = track(
       spawn(process.execPath, [this.agentBundle, "binlog-stream", "--config", this.configFile], {
         stdio: ["ignore", log, log],
-        env: { ...process.env, AWS_REGION: "us-east-1", ...this.environment },
+        // As its systemd unit runs it: no region in the environment.
+        env: { ...withoutRegion(process.env), ...this.environment },
       }),
     );
     this.child = child;

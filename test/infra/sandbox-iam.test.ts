@@ -178,6 +178,29 @@ describe("the sandbox's IAM, from the synthesized template", () => {
           new GenerateDataKeyCommand({ KeyId: keyArn, NumberOfBytes: 32, EncryptionContext: context }),
         ),
       ).rejects.toMatchObject({ name: "AccessDeniedException" });
+      // Nor can any Lambda unwrap a host's data key: their kms:Decrypt holds only through S3.
+      for (const name of ["Lambda verify", "Lambda plan-restore", "Lambda retention"]) {
+        const reader = new KMSClient({
+          region,
+          endpoint: kms.endpoint,
+          credentials: credentials(iam.principalNamed(name)),
+        });
+        await expect(
+          reader.send(
+            new DecryptCommand({
+              CiphertextBlob: key.CiphertextBlob,
+              EncryptionContext: context,
+              KeyId: keyArn,
+            }),
+          ),
+          name,
+        ).rejects.toMatchObject({ name: "AccessDeniedException" });
+        expect(() =>
+          kms.authorizeVia(iam.principalNamed(name), "kms:Decrypt", keyArn, `s3.${region}.amazonaws.com`, {
+            "aws:s3:arn": `arn:aws:s3:::${BUCKET}`,
+          }),
+        ).not.toThrow();
+      }
     });
   });
 

@@ -435,7 +435,7 @@ describe("the Rewind stack", () => {
       DocumentVersion: "$LATEST",
       Targets: [{ Key: "tag:rewind:cluster", Values: ["orders"] }],
       Parameters: { Command: ["install"] },
-      ScheduleExpression: "rate(1 day)",
+      ScheduleExpression: "rate(30 minutes)",
     });
   });
 
@@ -447,25 +447,44 @@ describe("the Rewind stack", () => {
     t.hasOutput("RestoreStateMachineArn", { Value: { Ref: Match.stringLikeRegexp("^RestoreStateMachine") } });
   });
 
-  it("locks every object version in governance mode for the PITR window unless configured otherwise", () => {
+  it("locks every object version in governance mode for what the PITR window needs unless configured otherwise", () => {
+    // pitrDays 7 + a day between the nightly full backups + a day.
     template().hasResourceProperties("AWS::S3::Bucket", {
       ObjectLockEnabled: true,
       ObjectLockConfiguration: {
         ObjectLockEnabled: "Enabled",
-        Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 7 } },
+        Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 9 } },
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 1 } }),
+          Match.objectLike({ ExpiredObjectDeleteMarker: true }),
+        ]),
       },
     });
+    // Weekly full backups: the window may start from one 7 days older.
+    template({ ...minimal, schedules: { full: "cron(0 2 ? * SUN *)" } }).hasResourceProperties(
+      "AWS::S3::Bucket",
+      {
+        ObjectLockConfiguration: Match.objectLike({
+          Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 15 } },
+        }),
+      },
+    );
+    // Off: still enabled (CloudFormation would replace the bucket to turn it on later), no default retention.
     const off = template({ ...minimal, bucket: { objectLockMode: "off" } });
     off.hasResourceProperties("AWS::S3::Bucket", {
       VersioningConfiguration: { Status: "Enabled" },
-      ObjectLockEnabled: Match.absent(),
+      ObjectLockEnabled: true,
     });
+    for (const bucket of Object.values(off.findResources("AWS::S3::Bucket")))
+      expect(bucket.Properties.ObjectLockConfiguration?.Rule).toBeUndefined();
     const retention = (t: Template) =>
       JSON.parse(
         Object.values(t.findResources("AWS::Lambda::Function"))[0]!.Properties.Environment.Variables
           .REWIND_RETENTION,
       );
-    expect(retention(template())).toEqual({ fullBackups: 7, pitrDays: 7, objectLockDays: 7 });
+    expect(retention(template())).toEqual({ fullBackups: 7, pitrDays: 7, objectLockDays: 9 });
     expect(retention(off)).toEqual({ fullBackups: 7, pitrDays: 7 });
     template({
       ...minimal,
@@ -599,7 +618,7 @@ describe("the Rewind config", () => {
     [{ ...minimal, retention: { fullBackups: 0 } }, /retention.fullBackups: keep at least one full backup/],
     [
       { ...minimal, bucket: { objectLockDays: 3 } },
-      /bucket.objectLockDays: Object Lock \(3 days\) must cover the PITR window/,
+      /bucket.objectLockDays: Object Lock \(3 days\) must cover what the PITR window needs: 9 days/,
     ],
     [
       { ...minimal, bucket: { objectLockMode: "off", objectLockDays: 10 } },

@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output.js";
 import { setUpLocalAgent } from "../../infra/local/agent.js";
 import { MariaDbServer } from "../../infra/local/mariadb-server.js";
 import { S3Server } from "../../infra/local/s3-server.js";
@@ -11,6 +12,8 @@ import { agent, BUCKET, scratchDir } from "../support.js";
 interface SfnCall {
   readonly target: string;
   readonly body: Record<string, string>;
+  /** The region the request was signed for (its SigV4 credential scope). */
+  readonly region?: string;
 }
 
 /** Records the Step Functions calls the agent makes (the JSON 1.0 protocol), answering each with {}. */
@@ -22,7 +25,12 @@ async function fakeStepFunctions(): Promise<{ endpoint: string; calls: SfnCall[]
       body += chunk.toString();
     });
     request.on("end", () => {
-      calls.push({ target: String(request.headers["x-amz-target"]), body: JSON.parse(body) });
+      const scope = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(String(request.headers.authorization ?? ""));
+      calls.push({
+        target: String(request.headers["x-amz-target"]),
+        body: JSON.parse(body),
+        ...(scope ? { region: scope[1] } : {}),
+      });
       response.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
       response.end("{}");
     });
@@ -90,10 +98,10 @@ describe("the agent reports to Step Functions with --task-token", () => {
     ]);
     expect(run.exitCode).toBe(1);
     expect(sfn.calls).toEqual([
-      {
+      expect.objectContaining({
         target: "AWSStepFunctions.SendTaskFailure",
         body: expect.objectContaining({ taskToken: "token-bad", error: "BackupNotFound" }),
-      },
+      }),
     ]);
     expect(sfn.calls[0]!.body.cause).toMatch(
       /has no manifest .* `rewind-agent list` shows the complete backups/,
@@ -102,19 +110,22 @@ describe("the agent reports to Step Functions with --task-token", () => {
 
   it("reports a config that cannot be loaded, with the token from the environment, never from argv", async () => {
     sfn.calls.length = 0;
+    // As SSM Agent runs it: AWS_SSM_REGION_NAME names the host's region; AWS_REGION is not set.
     const missing = await agent(["status", "--config", `${scratch.dir}/nowhere.json`], {
       REWIND_TASK_TOKEN: "token-no-config",
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+      AWS_SSM_REGION_NAME: "eu-west-1",
     });
     expect(missing.exitCode).toBe(1);
     expect(missing.output?.error?.name).toBe("ConfigInvalid");
     expect(sfn.calls).toEqual([
-      {
+      expect.objectContaining({
         target: "AWSStepFunctions.SendTaskFailure",
         body: expect.objectContaining({ taskToken: "token-no-config", error: "ConfigInvalid" }),
-      },
+      }),
     ]);
     expect(sfn.calls[0]!.body.cause).toMatch(/nowhere\.json: does not exist; pass --config/);
+    expect(sfn.calls[0]!.region).toBe("eu-west-1");
 
     // Valid JSON that fails validation still yields the endpoint it names.
     sfn.calls.length = 0;
@@ -128,5 +139,17 @@ describe("the agent reports to Step Functions with --task-token", () => {
     expect(sfn.calls.map((call) => [call.body.taskToken, call.body.error])).toEqual([
       ["token-bad-config", "ConfigInvalid"],
     ]);
+  });
+
+  it("status stays within SSM's 24,000 characters of output however many binlogs the host keeps", async () => {
+    await source.query("FLUSH BINARY LOGS;\n".repeat(600));
+    const run = await agent(["status", "--config", configFile]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const line = JSON.stringify(run.output);
+    expect(line.length).toBeLessThan(24_000);
+    const status = AgentStatus.parse(run.output?.result);
+    expect(status.binlogs.count).toBeGreaterThan(600);
+    expect(status.binlogs.newest).toHaveLength(STATUS_NEWEST_BINLOGS);
+    expect(status.binlogs.first).toBe("mariadb-bin.000001");
   });
 });

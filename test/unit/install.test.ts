@@ -31,6 +31,8 @@ describe("rewind-agent install", () => {
     const unit = readFileSync(path.join(unitDir, STREAM_UNIT), "utf8");
     expect(unit).toContain(`ExecStart=${process.execPath} ${bundle} binlog-stream --config ${configFile}`);
     expect(unit).toMatch(/^Restart=always$/m);
+    // A crash loop never leaves it dead: systemd never stops restarting it.
+    expect(unit).toMatch(/^\[Unit\][^[]*^StartLimitIntervalSec=0$/m);
     expect(unit).toMatch(/^After=network-online.target mariadb.service$/m);
     expect(unit).toMatch(/^WantedBy=multi-user.target$/m);
     // The installed copy is a working agent.
