@@ -106,6 +106,13 @@ export const AgentConfigSchema = z
         historyCheckSeconds: z.number().min(5).max(3600).default(60),
         /** A chunk holds at most this much of the binlog; more waits for the next chunk. */
         maxChunkMiB: z.number().int().min(1).max(1024).default(64),
+        /**
+         * The primary rotates its binlog (FLUSH BINARY LOGS) once the file has been open this long
+         * or has this many chunks in S3, so that a quiet server's file, and the work of planning
+         * a restore through it, stay bounded; a file with nothing shipped is never rotated.
+         */
+        rotateMinutes: z.number().int().min(1).max(1440).default(60),
+        maxChunksPerFile: z.number().int().min(2).max(100_000).default(1000),
       })
       .prefault({}),
     backup: z

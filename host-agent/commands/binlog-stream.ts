@@ -72,6 +72,8 @@ class ActiveFile {
   /** Complete transactions past `shippedEnd`, in order. */
   pending: Point[] = [];
   latest: Point;
+  /** When this streamer asked the server to rotate the file (stream.rotateMinutes / maxChunksPerFile). */
+  rotationRequestedAt: number | null = null;
 
   constructor(
     readonly dir: string,
@@ -518,7 +520,30 @@ class Streamer {
     if (oldest && (once || Date.now() - oldest.seenAt >= batchMs || read === READ_SLICE)) {
       await this.shipChunk(active, false);
     }
+    await this.rotateIfDue(active);
     return read === READ_SLICE;
+  }
+
+  /**
+   * Bounds the work per file: a file open for stream.rotateMinutes (from its first event) or with
+   * stream.maxChunksPerFile chunks is rotated by the primary; its rotate event then closes it as
+   * max_binlog_size would: the last transactions go in its final chunk, and it is shipped whole.
+   */
+  private async rotateIfDue(active: ActiveFile): Promise<void> {
+    const { stream } = this.context.config;
+    if (this.role !== "primary" || active.nextChunk === 0) return;
+    const retryAfterMs = 30_000;
+    if (active.rotationRequestedAt !== null && Date.now() - active.rotationRequestedAt < retryAfterMs) return;
+    const opened = active.reader.snapshot().firstEventTime;
+    const ageMinutes = opened === null ? 0 : (Date.now() / 1000 - opened) / 60;
+    if (ageMinutes < stream.rotateMinutes && active.nextChunk < stream.maxChunksPerFile) return;
+    active.rotationRequestedAt = Date.now();
+    log("info", "rotating the binlog to bound the work per file", {
+      file: active.file,
+      chunks: active.nextChunk,
+      openMinutes: Math.round(ageMinutes),
+    });
+    await this.sql.rows("FLUSH BINARY LOGS");
   }
 
   /** One chunk: from where S3's chunks end to the end of a complete transaction (the file's end once closed). */

@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { binlogSequence } from "../../core/binlog/manifest.js";
+import { listChunks } from "../../core/store/binlog-chunks.js";
 import { readBinlogIndex } from "../../core/store/binlog-index.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { s3Client } from "../../host-agent/clients.js";
@@ -143,5 +144,43 @@ describe("closed-file shipping through an index outage", () => {
     const now = (after.output!.result as unknown as ListResult).binlogs.find((b) => b.source === source)!;
     expect(now.chunkOnly.files).toBe(0);
     expect(now.files).toBeGreaterThanOrEqual(3);
+  }, 300_000);
+
+  it("a file kept open by a quiet writer is rotated after stream.maxChunksPerFile chunks, so no file grows without bound; each is shipped whole", async () => {
+    streamer?.child.kill("SIGKILL");
+    await streamer?.done;
+    const source = `${primary.serverId}-db-${primary.serverId}`;
+    const bounded = path.join(path.dirname(configFile), "bounded.json");
+    const config = JSON.parse(readFileSync(configFile, "utf8"));
+    writeFileSync(
+      bounded,
+      JSON.stringify({ ...config, stream: { ...config.stream, intervalSeconds: 1, maxChunksPerFile: 3 } }),
+    );
+    const first = (await primary.query("SHOW BINARY LOGS")).at(-1)![0]!;
+    streamer = startAgent(AGENT_BUNDLE, ["binlog-stream", "--config", bounded]);
+    // A heartbeat-like writer: one small transaction at a time, never enough to fill a file.
+    for (let i = 0; i < 14; i++) {
+      await primary.query(
+        `INSERT INTO ${WriteWorkload.table} VALUES (${10_000_000 + i}, SHA2(${i}, 256), NOW(6))`,
+      );
+      await sleep(1200);
+    }
+    const files = (await primary.query("SHOW BINARY LOGS")).map((row) => row[0]!);
+    const rotatedFiles = files.slice(files.indexOf(first), -1);
+    expect(rotatedFiles.length).toBeGreaterThanOrEqual(2);
+    await waitFor(
+      "the rotated files to be shipped whole and indexed",
+      async () => {
+        const indexed = (await readBinlogIndex(client(), BUCKET, location, source)).map((r) => r.file);
+        return rotatedFiles.every((file) => indexed.includes(file));
+      },
+      { timeoutMs: 60_000 },
+    );
+    const listing = await listChunks(client(), BUCKET, location, source);
+    for (const file of rotatedFiles.slice(1)) {
+      const chunks = listing.find((entry) => entry.file === file)?.chunks.length ?? 0;
+      expect(chunks, file).toBeLessThanOrEqual(3 + 1);
+    }
+    expect(streamer.log()).toContain("rotating the binlog to bound the work per file");
   }, 300_000);
 });
