@@ -12,10 +12,12 @@ fail() {
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "rewind setup: installing npm dependencies" >&2
-  # `npm ci` rejects locks written with omit-lockfile-registry-resolved (optional platform
-  # packages look missing); `npm install` honours the lock and leaves it unchanged.
-  npm install --no-audit --no-fund >&2 ||
-    fail "npm install failed (see above); check that the npm registry is reachable, then run this again"
+  # Exactly the committed lock, which lists every platform's optional packages (biome, esbuild,
+  # rollup), so it installs on linux-x64, linux-arm64 and macOS alike. Warnings stay quiet: the
+  # system node may be older than the node 22 the devDependency brings (EBADENGINE for packages
+  # that only run under it); errors still show.
+  npm ci --no-audit --no-fund --loglevel=error >&2 ||
+    fail "npm ci failed (see above); check that the npm registry is reachable, then run this again"
 fi
 
 missing=()
