@@ -116,3 +116,72 @@ export class AgentDocument extends Construct {
     });
   }
 }
+
+/**
+ * The parameters of `Rewind-RunInstalledAgent`: the watchdog's command only. The agent's commands
+ * that a state machine runs go through Rewind-RunAgent, which brings the deployed bundle.
+ */
+export const INSTALLED_AGENT_DOCUMENT_PARAMETERS = {
+  Command: { pattern: "^(binlog-push|status)$", default: "binlog-push" },
+} as const;
+
+/** Where `rewind-agent install` puts the bundle the service (and the watchdog) runs. */
+export const INSTALLED_AGENT = "/opt/rewind/rewind-agent.mjs";
+
+/**
+ * `Rewind-RunInstalledAgent`: runs the bundle `install` put on the host, with no download. The
+ * per-minute watchdog uses it: Rewind-RunAgent's aws:downloadContent would fetch the whole
+ * bundle on every run (about 164 GB per host-month, through a NAT gateway). The install
+ * association keeps the installed bundle current (every 30 minutes and after each deploy).
+ */
+export class InstalledAgentDocument extends Construct {
+  static readonly NAME = "Rewind-RunInstalledAgent";
+  readonly document: ssm.CfnDocument;
+  readonly documentName = InstalledAgentDocument.NAME;
+
+  constructor(scope: Construct, id: string, props: { readonly configPath?: string } = {}) {
+    super(scope, id);
+    const configPath = props.configPath ?? "/etc/rewind/agent.json";
+    const parameters = Object.fromEntries(
+      Object.entries(INSTALLED_AGENT_DOCUMENT_PARAMETERS).map(
+        ([name, { pattern, default: defaultValue }]) => [
+          name,
+          { type: "String", default: defaultValue, allowedPattern: pattern, interpolationType: "ENV_VAR" },
+        ],
+      ),
+    );
+    const script = [
+      "set -eu",
+      'if [ -z "${SSM_Command+set}" ]; then',
+      `  echo "${MINIMUM_AGENT_MESSAGE}" >&2`,
+      "  exit 1",
+      "fi",
+      `agent=${INSTALLED_AGENT}`,
+      'if [ ! -f "$agent" ]; then',
+      `  echo "Rewind is not installed on this host yet ($agent is missing): its rewind-install association installs it within 30 minutes of tagging; run Rewind-RunAgent with Command install to do it now" >&2`,
+      "  exit 1",
+      "fi",
+      `set -- "$SSM_Command" --config ${configPath}`,
+      'exec node "$agent" "$@"',
+    ];
+    this.document = new ssm.CfnDocument(this, "Document", {
+      name: InstalledAgentDocument.NAME,
+      documentType: "Command",
+      documentFormat: "JSON",
+      updateMethod: "NewVersion",
+      content: {
+        schemaVersion: "2.2",
+        description:
+          "Runs the Rewind host agent installed on the host (the binlog watchdog); downloads nothing",
+        parameters,
+        mainSteps: [
+          {
+            action: "aws:runShellScript",
+            name: AGENT_SHELL_STEP,
+            inputs: { timeoutSeconds: "600", runCommand: script },
+          },
+        ],
+      },
+    });
+  }
+}

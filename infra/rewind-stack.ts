@@ -2,7 +2,7 @@ import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct } from "constructs";
-import { AgentDocument } from "./agent-document.js";
+import { AgentDocument, InstalledAgentDocument } from "./agent-document.js";
 import { BackupStateMachine } from "./backup-state-machine.js";
 import { BackupStorage } from "./backup-storage.js";
 import { ClusterSecrets } from "./cluster-secrets.js";
@@ -45,6 +45,8 @@ export class RewindStack extends Stack {
     const agentAsset = new s3assets.Asset(this, "AgentBundle", { path: props.agentBundle });
     this.agentDocument = new AgentDocument(this, "AgentDocument", { agentAsset });
     const documentName = this.agentDocument.documentName;
+    // The per-minute watchdog runs the installed bundle, downloading nothing.
+    const watchdogDocument = new InstalledAgentDocument(this, "InstalledAgentDocument");
     this.hostPolicies = clusters.map((cluster) => {
       new ClusterSecrets(this, `Secrets-${cluster}`, { cluster, key: this.storage.key });
       return new DatabaseHostPolicy(this, `HostPolicy-${cluster}`, {
@@ -74,9 +76,10 @@ export class RewindStack extends Stack {
       config,
       backup: this.backup.stateMachine,
       drill: this.drill.stateMachine,
-      documentName,
+      documentName: watchdogDocument.documentName,
       agentLogs: this.monitoring.agentLogs,
     });
+    this.schedules.node.addDependency(watchdogDocument.document);
     for (const cluster of clusters) {
       this.monitoring.watchCluster(cluster);
       // binlog-stream runs as a service on every host of the cluster: installed (or updated) when

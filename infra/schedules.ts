@@ -12,6 +12,7 @@ export interface SchedulesProps {
   readonly config: RewindConfig;
   readonly backup: sfn.IStateMachine;
   readonly drill: sfn.IStateMachine;
+  /** The document the binlog watchdog runs (Rewind-RunInstalledAgent: no download per run). */
   readonly documentName: string;
   /** Where SSM writes binlog-push output (the lag metric is read from it). */
   readonly agentLogs: logs.ILogGroup;

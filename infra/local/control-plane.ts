@@ -83,7 +83,7 @@ export class LocalControlPlane {
     this.counts = sandbox.counts ?? new RequestCounts();
     this.callbacks = new TaskCallbacks(this.iam, this.counts);
     this.ssm = new LocalSsm(
-      agentDocument(synthesized.template),
+      agentDocuments(synthesized.template),
       sandbox.hosts,
       sandbox.agentBundle,
       { AWS_SSM_REGION_NAME: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" },
@@ -362,37 +362,49 @@ interface AgentTaskInput {
 
 /** The Rewind-RunAgent document as synthesized: its parameters and its shell step. */
 export function agentDocument(template: Template): AgentDocumentContent {
-  const found = Object.values(template.Resources).find((resource) => resource.Type === "AWS::SSM::Document");
-  if (!found) throw new Error("the template has no SSM document");
-  const properties = resolveIntrinsics(found.Properties, template) as {
-    Name: string;
-    Content: {
-      parameters: AgentDocumentContent["parameters"];
-      mainSteps: {
-        action: string;
-        name: string;
-        inputs: { runCommand?: string[]; destinationPath?: string; sourceInfo?: string };
-      }[];
+  const documents = agentDocuments(template);
+  const found = documents.find((document) => document.destinationPath !== null);
+  if (!found) throw new Error("the template has no SSM document that downloads the agent");
+  return found;
+}
+
+/** Every SSM document of the template, as the sandbox's SSM runs them. */
+export function agentDocuments(template: Template): AgentDocumentContent[] {
+  const found = Object.values(template.Resources).filter(
+    (resource) => resource.Type === "AWS::SSM::Document",
+  );
+  if (found.length === 0) throw new Error("the template has no SSM document");
+  return found.map((resource) => {
+    const properties = resolveIntrinsics(resource.Properties, template) as {
+      Name: string;
+      Content: {
+        parameters: AgentDocumentContent["parameters"];
+        mainSteps: {
+          action: string;
+          name: string;
+          inputs: { runCommand?: string[]; destinationPath?: string; sourceInfo?: string };
+        }[];
+      };
     };
-  };
-  const steps = properties.Content.mainSteps;
-  const shell = steps.find((step) => step.action === "aws:runShellScript");
-  const download = steps.find((step) => step.action === "aws:downloadContent");
-  const runCommand = shell?.inputs.runCommand ?? [];
-  const agentLine = runCommand.find((line) => line.startsWith("agent="));
-  const configLine = runCommand.find((line) => line.includes("--config "));
-  if (!agentLine || !configLine || !shell || !download?.inputs.destinationPath)
-    throw new Error("the document does not download the agent and name it and its config in its shell step");
-  const source = JSON.parse(download.inputs.sourceInfo ?? "{}") as { path?: string };
-  return {
-    name: properties.Name,
-    parameters: properties.Content.parameters,
-    runCommand,
-    downloadDir: agentLine.slice("agent=".length, agentLine.lastIndexOf("/")),
-    configPath: /--config (\S+)/.exec(configLine)![1]!,
-    destinationPath: download.inputs.destinationPath,
-    downloadedName: path.posix.basename(source.path ?? "rewind-agent.mjs"),
-    stepNames: steps.map((step) => step.name),
-    shellStep: shell.name,
-  };
+    const steps = properties.Content.mainSteps;
+    const shell = steps.find((step) => step.action === "aws:runShellScript");
+    const download = steps.find((step) => step.action === "aws:downloadContent");
+    const runCommand = shell?.inputs.runCommand ?? [];
+    const agentLine = runCommand.find((line) => line.startsWith("agent="));
+    const configLine = runCommand.find((line) => line.includes("--config "));
+    if (!agentLine || !configLine || !shell || (download && !download.inputs.destinationPath))
+      throw new Error(`${properties.Name} does not name the agent and its config in its shell step`);
+    const source = JSON.parse(download?.inputs.sourceInfo ?? "{}") as { path?: string };
+    return {
+      name: properties.Name,
+      parameters: properties.Content.parameters,
+      runCommand,
+      downloadDir: agentLine.slice("agent=".length, agentLine.lastIndexOf("/")),
+      configPath: /--config (\S+)/.exec(configLine)![1]!,
+      destinationPath: download?.inputs.destinationPath ?? null,
+      downloadedName: path.posix.basename(source.path ?? "rewind-agent.mjs"),
+      stepNames: steps.map((step) => step.name),
+      shellStep: shell.name,
+    };
+  });
 }

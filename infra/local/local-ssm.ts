@@ -17,8 +17,11 @@ export interface AgentDocumentContent {
   /** The directory the shell step runs the agent from, and the config path it names. */
   readonly downloadDir: string;
   readonly configPath: string;
-  /** `aws:downloadContent`'s destinationPath, and the name of the object it downloads. */
-  readonly destinationPath: string;
+  /**
+   * `aws:downloadContent`'s destinationPath, and the name of the object it downloads; null for a
+   * document that runs what is installed on the host (Rewind-RunInstalledAgent).
+   */
+  readonly destinationPath: string | null;
   readonly downloadedName: string;
   /** Every step's name, in order, and the shell step's. */
   readonly stepNames: readonly string[];
@@ -44,6 +47,8 @@ export interface SandboxHost {
 export interface Invocation {
   readonly commandId: string;
   readonly instanceId: string;
+  /** The document it runs. */
+  readonly document: AgentDocumentContent;
   status: "InProgress" | "Success" | "Failed";
   exitCode: number | null;
   stdout: string;
@@ -82,13 +87,17 @@ export class LocalSsm {
   private server?: http.Server;
   endpoint = "";
 
+  private readonly documents: readonly AgentDocumentContent[];
+
   constructor(
-    private readonly document: AgentDocumentContent,
+    documents: AgentDocumentContent | readonly AgentDocumentContent[],
     private readonly hosts: readonly SandboxHost[],
     private readonly agentBundle: string,
     private readonly env: NodeJS.ProcessEnv = {},
     private readonly access: { readonly iam?: SandboxIam; readonly counts?: RequestCounts } = {},
-  ) {}
+  ) {
+    this.documents = Array.isArray(documents) ? documents : [documents as AgentDocumentContent];
+  }
 
   /** Throws AccessDenied unless `caller` may do `action` on `resource` (no IAM: allowed). */
   private authorize(
@@ -124,7 +133,8 @@ export class LocalSsm {
       "ssm:SendCommand",
       `arn:aws:ssm:us-east-1:123456789012:document/${request.DocumentName}`,
     );
-    if (request.DocumentName !== this.document.name) {
+    const document = this.documents.find((each) => each.name === request.DocumentName);
+    if (!document) {
       throw new SsmRequestError(`InvalidDocument: document ${request.DocumentName} does not exist`);
     }
     if ((request.InstanceIds?.length ?? 0) > 50) {
@@ -155,9 +165,9 @@ export class LocalSsm {
         context,
       );
     }
-    const env = this.parameterEnvironment(request.Parameters ?? {});
+    const env = this.parameterEnvironment(document, request.Parameters ?? {});
     const commandId = randomUUID();
-    const invocations = hosts.map((host) => this.start(commandId, host, env));
+    const invocations = hosts.map((host) => this.start(commandId, document, host, env));
     const output = request.CloudWatchOutputConfig;
     if (output?.CloudWatchOutputEnabled) {
       for (const invocation of invocations) this.streamOutput(invocation, output.CloudWatchLogGroupName);
@@ -170,7 +180,7 @@ export class LocalSsm {
    * the group (DescribeLogGroups), creates its stream and puts the output. Without those
    * permissions the output never arrives (the agent logs the error on the instance).
    */
-  private streamOutput(invocation: Invocation, group = `/aws/ssm/${this.document.name}`): void {
+  private streamOutput(invocation: Invocation, group = `/aws/ssm/${invocation.document.name}`): void {
     const host = this.hosts.find((h) => h.instanceId === invocation.instanceId)!;
     const iam = this.access.iam;
     const principal = iam?.enforcing ? iam.principalFor(host.environment?.AWS_ACCESS_KEY_ID) : undefined;
@@ -197,17 +207,20 @@ export class LocalSsm {
     return this.invocations.get(`${commandId}/${instanceId}`);
   }
 
-  private parameterEnvironment(parameters: Record<string, string[]>): Record<string, string> {
+  private parameterEnvironment(
+    document: AgentDocumentContent,
+    parameters: Record<string, string[]>,
+  ): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [name, values] of Object.entries(parameters)) {
-      const declared = this.document.parameters[name];
+      const declared = document.parameters[name];
       if (!declared)
-        throw new SsmRequestError(`InvalidParameters: ${name} is not a parameter of ${this.document.name}`);
+        throw new SsmRequestError(`InvalidParameters: ${name} is not a parameter of ${document.name}`);
       if (!Array.isArray(values) || values.length !== 1 || typeof values[0] !== "string") {
         throw new SsmRequestError(`InvalidParameters: ${name} must be a list of one string`);
       }
     }
-    for (const [name, declared] of Object.entries(this.document.parameters)) {
+    for (const [name, declared] of Object.entries(document.parameters)) {
       const value = parameters[name]?.[0] ?? declared.default ?? "";
       if (declared.allowedPattern && !new RegExp(declared.allowedPattern).test(value)) {
         throw new SsmRequestError(
@@ -219,15 +232,21 @@ export class LocalSsm {
     return env;
   }
 
-  private start(commandId: string, host: SandboxHost, parameterEnv: Record<string, string>): Invocation {
+  private start(
+    commandId: string,
+    document: AgentDocumentContent,
+    host: SandboxHost,
+    parameterEnv: Record<string, string>,
+  ): Invocation {
     // Host paths live under the host's own root directory.
-    const root = path.join(host.dir, "root");
+    const root = hostRoot(host);
     const onHost = (hostPath: string) => path.join(root, hostPath);
-    downloadContent(this.agentBundle, onHost(this.document.destinationPath), this.document.downloadedName);
-    const script = this.document.runCommand
+    if (document.destinationPath !== null)
+      downloadContent(this.agentBundle, onHost(document.destinationPath), document.downloadedName);
+    const script = document.runCommand
       .join("\n")
-      .replaceAll(this.document.downloadDir, onHost(this.document.downloadDir))
-      .replaceAll(this.document.configPath, host.configFile);
+      .replaceAll(document.downloadDir, onHost(document.downloadDir))
+      .replaceAll(document.configPath, host.configFile);
     const child: ChildProcess = track(
       spawn("bash", ["-c", script], {
         stdio: ["ignore", "pipe", "pipe"],
@@ -245,6 +264,7 @@ export class LocalSsm {
     const invocation: Invocation = {
       commandId,
       instanceId: host.instanceId,
+      document,
       status: "InProgress",
       exitCode: null,
       stdout: "",
@@ -317,7 +337,7 @@ export class LocalSsm {
         return {
           Command: {
             CommandId: commandId,
-            DocumentName: this.document.name,
+            DocumentName: String(input.DocumentName),
             InstanceIds: invocations.map((i) => i.instanceId),
             Status: "Pending",
           },
@@ -331,14 +351,15 @@ export class LocalSsm {
           );
         // The API reference: PluginName is required when the document has more than one step.
         const plugin = input.PluginName as string | undefined;
-        if (plugin === undefined && this.document.stepNames.length > 1) {
+        const { document } = found;
+        if (plugin === undefined && document.stepNames.length > 1) {
           throw new SsmRequestError(
-            `InvalidPluginName: ${this.document.name} has ${this.document.stepNames.length} steps; name one with PluginName`,
+            `InvalidPluginName: ${document.name} has ${document.stepNames.length} steps; name one with PluginName`,
           );
         }
-        if (plugin !== undefined && !this.document.stepNames.includes(plugin))
-          throw new SsmRequestError(`InvalidPluginName: ${this.document.name} has no step ${plugin}`);
-        if (plugin !== undefined && plugin !== this.document.shellStep) {
+        if (plugin !== undefined && !document.stepNames.includes(plugin))
+          throw new SsmRequestError(`InvalidPluginName: ${document.name} has no step ${plugin}`);
+        if (plugin !== undefined && plugin !== document.shellStep) {
           return {
             CommandId: found.commandId,
             InstanceId: found.instanceId,
@@ -379,4 +400,9 @@ export class LocalSsm {
 export function withoutRegion(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { AWS_REGION: _region, AWS_DEFAULT_REGION: _default, ...rest } = env;
   return rest;
+}
+
+/** A sandbox host's file system root: `/opt/rewind/…` on the host is `<root>/opt/rewind/…`. */
+export function hostRoot(host: Pick<SandboxHost, "dir">): string {
+  return path.join(host.dir, "root");
 }

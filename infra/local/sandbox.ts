@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
+import { INSTALLED_AGENT } from "../agent-document.js";
 import { bundleAgent } from "../bundle-agent.js";
 import { objectLock, parseRewindConfig } from "../config.js";
 import { RewindStack } from "../rewind-stack.js";
@@ -19,6 +20,7 @@ import {
 import { LocalKms } from "./local-kms.js";
 import { LocalSecretsManager } from "./local-secrets-manager.js";
 import type { SandboxHost } from "./local-ssm.js";
+import { hostRoot } from "./local-ssm.js";
 import { MariaDbServer } from "./mariadb-server.js";
 import { run, waitFor } from "./processes.js";
 import { RequestCounts } from "./request-counts.js";
@@ -376,12 +378,19 @@ export class Sandbox {
         counts,
       });
       await controlPlane.start();
-      log("starting binlog-stream on every host, as its systemd service (rewind-agent install) would");
+      log("installing the agent on every host and starting binlog-stream, as `rewind-agent install` would");
       const streamers = new Map(
-        hosts.map((host) => [
-          host.instanceId,
-          new StreamerService(agentBundle, host.configFile, host.dir, host.environment ?? {}),
-        ]),
+        hosts.map((host) => {
+          // What the install association leaves on the host: the bundle its service and the
+          // watchdog (Rewind-RunInstalledAgent) run.
+          const installed = path.join(hostRoot(host), INSTALLED_AGENT);
+          mkdirSync(path.dirname(installed), { recursive: true });
+          copyFileSync(agentBundle, installed);
+          return [
+            host.instanceId,
+            new StreamerService(installed, host.configFile, host.dir, host.environment ?? {}),
+          ] as const;
+        }),
       );
       for (const streamer of streamers.values()) streamer.start();
       return new Sandbox(state, controlPlane, servers, { s3, kms, secretsManager }, streamers);

@@ -1,9 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { GetCommandInvocationCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, describe, expect, it } from "vitest";
-import { agentDocument } from "../../infra/local/control-plane.js";
+import { agentDocuments } from "../../infra/local/control-plane.js";
 import { downloadContent, LocalSsm } from "../../infra/local/local-ssm.js";
 import type { Template } from "../../infra/local/state-machine-definitions.js";
 import { scratchDir } from "../support.js";
@@ -20,7 +29,8 @@ describe("the Rewind-RunAgent shell step", () => {
     echoAgent,
     "const token = process.env.REWIND_TASK_TOKEN;\nconsole.log(JSON.stringify(token ? [...process.argv.slice(2), { token }] : process.argv.slice(2)));\n",
   );
-  const document = agentDocument(synthTemplate().toJSON() as Template);
+  const documents = agentDocuments(synthTemplate().toJSON() as Template);
+  const document = documents.find((each) => each.name === "Rewind-RunAgent")!;
   const host = {
     instanceId: "i-0000000000000001a",
     name: "db1",
@@ -28,7 +38,7 @@ describe("the Rewind-RunAgent shell step", () => {
     configFile: path.join(scratch.dir, "agent.json"),
     dir: path.join(scratch.dir, "db1"),
   };
-  const ssm = new LocalSsm(document, [host], echoAgent);
+  const ssm = new LocalSsm(documents, [host], echoAgent);
   afterAll(() => {
     ssm.close();
     scratch.remove();
@@ -136,5 +146,37 @@ describe("the Rewind-RunAgent shell step", () => {
     const run = spawnSync("bash", ["-c", script], { env: { PATH: process.env.PATH }, encoding: "utf8" });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/Rewind-RunAgent needs SSM Agent 3\.3\.2746\.0 or later/);
+  });
+
+  it("the watchdog's Rewind-RunInstalledAgent runs the bundle install left on the host, downloads nothing, and says what to do when there is none", async () => {
+    const run = async () => {
+      const { invocations } = ssm.sendCommand({
+        DocumentName: "Rewind-RunInstalledAgent",
+        InstanceIds: [host.instanceId],
+        Parameters: { Command: ["binlog-push"] },
+      });
+      await invocations[0]!.done;
+      return invocations[0]!;
+    };
+    const installed = path.join(host.dir, "root/opt/rewind/rewind-agent.mjs");
+    rmSync(installed, { force: true });
+    const before = readdirSync(path.join(host.dir, "root/opt/rewind")).sort();
+    const missing = await run();
+    expect(missing.status).toBe("Failed");
+    expect(missing.stderr).toMatch(
+      /Rewind is not installed on this host yet .*run Rewind-RunAgent with Command install/,
+    );
+    expect(readdirSync(path.join(host.dir, "root/opt/rewind")).sort()).toEqual(before);
+    copyFileSync(echoAgent, installed);
+    const ran = await run();
+    expect(ran.status, ran.stderr).toBe("Success");
+    expect(JSON.parse(ran.stdout.trim())).toEqual(["binlog-push", "--config", host.configFile]);
+    expect(() =>
+      ssm.sendCommand({
+        DocumentName: "Rewind-RunInstalledAgent",
+        InstanceIds: [host.instanceId],
+        Parameters: { Command: ["restore"] },
+      }),
+    ).toThrow(/does not match the allowed pattern/);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
@@ -15,12 +15,13 @@ import { SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BinlogManifest } from "../../core/binlog/manifest.js";
 import { addToBinlogIndex } from "../../core/store/binlog-index.js";
+import { INSTALLED_AGENT } from "../../infra/agent-document.js";
 import type { SynthesizedControlPlane } from "../../infra/local/control-plane.js";
-import { agentDocument } from "../../infra/local/control-plane.js";
+import { agentDocuments } from "../../infra/local/control-plane.js";
 import { type IamPrincipal, SandboxIam } from "../../infra/local/iam.js";
 import { LocalKms } from "../../infra/local/local-kms.js";
 import { LocalSecretsManager } from "../../infra/local/local-secrets-manager.js";
-import { LocalSsm } from "../../infra/local/local-ssm.js";
+import { hostRoot, LocalSsm } from "../../infra/local/local-ssm.js";
 import { S3Server } from "../../infra/local/s3-server.js";
 import { removeStatement, sandboxIamModel, synthesizeControlPlane } from "../../infra/local/sandbox.js";
 import { resolveIntrinsics } from "../../infra/local/state-machine-definitions.js";
@@ -397,7 +398,7 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       }));
       const bundle = path.join(scratch.dir, "echo-agent.mjs");
       writeFileSync(bundle, "console.log(JSON.stringify({ ok: true }));\n");
-      const ssm = new LocalSsm(agentDocument(synthesized.template), hosts, bundle, {}, { iam });
+      const ssm = new LocalSsm(agentDocuments(synthesized.template), hosts, bundle, {}, { iam });
       await ssm.listen();
       try {
         const client = new SSMClient({
@@ -438,10 +439,14 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       expect(input.CloudWatchOutputConfig.CloudWatchOutputEnabled).toBe(true);
       const bundle = path.join(scratch.dir, "quiet-agent.mjs");
       writeFileSync(bundle, "console.log(JSON.stringify({ ok: true }));\n");
+      // The watchdog runs the installed agent (Rewind-RunInstalledAgent): install left it there.
+      const installed = path.join(hostRoot({ dir: path.join(scratch.dir, "host-logs") }), INSTALLED_AGENT);
+      mkdirSync(path.dirname(installed), { recursive: true });
+      copyFileSync(bundle, installed);
       const outputOf = async (iam: SandboxIam) => {
         const host = iam.principalNamed("orders database hosts");
         const ssm = new LocalSsm(
-          agentDocument(synthesized.template),
+          agentDocuments(synthesized.template),
           [
             {
               instanceId: "i-0000000000000009a",

@@ -4,7 +4,10 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { afterAll, describe, expect, it } from "vitest";
-import { AGENT_DOCUMENT_PARAMETERS } from "../../infra/agent-document.js";
+import {
+  AGENT_DOCUMENT_PARAMETERS,
+  INSTALLED_AGENT_DOCUMENT_PARAMETERS,
+} from "../../infra/agent-document.js";
 import { parseRewindConfig } from "../../infra/config.js";
 import { run } from "../../infra/local/processes.js";
 import {
@@ -264,9 +267,15 @@ describe("the Rewind stack", () => {
           StringEquals: { "ssm:resourceTag/rewind:cluster": ["orders"] },
         });
       } else {
-        expect(resource).toContain(":document/Rewind-RunAgent");
+        // The state machines' tasks send Rewind-RunAgent; the schedules only the watchdog's document.
+        expect(resource).toMatch(/:document\/Rewind-Run(Installed)?Agent"/);
       }
     }
+    const scheduler = senders.find(
+      ({ policy, statement }) =>
+        policy.startsWith("SchedulesRole") && !JSON.stringify(statement.Resource).includes(":instance/"),
+    );
+    expect(JSON.stringify(scheduler!.statement.Resource)).toContain(":document/Rewind-RunInstalledAgent");
     t.resourceCountIs("AWS::SecretsManager::Secret", 4);
     t.hasResourceProperties("AWS::SecretsManager::Secret", {
       Name: "rewind/orders/backup",
@@ -360,8 +369,9 @@ describe("the Rewind stack", () => {
     const binlogs = byName["rewind-binlogs-orders"]!;
     expect(binlogs.ScheduleExpression).toBe("rate(2 minutes)");
     expect(JSON.stringify(binlogs.Target.Arn)).toContain(":scheduler:::aws-sdk:ssm:sendCommand");
+    // The per-minute watchdog runs the installed agent: nothing is downloaded per run.
     expect(JSON.parse(binlogs.Target.Input)).toMatchObject({
-      DocumentName: "Rewind-RunAgent",
+      DocumentName: "Rewind-RunInstalledAgent",
       Targets: [{ Key: "tag:rewind:cluster", Values: ["orders"] }],
       Parameters: { Command: ["binlog-push"] },
       CloudWatchOutputConfig: { CloudWatchOutputEnabled: true },
@@ -370,7 +380,8 @@ describe("the Rewind stack", () => {
     for (const [name, [value]] of Object.entries(
       JSON.parse(binlogs.Target.Input).Parameters as Record<string, string[]>,
     )) {
-      const pattern = AGENT_DOCUMENT_PARAMETERS[name as keyof typeof AGENT_DOCUMENT_PARAMETERS].pattern;
+      const pattern =
+        INSTALLED_AGENT_DOCUMENT_PARAMETERS[name as keyof typeof INSTALLED_AGENT_DOCUMENT_PARAMETERS].pattern;
       expect(new RegExp(pattern).test(value!), `${name}=${value}`).toBe(true);
     }
   });
@@ -509,10 +520,17 @@ describe("the Rewind stack", () => {
       parameters: Record<string, { allowedPattern: string; interpolationType: string }>;
       mainSteps: { action: string }[];
     }
-    const [document] = Object.values(documents) as {
+    const all = Object.values(documents) as {
       Properties: { Name: string; Content: DocumentContent };
     }[];
-    expect(document!.Properties.Name).toBe("Rewind-RunAgent");
+    const document = all.find((each) => each.Properties.Name === "Rewind-RunAgent");
+    expect(document).toBeDefined();
+    // The watchdog's document downloads nothing: it runs what install put on the host.
+    const installed = all.find((each) => each.Properties.Name === "Rewind-RunInstalledAgent");
+    expect(installed!.Properties.Content.mainSteps.map((step) => step.action)).toEqual([
+      "aws:runShellScript",
+    ]);
+    expect(Object.keys(installed!.Properties.Content.parameters)).toEqual(["Command"]);
     const parameters = document!.Properties.Content.parameters;
     expect(Object.keys(parameters).sort()).toEqual(Object.keys(AGENT_DOCUMENT_PARAMETERS).sort());
     for (const parameter of Object.values(parameters)) {
