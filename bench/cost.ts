@@ -2,7 +2,7 @@
  * `npm run bench:cost`: what one cluster costs a month in AWS requests, excluding storage.
  *
  * A compressed day of the sandbox's cluster (3 hosts), every request counted by the stand-ins:
- * the scheduled full backup (with verify and retention), binlog-stream on the primary under a
+ * the scheduled full backup (with verify), scheduled retention, binlog-stream on the primary under a
  * steady workload with the watchdog's rounds at the configured interval, one restore drill and
  * one restore plan. Shipping is measured over `--rounds` watchdog rounds (after one that ships the
  * dataset's load): the streamer's S3 and KMS requests scaled by wall time, the watchdog's per round; the rest happens as often as its schedule says. Work per
@@ -15,7 +15,11 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRewindConfig } from "../infra/config.js";
-import type { ExecutionResult, ScheduledCommandResult } from "../infra/local/control-plane.js";
+import type {
+  ExecutionResult,
+  ScheduledCommandResult,
+  ScheduledInvocationResult,
+} from "../infra/local/control-plane.js";
 import { CLUSTER, Sandbox, sandboxRewindConfig } from "../infra/local/sandbox.js";
 import { WriteWorkload } from "../infra/local/workload.js";
 import { measureHistory } from "../test/unit/history-bucket.js";
@@ -98,6 +102,12 @@ try {
   const made = backup.output?.backup as { rawBytes: number; storedBytes: number };
   backupRatio = made.storedBytes / made.rawBytes;
   phases.backup = await sandbox.requestCounts({ reset: true });
+  // Retention: its own daily schedule, off the backup's path.
+  const expire = (await sandbox.controlPlane.fireSchedule(
+    `rewind-expire-${CLUSTER}`,
+  )) as ScheduledInvocationResult;
+  if (!expire.ok) throw new Error(`retention failed: ${expire.error}`);
+  phases.retention = await sandbox.requestCounts({ reset: true });
   // One round ships what the dataset load wrote and seeds each host's state: not a steady minute.
   await sandbox.controlPlane.fireSchedule(`rewind-binlogs-${CLUSTER}`);
   await sandbox.requestCounts({ reset: true });
@@ -145,7 +155,7 @@ try {
 
 console.log("\nrequests per run, by API (measured):");
 const apis = [...new Set(Object.values(phases).flatMap((counts) => Object.keys(counts)))].sort();
-const header = ["API", "backup", "ship round", "drill", "plan"];
+const header = ["API", "backup", "retention", "ship round", "drill", "plan"];
 console.log(
   `  ${header[0]!.padEnd(42)}${header
     .slice(1)
@@ -153,8 +163,8 @@ console.log(
     .join("")}`,
 );
 for (const api of apis.filter((api) => !api.startsWith("Lambda ms"))) {
-  const cells = [phases.backup, phases.shippingRound, phases.drill, phases.plan].map((counts) =>
-    (counts![api] ?? 0).toFixed(counts === phases.shippingRound ? 1 : 0).padStart(11),
+  const cells = [phases.backup, phases.retention, phases.shippingRound, phases.drill, phases.plan].map(
+    (counts) => (counts![api] ?? 0).toFixed(counts === phases.shippingRound ? 1 : 0).padStart(11),
   );
   console.log(`  ${api.padEnd(42)}${cells.join("")}`);
 }
@@ -174,9 +184,10 @@ console.log(
   `  ${flat ? "flat: the cost below does not grow with history" : "NOT FLAT: history raises the cost"}`,
 );
 
-// A month: backups and plans daily, drills weekly, shipping at the interval.
+// A month: backups, retention and plans daily, drills weekly, shipping at the interval.
 const monthly = add(
   scale(phases.backup!, 30),
+  scale(phases.retention!, 30),
   scale(phases.shippingRound!, roundsPerDay * 30),
   scale(phases.drill!, 30 / 7),
   scale(phases.plan!, 30),

@@ -26,7 +26,8 @@ export interface BackupStateMachineProps extends RewindStateMachineProps {
 
 /**
  * Backup (DESIGN §5): `{"cluster":"orders","type":"full"}` → select the source by policy → the
- * agent streams the backup (task token) → verify against S3 → PITR-aware retention → metric.
+ * agent streams the backup (task token) → verify against S3 → metric. Retention runs on its own
+ * schedule (infra/schedules.ts), so it never fails a good backup.
  * Any failure: SNS + Fail with the failing step's error name and cause.
  */
 export class BackupStateMachine extends Construct {
@@ -76,16 +77,6 @@ export class BackupStateMachine extends Construct {
     );
     onFailure(verify, tail);
 
-    const retention = lambdaStep(
-      this,
-      "ApplyRetention",
-      fns.retention,
-      { "cluster.$": "$.cluster" },
-      "$.retention",
-      "Deletes what no retained backup or the PITR window needs; deletes nothing and says why if a rule would break",
-    );
-    onFailure(retention, tail);
-
     const done = successTail(
       this,
       "Backup",
@@ -95,7 +86,6 @@ export class BackupStateMachine extends Construct {
         "storedBytes.$": "$.backup.storedBytes",
         "seconds.$": "$.backup.seconds",
         "source.$": "$.source",
-        "retention.$": "$.retention",
       },
       tail,
     );
@@ -103,8 +93,8 @@ export class BackupStateMachine extends Construct {
     this.stateMachine = rewindStateMachine(this, {
       name: "Rewind-Backup",
       comment: "Rewind full backup of one cluster",
-      definition: select.next(backup).next(verify).next(retention).next(done),
-      invokes: [fns.selectSource, fns.verify, fns.retention, fns.notify],
+      definition: select.next(backup).next(verify).next(done),
+      invokes: [fns.selectSource, fns.verify, fns.notify],
     });
   }
 }

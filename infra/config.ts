@@ -38,6 +38,11 @@ export const RewindConfigSchema = z
         /** Binlog shipping interval; the RPO is about this long. */
         binlogIntervalMinutes: z.number().int().min(1).max(60).default(1),
         drill: cron.default("cron(0 6 ? * SUN *)"),
+        /**
+         * PITR-aware retention, per cluster: its own schedule, so a slow or failing retention never
+         * fails a good backup (an alarm says when it fails).
+         */
+        retention: cron.default("cron(45 4 * * ? *)"),
         /** Where a drill restores on the chosen host: an empty directory with room for a full restore. */
         drillDatadir: z
           .string()

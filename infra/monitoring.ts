@@ -3,6 +3,7 @@ import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
@@ -230,6 +231,20 @@ export class Monitoring extends Construct {
   }
 
   /** The schedules themselves: invocations that failed or were dropped, and the dead-letter queue. */
+  /**
+   * Retention runs per cluster on its own schedule (Scheduler invokes the Lambda asynchronously):
+   * a failed run shows only in the function's errors.
+   */
+  watchRetention(retention: lambda.IFunction): void {
+    const errors = retention.metricErrors({ period: Duration.hours(1), statistic: "Sum" });
+    this.alarmOnAny(
+      "RetentionFailed",
+      errors,
+      "A scheduled retention run failed. Backups are unaffected (retention is off their path), but what it should have expired stays, and storage grows, until a run succeeds. The Retention Lambda's log names the cluster and the error",
+    );
+    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: "Retention errors", left: [errors] }));
+  }
+
   watchSchedules(groupName: string, deadLetters: cloudwatch.IMetric): void {
     const targetErrors = new cloudwatch.Metric({
       namespace: "AWS/Scheduler",
@@ -241,7 +256,7 @@ export class Monitoring extends Construct {
     this.alarmOnAny(
       "ScheduleTargetErrors",
       targetErrors,
-      "EventBridge Scheduler could not start a Rewind backup, drill or binlog shipping run; check the schedule's role and target",
+      "EventBridge Scheduler could not start a Rewind backup, drill, retention or binlog shipping run; check the schedule's role and target",
     );
     this.alarmOnAny(
       "ScheduleDeadLetters",

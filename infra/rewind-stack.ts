@@ -76,6 +76,7 @@ export class RewindStack extends Stack {
       config,
       backup: this.backup.stateMachine,
       drill: this.drill.stateMachine,
+      retention: this.functions.retention,
       documentName: watchdogDocument.documentName,
       agentLogs: this.monitoring.agentLogs,
     });
@@ -101,6 +102,7 @@ export class RewindStack extends Stack {
     this.monitoring.watchStateMachine("Backup", this.backup.stateMachine);
     this.monitoring.watchStateMachine("Restore", this.restore.stateMachine);
     this.monitoring.watchStateMachine("RestoreDrill", this.drill.stateMachine);
+    this.monitoring.watchRetention(this.functions.retention);
     this.monitoring.watchSchedules(
       SCHEDULE_GROUP,
       this.schedules.deadLetters.metricApproximateNumberOfMessagesVisible(),

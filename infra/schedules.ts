@@ -1,5 +1,6 @@
 import { Aws } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as scheduler from "aws-cdk-lib/aws-scheduler";
 import * as sqs from "aws-cdk-lib/aws-sqs";
@@ -12,6 +13,8 @@ export interface SchedulesProps {
   readonly config: RewindConfig;
   readonly backup: sfn.IStateMachine;
   readonly drill: sfn.IStateMachine;
+  /** The retention Lambda, invoked per cluster on its own schedule. */
+  readonly retention: lambda.IFunction;
   /** The document the binlog watchdog runs (Rewind-RunInstalledAgent: no download per run). */
   readonly documentName: string;
   /** Where SSM writes binlog-push output (the lag metric is read from it). */
@@ -21,7 +24,8 @@ export interface SchedulesProps {
 export const SCHEDULE_GROUP = "rewind";
 
 /**
- * EventBridge Scheduler (DESIGN §5, §7): full backups and drills start the state machines; binlog
+ * EventBridge Scheduler (DESIGN §5, §7): full backups and drills start the state machines, retention
+ * invokes its Lambda per cluster (off the backup's success path); binlog
  * shipping sends the SSM command straight to the cluster's tagged hosts every N minutes, with no
  * Step Functions execution per run. Failed invocations are retried, then kept in a dead-letter
  * queue.
@@ -68,6 +72,13 @@ export class Schedules extends Construct {
         conditions: {
           StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) },
         },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "ApplyRetention",
+        actions: ["lambda:InvokeFunction"],
+        resources: [props.retention.functionArn],
       }),
     );
     this.deadLetters.grantSendMessages(role);
@@ -117,6 +128,12 @@ export class Schedules extends Construct {
         config.schedules.drill,
         `Restore drill of ${cluster.name}`,
         target(props.drill.stateMachineArn, { cluster: cluster.name }),
+      );
+      schedule(
+        `expire-${cluster.name}`,
+        config.schedules.retention,
+        `PITR-aware retention of ${cluster.name} (deletes what no retained backup or the window needs)`,
+        target(props.retention.functionArn, { cluster: cluster.name }),
       );
       const minutes = config.schedules.binlogIntervalMinutes;
       schedule(

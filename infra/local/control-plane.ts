@@ -293,7 +293,9 @@ export class LocalControlPlane {
   }
 
   /** Fires a schedule (`rewind-full-orders`, …) once, with the target and input the template gives it. */
-  async fireSchedule(name: string): Promise<ExecutionResult | ScheduledCommandResult> {
+  async fireSchedule(
+    name: string,
+  ): Promise<ExecutionResult | ScheduledCommandResult | ScheduledInvocationResult> {
     const schedule = Object.values(this.synthesized.template.Resources).find(
       (resource) => resource.Type === "AWS::Scheduler::Schedule" && resource.Properties?.Name === name,
     );
@@ -340,8 +342,29 @@ export class LocalControlPlane {
         }),
       };
     }
+    const fn = /^arn:aws:lambda:[^:]+:[^:]+:function:(.+)$/.exec(target.Arn)?.[1];
+    if (fn) {
+      // Scheduler's Lambda target, as its role may: the function's own role then does the work.
+      this.authorize(scheduler, "lambda:InvokeFunction", target.Arn, "Scheduler.TargetError");
+      const lambda = this.lambdas[fn];
+      if (!lambda) throw new Error(`schedule ${name} invokes ${fn}, which is not a Rewind Lambda`);
+      this.counts.add("Lambda", "Invoke");
+      try {
+        return { function: fn, ok: true, result: await lambda.invoke(input) };
+      } catch (error) {
+        return { function: fn, ok: false, error: `${(error as Error).name}: ${(error as Error).message}` };
+      }
+    }
     throw new Error(`schedule ${name} targets ${target.Arn}, which the sandbox cannot run`);
   }
+}
+
+/** A schedule that invokes a Lambda (retention): what the function returned, or its error. */
+export interface ScheduledInvocationResult {
+  readonly function: string;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  readonly error?: string;
 }
 
 export interface ScheduledCommandResult {

@@ -4,7 +4,7 @@
  *   up [--size-mb N]            start it (stays in the foreground; Ctrl-C or `down` stops it)
  *   status                      each host's agent status, and the backups and restorable window
  *   start <state machine> JSON  run Rewind-Backup, Rewind-Restore or Rewind-RestoreDrill
- *   schedule <name>             fire a schedule once (rewind-full-orders, rewind-binlogs-orders, …)
+ *   schedule <name>             fire a schedule once (rewind-full-orders, rewind-binlogs-orders, rewind-expire-orders, …)
  *   down                        stop everything and remove it
  */
 import { existsSync, rmSync } from "node:fs";
@@ -139,7 +139,7 @@ async function schedule(): Promise<number> {
   const [name] = args;
   if (!name)
     throw new Error(
-      `usage: npm run sandbox -- schedule rewind-full-${CLUSTER}|rewind-binlogs-${CLUSTER}|rewind-drill-${CLUSTER}`,
+      `usage: npm run sandbox -- schedule rewind-full-${CLUSTER}|rewind-binlogs-${CLUSTER}|rewind-drill-${CLUSTER}|rewind-expire-${CLUSTER}`,
     );
   const sandbox = await Sandbox.attach(ROOT, say);
   try {
@@ -154,6 +154,11 @@ async function schedule(): Promise<number> {
       );
       say(`${result.name} ${result.executionName}: ${result.status}`);
       return result.status === "SUCCEEDED" ? 0 : 1;
+    }
+    if ("function" in result) {
+      say(JSON.stringify(result.ok ? result.result : { error: result.error }, null, 2));
+      say(`${name} (${result.function}): ${result.ok ? "SUCCEEDED" : "FAILED"}`);
+      return result.ok ? 0 : 1;
     }
     for (const host of result.hosts)
       say(

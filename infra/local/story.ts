@@ -1,7 +1,7 @@
 import path from "node:path";
 import { mariadbGtids } from "../../core/gtid/mariadb.js";
 import { readStreamStatus } from "../../host-agent/binlog/stream-status.js";
-import type { ExecutionResult, ScheduledCommandResult } from "./control-plane.js";
+import type { ExecutionResult, ScheduledCommandResult, ScheduledInvocationResult } from "./control-plane.js";
 import type { MariaDbServer } from "./mariadb-server.js";
 import { waitFor } from "./processes.js";
 import { CLUSTER, type Sandbox, type SandboxHostState, waitForReplica } from "./sandbox.js";
@@ -58,7 +58,7 @@ const checksum = async (server: MariaDbServer) =>
 /**
  * The story the demo tells and the end-to-end test checks, with a write workload running all
  * along: the scheduled full backup (Backup state machine: source by policy, agent via the SSM
- * document, verify, retention) → scheduled binlog shipping → DROP TABLE at a recorded moment →
+ * document, verify) → scheduled retention → scheduled binlog shipping → DROP TABLE at a recorded moment →
  * the Restore state machine to the second before it, onto the standby → proofs row by row.
  */
 /**
@@ -160,6 +160,19 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
     prove(
       "verify found every segment as the manifest says",
       (backed.verify as { verified?: boolean }).verified === true,
+    );
+    step("Scheduled retention: rewind-expire-orders invokes the Retention Lambda, off the backup's path");
+    const retention = (await sandbox.controlPlane.fireSchedule(
+      `rewind-expire-${CLUSTER}`,
+    )) as ScheduledInvocationResult;
+    const report = retention.result as { deletedBackups?: string[]; refused?: string } | undefined;
+    info(
+      `retention      ${retention.ok ? `deleted ${report?.deletedBackups?.length ?? 0} backup(s)${report?.refused ? `; ${report.refused}` : ""}` : retention.error}`,
+    );
+    prove(
+      "retention ran on its own schedule, as its own role, and kept the backup the window needs",
+      retention.ok && (report?.deletedBackups ?? []).length === 0,
+      retention.error ?? "",
     );
 
     step(

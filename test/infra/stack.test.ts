@@ -318,7 +318,7 @@ describe("the Rewind stack", () => {
     }
   });
 
-  it("schedules full backups and drills on the state machines, and binlog shipping straight to the tagged hosts", () => {
+  it("schedules full backups and drills on the state machines, retention on its Lambda, and binlog shipping straight to the tagged hosts", () => {
     const t = template({
       ...minimal,
       schedules: {
@@ -353,6 +353,7 @@ describe("the Rewind stack", () => {
     expect(Object.keys(byName).sort()).toEqual([
       "rewind-binlogs-orders",
       "rewind-drill-orders",
+      "rewind-expire-orders",
       "rewind-full-orders",
     ]);
     for (const schedule of Object.values(byName)) {
@@ -366,6 +367,13 @@ describe("the Rewind stack", () => {
     expect(JSON.parse(full.Target.Input)).toEqual({ cluster: "orders", type: "full" });
     expect(full.Target.Arn).toEqual({ Ref: expect.stringMatching(/^BackupStateMachine/) });
     expect(JSON.parse(byName["rewind-drill-orders"]!.Target.Input)).toEqual({ cluster: "orders" });
+    // Retention is off the backup's success path: its own daily schedule invokes its Lambda.
+    const expire = byName["rewind-expire-orders"]!;
+    expect(expire.ScheduleExpression).toBe("cron(45 4 * * ? *)");
+    expect(JSON.parse(expire.Target.Input)).toEqual({ cluster: "orders" });
+    expect(expire.Target.Arn).toEqual({
+      "Fn::GetAtt": [expect.stringMatching(/^FunctionsRetention/), "Arn"],
+    });
     const binlogs = byName["rewind-binlogs-orders"]!;
     expect(binlogs.ScheduleExpression).toBe("rate(2 minutes)");
     expect(JSON.stringify(binlogs.Target.Arn)).toContain(":scheduler:::aws-sdk:ssm:sendCommand");
@@ -412,6 +420,8 @@ describe("the Rewind stack", () => {
       TreatMissingData: "breaching",
     });
     expect(named("DrillFailed")).toHaveLength(1);
+    // A failed retention run (its own schedule) shows in the Lambda's errors.
+    expect(named("Errors")).toHaveLength(1);
     expect(named("ChunkOnlyBinlogSeconds")[0]!.Properties).toMatchObject({
       Threshold: 3600,
       TreatMissingData: "notBreaching",
