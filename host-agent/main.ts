@@ -65,6 +65,8 @@ options:
   --config FILE          the agent's JSON config (default /etc/rewind/agent.json)
   --task-token TOKEN     report to Step Functions: heartbeats, then success or failure (hosts get
                          the token in REWIND_TASK_TOKEN instead: argv is readable by every local user)
+  --expect-cluster NAME  refuse, before anything is touched, unless the config is for this cluster
+                         (the state machines pass it)
   ${CONFIG_FLAGS.map((flag) => `--${flag}`).join(", ")}
                          override that config field
 
@@ -183,6 +185,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
     options: {
       config: { type: "string" },
       "task-token": { type: "string" },
+      "expect-cluster": { type: "string" },
       type: { type: "string" },
       "backup-id": { type: "string" },
       datadir: { type: "string" },
@@ -268,6 +271,7 @@ export async function main(argv: string[]): Promise<number> {
     const stopBeating = reporter?.keepAlive();
     const context = makeContext(config, controller.signal, () => reporter?.heartbeat());
     try {
+      checkRequestedCluster(flags, config, configFile);
       const result = await dispatch(command, flags, context);
       await reporter?.succeed(result);
       // The cluster lets a metric filter on the SSM output log group dimension the binlog lag.
@@ -300,6 +304,24 @@ function reportingSettings(configFile: string): { region: string; sfnEndpoint?: 
         : (process.env.AWS_SSM_REGION_NAME ?? process.env.AWS_REGION ?? "us-east-1"),
     ...(typeof raw.sfnEndpoint === "string" ? { sfnEndpoint: raw.sfnEndpoint } : {}),
   };
+}
+
+/**
+ * A state machine names the cluster it acts for (`--expect-cluster`, the document's Cluster): a
+ * host whose config is for another cluster (a wrong tag, a copied config) is refused before
+ * anything is read or touched, naming both.
+ */
+function checkRequestedCluster(flags: Flags, config: AgentConfig, configFile: string): void {
+  const expected = flags["expect-cluster"];
+  if (expected === undefined) return;
+  if (typeof expected !== "string" || expected === "")
+    throw usageError("--expect-cluster needs a cluster name");
+  if (expected !== config.cluster) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      `this request is for cluster ${expected}, but this host's agent config (${configFile}) is for cluster ${config.cluster}; nothing was done. Fix the host's rewind:cluster tag or its agent config so that they name the same cluster`,
+    );
+  }
 }
 
 async function finish(error: Error, reporter?: TaskReporter): Promise<number> {

@@ -26,7 +26,7 @@ export class SqlClient {
       if (/Access denied/i.test(message)) {
         throw new RewindError(
           ErrorNames.credentials,
-          "the database refused the backup user's credentials; check the secret and the user's grants (rewind-agent users ensure)",
+          "the database refused the backup user's credentials; check that the user exists on the server with the password its secret holds and the grants core/privileges.ts lists (README, onboarding step 4)",
           message,
         );
       }

@@ -2,6 +2,7 @@ import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { AGENT_SHELL_STEP } from "../core/agent-output.js";
+import { CLUSTER_NAME } from "../core/layout.js";
 
 export interface AgentDocumentProps {
   /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
@@ -36,6 +37,8 @@ export const AGENT_DOCUMENT_PARAMETERS = {
     default: "",
   },
   TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
+  /** The cluster the request is for: a host configured for another one refuses it. */
+  Cluster: { pattern: `^(${CLUSTER_NAME.source.replace(/^\^|\$$/g, "")})?$`, default: "" },
 } as const;
 
 /** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
@@ -78,6 +81,7 @@ export class AgentDocument extends Construct {
       '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir="$SSM_Datadir"',
       '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
       '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of="$SSM_ReplicaOf"',
+      '[ -n "$SSM_Cluster" ] && set -- "$@" --expect-cluster="$SSM_Cluster"',
       // In the environment, not argv: any local user can read a process's command line.
       'export REWIND_TASK_TOKEN="$SSM_TaskToken"',
       // The pattern allows only known flags separated by single spaces.

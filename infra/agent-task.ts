@@ -32,6 +32,8 @@ export function agentTask(scope: Construct, id: string, props: AgentTaskProps): 
     else parameters[name] = [value];
   }
   parameters["TaskToken.$"] = "States.Array($$.Task.Token)";
+  // Every Rewind state machine's input names its cluster: the host refuses a request for another.
+  parameters["Cluster.$"] = "States.Array($.cluster)";
   return new tasks.CallAwsService(scope, id, {
     comment: props.comment,
     service: "ssm",

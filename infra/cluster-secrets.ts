@@ -39,7 +39,7 @@ export class ClusterSecrets extends Construct {
       acknowledge(
         secret.node.defaultChild!,
         "AwsSolutions-SMG4",
-        "Rotating these passwords must also change them on every server of the cluster at once; that is the agent's `users ensure` (DESIGN §4), not built yet, so rotation stays manual until then",
+        "Rotating these passwords must also change them on every server of the cluster at once, which Rewind cannot do yet (README: not built yet), so rotation stays manual until then",
       );
       return secret;
     };

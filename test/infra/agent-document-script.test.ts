@@ -75,6 +75,13 @@ describe("the Rewind-RunAgent shell step", () => {
       { token: "-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=" },
     ]);
     expect(await argumentsFor({ Command: "status" })).toEqual(["status", "--config", host.configFile]);
+    expect(await argumentsFor({ Command: "backup", Type: "full", Cluster: "orders" })).toEqual([
+      "backup",
+      "--config",
+      host.configFile,
+      "--type=full",
+      "--expect-cluster=orders",
+    ]);
   });
 
   it("refuses more than 50 instance ids in one SendCommand, as SSM does", () => {

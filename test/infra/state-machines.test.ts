@@ -201,7 +201,8 @@ describe("Backup", () => {
     expect(command).toMatchObject({
       DocumentName: "Rewind-RunAgent",
       InstanceIds: ["i-0000000000000002b"],
-      Parameters: { Command: ["backup"], Type: ["full"], TaskToken: [TOKEN] },
+      // The cluster goes with the command: a host configured for another one refuses it.
+      Parameters: { Command: ["backup"], Type: ["full"], TaskToken: [TOKEN], Cluster: ["orders"] },
     });
     expect(result.calls.VerifyBackup![0]).toEqual({ cluster: "orders", backupId: backupResult.backupId });
     // Retention runs on its own schedule: a slow or failing one never fails a good backup.

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,5 +151,52 @@ describe("the agent reports to Step Functions with --task-token", () => {
     expect(status.binlogs.count).toBeGreaterThan(600);
     expect(status.binlogs.newest).toHaveLength(STATUS_NEWEST_BINLOGS);
     expect(status.binlogs.first).toBe("mariadb-bin.000001");
+  });
+
+  it("a request for another cluster is refused before anything is touched, naming both clusters", async () => {
+    sfn.calls.length = 0;
+    const datadir = `${scratch.dir}/untouched`;
+    mkdirSync(datadir);
+    writeFileSync(`${datadir}/keep`, "x");
+    const restore = await agent(
+      [
+        "restore",
+        "--backup-id",
+        "20200101T000000Z-full-nowhere",
+        "--datadir",
+        datadir,
+        "--move-aside",
+        "--expect-cluster",
+        "billing",
+        "--config",
+        configFile,
+      ],
+      { REWIND_TASK_TOKEN: "token-wrong-cluster" },
+    );
+    expect(restore.exitCode).toBe(1);
+    expect(restore.output?.error).toMatchObject({
+      name: "ConfigInvalid",
+      message: expect.stringMatching(
+        /for cluster billing, but this host's agent config .* is for cluster orders/,
+      ),
+    });
+    expect(readdirSync(datadir)).toEqual(["keep"]);
+    expect(readdirSync(scratch.dir).filter((name) => name.startsWith("untouched."))).toEqual([]);
+    expect(restore.stderr).not.toMatch(/binlogs fetched|backup downloaded|planning/);
+    expect(sfn.calls.map((call) => [call.body.taskToken, call.body.error])).toEqual([
+      ["token-wrong-cluster", "ConfigInvalid"],
+    ]);
+    const backup = await agent([
+      "backup",
+      "--type",
+      "full",
+      "--expect-cluster",
+      "billing",
+      "--config",
+      configFile,
+    ]);
+    expect(backup.output?.error?.name).toBe("ConfigInvalid");
+    const same = await agent(["status", "--expect-cluster", "orders", "--config", configFile]);
+    expect(same.exitCode, same.stderr).toBe(0);
   });
 });
