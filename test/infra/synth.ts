@@ -16,8 +16,18 @@ export function synthStack(raw: unknown = MINIMAL_CONFIG, app = new App()): Rewi
   return new RewindStack(app, "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
 }
 
+/** Each config is synthesized once per test file (bundling five Lambdas each time is the cost). */
+const synthesized = new Map<string, Record<string, unknown>>();
+
+/** The template of a config, as `cdk synth` writes it; a fresh copy each call, so a test may edit it. */
 export function synthTemplate(raw: unknown = MINIMAL_CONFIG): Template {
-  return Template.fromStack(synthStack(raw));
+  const key = JSON.stringify(raw);
+  let json = synthesized.get(key);
+  if (!json) {
+    json = Template.fromStack(synthStack(raw)).toJSON();
+    synthesized.set(key, json);
+  }
+  return Template.fromJSON(structuredClone(json));
 }
 
 export function removeSynthScratch(): void {
