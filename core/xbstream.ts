@@ -1,4 +1,5 @@
 import type { Crc32 } from "./crc32.js";
+import { ErrorNames } from "./errors.js";
 
 /**
  * An incremental reader of the xbstream framing that xtrabackup and mariabackup write with
@@ -32,7 +33,7 @@ interface ChunkBody {
 }
 
 export class XbstreamError extends Error {
-  override readonly name = "XbstreamError";
+  override readonly name = ErrorNames.xbstreamInvalid;
 }
 
 export interface XbstreamReaderOptions {

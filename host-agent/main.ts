@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ErrorNames, RewindError } from "../core/errors.js";
+import { ErrorNames, errorKind, RewindError } from "../core/errors.js";
 import { HISTORY_ID } from "../core/history.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
@@ -241,7 +241,7 @@ export async function main(argv: string[]): Promise<number> {
   // The one-JSON-result contract holds even for a fault nobody foresaw.
   process.once("uncaughtException", (error) => {
     finish(
-      new RewindError("AgentCrashed", `the agent failed unexpectedly: ${error.message}`, error.stack),
+      new RewindError(ErrorNames.crashed, `the agent failed unexpectedly: ${error.message}`, error.stack),
       reporter,
     ).then((code) => process.exit(code));
   });
@@ -325,7 +325,7 @@ function checkRequestedCluster(flags: Flags, config: AgentConfig, configFile: st
 }
 
 async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
-  const name = error instanceof RewindError ? error.name : "AgentError";
+  const name = error instanceof RewindError ? error.name : ErrorNames.unexpected;
   const detail = error instanceof RewindError ? error.detail : error.stack;
   log("error", error.message, {
     ...(detail ? { detail } : {}),
@@ -339,5 +339,5 @@ async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
       );
   }
   process.stdout.write(`${JSON.stringify({ ok: false, error: { name, message: error.message } })}\n`);
-  return name === ErrorNames.usage ? 2 : 1;
+  return errorKind(name)?.exitCode ?? 1;
 }

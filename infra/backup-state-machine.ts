@@ -1,6 +1,7 @@
 import { Duration } from "aws-cdk-lib";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import { ErrorNames } from "../core/errors.js";
 import { agentTask } from "./agent-task.js";
 import {
   failureTail,
@@ -60,7 +61,7 @@ export class BackupStateMachine extends Construct {
     });
     // Another backup or a restore holds the host's lock: wait for it rather than fail.
     backup.addRetry({
-      errors: ["AgentBusy"],
+      errors: [ErrorNames.busy],
       interval: Duration.minutes(10),
       maxAttempts: 3,
       backoffRate: 1.5,

@@ -1,4 +1,5 @@
 import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
 import { parseBackupId } from "../../core/backup-id.js";
 import { isChunked } from "../../core/binlog/chunk.js";
 import {
@@ -43,8 +44,9 @@ async function deleteKeys(client: S3Client, bucket: string, keys: readonly strin
     );
     if (result.Errors && result.Errors.length > 0) {
       const first = result.Errors[0]!;
-      throw new Error(
-        `S3 refused to delete ${result.Errors.length} objects, first ${first.Key}: ${first.Code} ${first.Message}`,
+      throw new RewindError(
+        ErrorNames.retentionFailed,
+        `S3 refused to delete ${result.Errors.length} objects, first ${first.Key}: ${first.Code} ${first.Message}; the next run tries again`,
       );
     }
   }
