@@ -9,6 +9,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
+import { settingsToEnv } from "../core/contracts/lambda-settings.js";
 import { objectLock, type RewindConfig } from "./config.js";
 import {
   acknowledge,
@@ -47,22 +48,22 @@ export class ControlPlaneFunctions extends Construct {
     const { config } = props;
     const lock = objectLock(config);
     const environment = {
-      REWIND_BUCKET: props.bucket.bucketName,
-      REWIND_CLUSTERS: JSON.stringify(
-        config.clusters.map(({ name, engine, sourcePolicy, maxReplicaLagSeconds }) => ({
+      ...settingsToEnv({
+        bucket: props.bucket.bucketName,
+        clusters: config.clusters.map(({ name, engine, sourcePolicy, maxReplicaLagSeconds }) => ({
           name,
           engine,
           sourcePolicy,
           maxReplicaLagSeconds,
         })),
-      ),
-      REWIND_RETENTION: JSON.stringify({
-        fullBackups: config.retention.fullBackups,
-        pitrDays: config.retention.pitrDays,
-        ...(lock ? { objectLockDays: lock.days } : {}),
+        retention: {
+          fullBackups: config.retention.fullBackups,
+          pitrDays: config.retention.pitrDays,
+          ...(lock ? { objectLockDays: lock.days } : {}),
+        },
+        documentName: props.documentName,
+        topicArn: props.topic.topicArn,
       }),
-      REWIND_DOCUMENT_NAME: props.documentName,
-      REWIND_TOPIC_ARN: props.topic.topicArn,
       POWERTOOLS_SERVICE_NAME: "rewind",
       POWERTOOLS_METRICS_NAMESPACE: "Rewind",
     };

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
 import { describeOutcome, Outcome, readableCause } from "../../lambdas/lib/notify.js";
+import { SETTINGS_ENV } from "../../core/contracts/lambda-settings.js";
 import { AccessDenied, type IamPrincipal, SandboxIam } from "./iam.js";
 import { LocalLambda } from "./local-lambda.js";
 import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
@@ -134,7 +135,7 @@ export class LocalControlPlane {
         this.names,
       ) as Record<string, string>;
       // No SNS here: the sandbox prints each outcome message instead of publishing it.
-      const { REWIND_TOPIC_ARN: _topic, ...environment } = variables;
+      const { [SETTINGS_ENV.topicArn]: _topic, ...environment } = variables;
       const role = this.principal(`Lambda ${folder}`);
       this.lambdas[id] = new LocalLambda(
         folder,

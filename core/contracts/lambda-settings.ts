@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { EngineName } from "../engine.js";
+
+/**
+ * What the stack tells every Lambda: written by infra (`settingsToEnv`, CDK tokens allowed for the
+ * bucket and topic), read once per cold start by the Lambdas (`settingsFromEnv`). The variable
+ * names exist here only. A malformed environment is a deployment bug, so reading it throws plainly.
+ */
+export const ClusterSettings = z.object({
+  name: z.string(),
+  engine: EngineName,
+  sourcePolicy: z.enum(["primary", "replica", "prefer-replica"]),
+  maxReplicaLagSeconds: z.number(),
+});
+export type ClusterSettings = z.infer<typeof ClusterSettings>;
+
+export const LambdaSettings = z.object({
+  bucket: z.string().min(1),
+  prefix: z.string().optional(),
+  clusters: z.array(ClusterSettings),
+  retention: z.object({
+    fullBackups: z.number().int().min(1),
+    pitrDays: z.number().int().min(1),
+    objectLockDays: z.number().int().optional(),
+  }),
+  documentName: z.string().default("Rewind-RunAgent"),
+  topicArn: z.string().optional(),
+});
+export type LambdaSettings = z.infer<typeof LambdaSettings>;
+
+/** The environment variable of each setting. */
+export const SETTINGS_ENV = {
+  bucket: "REWIND_BUCKET",
+  prefix: "REWIND_PREFIX",
+  clusters: "REWIND_CLUSTERS",
+  retention: "REWIND_RETENTION",
+  documentName: "REWIND_DOCUMENT_NAME",
+  topicArn: "REWIND_TOPIC_ARN",
+} as const satisfies Record<keyof LambdaSettings, string>;
+
+/** The Lambdas' environment for these settings (objects as JSON; unset ones left out). */
+export function settingsToEnv(settings: z.input<typeof LambdaSettings>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, name] of Object.entries(SETTINGS_ENV) as [keyof LambdaSettings, string][]) {
+    const value = settings[key];
+    if (value === undefined) continue;
+    env[name] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return env;
+}
+
+export function settingsFromEnv(env: Readonly<Record<string, string | undefined>>): LambdaSettings {
+  const json = (name: string) => (env[name] ? JSON.parse(env[name]!) : undefined);
+  return LambdaSettings.parse({
+    bucket: env[SETTINGS_ENV.bucket],
+    prefix: env[SETTINGS_ENV.prefix] || undefined,
+    clusters: json(SETTINGS_ENV.clusters) ?? [],
+    retention: json(SETTINGS_ENV.retention) ?? { fullBackups: 7, pitrDays: 7 },
+    documentName: env[SETTINGS_ENV.documentName] || undefined,
+    topicArn: env[SETTINGS_ENV.topicArn] || undefined,
+  });
+}

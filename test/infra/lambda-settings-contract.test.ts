@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { SETTINGS_ENV, settingsFromEnv, settingsToEnv } from "../../core/contracts/lambda-settings.js";
+import { resolveIntrinsics, type Template } from "../../infra/local/state-machine-definitions.js";
+import { synthTemplate } from "./synth.js";
+
+/**
+ * The boundary between the stack and the Lambdas: what infra writes into every function's
+ * environment is what the Lambdas parse, through the one schema in core/contracts.
+ */
+describe("the Lambdas' settings contract", () => {
+  const config = {
+    clusters: [
+      { name: "orders", engine: "mariadb" },
+      { name: "billing", engine: "mysql", sourcePolicy: "primary", maxReplicaLagSeconds: 60 },
+    ],
+    retention: { fullBackups: 3, pitrDays: 5 },
+  };
+  const template = synthTemplate(config).toJSON() as Template;
+  const functions = Object.values(template.Resources).filter((r) => r.Type === "AWS::Lambda::Function");
+
+  it("every function's environment parses into the settings the config says", () => {
+    expect(functions.length).toBeGreaterThanOrEqual(5);
+    for (const fn of functions) {
+      const env = resolveIntrinsics(
+        (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables,
+        template,
+      ) as Record<string, string>;
+      const settings = settingsFromEnv(env);
+      expect(settings.clusters).toEqual([
+        { name: "orders", engine: "mariadb", sourcePolicy: "prefer-replica", maxReplicaLagSeconds: 300 },
+        { name: "billing", engine: "mysql", sourcePolicy: "primary", maxReplicaLagSeconds: 60 },
+      ]);
+      // pitrDays 5 + a day between nightly full backups + a day.
+      expect(settings.retention).toEqual({ fullBackups: 3, pitrDays: 5, objectLockDays: 7 });
+      expect(settings.documentName).toBe("Rewind-RunAgent");
+      expect(settings.bucket).toMatch(/\S/);
+      // The REWIND_* names exist once, in core/contracts.
+      const names = new Set<string>(Object.values(SETTINGS_ENV));
+      for (const name of Object.keys(env).filter((each) => each.startsWith("REWIND_")))
+        expect(names.has(name), name).toBe(true);
+    }
+  });
+
+  it("round-trips, and a malformed environment is refused", () => {
+    const settings = {
+      bucket: "b",
+      clusters: [
+        {
+          name: "orders",
+          engine: "mariadb" as const,
+          sourcePolicy: "primary" as const,
+          maxReplicaLagSeconds: 5,
+        },
+      ],
+      retention: { fullBackups: 1, pitrDays: 1 },
+      documentName: "Rewind-RunAgent",
+    };
+    expect(settingsFromEnv(settingsToEnv(settings))).toEqual(settings);
+    expect(() =>
+      settingsFromEnv({ ...settingsToEnv(settings), [SETTINGS_ENV.retention]: '{"pitrDays":0}' }),
+    ).toThrow();
+  });
+});
