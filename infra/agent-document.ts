@@ -21,12 +21,6 @@ export interface AgentDocumentProps {
 export const AGENT_DOCUMENT_PARAMETERS = {
   Command: { pattern: "^(status|backup|binlog-push|list|verify|restore|install)$", default: "status" },
   Type: { pattern: "^(full|incremental)?$", default: "" },
-  BackupId: { pattern: "^([0-9]{8}T[0-9]{6}Z-(full|incremental)-[A-Za-z0-9._-]{1,100})?$", default: "" },
-  Until: {
-    pattern:
-      "^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:?[0-9]{2})|[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[A-Za-z_][A-Za-z0-9_]{0,31})?:[0-9]{1,19})?$",
-    default: "",
-  },
   Datadir: { pattern: "^(/[A-Za-z0-9._/-]{1,200})?$", default: "" },
   /** A restore plan written by the plan-restore Lambda. */
   Plan: { pattern: "^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,900})?$", default: "" },
@@ -76,8 +70,6 @@ export class AgentDocument extends Construct {
       // --flag=value: a value that starts with "-" (task tokens can) stays the flag's value.
       `set -- "$SSM_Command" --config ${configPath}`,
       '[ -n "$SSM_Type" ] && set -- "$@" --type="$SSM_Type"',
-      '[ -n "$SSM_BackupId" ] && set -- "$@" --backup-id="$SSM_BackupId"',
-      '[ -n "$SSM_Until" ] && set -- "$@" --until="$SSM_Until"',
       '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir="$SSM_Datadir"',
       '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
       '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of="$SSM_ReplicaOf"',

@@ -12,6 +12,7 @@ import { parseRewindConfig } from "../../infra/config.js";
 import { run } from "../../infra/local/processes.js";
 import {
   resolveIntrinsics,
+  stateMachineDefinitions,
   type Template as TemplateJson,
 } from "../../infra/local/state-machine-definitions.js";
 import type { RewindStack } from "../../infra/rewind-stack.js";
@@ -555,8 +556,6 @@ describe("the Rewind stack", () => {
 
   it.each([
     ["Command", "backup; rm -rf /"],
-    ["Until", "$(reboot)"],
-    ["BackupId", "20261121T031500Z-full-db1`id`"],
     ["Datadir", "/var/lib/mysql && halt"],
     ["Flags", "--flush --config /tmp/evil.json"],
     ["TaskToken", "token'; curl evil"],
@@ -566,16 +565,27 @@ describe("the Rewind stack", () => {
     expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value)).toBe(false);
   });
 
+  it("declares only parameters a state machine sends", () => {
+    const definitions = stateMachineDefinitions(template().toJSON() as never);
+    const sent = new Set<string>();
+    const visit = (value: unknown) => {
+      if (Array.isArray(value)) value.forEach(visit);
+      else if (value && typeof value === "object") {
+        const record = value as Record<string, unknown>;
+        if (record.DocumentName === "Rewind-RunAgent" && record.Parameters)
+          for (const key of Object.keys(record.Parameters as object)) sent.add(key.replace(/\.\$$/, ""));
+        Object.values(record).forEach(visit);
+      }
+    };
+    visit(definitions);
+    expect([...sent].sort()).toEqual(Object.keys(AGENT_DOCUMENT_PARAMETERS).sort());
+  });
+
   it("the patterns accept what operators and the state machines send", () => {
     const accepts = (name: keyof typeof AGENT_DOCUMENT_PARAMETERS, value: string) =>
       expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value), `${name}=${value}`).toBe(true);
     accepts("Command", "binlog-push");
-    accepts("Until", "2026-11-21T10:15:00Z");
-    accepts("Until", "0-1-1042");
-    accepts("Until", "2026-03-10T17:11:54.483587Z");
-    accepts("Until", "396e294c-1ca4-11f1-9ae7-00155da79c6b:5");
-    accepts("Until", "55778904-0299-11F1-B1B8-4EF0C4956FEB:mytag:3");
-    accepts("BackupId", "20261121T031500Z-full-db-orders-1");
+    accepts("Cluster", "orders");
     accepts("Datadir", "/var/lib/mysql");
     accepts("Flags", "--flush");
     accepts("Flags", "--move-aside --dry-run");
