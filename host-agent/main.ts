@@ -8,8 +8,8 @@ import { binlogPush } from "./commands/binlog-push.js";
 import { binlogStream } from "./commands/binlog-stream.js";
 import { install } from "./commands/install.js";
 import { list } from "./commands/list.js";
-import { restore } from "./commands/restore.js";
-import { restoreTables, tablesOfPlan } from "./commands/restore-tables.js";
+import { readPlan, restore } from "./commands/restore.js";
+import { restoreTables } from "./commands/restore-tables.js";
 import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
@@ -110,14 +110,15 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         noStart: flags["no-start"] === true,
       });
     case "restore": {
-      // A plan from plan-restore for mode tables carries the tables (Rewind-RunAgent passes no --tables).
-      const planned =
-        typeof flags.plan === "string" && flags.tables === undefined && flags.datadir === undefined
-          ? await tablesOfPlan(context, flags.plan)
-          : undefined;
-      if (planned) {
+      // A plan from plan-restore says how to restore it (mode, datadir, replica source, tables):
+      // the state machine sends the plan alone; flags given by hand still apply.
+      const how = typeof flags.plan === "string" ? (await readPlan(context, flags.plan)).stored : undefined;
+      if (how?.mode === "tables" && flags.tables === undefined) {
+        if (!how.tables) throw usageError(`the plan ${flags.plan} is for mode tables but names no tables`);
         return restoreTables(context, {
-          ...planned,
+          tables: how.tables.tables.join(","),
+          ...(how.tables.as ? { as: how.tables.as } : {}),
+          replace: how.tables.replace,
           plan: flags.plan as string,
           replay: replayMethod(flags.replay),
         });
@@ -143,13 +144,17 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         ...(typeof flags["backup-id"] === "string" ? { backupId: flags["backup-id"] } : {}),
         ...(typeof flags.until === "string" ? { until: flags.until } : {}),
         ...(typeof flags.plan === "string" ? { plan: flags.plan } : {}),
-        datadir: requireString(flags, "datadir"),
-        moveAside: flags["move-aside"] === true,
+        datadir: how?.datadir && flags.datadir === undefined ? how.datadir : requireString(flags, "datadir"),
+        moveAside: flags["move-aside"] === true || how?.mode === "replace",
         dryRun: flags["dry-run"] === true,
         noStart: flags["no-start"] === true,
-        scratch: flags.scratch === true,
-        ...(typeof flags["replica-of"] === "string" ? { replicaOf: flags["replica-of"] } : {}),
-        promote: flags.promote === true,
+        scratch: flags.scratch === true || how?.mode === "scratch",
+        ...(typeof flags["replica-of"] === "string"
+          ? { replicaOf: flags["replica-of"] }
+          : how?.replicaOf
+            ? { replicaOf: how.replicaOf }
+            : {}),
+        promote: flags.promote === true || how?.promote === true,
         ...(typeof flags.history === "string" ? { history: historyFlag(flags.history) } : {}),
         replay: replayMethod(flags.replay),
       });

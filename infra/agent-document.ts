@@ -21,15 +21,8 @@ export interface AgentDocumentProps {
 export const AGENT_DOCUMENT_PARAMETERS = {
   Command: { pattern: "^(status|backup|binlog-push|list|verify|restore|install)$", default: "status" },
   Type: { pattern: "^(full|incremental)?$", default: "" },
-  Datadir: { pattern: "^(/[A-Za-z0-9._/-]{1,200})?$", default: "" },
   /** A restore plan written by the plan-restore Lambda. */
   Plan: { pattern: "^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,900})?$", default: "" },
-  /** `host:port` of the primary a restored server replicates from. */
-  ReplicaOf: { pattern: "^([A-Za-z0-9.-]{1,253}:[0-9]{1,5})?$", default: "" },
-  Flags: {
-    pattern: "^((--flush|--deep|--move-aside|--scratch|--promote|--dry-run|--json)( |$)){0,7}$",
-    default: "",
-  },
   TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
   /** The cluster the request is for: a host configured for another one refuses it. */
   Cluster: { pattern: `^(${CLUSTER_NAME.source.replace(/^\^|\$$/g, "")})?$`, default: "" },
@@ -70,14 +63,10 @@ export class AgentDocument extends Construct {
       // --flag=value: a value that starts with "-" (task tokens can) stays the flag's value.
       `set -- "$SSM_Command" --config ${configPath}`,
       '[ -n "$SSM_Type" ] && set -- "$@" --type="$SSM_Type"',
-      '[ -n "$SSM_Datadir" ] && set -- "$@" --datadir="$SSM_Datadir"',
       '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
-      '[ -n "$SSM_ReplicaOf" ] && set -- "$@" --replica-of="$SSM_ReplicaOf"',
       '[ -n "$SSM_Cluster" ] && set -- "$@" --expect-cluster="$SSM_Cluster"',
       // In the environment, not argv: any local user can read a process's command line.
       'export REWIND_TASK_TOKEN="$SSM_TaskToken"',
-      // The pattern allows only known flags separated by single spaces.
-      'for flag in $SSM_Flags; do set -- "$@" "$flag"; done',
       'exec node "$agent" "$@"',
     ];
     this.document = new ssm.CfnDocument(this, "Document", {

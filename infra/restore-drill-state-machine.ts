@@ -80,12 +80,8 @@ export class RestoreDrillStateMachine extends Construct {
       clusters: props.clusters,
       instanceIdPath: "$.plan.targetInstanceId",
       comment: "rewind-agent restore --scratch: restore, replay, check, remove",
-      parameters: {
-        Command: "restore",
-        Plan: "$.plan.planUri",
-        Datadir: "$.plan.datadir",
-        Flags: "$.plan.agentFlags",
-      },
+      // The plan says mode scratch and the datadir.
+      parameters: { Command: "restore", Plan: "$.plan.planUri" },
       heartbeat: Duration.minutes(10),
       timeout: props.timeout ?? Duration.hours(24),
       resultPath: "$.restore",

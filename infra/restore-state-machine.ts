@@ -68,13 +68,8 @@ export class RestoreStateMachine extends Construct {
       clusters: props.clusters,
       instanceIdPath: "$.plan.targetInstanceId",
       comment: "rewind-agent restore --plan on the target host",
-      parameters: {
-        Command: "restore",
-        Plan: "$.plan.planUri",
-        Datadir: "$.plan.datadir",
-        Flags: "$.plan.agentFlags",
-        ReplicaOf: "$.plan.replicaOf",
-      },
+      // The plan is the one source of how to restore (mode, datadir, replica source, tables).
+      parameters: { Command: "restore", Plan: "$.plan.planUri" },
       heartbeat: props.heartbeat ?? Duration.minutes(10),
       timeout: props.timeout ?? Duration.hours(48),
       resultPath: "$.restore",

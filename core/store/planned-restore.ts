@@ -37,6 +37,29 @@ export const PlannedBinlog = z.object({
 });
 export type PlannedBinlog = z.infer<typeof PlannedBinlog>;
 
+/** Mode tables: what the agent on the primary copies into its live server. */
+export const PlannedTables = z.object({
+  tables: z.array(z.string()).min(1),
+  as: z.string().optional(),
+  replace: z.boolean(),
+});
+
+/**
+ * How the plan is restored, the one source of truth for the agent (`restore --plan`): the
+ * state machine sends the plan and nothing else about it.
+ */
+export const PlannedRestoreHow = z.object({
+  mode: z.enum(["replace", "replica", "scratch", "tables"]),
+  /** Empty for mode tables (a scratch datadir of its own under the agent's workDir). */
+  datadir: z.string(),
+  /** `host:port` of the primary (mode replica), else empty. */
+  replicaOf: z.string(),
+  /** Make the restored server the writable primary, beginning a history (mode replace). */
+  promote: z.boolean().default(false),
+  tables: PlannedTables.optional(),
+});
+export type PlannedRestoreHow = z.infer<typeof PlannedRestoreHow>;
+
 export const StoredRestorePlan = z.object({
   cluster: z.string(),
   target: RestoreTargetSchema,
@@ -45,8 +68,27 @@ export const StoredRestorePlan = z.object({
   /** The history the target resolved on (core/history); absent in plans made before histories. */
   history: z.string().regex(HISTORY_ID).optional(),
   binlogs: z.array(PlannedBinlog),
+  /** How to restore it; absent in plans made by hand (flags say). */
+  ...PlannedRestoreHow.partial().shape,
 });
 export type StoredRestorePlan = z.infer<typeof StoredRestorePlan>;
+
+/**
+ * What plan-restore writes to `restores/<id>/plan.json` and returns to the Restore state machine
+ * (small: no manifests), with how to restore it in full.
+ */
+export const PlannedRestore = StoredRestorePlan.extend({
+  ...PlannedRestoreHow.shape,
+  restoreId: z.string(),
+  targetInstanceId: z.string(),
+  binlogSource: z.string(),
+  /** The plan the agent reads: `restore --plan <planUri>`. */
+  planUri: z.string(),
+  dryRun: z.boolean(),
+  /** The space a scratch restore takes on the host (mode scratch and tables): the backup and the binlogs, unpacked. */
+  scratchBytes: z.number().optional(),
+});
+export type PlannedRestore = z.infer<typeof PlannedRestore>;
 
 /** What a plan records of the backup and binlogs it chose. */
 export function describePlan(

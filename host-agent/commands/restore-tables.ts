@@ -207,25 +207,6 @@ export async function restoreTables(context: AgentContext, options: TablesOption
 }
 
 /**
- * The table restore a plan from plan-restore asks for (mode tables), or undefined for a
- * whole-server plan.
- */
-export async function tablesOfPlan(
-  context: AgentContext,
-  planUri: string,
-): Promise<Pick<TablesOptions, "tables" | "as" | "replace"> | undefined> {
-  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(planUri);
-  const text = s3 ? await readText(s3Client(context.config), s3[1]!, s3[2]!) : readFileSync(planUri, "utf8");
-  const spec = (JSON.parse(text) as { tables?: { tables: string[]; as?: string; replace?: boolean } }).tables;
-  if (!spec) return undefined;
-  return {
-    tables: spec.tables.join(","),
-    ...(spec.as ? { as: spec.as } : {}),
-    replace: spec.replace === true,
-  };
-}
-
-/**
  * Every chosen table must be in the backup or be named by a statement in the binlogs up to the
  * target (it may be created there); a name found nowhere did not exist at the target. The
  * backup's table list is its manifest's, checked before the backup is downloaded; a backup whose

@@ -109,7 +109,7 @@ export interface RestoreResult {
  * A plan from plan-restore is executed exactly as verified (plan once); a hand-written plan file
  * holding only {"until": …} or {"backupId": …} is planned here.
  */
-async function readPlan(
+export async function readPlan(
   context: AgentContext,
   where: string,
 ): Promise<{ stored?: StoredRestorePlan; target: RestoreTarget }> {

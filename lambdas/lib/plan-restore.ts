@@ -8,33 +8,10 @@ import { bySource, stitchChain } from "../../core/restorable-window.js";
 import { backupsOnHistory, parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
 import { readBackups, readSources } from "../../core/store/catalog.js";
 import { historiesOf, planFromStore } from "../../core/store/plan-from-store.js";
-import { describePlan, type PlannedBinlog } from "../../core/store/planned-restore.js";
+import { describePlan, type PlannedRestore } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
 
-/** What the Restore state machine carries from planning to the agent (small: no manifests). */
-export interface PlannedRestore {
-  readonly restoreId: string;
-  readonly cluster: string;
-  readonly targetInstanceId: string;
-  readonly target: RestoreTarget;
-  readonly backupId: string;
-  /** What Verify checks and the agent executes: the exact objects (core/store/planned-restore). */
-  readonly backupStoredSha256: string;
-  readonly binlogSource: string;
-  readonly binlogs: PlannedBinlog[];
-  /** The plan the agent reads: `restore --plan <planUri>`. */
-  readonly planUri: string;
-  readonly mode: RestoreInput["mode"];
-  readonly datadir: string;
-  /** Flags for the agent, in the document's allowed set. */
-  readonly agentFlags: string;
-  readonly replicaOf: string;
-  readonly dryRun: boolean;
-  /** Mode tables: what the agent on targetInstanceId (the primary) copies into its live server. */
-  readonly tables?: { readonly tables: string[]; readonly as?: string; readonly replace: boolean };
-  /** The space a scratch restore takes on the host (mode scratch and tables): the backup and the binlogs, unpacked. */
-  readonly scratchBytes?: number;
-}
+export type { PlannedRestore } from "../../core/store/planned-restore.js";
 
 /**
  * The newest point the shipped binlogs reach from the newest full backup, as the GTID of its last
@@ -107,11 +84,6 @@ export async function planClusterRestore(
     ...(history ? { history } : {}),
   });
   const key = restorePlanKey(location, restoreId);
-  const flags = [
-    input.mode === "replace" ? "--move-aside" : "",
-    input.mode === "scratch" ? "--scratch" : "",
-    input.promote ? "--promote" : "",
-  ].filter(Boolean);
   const planned: PlannedRestore = {
     restoreId,
     cluster: input.cluster,
@@ -123,8 +95,8 @@ export async function planClusterRestore(
     mode: input.mode,
     // A table restore works in a scratch datadir of its own under the agent's workDir.
     datadir: input.mode === "tables" ? "" : input.datadir,
-    agentFlags: flags.join(" "),
     replicaOf: input.mode === "replica" ? input.primary! : "",
+    promote: input.promote,
     dryRun: input.dryRun,
     ...(input.mode === "tables"
       ? { tables: { tables: input.tables!, ...(input.as ? { as: input.as } : {}), replace: input.replace } }

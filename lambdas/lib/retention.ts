@@ -1,7 +1,7 @@
 import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
-import { ErrorNames, RewindError } from "../../core/errors.js";
 import { parseBackupId } from "../../core/backup-id.js";
 import { isChunked } from "../../core/binlog/chunk.js";
+import { ErrorNames, RewindError } from "../../core/errors.js";
 import {
   backupManifestKey,
   binlogChunksPrefix,

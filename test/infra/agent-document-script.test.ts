@@ -60,17 +60,15 @@ describe("the Rewind-RunAgent shell step", () => {
       await argumentsFor({
         Command: "restore",
         Plan: "s3://rewind-backups/orders/restores/exec-1/plan.json",
-        Datadir: "/var/lib/mysql",
-        Flags: "--move-aside",
+        Cluster: "orders",
         TaskToken: "-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=",
       }),
     ).toEqual([
       "restore",
       "--config",
       host.configFile,
-      "--datadir=/var/lib/mysql",
       "--plan=s3://rewind-backups/orders/restores/exec-1/plan.json",
-      "--move-aside",
+      "--expect-cluster=orders",
       // The token travels in the environment, never in argv.
       { token: "-AQCEAAAAKgAAAAMAAAAAAAAAAZ+x/y=" },
     ]);

@@ -556,11 +556,9 @@ describe("the Rewind stack", () => {
 
   it.each([
     ["Command", "backup; rm -rf /"],
-    ["Datadir", "/var/lib/mysql && halt"],
-    ["Flags", "--flush --config /tmp/evil.json"],
     ["TaskToken", "token'; curl evil"],
+    ["Cluster", "orders; reboot"],
     ["Plan", "s3://bucket/key; reboot"],
-    ["ReplicaOf", "10.0.0.1:3306 --evil"],
   ] as const)("the %s pattern refuses shell: %s", (name, value) => {
     expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value)).toBe(false);
   });
@@ -586,13 +584,8 @@ describe("the Rewind stack", () => {
       expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value), `${name}=${value}`).toBe(true);
     accepts("Command", "binlog-push");
     accepts("Cluster", "orders");
-    accepts("Datadir", "/var/lib/mysql");
-    accepts("Flags", "--flush");
-    accepts("Flags", "--move-aside --dry-run");
     accepts("TaskToken", "AQCEAAAAKgAAAAMAAAAAAAAAAeMTb1Y+abc/def==");
     accepts("Plan", "s3://rewind-backups-123/orders/restores/exec-1/plan.json");
-    accepts("ReplicaOf", "10.0.1.12:3306");
-    accepts("Flags", "--scratch");
   });
 });
 

@@ -318,7 +318,7 @@ const plannedFrom =
       planUri: `s3://rewind-backups/orders/restores/${event.restoreId}/plan.json`,
       mode: input.mode,
       datadir: input.datadir,
-      agentFlags: input.mode === "replace" ? "--move-aside" : input.mode === "scratch" ? "--scratch" : "",
+      promote: false,
       replicaOf: input.primary ?? "",
       dryRun: input.dryRun,
       ...overrides,
@@ -353,14 +353,20 @@ describe("Restore", () => {
     });
     expect(result.calls.RunRestore![0]).toMatchObject({
       InstanceIds: ["i-0abc1234def567890"],
+      // The plan alone says how to restore: the agent reads mode and datadir from it.
       Parameters: {
         Command: ["restore"],
         Plan: ["s3://rewind-backups/orders/restores/test-execution/plan.json"],
-        Datadir: ["/var/lib/mysql"],
-        Flags: ["--move-aside"],
         TaskToken: [TOKEN],
+        Cluster: ["orders"],
       },
     });
+    expect(Object.keys(result.calls.RunRestore![0]!.Parameters as object).sort()).toEqual([
+      "Cluster",
+      "Command",
+      "Plan",
+      "TaskToken",
+    ]);
     expect(result.calls.HealthCheck![0]).toMatchObject({ Parameters: { Command: ["status"] } });
     expect(result.calls.NotifySuccess![0]).toMatchObject({
       stateMachine: "Restore",
@@ -425,9 +431,6 @@ describe("Restore", () => {
   it("fails with ReplicationNotRunning when a replica-mode restore does not replicate", async () => {
     const input = { ...restoreInput, mode: "replica", primary: "10.0.1.12:3306" };
     const result = await run("Rewind-Restore", input, restoreHandlers());
-    expect(result.calls.RunRestore![0]).toMatchObject({
-      Parameters: { ReplicaOf: ["10.0.1.12:3306"], Flags: [""] },
-    });
     expect(result.status).toBe("FAILED");
     expect(result.error).toBe("ReplicationNotRunning");
     const healthy = await run(
@@ -445,7 +448,6 @@ describe("Restore", () => {
       restoreHandlers(),
     );
     expect(result.status).toBe("SUCCEEDED");
-    expect(result.calls.RunRestore![0]).toMatchObject({ Parameters: { Flags: ["--scratch"] } });
     expect(result.calls.HealthCheck).toBeUndefined();
   });
 });
@@ -475,7 +477,7 @@ describe("RestoreDrill", () => {
       restoreId: "test-execution",
     });
     expect(result.calls.RunDrill![0]).toMatchObject({
-      Parameters: { Command: ["restore"], Flags: ["--scratch"] },
+      Parameters: { Command: ["restore"], Plan: [expect.stringMatching(/plan\.json$/)] },
     });
     expect(result.calls.NotifySuccess![0]).toMatchObject({ stateMachine: "RestoreDrill", succeeded: true });
   });

@@ -9,6 +9,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { backupManifestKey } from "../../../core/layout.js";
+import { StoredRestorePlan } from "../../../core/store/planned-restore.js";
 import { askHostStatus, clusterInstances } from "../../../lambdas/lib/host-status.js";
 import { parseInput, RestoreInput } from "../../../lambdas/lib/inputs.js";
 import { publishOutcome } from "../../../lambdas/lib/notify.js";
@@ -137,12 +138,20 @@ describe("plan-restore", () => {
       backupId: "20261105T033000Z-full-db1",
       binlogs: [{ source: SOURCE, file: binlogFile(5) }],
       planUri: `s3://${BUCKET}/orders/restores/exec-1/plan.json`,
-      agentFlags: "--move-aside",
+      mode: "replace",
       datadir: "/var/lib/mysql",
+      promote: false,
     });
     const put = bucket.s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
     expect(put.Key).toBe("orders/restores/exec-1/plan.json");
-    expect(JSON.parse(String(put.Body)).target).toEqual({ kind: "time", time: "2026-11-05T12:00:00.000Z" });
+    const stored = JSON.parse(String(put.Body));
+    expect(stored.target).toEqual({ kind: "time", time: "2026-11-05T12:00:00.000Z" });
+    // The plan is the agent's one source of how to restore it: it parses with core's schema.
+    expect(StoredRestorePlan.parse(stored)).toMatchObject({
+      mode: "replace",
+      datadir: "/var/lib/mysql",
+      replicaOf: "",
+    });
   });
 
   it("plans a table restore: the tables ride in the plan, with the scratch space the host needs", async () => {
@@ -163,7 +172,6 @@ describe("plan-restore", () => {
     expect(planned).toMatchObject({
       mode: "tables",
       datadir: "",
-      agentFlags: "",
       tables: { tables: ["shop.orders", "crm.*"], as: "_undo", replace: false },
     });
     const backup = JSON.parse(
@@ -207,7 +215,7 @@ describe("plan-restore", () => {
     );
     expect(planned.target).toEqual({ kind: "gtid", gtid: "0-1-50" });
     expect(planned.binlogs.map((binlog) => binlog.file)).toEqual([binlogFile(3), binlogFile(4)]);
-    expect(planned.agentFlags).toBe("--scratch");
+    expect(planned.mode).toBe("scratch");
   });
 
   it("refuses a target past a gap, names the missing file, and stores no plan", async () => {
