@@ -11,6 +11,7 @@ import { UnfinishedBackupRecord } from "../backup/unfinished.js";
 import { s3Client } from "../clients.js";
 import { partSize, segmentSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
+import { freeBytes } from "../disk.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
 import { historyForBackup } from "../history.js";
 import { acquireHostLock } from "../lock.js";
@@ -19,7 +20,6 @@ import { putJson } from "../s3/put-json.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { runTool } from "../tool.js";
 import { AGENT_VERSION } from "../version.js";
-import { freeBytes } from "./status.js";
 
 export interface BackupResult {
   readonly backupId: string;

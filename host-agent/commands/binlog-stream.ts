@@ -16,6 +16,7 @@ import { readHistoryTree } from "../../core/store/histories.js";
 import { listKeys } from "../../core/store/objects.js";
 import { formatMicros } from "../../core/time.js";
 import { chunkOnlyFiles, chunkOnlyState } from "../binlog/chunk-only.js";
+import { readHint, type ShipTarget, shipClosedFiles } from "../binlog/closed-files.js";
 import { storeCompressed } from "../binlog/ship-file.js";
 import { STREAM_LOCK, STREAM_STATUS_FILE, type StreamStatus } from "../binlog/stream-status.js";
 import { s3Client } from "../clients.js";
@@ -28,7 +29,6 @@ import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import type { SqlClient } from "../sql-client.js";
 import { AGENT_VERSION } from "../version.js";
-import { readHint, type ShipTarget, shipClosedFiles } from "./binlog-push.js";
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 const MiB = 1024 * 1024;

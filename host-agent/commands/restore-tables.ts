@@ -1,16 +1,14 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { RestorePlan } from "../../core/restore-plan.js";
-import { readText } from "../../core/store/objects.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
-import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
+import { freeBytes } from "../disk.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
 import { restore } from "./restore.js";
-import { freeBytes } from "./status.js";
 
 const MiB = 1024 * 1024;
 const IDENTIFIER = /^[A-Za-z0-9_$]{1,64}$/;

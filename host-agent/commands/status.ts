@@ -1,19 +1,10 @@
-import { statfsSync } from "node:fs";
 import { type AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output.js";
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
+import { freeBytes } from "../disk.js";
 
 /** The status shape is core's contract with select-source. */
 export type StatusResult = AgentStatus;
-
-export function freeBytes(dir: string): number | null {
-  try {
-    const stats = statfsSync(dir);
-    return stats.bavail * stats.bsize;
-  } catch {
-    return null;
-  }
-}
 
 /** `rewind-agent status`: what select-source needs to choose a host (DESIGN §4). */
 export async function status(context: AgentContext): Promise<StatusResult> {
