@@ -136,7 +136,7 @@ export function scheduleIntervalDays(expression: string): number {
     return Math.max(1, Math.ceil(minutes / 1440));
   }
   const fields = /^cron\((.*)\)$/.exec(expression)?.[1]?.trim().split(/\s+/);
-  if (!fields || fields.length !== 6) return 31;
+  if (fields?.length !== 6) return 31;
   const [, , dayOfMonth, month, dayOfWeek] = fields as [string, string, string, string, string];
   if (month !== "*") return 366;
   if (dayOfMonth !== "?" && dayOfMonth !== "*") return 31;

@@ -22,7 +22,7 @@ describe("the Lambdas' settings contract", () => {
     expect(functions.length).toBeGreaterThanOrEqual(5);
     for (const fn of functions) {
       const env = resolveIntrinsics(
-        (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables,
+        (fn.Properties!.Environment as { Variables: Record<string, unknown> }).Variables,
         template,
       ) as Record<string, string>;
       const settings = settingsFromEnv(env);
