@@ -1,0 +1,529 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import { gtidModel } from "../../core/gtid/index.js";
+import { INITIAL_HISTORY } from "../../core/history.js";
+import { restoreReportKeyFor } from "../../core/layout.js";
+import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
+import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
+import { planWithManifests } from "../../core/store/plan-from-store.js";
+import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
+import { formatMicros } from "../../core/time.js";
+import { tablesInStream } from "../../core/xbstream.js";
+import { s3Client } from "../clients.js";
+import { type AgentContext, asRestoreUser } from "../context.js";
+import { dataKeyring } from "../encryption.js";
+import type { ReplicationState } from "../engines/engine.js";
+import { activeBinlogFile, beginHistory, continueBinlogNumbering, writeHostHistory } from "../history.js";
+import { acquireHostLock } from "../lock.js";
+import { log, Progress } from "../log.js";
+import { putJson } from "../s3/put-json.js";
+import { fetchCredentials } from "../secrets.js";
+import type { SqlClient } from "../sql-client.js";
+import { runTool } from "../tool.js";
+import { replayFromLocalServer, replayFromRelayLogs } from "./applier.js";
+import { fetchBinlogs, replayBinlogs, replayRange } from "./binlogs.js";
+import { checkTarget, installBackup } from "./datadir.js";
+import { startPrivateServer } from "./private-server.js";
+
+export interface RestoreOptions {
+  readonly backupId?: string;
+  readonly until?: string;
+  /** A plan file (or s3:// URI) holding {"until": …} or {"backupId": …}. */
+  readonly plan?: string;
+  readonly datadir: string;
+  readonly moveAside: boolean;
+  readonly dryRun: boolean;
+  /** Leave the prepared datadir for someone else to start (no replay possible then). */
+  readonly noStart: boolean;
+  /**
+   * Restore into an empty scratch datadir served by a private server (not `server.start`), check
+   * it, then stop that server and remove the datadir: a restore drill that leaves nothing behind.
+   */
+  readonly scratch?: boolean;
+  /** `host:port` of the primary to replicate from once restored. */
+  readonly replicaOf?: string;
+  /** How long to wait for the new replica to catch up. */
+  readonly catchUpSeconds?: number;
+  /**
+   * Make the restored server the writable primary, beginning a new history that branches at the
+   * point restored to (core/history). Without it the server stays read-only.
+   */
+  readonly promote?: boolean;
+  /** Resolve the target on this history instead of the current one (forensics). */
+  readonly history?: string;
+  /** The server's replication applier (parallel), or `mariadb-binlog | mariadb` as the fallback. */
+  readonly replay: "applier" | "client";
+  /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
+  readonly beforeFetch?: (plan: RestorePlan<RestoreBinlog>) => Promise<void>;
+  /** Checks the fetched binlogs before the backup is downloaded (a table restore: the tables exist). */
+  readonly beforeBackup?: (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => Promise<void>;
+  /**
+   * Runs once the backup is downloaded, verified and unpacked, before it is prepared, with the
+   * tables its files hold (core/xbstream's tablesInStream).
+   */
+  readonly afterExtract?: (
+    plan: RestorePlan<RestoreBinlog>,
+    tablesInBackup: readonly string[],
+  ) => Promise<void>;
+  /**
+   * What a scratch restore does on its private server once replayed, instead of CHECK TABLE on
+   * every table (a table restore: copy the chosen tables into the live primary).
+   */
+  readonly onScratch?: (scratch: {
+    sql: SqlClient;
+    defaultsFile: string;
+  }) => Promise<Record<string, unknown>>;
+}
+
+export interface RestoreResult {
+  readonly backupId: string;
+  readonly datadir: string;
+  readonly target: RestoreTarget;
+  readonly binlogs: string[];
+  readonly dryRun: boolean;
+  readonly movedAside?: string | null;
+  /** The GTID position of the restored server after replay. */
+  readonly gtidReached?: string;
+  readonly lastTransaction?: { gtid: string; time: string } | null;
+  readonly replayedBy?: "applier" | "client" | "none";
+  readonly replaySeconds?: number;
+  readonly replication?: ReplicationState;
+  readonly seconds?: number;
+  /** What a scratch restore found on its private server before removing it. */
+  readonly scratch?: {
+    readonly checkedTables: number;
+    readonly removed: boolean;
+  };
+  /** What `onScratch` did. */
+  readonly onScratch?: Record<string, unknown>;
+  /** Whether the restored server was left read-only (not promoted, or a replica). */
+  readonly readOnly?: boolean;
+  /** The history the target resolved on, and the one a promotion began. */
+  readonly history?: string;
+  readonly began?: { id: string; parent: string; branch: { gtids: string; time: string | null } };
+}
+
+/**
+ * A plan from plan-restore is executed exactly as verified (plan once); a hand-written plan file
+ * holding only {"until": …} or {"backupId": …} is planned here.
+ */
+export async function readPlan(
+  context: AgentContext,
+  where: string,
+): Promise<{ stored?: StoredRestorePlan; target: RestoreTarget }> {
+  let text: string;
+  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
+  if (s3) {
+    const object = await s3Client(context.config).send(new GetObjectCommand({ Bucket: s3[1], Key: s3[2] }));
+    text = await object.Body!.transformToString();
+  } else {
+    text = readFileSync(where, "utf8");
+  }
+  const plan = JSON.parse(text) as { until?: string; backupId?: string };
+  const stored = StoredRestorePlan.safeParse(plan);
+  if (stored.success) return { stored: stored.data, target: stored.data.target };
+  if (plan.until) return { target: parseRestoreTarget(plan.until) };
+  if (plan.backupId) return { target: { kind: "backup", backupId: plan.backupId } };
+  throw new RewindError(
+    ErrorNames.usage,
+    `plan ${where} is neither a plan from plan-restore nor names a target: give "until" or "backupId"`,
+  );
+}
+
+function targetFromFlags(options: RestoreOptions): RestoreTarget {
+  if (options.until) return parseRestoreTarget(options.until);
+  if (options.backupId) return { kind: "backup", backupId: options.backupId };
+  throw new RewindError(
+    ErrorNames.usage,
+    "say what to restore: --until <time|gtid>, --backup-id ID or --plan FILE",
+  );
+}
+
+async function runServerCommand(command: readonly string[], what: string): Promise<void> {
+  try {
+    await runTool(command[0]!, command.slice(1));
+  } catch (error) {
+    throw new RewindError(
+      ErrorNames.serverControl,
+      `could not ${what} the database server with \`${command.join(" ")}\`: ${(error as Error).message}; fix server.${what} in the agent config`,
+    );
+  }
+}
+
+/**
+ * `rewind-agent restore (--until T | --backup-id ID | --plan P) --datadir DIR [--move-aside] [--dry-run]`.
+ * A plan in S3 (from the Restore state machine) gets its outcome written beside it as
+ * `report.json` (DESIGN §3), success or failure, for whoever audits the restore later.
+ */
+export async function restore(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
+  const planObject = options.plan ? /^s3:\/\/([^/]+)\/(.+)$/.exec(options.plan) : null;
+  const reportKey = planObject ? restoreReportKeyFor(planObject[2]!) : undefined;
+  const report = async (outcome: Record<string, unknown>) => {
+    if (!planObject || !reportKey || options.dryRun) return;
+    await putJson(s3Client(context.config), planObject[1]!, reportKey, {
+      ...outcome,
+      host: context.config.host,
+      datadir: path.resolve(options.datadir),
+      finishedAt: new Date().toISOString(),
+    }).catch((error: Error) =>
+      log("warn", "could not write the restore report", { key: reportKey, error: error.message }),
+    );
+  };
+  try {
+    const result = await restoreFromPlan(context, options);
+    await report({ ok: true, result });
+    return result;
+  } catch (error) {
+    const name = error instanceof RewindError ? error.name : "AgentError";
+    await report({ ok: false, error: { name, message: (error as Error).message } });
+    throw error;
+  }
+}
+
+/**
+ * Plans, fetches and verifies everything, and only then touches the datadir; starts the server
+ * and replays the binlogs from the backup's exact position to the target.
+ */
+async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
+  const { config, engine, location } = context;
+  const { stored, target } = options.plan
+    ? await readPlan(context, options.plan)
+    : { stored: undefined, target: targetFromFlags(options) };
+  const datadir = path.resolve(options.datadir);
+  const client = s3Client(config);
+  // Every input is checked before planning touches S3.
+  const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
+  if (replicaSource && !config.secrets.repl) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      "--replica-of needs secrets.repl (the replication user) in the agent config",
+    );
+  }
+  if (stored && options.history !== undefined && options.history !== (stored.history ?? INITIAL_HISTORY)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      `the plan was made on history ${stored.history ?? INITIAL_HISTORY}; drop --history or plan again with the history you want`,
+    );
+  }
+  const plan: RestorePlan<RestoreBinlog> = stored
+    ? await loadPlannedRestore(client, config.bucket, location, stored)
+    : await planWithManifests(client, config.bucket, location, target, options.history);
+  const summary = {
+    backupId: plan.backup.backupId,
+    datadir,
+    target,
+    history: plan.history,
+    binlogs: plan.binlogs.map((binlog) => binlog.file),
+  };
+  if (options.scratch && (options.moveAside || options.noStart || replicaSource)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      "--scratch restores into an empty directory of its own; drop --move-aside, --no-start and --replica-of",
+    );
+  }
+  if (options.promote && (options.scratch || options.noStart || replicaSource)) {
+    throw new RewindError(
+      ErrorNames.usage,
+      "--promote makes the restored server the writable primary; it cannot go with --scratch, --no-start or --replica-of",
+    );
+  }
+  if (options.dryRun) return { ...summary, dryRun: true };
+  checkTarget(datadir, options.moveAside);
+  await options.beforeFetch?.(plan);
+  if (options.noStart && plan.binlogs.length > 0) {
+    throw new RewindError(
+      ErrorNames.usage,
+      `reaching ${options.until ?? "the target"} needs binlog replay on a running server; drop --no-start`,
+    );
+  }
+
+  const release = acquireHostLock(config.stateDir, `restore to ${datadir}`);
+  const started = Date.now();
+  mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+  sweepStaleWork(config.workDir, datadir);
+  const work = mkdtempSync(path.join(config.workDir, "restore-"));
+  try {
+    const keyring = dataKeyring(config).keyring;
+    const transfer = { client, bucket: config.bucket, keyring, concurrency: config.backup.uploadConcurrency };
+    const binlogDir = path.join(work, "binlogs");
+    await fetchBinlogs(plan, binlogDir, transfer);
+    const range = await replayRange(plan, binlogDir);
+    log("info", "binlogs fetched and verified", {
+      runs: range.runs.map((run) => ({ files: run.files, start: run.startPosition, stop: run.stopPosition })),
+    });
+    await options.beforeBackup?.(
+      plan,
+      range.files.map((file) => path.join(binlogDir, file)),
+    );
+
+    const progress = new Progress(`restore ${plan.backup.backupId}`);
+    const { movedAside } = await installBackup(plan.backup, datadir, {
+      ...transfer,
+      engine,
+      moveAside: options.moveAside,
+      onBytes: (bytes) => {
+        progress.update(bytes);
+        context.heartbeat();
+      },
+      ...(options.afterExtract
+        ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
+        : {}),
+      beforeSwap: async () => {
+        if (options.moveAside && !options.scratch)
+          await runServerCommand(config.server.stop, "stop").catch(() => undefined);
+      },
+    });
+    progress.done();
+    if (options.noStart) {
+      return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
+    }
+    // A chain that switches sources replays each source's stretch from its own position, which
+    // the client does run by run; one stretch goes through the applier when asked.
+    const replayedBy = range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
+    if (replayedBy !== options.replay && range.files.length > 0) {
+      log("info", "the binlogs switch sources; replaying them with the client, source by source", {
+        sources: range.runs.map((run) => run.source),
+      });
+    }
+    // Checked before the server is used for anything (a table copy, replication, a report).
+    const checkReached = (lastGtid: string | null | undefined, reached: string) => {
+      if (lastGtid && !gtidModel(engine.name).parseSet(reached).includes(lastGtid)) {
+        throw new RewindError(
+          ErrorNames.replay,
+          `after replay the server is at GTID ${reached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
+        );
+      }
+    };
+    const applier = {
+      engine,
+      range: range.runs[0]!,
+      binlogDir,
+      workDir: work,
+      parallelWorkers: config.restore.parallelWorkers,
+      heartbeat: context.heartbeat,
+      timeoutSeconds: config.restore.replayTimeoutSeconds,
+    };
+    let replaySeconds = 0;
+    // MySQL's applier reads the binlogs as relay logs of a private server on the datadir, before
+    // the host's server (or the scratch server) starts on it.
+    if (replayedBy === "applier" && engine.applierSource === "relay-log") {
+      const replayStarted = Date.now();
+      await replayFromRelayLogs({ ...applier, datadir });
+      replaySeconds = (Date.now() - replayStarted) / 1000;
+    }
+    const scratchServer = options.scratch
+      ? await startPrivateServer(engine, {
+          dir: path.join(work, "scratch-server"),
+          datadir,
+          serverId: 4_000_000_001,
+          role: "scratch server",
+          heartbeat: context.heartbeat,
+        })
+      : undefined;
+    if (!scratchServer) await runServerCommand(config.server.start, "start");
+    const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
+      scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
+    let checkedTables = 0;
+    let onScratch: Record<string, unknown> | undefined;
+    let began: RestoreResult["began"];
+    const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
+      // The host's server comes up read-only: nothing but the replay writes to it, and its streamer
+      // does not take it for a primary, until it is promoted (below) or an operator does so.
+      if (!scratchServer) await sql.rows("SET GLOBAL read_only = ON");
+      const replayStarted = Date.now();
+      if (replayedBy === "applier" && engine.applierSource === "local-server") {
+        await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
+        await replayFromLocalServer({ ...applier, sql });
+      } else if (replayedBy === "client") {
+        await withLargePackets(sql, async () => {
+          for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
+        });
+      }
+      replaySeconds += (Date.now() - replayStarted) / 1000;
+      const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
+      checkReached(range.lastTransaction?.gtid, reached);
+      if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
+      else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
+      const last = range.lastTransaction;
+      if (!scratchServer) {
+        await continueBinlogNumbering(context, client, sql, await engine.readServerIdentity(sql), reached);
+      }
+      if (!scratchServer && options.promote) {
+        const identity = await engine.readServerIdentity(sql);
+        const record = await beginHistory(
+          {
+            client,
+            context,
+            source: engine.binlogSource(identity, config.host),
+            file: await activeBinlogFile(sql),
+          },
+          {
+            parent: plan.history,
+            branch: {
+              gtids: reached,
+              time: last ? formatMicros(last.commitMicros ?? last.timestamp * 1e6) : plan.backup.endTime,
+            },
+            reason: "restore",
+            identity,
+            restore: { backupId: plan.backup.backupId, target: describeRestoreTarget(plan.target) },
+          },
+        );
+        began = { id: record.id, parent: record.parent, branch: record.branch };
+        await sql.rows("SET GLOBAL read_only = OFF");
+      } else if (!scratchServer) {
+        writeHostHistory(config.stateDir, plan.history);
+      }
+      return {
+        gtidReached: reached,
+        replication: replicaSource
+          ? await replicate(context, sql, replicaSource, options.catchUpSeconds ?? 600)
+          : undefined,
+      };
+    }).finally(async () => {
+      if (!scratchServer) return;
+      await scratchServer.stop();
+      rmSync(datadir, { recursive: true, force: true });
+    });
+    const last = range.lastTransaction;
+    return {
+      ...summary,
+      binlogs: range.files,
+      replayedBy,
+      replaySeconds,
+      dryRun: false,
+      movedAside,
+      gtidReached,
+      lastTransaction: last?.gtid
+        ? { gtid: last.gtid, time: formatMicros(last.commitMicros ?? last.timestamp * 1e6) }
+        : null,
+      seconds: (Date.now() - started) / 1000,
+      ...(options.scratch ? {} : { readOnly: !began }),
+      ...(began ? { began } : {}),
+      ...(replication ? { replication } : {}),
+      ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),
+      ...(onScratch ? { onScratch } : {}),
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    release();
+  }
+}
+
+/**
+ * The client replays each row-logged statement as one BINLOG statement, as large as the
+ * statement's rows (a CREATE TABLE … SELECT of a big table): the server's max_allowed_packet
+ * (16 MiB by default) would drop the connection. Raised to its maximum for the replay (new
+ * connections read it), then put back.
+ */
+/** The tables an unpacked backup holds, named by its `db/table.<ext>` files. */
+function tablesInDirectory(dir: string): string[] {
+  const paths: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    for (const file of readdirSync(path.join(dir, entry.name))) paths.push(`${entry.name}/${file}`);
+  }
+  return tablesInStream(paths);
+}
+
+async function withLargePackets(sql: SqlClient, replay: () => Promise<void>): Promise<void> {
+  const { bytes } = await sql.row("SELECT @@server_id AS id, @@global.max_allowed_packet AS bytes");
+  await sql.rows(`SET GLOBAL max_allowed_packet = ${MAX_PACKET_BYTES}`);
+  try {
+    await replay();
+  } finally {
+    await sql.rows(`SET GLOBAL max_allowed_packet = ${Number(bytes)}`).catch(() => undefined);
+  }
+}
+
+/** The largest max_allowed_packet MySQL and MariaDB take. */
+const MAX_PACKET_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * With the host lock held no other restore runs, so any restore's work directory or table
+ * restore's scratch datadir still in workDir was left by a killed agent: removed.
+ */
+function sweepStaleWork(workDir: string, keep: string): void {
+  for (const name of readdirSync(workDir)) {
+    const entry = path.join(workDir, name);
+    if (entry === keep || !/^(restore|tables)-/.test(name)) continue;
+    log("info", "removing what a killed restore left", { path: entry });
+    rmSync(entry, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A drill's proof that the data reads back: CHECK TABLE on every user table of the scratch server
+ * (every page of InnoDB tables is read and checked). Returns how many tables were checked.
+ */
+async function checkUserTables(sql: SqlClient, heartbeat: () => void): Promise<number> {
+  const tables = await sql.rows(
+    "SELECT CONCAT('`', REPLACE(TABLE_SCHEMA, '`', '``'), '`.`', REPLACE(TABLE_NAME, '`', '``'), '`') AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+  );
+  const problems: string[] = [];
+  for (const { name } of tables) {
+    heartbeat();
+    for (const row of await sql.rows(`CHECK TABLE ${name}`)) {
+      if (row.Msg_type === "error" || (row.Msg_type === "status" && row.Msg_text !== "OK")) {
+        problems.push(`${name}: ${row.Msg_text}`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new RewindError(
+      ErrorNames.verify,
+      `the restored copy fails CHECK TABLE: ${problems.join("; ")}. The backup or its binlogs do not restore to sound data; take a new full backup and keep this one for investigation`,
+    );
+  }
+  return tables.length;
+}
+
+function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^([^:\s]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535)
+    throw new RewindError(
+      ErrorNames.usage,
+      `--replica-of takes host:port with a port from 1 to 65535, such as 10.0.1.12:3306, not "${value}"`,
+    );
+  return { host: match[1]!, port };
+}
+
+/** Configures GTID replication from `source` and waits until the replica has caught up. */
+async function replicate(
+  context: AgentContext,
+  sql: SqlClient,
+  source: { host: string; port: number },
+  catchUpSeconds: number,
+): Promise<ReplicationState> {
+  const repl = await fetchCredentials(context.config, context.config.secrets.repl!);
+  // A replica never takes writes of its own (it would diverge, and its streamer would ship them).
+  await context.engine.keepReplicaReadOnly(sql);
+  await context.engine.startReplication(sql, { ...source, user: repl.username, password: repl.password });
+  const deadline = Date.now() + catchUpSeconds * 1000;
+  for (;;) {
+    const state = await context.engine.readReplication(sql);
+    if (state?.lastError) {
+      // Stopped, so that what the message says is what the server does (not retrying for days).
+      await context.engine.stopReplication(sql).catch(() => undefined);
+      throw new RewindError(
+        ErrorNames.replication,
+        `replication from ${source.host}:${source.port} failed: ${state.lastError}. Replication is stopped; the restored data is intact and read-only. Fix the cause and start replication again`,
+      );
+    }
+    if (state?.ioRunning && state.sqlRunning && state.lagSeconds === 0) return state;
+    if (Date.now() > deadline) {
+      throw new RewindError(
+        ErrorNames.replication,
+        `the replica had not caught up with ${source.host}:${source.port} after ${catchUpSeconds} s (lag ${state?.lagSeconds ?? "unknown"} s); it keeps replicating, check it with \`rewind-agent status\``,
+      );
+    }
+    context.heartbeat();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function describeRestoreTarget(target: RestoreTarget): string {
+  return target.kind === "time" ? target.time : target.kind === "gtid" ? target.gtid : target.backupId;
+}

@@ -1,0 +1,523 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { RestorePlan } from "../../core/restore-plan.js";
+import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
+import { type AgentContext, asRestoreUser } from "../context.js";
+import { freeBytes } from "../disk.js";
+import { log } from "../log.js";
+import type { SqlClient } from "../sql-client.js";
+import { runTool, startTool } from "../tool.js";
+import { restore } from "./restore.js";
+
+const MiB = 1024 * 1024;
+const IDENTIFIER = /^[A-Za-z0-9_$]{1,64}$/;
+const SYSTEM_SCHEMAS = new Set(["mysql", "information_schema", "performance_schema", "sys"]);
+
+export interface TablesOptions {
+  readonly until?: string;
+  readonly plan?: string;
+  /** `db.t1,db.t2` or `db.*`. */
+  readonly tables: string;
+  /** Suffix of the restored tables' names; default `_restored_<yyyymmddThhmmss>`. */
+  readonly as?: string;
+  /** Recreate dropped tables under their own names and replace existing ones (kept as `<t>_before_<ts>`). */
+  readonly replace: boolean;
+  readonly replay: "applier" | "client";
+  /** Resolve the target on this history instead of the current one. */
+  readonly history?: string;
+}
+
+export interface TableReport {
+  readonly table: string;
+  /** The live table that holds the restored rows now. */
+  readonly restoredAs: string;
+  /** The table the restored one replaced, kept under this name (`--replace` only). */
+  readonly previousKeptAs: string | null;
+  readonly rows: { readonly scratch: number; readonly live: number };
+  readonly checksum: { readonly scratch: string; readonly live: string };
+  readonly bytes: number;
+  readonly seconds: number;
+  /** Defined on or referring to the table in the scratch copy, and not recreated live. */
+  readonly notRestored: {
+    readonly triggers: string[];
+    readonly views: string[];
+    readonly foreignKeys: string[];
+  };
+}
+
+interface Selector {
+  readonly database: string;
+  /** Undefined for `db.*`. */
+  readonly table?: string;
+}
+
+const quote = (name: string) => `\`${name}\``;
+const qualified = (database: string, table: string) => `${quote(database)}.${quote(table)}`;
+
+function usage(message: string): RewindError {
+  return new RewindError(ErrorNames.usage, message);
+}
+
+/** `db.t1,db.t2` or `db.*`: names of letters, digits, `_` and `$`, no system schema. */
+export function parseTableSelectors(text: string): Selector[] {
+  const selectors = text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+  if (selectors.length === 0) throw usage("--tables names no table; give db.table[,db.table…] or db.*");
+  return selectors.map((item) => {
+    const [database, table, ...rest] = item.split(".");
+    if (!database || table === undefined || rest.length > 0 || !IDENTIFIER.test(database)) {
+      throw usage(`--tables: "${item}" is not db.table or db.* (names of letters, digits, _ and $)`);
+    }
+    if (SYSTEM_SCHEMAS.has(database.toLowerCase()))
+      throw usage(`--tables: ${database} is a system schema; restore user tables only`);
+    if (table === "*") return { database };
+    if (!IDENTIFIER.test(table))
+      throw usage(`--tables: "${item}" is not db.table or db.* (names of letters, digits, _ and $)`);
+    return { database, table };
+  });
+}
+
+function stamp(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "");
+}
+
+async function tableNames(sql: SqlClient, database: string): Promise<string[]> {
+  const rows = await sql.rows(
+    `SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${database}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`,
+  );
+  return rows.map((row) => row.name!);
+}
+
+async function checksumOf(sql: SqlClient, database: string, table: string) {
+  const [sum] = await sql.rows(`CHECKSUM TABLE ${qualified(database, table)}`);
+  const { n } = await sql.row(`SELECT COUNT(*) AS n FROM ${qualified(database, table)}`);
+  return { checksum: String(sum?.Checksum ?? ""), rows: Number(n) };
+}
+
+/** The CREATE TABLE of `table` renamed to `name`, without foreign keys (listed instead). */
+function portableDefinition(create: string, name: string): { ddl: string; foreignKeys: string[] } {
+  const lines = create.split("\n");
+  const foreignKeys = lines
+    .filter((line) => /^\s*CONSTRAINT .* FOREIGN KEY /.test(line))
+    .map((line) => line.trim().replace(/,$/, ""));
+  const kept = lines.filter((line) => !/^\s*CONSTRAINT .* FOREIGN KEY /.test(line));
+  // The column or key before a removed constraint may now end the list with a comma.
+  for (let i = 0; i < kept.length - 1; i++) {
+    if (/^\)/.test(kept[i + 1]!)) kept[i] = kept[i]!.replace(/,$/, "");
+  }
+  const ddl = kept.join("\n").replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE ${quote(name)}`);
+  return { ddl, foreignKeys };
+}
+
+/**
+ * `rewind-agent restore --tables …`: restores the backup into a scratch datadir served by a
+ * private socket-only server, replays to the target, then copies the chosen tables into this
+ * host's live server, which must be the writable primary. Each table travels as a logical copy
+ * through the primary's own session, streamed (`mariadb-dump | mariadb`, no dump file), so its
+ * binlog carries it to every replica: into a temporary table, then one `CREATE TABLE … SELECT`
+ * under a new name, checked by CHECKSUM TABLE against the scratch copy. A failure drops what this
+ * run created; a killed agent's temporary table dies with its session. `--replace` swaps all
+ * replaced tables in one atomic RENAME TABLE, keeping the old ones. The live server never stops,
+ * and no other table is touched.
+ */
+export async function restoreTables(context: AgentContext, options: TablesOptions) {
+  const { config, engine } = context;
+  const selectors = parseTableSelectors(options.tables);
+  const started = new Date();
+  const suffix = options.as ?? `_restored_${stamp(started)}`;
+  if (!/^[A-Za-z0-9_$]{1,40}$/.test(suffix))
+    throw usage(`--as "${suffix}" must be 1–40 letters, digits, _ or $ (it ends the restored tables' names)`);
+  const keepSuffix = `_before_${stamp(started)}`;
+
+  // The live server first: it must be the primary, and the names the copy takes must be free.
+  const live = await asRestoreUser(context, async (_file, sql) => {
+    const { readOnly } = await sql.row("SELECT @@read_only AS readOnly");
+    const replicating =
+      (await sql.rows(engine.name === "mysql" ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS")).length > 0;
+    if (readOnly !== "0" || replicating) {
+      throw new RewindError(
+        ErrorNames.configInvalid,
+        `this host's server is ${replicating ? "a replica" : "read-only"}: a table restore writes into the live primary, so that replicas get it through its binlog; run it on the primary's host`,
+      );
+    }
+    const existing = new Map<string, Set<string>>();
+    for (const database of new Set(selectors.map((s) => s.database))) {
+      existing.set(database, new Set(await tableNames(sql, database)));
+    }
+    return existing;
+  });
+  const finalName = (table: string) => (options.replace ? table : `${table}${suffix}`);
+  /** Refuses a table whose copy would take a name that is too long or already taken live. */
+  const checkName = (database: string, table: string) => {
+    const name = finalName(table);
+    const taken = live.get(database)!;
+    if (name.length > 64)
+      throw usage(`${database}.${name} would be longer than 64 characters; choose a shorter --as`);
+    if (!options.replace && taken.has(name))
+      throw usage(`${database}.${name} already exists on the live server; choose another --as, or --replace`);
+    if (options.replace && taken.has(table) && taken.has(`${table}${keepSuffix}`))
+      throw usage(`${database}.${table}${keepSuffix} already exists; wait a second and run again`);
+  };
+  for (const { database, table } of selectors) if (table) checkName(database, table);
+
+  const datadir = path.join(config.workDir, `tables-${stamp(started)}`);
+  mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+  const result = await restore(context, {
+    ...(options.until ? { until: options.until } : {}),
+    ...(options.plan ? { plan: options.plan } : {}),
+    datadir,
+    moveAside: false,
+    dryRun: false,
+    noStart: false,
+    scratch: true,
+    ...(options.history ? { history: options.history } : {}),
+    replay: options.replay,
+    beforeFetch: async (plan) => checkScratchSpace(plan, config.workDir, config.minFreeMiB),
+    ...tablesCheck(context, selectors),
+    onScratch: async (scratch) => ({
+      tables: await copyTables(context, scratch, {
+        selectors,
+        live,
+        finalName,
+        checkName,
+        keepSuffix,
+        replace: options.replace,
+        runStamp: stamp(started),
+      }),
+    }),
+  });
+  return {
+    backupId: result.backupId,
+    target: result.target,
+    binlogs: result.binlogs,
+    gtidReached: result.gtidReached,
+    lastTransaction: result.lastTransaction,
+    scratchRemoved: result.scratch?.removed ?? false,
+    tables: (result.onScratch?.tables ?? []) as TableReport[],
+    seconds: (Date.now() - started.getTime()) / 1000,
+  };
+}
+
+/**
+ * Every chosen table must be in the backup or be named by a statement in the binlogs up to the
+ * target (it may be created there); a name found nowhere did not exist at the target. The
+ * backup's table list is its manifest's, checked before the backup is downloaded; a backup whose
+ * manifest records none (an older agent's) is checked once it is downloaded and unpacked, on the
+ * tables its files hold, before anything is prepared or replayed. Deliberately loose (any mention
+ * in a binlog counts): whether the table really exists at the target is checked again on the
+ * scratch copy.
+ */
+function tablesCheck(context: AgentContext, selectors: readonly Selector[]) {
+  let binlogs: readonly string[] = [];
+  return {
+    beforeBackup: async (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => {
+      binlogs = binlogFiles;
+      const known = plan.backup.tables;
+      if (known && known.length > 0) {
+        await checkTablesKnown(context, selectors, known, binlogFiles, {
+          backupId: plan.backup.backupId,
+          downloaded: "nothing was downloaded but the binlogs",
+        });
+        return;
+      }
+      log(
+        "warn",
+        "the backup's manifest records no table list (an older agent's backup); the chosen tables are checked against the backup's files once it is downloaded, before it is prepared",
+        { backupId: plan.backup.backupId },
+      );
+    },
+    afterExtract: async (plan: RestorePlan<RestoreBinlog>, tablesInBackup: readonly string[]) => {
+      const known = plan.backup.tables;
+      if (known && known.length > 0) return;
+      log("info", "table list read from the backup's files", {
+        backupId: plan.backup.backupId,
+        tables: tablesInBackup.length,
+      });
+      await checkTablesKnown(context, selectors, tablesInBackup, binlogs, {
+        backupId: plan.backup.backupId,
+        downloaded: "the backup was downloaded to read its table list, and removed; nothing was prepared",
+      });
+    },
+  };
+}
+
+async function checkTablesKnown(
+  context: AgentContext,
+  selectors: readonly Selector[],
+  known: readonly string[],
+  binlogFiles: readonly string[],
+  about: { backupId: string; downloaded: string },
+): Promise<void> {
+  const unknown = selectors.filter(({ database, table }) =>
+    table ? !known.includes(`${database}.${table}`) : !known.some((name) => name.startsWith(`${database}.`)),
+  );
+  if (unknown.length === 0) return;
+  const pending = new Map(
+    unknown.map((selector) => [
+      selector,
+      new RegExp(`\\b${(selector.table ?? selector.database).replaceAll("$", "\\$")}\\b`),
+    ]),
+  );
+  if (binlogFiles.length > 0) {
+    const decoder = startTool(context.engine.tools.binlog, [...binlogFiles]);
+    let tail = "";
+    await new Promise<void>((resolve, reject) => {
+      decoder.stdout.on("data", (chunk: Buffer) => {
+        const text = tail + chunk.toString("latin1");
+        for (const [selector, pattern] of pending) if (pattern.test(text)) pending.delete(selector);
+        tail = text.slice(-200);
+        if (pending.size === 0) {
+          decoder.stop();
+          resolve();
+        }
+      });
+      decoder.exited.then(resolve, (error: Error) => (pending.size === 0 ? resolve() : reject(error)));
+    });
+  }
+  if (pending.size === 0) return;
+  const names = [...pending.keys()].map(({ database, table }) => `${database}.${table ?? "*"}`);
+  throw new RewindError(
+    ErrorNames.usage,
+    `${names.join(", ")} did not exist at the target point in time: backup ${about.backupId} has no such table and no binlog up to the target names it; check the name and the target (${about.downloaded})`,
+  );
+}
+
+/** The scratch restore needs the backup's raw size and the binlogs, beside minFreeMiB. */
+function checkScratchSpace(plan: RestorePlan<RestoreBinlog>, workDir: string, minFreeMiB: number): void {
+  const needed = plan.backup.rawBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0);
+  const free = freeBytes(workDir);
+  if (free !== null && free - minFreeMiB * MiB < needed) {
+    throw new RewindError(
+      ErrorNames.insufficientSpace,
+      `the scratch restore needs ${Math.ceil(needed / MiB)} MiB in ${workDir} (backup ${plan.backup.backupId} and ${plan.binlogs.length} binlog(s)) beside minFreeMiB ${minFreeMiB}, but ${Math.floor(free / MiB)} MiB are free; free space there or point workDir elsewhere`,
+    );
+  }
+}
+
+async function copyTables(
+  context: AgentContext,
+  scratch: { sql: SqlClient; defaultsFile: string },
+  run: {
+    selectors: Selector[];
+    live: Map<string, Set<string>>;
+    finalName: (table: string) => string;
+    checkName: (database: string, table: string) => void;
+    keepSuffix: string;
+    replace: boolean;
+    runStamp: string;
+  },
+): Promise<TableReport[]> {
+  const { engine } = context;
+  // What exists at the target, in the scratch copy.
+  const chosen: { database: string; table: string }[] = [];
+  for (const selector of run.selectors) {
+    const atTarget = await tableNames(scratch.sql, selector.database);
+    if (selector.table) {
+      if (!atTarget.includes(selector.table)) {
+        throw new RewindError(
+          ErrorNames.usage,
+          `${selector.database}.${selector.table} did not exist at the target point in time (the scratch copy has ${atTarget.length > 0 ? atTarget.join(", ") : "no tables"} in ${selector.database}); check the name and the target`,
+        );
+      }
+      chosen.push({ database: selector.database, table: selector.table });
+    } else {
+      if (atTarget.length === 0)
+        throw new RewindError(
+          ErrorNames.usage,
+          `${selector.database} had no tables at the target point in time`,
+        );
+      for (const table of atTarget) {
+        run.checkName(selector.database, table);
+        chosen.push({ database: selector.database, table });
+      }
+    }
+  }
+
+  const reports: TableReport[] = [];
+  const created: { database: string; table: string }[] = [];
+  return asRestoreUser(context, async (liveFile, liveSql) => {
+    try {
+      for (const [i, { database, table }] of chosen.entries()) {
+        const began = Date.now();
+        const exists = run.live.get(database)!.has(table);
+        // A replaced table is copied beside the live one first and swapped in at the end.
+        const target =
+          run.replace && exists ? `${table.slice(0, 40)}_rewind_${run.runStamp}_${i}` : run.finalName(table);
+        const stage = `rewind_stage_${run.runStamp}_${i}`;
+        const before = await checksumOf(scratch.sql, database, table);
+        const notRestored = await dependents(scratch.sql, database, table);
+        // Renamed in the scratch copy (ours), so the dump's INSERTs name the stage, never a live table.
+        await scratch.sql.rows(`RENAME TABLE ${qualified(database, table)} TO ${qualified(database, stage)}`);
+        const create = await showCreateTable(engine.tools.client, scratch.defaultsFile, database, stage);
+        const { ddl: stageDdl, foreignKeys } = portableDefinition(create, stage);
+        const { ddl: targetDdl } = portableDefinition(create, target);
+        created.push({ database, table: target });
+        const bytes = await streamCopy(engine, scratch.defaultsFile, liveFile, {
+          database,
+          stage,
+          prelude: [
+            "SET SESSION foreign_key_checks = 0;",
+            `CREATE DATABASE IF NOT EXISTS ${quote(database)};`,
+            `USE ${quote(database)};`,
+            `${stageDdl.replace(/^CREATE TABLE/, "CREATE TEMPORARY TABLE")};`,
+          ],
+          epilogue: [
+            `${targetDdl} SELECT * FROM ${qualified(database, stage)};`,
+            `DROP TEMPORARY TABLE ${qualified(database, stage)};`,
+          ],
+          heartbeat: context.heartbeat,
+        });
+        const after = await checksumOf(liveSql, database, target);
+        if (after.checksum !== before.checksum || after.rows !== before.rows) {
+          throw new RewindError(
+            ErrorNames.verify,
+            `${database}.${target} holds ${after.rows} rows (CHECKSUM ${after.checksum}) after the copy, the scratch copy ${before.rows} (CHECKSUM ${before.checksum}); it was dropped`,
+          );
+        }
+        reports.push({
+          table: `${database}.${table}`,
+          restoredAs: `${database}.${target}`,
+          previousKeptAs: null,
+          rows: { scratch: before.rows, live: after.rows },
+          checksum: { scratch: before.checksum, live: after.checksum },
+          bytes,
+          seconds: (Date.now() - began) / 1000,
+          notRestored: { ...notRestored, foreignKeys },
+        });
+        context.heartbeat();
+      }
+      // Every replaced table in one statement: either all swap in, or none.
+      const swaps = chosen
+        .map((chosenTable, i) => ({ ...chosenTable, report: reports[i]! }))
+        .filter(({ database, table }) => run.replace && run.live.get(database)!.has(table));
+      if (swaps.length > 0) {
+        await liveSql.rows(
+          `RENAME TABLE ${swaps
+            .map(({ database, table, report }) => {
+              const staged = report.restoredAs.split(".")[1]!;
+              return `${qualified(database, table)} TO ${qualified(database, `${table}${run.keepSuffix}`)}, ${qualified(database, staged)} TO ${qualified(database, table)}`;
+            })
+            .join(", ")}`,
+        );
+        for (const swap of swaps) {
+          const index = reports.indexOf(swap.report);
+          reports[index] = {
+            ...swap.report,
+            restoredAs: `${swap.database}.${swap.table}`,
+            previousKeptAs: `${swap.database}.${swap.table}${run.keepSuffix}`,
+          };
+        }
+      }
+      return reports;
+    } catch (error) {
+      // The live server keeps exactly what it held: what this run created goes.
+      for (const { database, table } of created) {
+        await liveSql.rows(`DROP TABLE IF EXISTS ${qualified(database, table)}`).catch((dropError: Error) =>
+          log("error", "could not drop a table this restore created; drop it by hand", {
+            table: `${database}.${table}`,
+            error: dropError.message,
+          }),
+        );
+      }
+      throw error;
+    }
+  });
+}
+
+/**
+ * SHOW CREATE TABLE through the client without --raw, so the statement's newlines come escaped
+ * on one line, then unescaped.
+ */
+async function showCreateTable(client: string, defaultsFile: string, database: string, table: string) {
+  const { stdout } = await runTool(
+    client,
+    [`--defaults-extra-file=${defaultsFile}`, "--batch", "--skip-column-names"],
+    {
+      input: `SHOW CREATE TABLE ${qualified(database, table)}`,
+    },
+  );
+  const escaped = stdout.replace(/\n$/, "").split("\t")[1] ?? "";
+  return escaped.replace(/\\(.)/g, (_, c: string) =>
+    c === "n" ? "\n" : c === "t" ? "\t" : c === "0" ? "\0" : c,
+  );
+}
+
+/** Triggers on the table, views that name it, and foreign keys that point at it: reported, not recreated. */
+async function dependents(sql: SqlClient, database: string, table: string) {
+  const triggers = await sql.rows(
+    `SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = '${database}' AND EVENT_OBJECT_TABLE = '${table}'`,
+  );
+  const views = await sql.rows(
+    `SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS name FROM information_schema.VIEWS WHERE VIEW_DEFINITION LIKE '%\`${database}\`.\`${table}\`%'`,
+  );
+  const referencing = await sql.rows(
+    `SELECT CONCAT(CONSTRAINT_SCHEMA, '.', TABLE_NAME, ' ', CONSTRAINT_NAME) AS name FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = '${database}' AND REFERENCED_TABLE_NAME = '${table}'`,
+  );
+  return {
+    triggers: triggers.map((row) => row.name!),
+    views: [...views.map((row) => row.name!), ...referencing.map((row) => `foreign key from ${row.name}`)],
+  };
+}
+
+/**
+ * One live session, fed on stdin: the prelude (a temporary stage table), the scratch server's
+ * rows of the stage as INSERTs straight from the dump tool (never a file), then the epilogue
+ * (`CREATE TABLE … SELECT` from the stage). The client stops at the first error.
+ */
+async function streamCopy(
+  engine: AgentContext["engine"],
+  scratchFile: string,
+  liveFile: string,
+  copy: {
+    database: string;
+    stage: string;
+    prelude: string[];
+    epilogue: string[];
+    heartbeat: () => void;
+  },
+): Promise<number> {
+  const client = startTool(engine.tools.client, [`--defaults-extra-file=${liveFile}`, "--batch"]);
+  const dump = startTool(engine.tools.dump, [
+    `--defaults-extra-file=${scratchFile}`,
+    "--single-transaction",
+    "--no-create-info",
+    "--skip-triggers",
+    "--skip-add-locks",
+    "--skip-disable-keys",
+    "--skip-comments",
+    "--hex-blob",
+    copy.database,
+    copy.stage,
+  ]);
+  let bytes = 0;
+  client.stdin.write(`${copy.prelude.join("\n")}\n`);
+  dump.stdout.on("data", (chunk: Buffer) => {
+    bytes += chunk.length;
+    copy.heartbeat();
+  });
+  dump.stdout.pipe(client.stdin, { end: false });
+  const clientEnded = client.exited.then(() => {
+    throw new Error(`${engine.tools.client} ended before the copy was complete`);
+  });
+  clientEnded.catch(() => {});
+  try {
+    await Promise.race([dump.exited, clientEnded]);
+    client.stdin.end(`\n${copy.epilogue.join("\n")}\n`);
+    await client.exited;
+  } catch (error) {
+    dump.stop();
+    client.stop();
+    await Promise.allSettled([dump.exited, client.exited]);
+    throw new RewindError(
+      ErrorNames.sql,
+      `copying ${copy.database}.${copy.stage} into the live server failed: ${(error as Error).message}`,
+    );
+  }
+  return bytes;
+}
