@@ -32,6 +32,28 @@ export const AGENT_DOCUMENT_PARAMETERS = {
 export const MINIMUM_SSM_AGENT = "3.3.2746.0";
 const MINIMUM_AGENT_MESSAGE = `Rewind-RunAgent needs SSM Agent ${MINIMUM_SSM_AGENT} or later (parameters as environment variables); this host's agent is older and passed none. Update amazon-ssm-agent on this host (AWS-UpdateSSMAgent) and run the command again`;
 
+/** Each declared parameter as SSM takes it: a string, constrained, passed as an environment variable. */
+function documentParameters(
+  declared: Record<string, { readonly pattern: string; readonly default: string }>,
+) {
+  return Object.fromEntries(
+    Object.entries(declared).map(([name, { pattern, default: defaultValue }]) => [
+      name,
+      { type: "String", default: defaultValue, allowedPattern: pattern, interpolationType: "ENV_VAR" },
+    ]),
+  );
+}
+
+/** The script's first lines: strict, and refusing an SSM Agent too old to pass parameters. */
+const SCRIPT_PRELUDE = [
+  "set -eu",
+  // Parameters arrive as SSM_<name> environment variables only from SSM Agent 3.3.2746.0 on.
+  'if [ -z "${SSM_Command+set}" ]; then',
+  `  echo "${MINIMUM_AGENT_MESSAGE}" >&2`,
+  "  exit 1",
+  "fi",
+];
+
 /** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
 export class AgentDocument extends Construct {
   static readonly NAME = "Rewind-RunAgent";
@@ -46,19 +68,9 @@ export class AgentDocument extends Construct {
         `configPath "${configPath}" must be an absolute path of letters, digits, '.', '_', '-' and '/'`,
       );
     }
-    const parameters = Object.fromEntries(
-      Object.entries(AGENT_DOCUMENT_PARAMETERS).map(([name, { pattern, default: defaultValue }]) => [
-        name,
-        { type: "String", default: defaultValue, allowedPattern: pattern, interpolationType: "ENV_VAR" },
-      ]),
-    );
+    const parameters = documentParameters(AGENT_DOCUMENT_PARAMETERS);
     const script = [
-      "set -eu",
-      // Parameters arrive as SSM_<name> environment variables only from SSM Agent 3.3.2746.0 on.
-      'if [ -z "${SSM_Command+set}" ]; then',
-      `  echo "${MINIMUM_AGENT_MESSAGE}" >&2`,
-      "  exit 1",
-      "fi",
+      ...SCRIPT_PRELUDE,
       `agent=/opt/rewind/${props.agentAsset.s3ObjectKey}`,
       // --flag=value: a value that starts with "-" (task tokens can) stays the flag's value.
       `set -- "$SSM_Command" --config ${configPath}`,
@@ -127,20 +139,9 @@ export class InstalledAgentDocument extends Construct {
   constructor(scope: Construct, id: string, props: { readonly configPath?: string } = {}) {
     super(scope, id);
     const configPath = props.configPath ?? "/etc/rewind/agent.json";
-    const parameters = Object.fromEntries(
-      Object.entries(INSTALLED_AGENT_DOCUMENT_PARAMETERS).map(
-        ([name, { pattern, default: defaultValue }]) => [
-          name,
-          { type: "String", default: defaultValue, allowedPattern: pattern, interpolationType: "ENV_VAR" },
-        ],
-      ),
-    );
+    const parameters = documentParameters(INSTALLED_AGENT_DOCUMENT_PARAMETERS);
     const script = [
-      "set -eu",
-      'if [ -z "${SSM_Command+set}" ]; then',
-      `  echo "${MINIMUM_AGENT_MESSAGE}" >&2`,
-      "  exit 1",
-      "fi",
+      ...SCRIPT_PRELUDE,
       `agent=${INSTALLED_AGENT}`,
       'if [ ! -f "$agent" ]; then',
       `  echo "Rewind is not installed on this host yet ($agent is missing): its rewind-install association installs it within 30 minutes of tagging; run Rewind-RunAgent with Command install to do it now" >&2`,

@@ -70,47 +70,53 @@ export class Monitoring extends Construct {
     }
     this.alarmAction = new actions.SnsAction(this.topic);
     this.agentLogs = new logs.LogGroup(this, "AgentLogs", { retention: logs.RetentionDays.ONE_MONTH });
-    // The watchdog's result line: {"ok":true,"command":"binlog-push","cluster":"orders","result":{"lagSeconds":…}}
+    // The watchdog's result line: {"ok":true,"command":"binlog-push","cluster":"orders","result":{…}},
+    // one metric per cluster from a field of its result.
+    const fromWatchdog = (
+      id: string,
+      metricName: string,
+      field: string,
+      comparison: ">=" | "=",
+      threshold: number,
+      value: string,
+      unit?: cloudwatch.Unit,
+    ) =>
+      new logs.MetricFilter(this, id, {
+        logGroup: this.agentLogs,
+        filterPattern: logs.FilterPattern.all(
+          logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
+          logs.FilterPattern.numberValue(`$.result.${field}`, comparison, threshold),
+        ),
+        metricNamespace: "Rewind",
+        metricName,
+        metricValue: value,
+        dimensions: { Cluster: "$.cluster" },
+        ...(unit ? { unit } : {}),
+      });
     // Only the shipping host (the primary) reports a number; replicas report null.
-    new logs.MetricFilter(this, "RestorableLag", {
-      logGroup: this.agentLogs,
-      filterPattern: logs.FilterPattern.all(
-        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
-        logs.FilterPattern.numberValue("$.result.lagSeconds", ">=", 0),
-      ),
-      metricNamespace: "Rewind",
-      metricName: "RestorableLagSeconds",
-      metricValue: "$.result.lagSeconds",
-      dimensions: { Cluster: "$.cluster" },
-      unit: cloudwatch.Unit.SECONDS,
-    });
+    fromWatchdog(
+      "RestorableLag",
+      "RestorableLagSeconds",
+      "lagSeconds",
+      ">=",
+      0,
+      "$.result.lagSeconds",
+      cloudwatch.Unit.SECONDS,
+    );
     // A host that ships as the primary of a history that is not the cluster's current one (an old
     // primary still writing after a roll-back): {"result":{"historyConflict":1,…}}.
-    new logs.MetricFilter(this, "TwoPrimaries", {
-      logGroup: this.agentLogs,
-      filterPattern: logs.FilterPattern.all(
-        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
-        logs.FilterPattern.numberValue("$.result.historyConflict", "=", 1),
-      ),
-      metricNamespace: "Rewind",
-      metricName: "TwoPrimaries",
-      metricValue: "1",
-      dimensions: { Cluster: "$.cluster" },
-    });
-    // Closed binlogs the shipping host has not shipped whole and indexed yet (held only as chunks):
-    // {"result":{"chunkOnlySeconds":…}}, 0 when there are none.
-    new logs.MetricFilter(this, "ChunkOnlyBinlogs", {
-      logGroup: this.agentLogs,
-      filterPattern: logs.FilterPattern.all(
-        logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
-        logs.FilterPattern.numberValue("$.result.chunkOnlySeconds", ">=", 0),
-      ),
-      metricNamespace: "Rewind",
-      metricName: "ChunkOnlyBinlogSeconds",
-      metricValue: "$.result.chunkOnlySeconds",
-      dimensions: { Cluster: "$.cluster" },
-      unit: cloudwatch.Unit.SECONDS,
-    });
+    fromWatchdog("TwoPrimaries", "TwoPrimaries", "historyConflict", "=", 1, "1");
+    // Closed binlogs the shipping host has not shipped whole and indexed yet (held only as chunks),
+    // 0 when there are none.
+    fromWatchdog(
+      "ChunkOnlyBinlogs",
+      "ChunkOnlyBinlogSeconds",
+      "chunkOnlySeconds",
+      ">=",
+      0,
+      "$.result.chunkOnlySeconds",
+      cloudwatch.Unit.SECONDS,
+    );
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
   }
 

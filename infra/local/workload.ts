@@ -124,6 +124,19 @@ export class WriteWorkload {
     return new WriteWorkload(child, server, seq - (next - 1), await connectionId);
   }
 
+  /**
+   * What a server holds of the workload's rows: how many, the highest id, and how many whose
+   * payload is not SHA2(id) (0 unless a row was damaged).
+   */
+  static async rowsOf(server: MariaDbServer): Promise<{ count: number; maxId: number; bad: number }> {
+    const [count, maxId, bad] = (
+      await server.query(
+        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
+      )
+    )[0]!;
+    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
+  }
+
   /** Stops the loop in the server (a closed client alone would not) and returns the last id written. */
   async stop(): Promise<number> {
     const id = this.connectionId;

@@ -69,14 +69,7 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
   /** The newest GTID the source shipped, or null. */
   const newestShipped = (source: string) => newestShippedGtid(client(), BUCKET, location, source);
 
-  async function rowsOf(server: MariaDbServer) {
-    const [count, maxId, bad] = (
-      await server.query(
-        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
-      )
-    )[0]!;
-    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
-  }
+  const rowsOf = WriteWorkload.rowsOf;
 
   async function restoreTo(until: string, name: string, serverId: number) {
     const server = await MariaDbServer.configure({

@@ -45,14 +45,7 @@ describe("a crash-closed binlog is shipped whole and indexed, with exactly what 
   let restored: MariaDbServer | undefined;
   const client = () => s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
 
-  const rowsOf = async (server: MariaDbServer) => {
-    const [count, maxId, bad] = (
-      await server.query(
-        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
-      )
-    )[0]!;
-    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
-  };
+  const rowsOf = WriteWorkload.rowsOf;
 
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });

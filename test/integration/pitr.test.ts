@@ -79,14 +79,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
     ]);
   }
 
-  async function rowsOf(server: MariaDbServer) {
-    const [count, maxId, bad] = (
-      await server.query(
-        `SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(payload <> SHA2(id, 256)), 0) FROM ${WriteWorkload.table}`,
-      )
-    )[0]!;
-    return { count: Number(count), maxId: Number(maxId), bad: Number(bad) };
-  }
+  const rowsOf = WriteWorkload.rowsOf;
 
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
