@@ -2,7 +2,7 @@ import { ErrorNames, RewindError } from "../core/errors.js";
 import type { ClusterLocation } from "../core/layout.js";
 import type { AgentConfig } from "./config.js";
 import { withDefaultsFile } from "./defaults-file.js";
-import type { Engine, ServerIdentity } from "./engines/engine.js";
+import { type Engine, readServerRole } from "./engines/engine.js";
 import { engineFor } from "./engines/index.js";
 import { fetchCredentials, forgetCachedSecret } from "./secrets.js";
 import { SqlClient } from "./sql-client.js";
@@ -57,15 +57,16 @@ export async function readBinloggingServer(
   engine: Engine,
   sql: SqlClient,
   consequence: string,
-): Promise<ServerIdentity> {
-  const identity = await engine.readServerIdentity(sql);
+): Promise<Awaited<ReturnType<typeof readServerRole>>> {
+  const server = await readServerRole(engine, sql);
+  const { identity } = server;
   if (!identity.logBin) {
     throw new RewindError(
       ErrorNames.configInvalid,
       `binary logging is off on this server, so ${consequence}; enable log_bin and restart it`,
     );
   }
-  return identity;
+  return server;
 }
 
 /** Runs `use` as the user that replays binlogs: the restore secret, or root over the socket. */

@@ -301,11 +301,10 @@ export class Streamer {
   private async checkRole(): Promise<void> {
     const { config, engine } = this.context;
     this.roleCheckedAt = Date.now();
-    const identity = await readBinloggingServer(engine, this.sql, "there is nothing to stream");
-    const replication = await engine.readReplication(this.sql);
-    const primary = replication === null && !identity.readOnly;
+    const { identity, role } = await readBinloggingServer(engine, this.sql, "there is nothing to stream");
+    const primary = role === "primary";
     const shipping = config.stream.shipFrom === "all" || primary;
-    this.role = primary ? "primary" : replication ? "replica" : "read-only";
+    this.role = role;
     const source = engine.binlogSource(identity, config.host);
     if (primary && (!this.shipping || this.history === null)) {
       // Before anything ships as the primary: the history it writes is in S3 (core/history).
@@ -320,7 +319,7 @@ export class Streamer {
     }
     if (shipping !== this.shipping) {
       log("info", shipping ? "streaming this host's binlog" : "not the primary: this host ships nothing", {
-        role: primary ? "primary" : replication ? "replica" : "read-only",
+        role,
         shipFrom: config.stream.shipFrom,
       });
       this.reset();

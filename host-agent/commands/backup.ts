@@ -66,8 +66,11 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
       );
     }
     return await asBackupUser(context, async (defaultsFile, sql) => {
-      const identity = await readBinloggingServer(engine, sql, "no point-in-time restore is possible");
-      const replication = await engine.readReplication(sql);
+      const { identity, replication } = await readBinloggingServer(
+        engine,
+        sql,
+        "no point-in-time restore is possible",
+      );
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
       engine.checkToolVersion(identity.version, toolVersion);

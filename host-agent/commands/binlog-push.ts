@@ -81,9 +81,7 @@ export async function binlogPush(context: AgentContext, flush: boolean): Promise
   }
   try {
     return await asBackupUser(context, async (_defaultsFile, sql) => {
-      const identity = await readBinloggingServer(engine, sql, "there is nothing to ship");
-      const replication = await engine.readReplication(sql);
-      const role = replication ? "replica" : identity.readOnly ? "read-only" : "primary";
+      const { identity, role } = await readBinloggingServer(engine, sql, "there is nothing to ship");
       if (role !== "primary" && config.stream.shipFrom === "primary" && !flush) {
         // Only the primary ships (stream.shipFrom); a replica's binlogs hold the same transactions.
         return {

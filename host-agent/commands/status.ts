@@ -2,6 +2,7 @@ import { type AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
 import { freeBytes } from "../disk.js";
+import { readServerRole } from "../engines/engine.js";
 
 /** The status shape is core's contract with select-source. */
 export type StatusResult = AgentStatus;
@@ -9,13 +10,13 @@ export type StatusResult = AgentStatus;
 /** `rewind-agent status`: what select-source needs to choose a host (DESIGN §4). */
 export async function status(context: AgentContext): Promise<StatusResult> {
   return asBackupUser(context, async (_file, sql) => {
-    const identity = await context.engine.readServerIdentity(sql);
-    const replication = await context.engine.readReplication(sql);
+    const { identity, replication, role } = await readServerRole(context.engine, sql);
     const binlogs = identity.logBin ? await sql.rows("SHOW BINARY LOGS") : [];
     return {
       engine: context.engine.name,
       version: identity.version,
-      role: replication ? "replica" : "primary",
+      // select-source's contract: replica or not; readOnly says the rest.
+      role: role === "replica" ? "replica" : "primary",
       readOnly: identity.readOnly,
       serverId: identity.serverId,
       serverUuid: identity.serverUuid,

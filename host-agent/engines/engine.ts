@@ -155,3 +155,21 @@ export function streamingBackupArgs({
 export function prepareArgs(targetDir: string, useMemoryMiB: number): string[] {
   return ["--prepare", `--target-dir=${targetDir}`, `--use-memory=${useMemoryMiB}M`];
 }
+
+/** What a server is to its cluster: it writes (primary), it follows one (replica), or neither. */
+export type ServerRole = "primary" | "replica" | "read-only";
+
+/**
+ * The server's role, read in one place for every command: a replica replicates (whatever its
+ * read_only), a primary does not and takes writes, anything else is read-only (a restored server
+ * not promoted, a standby).
+ */
+export async function readServerRole(
+  engine: Pick<Engine, "readServerIdentity" | "readReplication">,
+  sql: SqlClient,
+): Promise<{ role: ServerRole; identity: ServerIdentity; replication: ReplicationState | null }> {
+  const identity = await engine.readServerIdentity(sql);
+  const replication = await engine.readReplication(sql);
+  const role: ServerRole = replication ? "replica" : identity.readOnly ? "read-only" : "primary";
+  return { role, identity, replication };
+}

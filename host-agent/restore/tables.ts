@@ -5,6 +5,7 @@ import type { RestorePlan } from "../../core/restore-plan.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { type AgentContext, asRestoreUser } from "../context.js";
 import { freeBytes } from "../disk.js";
+import { readServerRole } from "../engines/engine.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
@@ -137,13 +138,11 @@ export async function restoreTables(context: AgentContext, options: TablesOption
 
   // The live server first: it must be the primary, and the names the copy takes must be free.
   const live = await asRestoreUser(context, async (_file, sql) => {
-    const { readOnly } = await sql.row("SELECT @@read_only AS readOnly");
-    const replicating =
-      (await sql.rows(engine.name === "mysql" ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS")).length > 0;
-    if (readOnly !== "0" || replicating) {
+    const { role } = await readServerRole(engine, sql);
+    if (role !== "primary") {
       throw new RewindError(
         ErrorNames.configInvalid,
-        `this host's server is ${replicating ? "a replica" : "read-only"}: a table restore writes into the live primary, so that replicas get it through its binlog; run it on the primary's host`,
+        `this host's server is ${role === "replica" ? "a replica" : "read-only"}: a table restore writes into the live primary, so that replicas get it through its binlog; run it on the primary's host`,
       );
     }
     const existing = new Map<string, Set<string>>();
