@@ -54,6 +54,39 @@ const SCRIPT_PRELUDE = [
   "fi",
 ];
 
+/** A Command document (schema 2.2, JSON, a new version on each change) whose last step is the agent's shell step. */
+function commandDocument(
+  scope: Construct,
+  document: {
+    readonly name: string;
+    readonly description: string;
+    readonly parameters: Record<string, unknown>;
+    readonly before?: readonly Record<string, unknown>[];
+    readonly script: readonly string[];
+    readonly timeoutSeconds: number;
+  },
+): ssm.CfnDocument {
+  return new ssm.CfnDocument(scope, "Document", {
+    name: document.name,
+    documentType: "Command",
+    documentFormat: "JSON",
+    updateMethod: "NewVersion",
+    content: {
+      schemaVersion: "2.2",
+      description: document.description,
+      parameters: document.parameters,
+      mainSteps: [
+        ...(document.before ?? []),
+        {
+          action: "aws:runShellScript",
+          name: AGENT_SHELL_STEP,
+          inputs: { timeoutSeconds: String(document.timeoutSeconds), runCommand: document.script },
+        },
+      ],
+    },
+  });
+}
+
 /** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
 export class AgentDocument extends Construct {
   static readonly NAME = "Rewind-RunAgent";
@@ -81,35 +114,26 @@ export class AgentDocument extends Construct {
       'export REWIND_TASK_TOKEN="$SSM_TaskToken"',
       'exec node "$agent" "$@"',
     ];
-    this.document = new ssm.CfnDocument(this, "Document", {
+    this.document = commandDocument(this, {
       name: AgentDocument.NAME,
-      documentType: "Command",
-      documentFormat: "JSON",
-      updateMethod: "NewVersion",
-      content: {
-        schemaVersion: "2.2",
-        description:
-          "Runs one command of the Rewind host agent; the result goes to Step Functions by task token",
-        parameters,
-        mainSteps: [
-          {
-            action: "aws:downloadContent",
-            name: "DownloadAgent",
-            inputs: {
-              sourceType: "S3",
-              sourceInfo: JSON.stringify({ path: props.agentAsset.httpUrl }),
-              // The trailing slash makes it a directory: without one, the SSM Agent saves the
-              // file itself as /opt/rewind and the shell step finds no agent to run.
-              destinationPath: "/opt/rewind/",
-            },
+      description:
+        "Runs one command of the Rewind host agent; the result goes to Step Functions by task token",
+      parameters,
+      before: [
+        {
+          action: "aws:downloadContent",
+          name: "DownloadAgent",
+          inputs: {
+            sourceType: "S3",
+            sourceInfo: JSON.stringify({ path: props.agentAsset.httpUrl }),
+            // The trailing slash makes it a directory: without one, the SSM Agent saves the
+            // file itself as /opt/rewind and the shell step finds no agent to run.
+            destinationPath: "/opt/rewind/",
           },
-          {
-            action: "aws:runShellScript",
-            name: AGENT_SHELL_STEP,
-            inputs: { timeoutSeconds: "172800", runCommand: script },
-          },
-        ],
-      },
+        },
+      ],
+      script,
+      timeoutSeconds: 172800,
     });
   }
 }
@@ -150,24 +174,13 @@ export class InstalledAgentDocument extends Construct {
       `set -- "$SSM_Command" --config ${configPath}`,
       'exec node "$agent" "$@"',
     ];
-    this.document = new ssm.CfnDocument(this, "Document", {
+    this.document = commandDocument(this, {
       name: InstalledAgentDocument.NAME,
-      documentType: "Command",
-      documentFormat: "JSON",
-      updateMethod: "NewVersion",
-      content: {
-        schemaVersion: "2.2",
-        description:
-          "Runs the Rewind host agent installed on the host (the binlog watchdog); downloads nothing",
-        parameters,
-        mainSteps: [
-          {
-            action: "aws:runShellScript",
-            name: AGENT_SHELL_STEP,
-            inputs: { timeoutSeconds: "600", runCommand: script },
-          },
-        ],
-      },
+      description:
+        "Runs the Rewind host agent installed on the host (the binlog watchdog); downloads nothing",
+      parameters,
+      script,
+      timeoutSeconds: 600,
     });
   }
 }
