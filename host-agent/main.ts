@@ -112,7 +112,9 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
     case "restore": {
       // A plan from plan-restore says how to restore it (mode, datadir, replica source, tables):
       // the state machine sends the plan alone; flags given by hand still apply.
-      const how = typeof flags.plan === "string" ? (await readPlan(context, flags.plan)).stored : undefined;
+      // Read once: the restore goes on with it.
+      const planned = typeof flags.plan === "string" ? await readPlan(context, flags.plan) : undefined;
+      const how = planned?.stored;
       if (how?.mode === "tables" && flags.tables === undefined) {
         if (!how.tables) throw usageError(`the plan ${flags.plan} is for mode tables but names no tables`);
         return restoreTables(context, {
@@ -120,6 +122,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
           ...(how.tables.as ? { as: how.tables.as } : {}),
           replace: how.tables.replace,
           plan: flags.plan as string,
+          planned: planned!,
           replay: replayMethod(flags.replay),
         });
       }
@@ -144,6 +147,7 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
         ...(typeof flags["backup-id"] === "string" ? { backupId: flags["backup-id"] } : {}),
         ...(typeof flags.until === "string" ? { until: flags.until } : {}),
         ...(typeof flags.plan === "string" ? { plan: flags.plan } : {}),
+        ...(planned ? { planned } : {}),
         datadir: how?.datadir && flags.datadir === undefined ? how.datadir : requireString(flags, "datadir"),
         moveAside: flags["move-aside"] === true || how?.mode === "replace",
         dryRun: flags["dry-run"] === true,

@@ -54,6 +54,16 @@ const SCRIPT_PRELUDE = [
   "fi",
 ];
 
+/** The agent config's path on the hosts; it is written into a shell script, so only plain characters. */
+function checkedConfigPath(configPath = "/etc/rewind/agent.json"): string {
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(configPath)) {
+    throw new Error(
+      `configPath "${configPath}" must be an absolute path of letters, digits, '.', '_', '-' and '/'`,
+    );
+  }
+  return configPath;
+}
+
 /** A Command document (schema 2.2, JSON, a new version on each change) whose last step is the agent's shell step. */
 function commandDocument(
   scope: Construct,
@@ -95,12 +105,7 @@ export class AgentDocument extends Construct {
 
   constructor(scope: Construct, id: string, props: AgentDocumentProps) {
     super(scope, id);
-    const configPath = props.configPath ?? "/etc/rewind/agent.json";
-    if (!/^\/[A-Za-z0-9._/-]+$/.test(configPath)) {
-      throw new Error(
-        `configPath "${configPath}" must be an absolute path of letters, digits, '.', '_', '-' and '/'`,
-      );
-    }
+    const configPath = checkedConfigPath(props.configPath);
     const parameters = documentParameters(AGENT_DOCUMENT_PARAMETERS);
     const script = [
       ...SCRIPT_PRELUDE,
@@ -162,7 +167,7 @@ export class InstalledAgentDocument extends Construct {
 
   constructor(scope: Construct, id: string, props: { readonly configPath?: string } = {}) {
     super(scope, id);
-    const configPath = props.configPath ?? "/etc/rewind/agent.json";
+    const configPath = checkedConfigPath(props.configPath);
     const parameters = documentParameters(INSTALLED_AGENT_DOCUMENT_PARAMETERS);
     const script = [
       ...SCRIPT_PRELUDE,

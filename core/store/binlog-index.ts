@@ -271,7 +271,47 @@ export async function addToBinlogIndex(
   known?: IndexState,
 ): Promise<void> {
   try {
-    await writeToIndex(client, bucket, location, source, manifests, known);
+    const byChunk = new Map<number, BinlogManifest[]>();
+    for (const manifest of manifests) {
+      byChunk.set(chunkOf(manifest.file), [...(byChunk.get(chunkOf(manifest.file)) ?? []), manifest]);
+    }
+    // Which chunks exist comes from a listing: a host may list its cluster's prefix but not the
+    // bucket, and S3 answers a GET of a missing key with 403 to such a caller, not 404.
+    const state: IndexState = known ?? {
+      keys: new Set(await listChunks(client, bucket, location, source)),
+      chunks: new Map(),
+      etags: new Map(),
+    };
+    for (const [chunk, added] of byChunk) {
+      const key = binlogIndexChunkKey(location, source, chunk);
+      const existing =
+        state.chunks.get(key) ??
+        (state.keys.has(key)
+          ? await readChunk(client, bucket, key)
+          : { formatVersion: 1 as const, source, records: [] });
+      const records = new Map(existing.records.map((record) => [record.file, record]));
+      for (const manifest of added) records.set(manifest.file, recordOf(manifest));
+      const body: BinlogIndexChunk = {
+        formatVersion: 1,
+        source,
+        records: [...records.values()].sort(bySequence),
+      };
+      const text = JSON.stringify(body);
+      const put = await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: text,
+          ContentType: "application/json",
+          // Under Object Lock S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
+          ChecksumSHA256: createHash("sha256").update(text).digest("base64"),
+        }),
+      );
+      state.keys.add(key);
+      state.chunks.set(key, body);
+      if (put.ETag) state.etags.set(key, put.ETag);
+      else state.etags.delete(key);
+    }
   } catch (error) {
     const files = manifests.map((manifest) => manifest.file);
     throw new RewindError(
@@ -280,57 +320,6 @@ export async function addToBinlogIndex(
       undefined,
       { cause: error },
     );
-  }
-}
-
-async function writeToIndex(
-  client: S3Client,
-  bucket: string,
-  location: ClusterLocation,
-  source: string,
-  manifests: readonly BinlogManifest[],
-  known?: IndexState,
-): Promise<void> {
-  const byChunk = new Map<number, BinlogManifest[]>();
-  for (const manifest of manifests) {
-    byChunk.set(chunkOf(manifest.file), [...(byChunk.get(chunkOf(manifest.file)) ?? []), manifest]);
-  }
-  // Which chunks exist comes from a listing: a host may list its cluster's prefix but not the
-  // bucket, and S3 answers a GET of a missing key with 403 to such a caller, not 404.
-  const state: IndexState = known ?? {
-    keys: new Set(await listChunks(client, bucket, location, source)),
-    chunks: new Map(),
-    etags: new Map(),
-  };
-  for (const [chunk, added] of byChunk) {
-    const key = binlogIndexChunkKey(location, source, chunk);
-    const existing =
-      state.chunks.get(key) ??
-      (state.keys.has(key)
-        ? await readChunk(client, bucket, key)
-        : { formatVersion: 1 as const, source, records: [] });
-    const records = new Map(existing.records.map((record) => [record.file, record]));
-    for (const manifest of added) records.set(manifest.file, recordOf(manifest));
-    const body: BinlogIndexChunk = {
-      formatVersion: 1,
-      source,
-      records: [...records.values()].sort(bySequence),
-    };
-    const text = JSON.stringify(body);
-    const put = await client.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: text,
-        ContentType: "application/json",
-        // Under Object Lock S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
-        ChecksumSHA256: createHash("sha256").update(text).digest("base64"),
-      }),
-    );
-    state.keys.add(key);
-    state.chunks.set(key, body);
-    if (put.ETag) state.etags.set(key, put.ETag);
-    else state.etags.delete(key);
   }
 }
 

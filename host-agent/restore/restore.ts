@@ -32,6 +32,8 @@ export interface RestoreOptions {
   readonly until?: string;
   /** A plan file (or s3:// URI) holding {"until": …} or {"backupId": …}. */
   readonly plan?: string;
+  /** That plan, already read (readPlan): it is not read again. */
+  readonly planned?: PlanRead;
   readonly datadir: string;
   readonly moveAside: boolean;
   readonly dryRun: boolean;
@@ -109,10 +111,9 @@ export interface RestoreResult {
  * A plan from plan-restore is executed exactly as verified (plan once); a hand-written plan file
  * holding only {"until": …} or {"backupId": …} is planned here.
  */
-export async function readPlan(
-  context: AgentContext,
-  where: string,
-): Promise<{ stored?: StoredRestorePlan; target: RestoreTarget }> {
+export type PlanRead = { readonly stored?: StoredRestorePlan; readonly target: RestoreTarget };
+
+export async function readPlan(context: AgentContext, where: string): Promise<PlanRead> {
   let text: string;
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
   if (s3) {
@@ -188,9 +189,11 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
  */
 async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
   const { config, engine, location } = context;
-  const { stored, target } = options.plan
-    ? await readPlan(context, options.plan)
-    : { stored: undefined, target: targetFromFlags(options) };
+  const { stored, target } =
+    options.planned ??
+    (options.plan
+      ? await readPlan(context, options.plan)
+      : { stored: undefined, target: targetFromFlags(options) });
   const datadir = path.resolve(options.datadir);
   const client = s3Client(config);
   // Every input is checked before planning touches S3.

@@ -9,7 +9,7 @@ import { readServerRole } from "../engines/engine.js";
 import { log } from "../log.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
-import { restore } from "./restore.js";
+import { type PlanRead, restore } from "./restore.js";
 
 const MiB = 1024 * 1024;
 const IDENTIFIER = /^[A-Za-z0-9_$]{1,64}$/;
@@ -18,6 +18,8 @@ const SYSTEM_SCHEMAS = new Set(["mysql", "information_schema", "performance_sche
 export interface TablesOptions {
   readonly until?: string;
   readonly plan?: string;
+  /** That plan, already read: it is not read again. */
+  readonly planned?: PlanRead;
   /** `db.t1,db.t2` or `db.*`. */
   readonly tables: string;
   /** Suffix of the restored tables' names; default `_restored_<yyyymmddThhmmss>`. */
@@ -170,6 +172,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
   const result = await restore(context, {
     ...(options.until ? { until: options.until } : {}),
     ...(options.plan ? { plan: options.plan } : {}),
+    ...(options.planned ? { planned: options.planned } : {}),
     datadir,
     moveAside: false,
     dryRun: false,
