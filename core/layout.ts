@@ -1,3 +1,5 @@
+import { chunkObjectName } from "./binlog/chunk.js";
+
 /**
  * The S3 key layout (DESIGN §3). Every key Rewind writes or reads is built here, so the agent,
  * the Lambdas and the sandbox agree on where things are.
@@ -61,22 +63,15 @@ export function binlogChunksPrefix(location: ClusterLocation, source: string, fi
   return `${binlogsPrefix(location, source)}chunks/${file === undefined ? "" : `${file}/`}`;
 }
 
-export function binlogChunkObjectKey(
+/** One chunk object of a file: its byte range names it (core/binlog/chunk). */
+export function binlogChunkKey(
   location: ClusterLocation,
   source: string,
   file: string,
-  chunk: number,
+  start: number,
+  end: number,
 ): string {
-  return `${binlogChunksPrefix(location, source, file)}${String(chunk).padStart(6, "0")}.zst.enc`;
-}
-
-export function binlogChunkManifestKey(
-  location: ClusterLocation,
-  source: string,
-  file: string,
-  chunk: number,
-): string {
-  return `${binlogChunksPrefix(location, source, file)}${String(chunk).padStart(6, "0")}.json`;
+  return `${binlogChunksPrefix(location, source, file)}${chunkObjectName(start, end)}`;
 }
 
 /**

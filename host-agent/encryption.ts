@@ -5,9 +5,11 @@ import {
   buildClient,
   CommitmentPolicy,
   getClient,
+  getLocalCryptographicMaterialsCache,
   type KeyringNode,
   KMS,
   KmsKeyringNode,
+  NodeCachingMaterialsManager,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
@@ -127,4 +129,52 @@ export function encryptInto(source: Readable, encrypt: Duplex, sink: Writable): 
       if (!sink.writableFinished) reject(new Error("the upload was stopped"));
     });
   });
+}
+
+/**
+ * Data keys reused for a while: one KMS GenerateDataKey serves every message encrypted under the
+ * same encryption context within `maxAgeSeconds` (at most 10,000 messages), instead of one per
+ * message. The binlog chunks of one file share their context `{cluster, source, file}`, so a file
+ * open an hour costs one data key, not one per chunk (AWS Encryption SDK developer guide, "Data
+ * key caching"; a cache entry is keyed by the algorithm suite and the encryption context).
+ */
+export function cachedDataKeys(keyring: KeyringNode, maxAgeSeconds = 3600): NodeCachingMaterialsManager {
+  return new NodeCachingMaterialsManager({
+    backingMaterials: keyring,
+    cache: getLocalCryptographicMaterialsCache(64),
+    maxAge: maxAgeSeconds * 1000,
+    maxMessagesEncrypted: 10_000,
+    partition: "rewind-binlog-chunks",
+  });
+}
+
+/** One message, in memory: a cached data key applies because the plaintext's length is known. */
+export async function encryptBuffer(
+  materials: NodeCachingMaterialsManager | KeyringNode,
+  plaintext: Buffer,
+  context: Record<string, string>,
+): Promise<Buffer> {
+  const { result } = await client.encrypt(materials, plaintext, {
+    suiteId: AlgorithmSuiteIdentifier[ENCRYPTION_SUITE],
+    encryptionContext: context,
+    frameLength: FRAME_LENGTH,
+  });
+  return Buffer.from(result);
+}
+
+/** Decrypts one in-memory message and checks that it was made for `expectedContext`. */
+export async function decryptBuffer(
+  materials: NodeCachingMaterialsManager | KeyringNode,
+  ciphertext: Buffer,
+  expectedContext: Record<string, string>,
+): Promise<Buffer> {
+  const { plaintext, messageHeader } = await client.decrypt(materials, ciphertext);
+  for (const [key, value] of Object.entries(expectedContext)) {
+    if (messageHeader.encryptionContext[key] !== value) {
+      throw new Error(
+        `encryption context ${key}=${messageHeader.encryptionContext[key]} does not match ${value}; this object belongs to another file`,
+      );
+    }
+  }
+  return Buffer.from(plaintext);
 }

@@ -185,7 +185,7 @@ export class Monitoring extends Construct {
       period: Duration.minutes(5),
     });
     this.alarm(`ChunkOnlyBinlogs-${cluster}`, {
-      alarmDescription: `A closed binlog of ${cluster} has been held only as chunks for more than an hour: binlog-stream on the primary cannot ship it whole or cannot index it. Restores still reach it, but planning reads every chunk. The watchdog's closedError (SSM Run Command output of binlog-push) and \`rewind-agent list\` say which files and why`,
+      alarmDescription: `A closed binlog of ${cluster} has been held only as chunks for more than an hour: binlog-stream on the primary cannot ship it whole or cannot index it. Restores still reach it through its chunks; the whole file and its index record are what keep listings and retention cheap. The watchdog's closedError (SSM Run Command output of binlog-push) and \`rewind-agent list\` say which files and why`,
       metric: chunkOnly,
       threshold: 3600,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -1,27 +1,32 @@
-import type { S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import {
   type BinlogChunkManifest,
+  CHUNK_HEADER_PROBE_BYTES,
+  CHUNK_KEY,
+  CHUNK_PREAMBLE_BYTES,
   type ChunkedRecord,
+  type ChunkObject,
+  chainChunks,
   chunkedRecord,
-  parseChunkManifest,
+  chunkHeaderLength,
+  decodeChunkObject,
 } from "../binlog/chunk.js";
 import { type BinlogRecord, binlogSequence } from "../binlog/manifest.js";
-import { binlogChunkManifestKey, binlogChunksPrefix, type ClusterLocation } from "../layout.js";
+import { binlogChunksPrefix, type ClusterLocation } from "../layout.js";
 import type { UnreplayableRecord } from "../restorable-window.js";
-import { listKeys, readText } from "./objects.js";
 
-/** What S3 holds of one file's chunks: their numbers (manifest and object both present). */
+/** What one LIST shows of a file's chunks (core/binlog/chunk `chainChunks`). */
 export interface ChunkListing {
   readonly file: string;
-  readonly chunks: number[];
+  /** The chunks that follow one another from offset 0. */
+  readonly chain: ChunkObject[];
+  /** Chunks past a missing range. */
+  readonly beyond: ChunkObject[];
 }
-
-const CHUNK_KEY = /\/chunks\/([^/]+)\/(\d{6})\.(json|zst\.enc)$/;
 
 /**
  * The chunks a source shipped of files after `afterFile` (all files when omitted), by file: one
- * LIST of the names past that file, whatever the history before it. A chunk counts once both its
- * object and its manifest are there (the manifest is written last).
+ * LIST (a page per 1,000 chunks) of the names past that file, whatever the history before it.
  */
 export async function listChunks(
   client: S3Client,
@@ -33,48 +38,95 @@ export async function listChunks(
   const prefix = binlogChunksPrefix(location, source);
   // "~" sorts after every chunk name, so the listing starts with the next file's chunks.
   const startAfter = afterFile === undefined ? undefined : `${prefix}${afterFile}/~`;
-  const { keys } = await listKeys(client, bucket, prefix, { startAfter });
-  const parts = new Map<string, Map<number, Set<string>>>();
-  for (const key of keys) {
-    const match = CHUNK_KEY.exec(key);
-    if (!match) continue;
-    const [, file, chunk, kind] = match as unknown as [string, string, string, string];
-    const files = parts.get(file) ?? new Map<number, Set<string>>();
-    parts.set(file, files);
-    const kinds = files.get(Number(chunk)) ?? new Set<string>();
-    files.set(Number(chunk), kinds);
-    kinds.add(kind);
-  }
-  return [...parts]
-    .map(([file, chunks]) => ({
-      file,
-      chunks: [...chunks]
-        .filter(([, kinds]) => kinds.size === 2)
-        .map(([chunk]) => chunk)
-        .sort((a, b) => a - b),
-    }))
-    .filter((listing) => listing.chunks.length > 0)
+  const byFile = new Map<string, ChunkObject[]>();
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: prefix,
+        ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+      }),
+    );
+    for (const object of page.Contents ?? []) {
+      const match = CHUNK_KEY.exec(object.Key!);
+      if (!match) continue;
+      const [, file, start, end] = match as unknown as [string, string, string, string];
+      const objects = byFile.get(file) ?? [];
+      byFile.set(file, objects);
+      objects.push({ key: object.Key!, start: Number(start), end: Number(end), size: object.Size ?? 0 });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return [...byFile]
+    .map(([file, objects]) => ({ file, ...chainChunks(objects) }))
     .sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file));
 }
 
-export async function readChunkManifest(
+/** One file's chunks: the LIST of its own prefix. */
+export async function listFileChunks(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
   source: string,
   file: string,
-  chunk: number,
+): Promise<ChunkListing> {
+  const prefix = binlogChunksPrefix(location, source, file);
+  const objects: ChunkObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const object of page.Contents ?? []) {
+      const match = CHUNK_KEY.exec(object.Key!);
+      if (match)
+        objects.push({
+          key: object.Key!,
+          start: Number(match[2]),
+          end: Number(match[3]),
+          size: object.Size ?? 0,
+        });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return { file, ...chainChunks(objects) };
+}
+
+async function getRange(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  from: number,
+  to: number,
+): Promise<Buffer> {
+  const object = await client.send(
+    new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${from}-${to}` }),
+  );
+  return Buffer.from(await object.Body!.transformToByteArray());
+}
+
+/** A chunk's header, from the object's first bytes: one ranged GET (two for a huge header). */
+export async function readChunkHeader(
+  client: S3Client,
+  bucket: string,
+  chunk: ChunkObject,
 ): Promise<BinlogChunkManifest> {
-  const key = binlogChunkManifestKey(location, source, file, chunk);
-  return parseChunkManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`);
+  const where = `s3://${bucket}/${chunk.key}`;
+  let start = await getRange(client, bucket, chunk.key, 0, CHUNK_HEADER_PROBE_BYTES - 1);
+  const end = CHUNK_PREAMBLE_BYTES + chunkHeaderLength(start, where);
+  if (start.length < end && start.length === CHUNK_HEADER_PROBE_BYTES) {
+    start = Buffer.concat([start, await getRange(client, bucket, chunk.key, start.length, end - 1)]);
+  }
+  return decodeChunkObject(start.subarray(0, end), where, chunk).manifest;
 }
 
 /**
  * The files a source is writing (or closed without a file manifest yet), each as the record of
- * its prefix shipped in chunks 0…k, from one LIST and one GET per file. Chunks shipped past a
- * missing one cannot be replayed (replay needs every byte before them): they come as an
- * unreplayable record, which planning never replays but names as the gap when no other source
- * holds those transactions.
+ * the prefix its chain of chunks holds: one LIST, and one header per file. Chunks past a missing
+ * range cannot be replayed (replay needs every byte before them): they come as an unreplayable
+ * record, which planning never replays but names as the gap when no other source holds those
+ * transactions.
  */
 export async function readChunkedTail(
   client: S3Client,
@@ -85,20 +137,16 @@ export async function readChunkedTail(
   afterFile?: string,
 ): Promise<BinlogRecord[]> {
   const records: BinlogRecord[] = [];
-  for (const { file, chunks } of await listChunks(client, bucket, location, source, afterFile)) {
+  for (const { file, chain, beyond } of await listChunks(client, bucket, location, source, afterFile)) {
     if (indexed.has(file)) continue;
-    const hole = chunks.findIndex((chunk, index) => chunk !== index);
-    const count = hole < 0 ? chunks.length : hole;
-    if (count > 0) {
-      records.push(chunkedRecord(await readChunkManifest(client, bucket, location, source, file, count - 1)));
-    }
-    if (hole >= 0) {
-      const newest = await readChunkManifest(client, bucket, location, source, file, chunks.at(-1)!);
+    if (chain.length > 0)
+      records.push(chunkedRecord(await readChunkHeader(client, bucket, chain.at(-1)!), chain));
+    if (beyond.length > 0) {
+      const newest = await readChunkHeader(client, bucket, beyond.at(-1)!);
+      const missingFrom = chain.at(-1)?.end ?? 0;
       const past: UnreplayableRecord = {
-        ...chunkedRecord(newest),
-        unreplayable: `chunk ${String(count).padStart(6, "0")} of ${file} from ${source} is missing, and chunks ${chunks
-          .slice(hole)
-          .join(", ")} cannot be replayed without it`,
+        ...chunkedRecord(newest, [...chain, ...beyond]),
+        unreplayable: `bytes ${missingFrom}-${beyond[0]!.start} of ${file} from ${source} were never shipped, and the ${beyond.length} chunk(s) after them cannot be replayed without them`,
       };
       records.push(past);
     }
@@ -106,22 +154,38 @@ export async function readChunkedTail(
   return records;
 }
 
-/** Every chunk manifest of a planned chunked file, read in parallel; each must follow the one before. */
-export async function readChunkManifests(
+/**
+ * A planned chunked file as S3 holds it now: its first `chunks` chunks, the newest of which must
+ * still carry the hashes the plan verified. One LIST and one header.
+ */
+export async function readPlannedChunks(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
-  record: ChunkedRecord,
-  concurrency = 16,
-): Promise<BinlogChunkManifest[]> {
-  const manifests: BinlogChunkManifest[] = new Array(record.chunks);
-  let next = 0;
-  const worker = async () => {
-    while (next < record.chunks) {
-      const chunk = next++;
-      manifests[chunk] = await readChunkManifest(client, bucket, location, record.source, record.file, chunk);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, record.chunks) }, worker));
-  return manifests;
+  planned: {
+    readonly source: string;
+    readonly file: string;
+    readonly chunks: number;
+    /** The newest planned chunk's, when the plan recorded them. */
+    readonly sha256?: string | undefined;
+    readonly storedSha256?: string | undefined;
+  },
+): Promise<ChunkedRecord> {
+  const { chain } = await listFileChunks(client, bucket, location, planned.source, planned.file);
+  if (chain.length < planned.chunks) {
+    throw new Error(
+      `${planned.source}/${planned.file} has ${chain.length} chunk(s) from offset 0, the plan names ${planned.chunks}`,
+    );
+  }
+  const used = chain.slice(0, planned.chunks);
+  const newest = await readChunkHeader(client, bucket, used.at(-1)!);
+  if (
+    (planned.sha256 !== undefined && newest.sha256 !== planned.sha256) ||
+    (planned.storedSha256 !== undefined && newest.storedSha256 !== planned.storedSha256)
+  ) {
+    throw new Error(
+      `chunk ${planned.chunks - 1} of ${planned.source}/${planned.file} is not the one verified`,
+    );
+  }
+  return chunkedRecord(newest, used);
 }

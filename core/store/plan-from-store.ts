@@ -1,5 +1,5 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { type BinlogChunkManifest, type ChunkedRecord, isChunked } from "../binlog/chunk.js";
+import { type ChunkedRecord, isChunked } from "../binlog/chunk.js";
 import type { BinlogManifest, BinlogRecord } from "../binlog/manifest.js";
 import { INITIAL_HISTORY } from "../history.js";
 import type { ClusterLocation } from "../layout.js";
@@ -12,14 +12,13 @@ import {
   type RestorePlan,
   type RestoreTarget,
 } from "../restore-plan.js";
-import { readChunkManifests } from "./binlog-chunks.js";
 import { readBackups, readBinlogManifest, readSources } from "./catalog.js";
 import { readHistoryTree } from "./histories.js";
 
-/** A file still being written, planned as the prefix its chunks hold, with every chunk's manifest. */
-export type ChunkedBinlog = ChunkedRecord & { readonly chunkManifests: readonly BinlogChunkManifest[] };
+/** A file still being written, planned as the prefix its chain of chunks holds (their keys from the LIST). */
+export type ChunkedBinlog = ChunkedRecord;
 
-/** What a restore downloads a planned binlog by: its file manifest, or its chunks' manifests. */
+/** What a restore downloads a planned binlog by: its file manifest, or its chain of chunk objects. */
 export type RestoreBinlog = BinlogManifest | ChunkedBinlog;
 
 /**
@@ -103,11 +102,8 @@ export async function planWithManifests(
     for (const { manifest: record } of plan.binlogs) {
       if (manifests.has(keyOf(record))) continue;
       if (isChunked(record)) {
-        const chunkManifests = await readChunkManifests(client, bucket, location, record).catch(
-          () => undefined,
-        );
-        if (chunkManifests) manifests.set(keyOf(record), { ...record, chunkManifests });
-        else lost.add(keyOf(record));
+        // The LIST that found it named every chunk object of its chain: nothing more to read.
+        manifests.set(keyOf(record), record);
         continue;
       }
       const found = await readBinlogManifest(client, bucket, location, record.source, record.file);

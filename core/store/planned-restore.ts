@@ -1,13 +1,13 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { chunkedRecord, isChunked } from "../binlog/chunk.js";
+import { isChunked } from "../binlog/chunk.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { HISTORY_ID, INITIAL_HISTORY } from "../history.js";
 import { binlogManifestKey, type ClusterLocation } from "../layout.js";
 import { linkGap } from "../restorable-window.js";
 import type { RestorePlan, RestoreTarget } from "../restore-plan.js";
 import { readBackupManifest } from "./backup-manifest.js";
-import { readChunkManifest, readChunkManifests } from "./binlog-chunks.js";
+import { readPlannedChunks } from "./binlog-chunks.js";
 import { readBinlogManifest } from "./catalog.js";
 import type { ChunkedBinlog, RestoreBinlog } from "./plan-from-store.js";
 
@@ -190,7 +190,7 @@ export async function loadPlannedRestore(
   };
 }
 
-/** A planned chunked file: its chunks' manifests, the newest of which the plan verified. */
+/** A planned chunked file: its chain of chunks, the newest of which the plan verified. */
 async function loadChunks(
   client: S3Client,
   bucket: string,
@@ -198,22 +198,11 @@ async function loadChunks(
   planned: PlannedBinlog,
   changed: (difference: string) => RewindError,
 ): Promise<ChunkedBinlog> {
-  const chunks = planned.chunks!;
-  const newest = await readChunkManifest(
-    client,
-    bucket,
-    location,
-    planned.source,
-    planned.file,
-    chunks - 1,
-  ).catch((error: Error) => {
-    throw changed(`chunk ${chunks - 1} of ${planned.source}/${planned.file}: ${error.message}`);
-  });
-  const record = chunkedRecord(newest);
-  const chunkManifests = await readChunkManifests(client, bucket, location, record).catch((error: Error) => {
-    throw changed(`the chunks of ${planned.source}/${planned.file}: ${error.message}`);
-  });
-  return { ...record, chunkManifests };
+  return readPlannedChunks(client, bucket, location, { ...planned, chunks: planned.chunks! }).catch(
+    (error: Error) => {
+      throw changed(error.message);
+    },
+  );
 }
 
 function describeTarget(target: z.infer<typeof RestoreTargetSchema>): string {

@@ -3,29 +3,29 @@ import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from
 import path from "node:path";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
-import { BINLOG_CHUNK_FORMAT_VERSION, BinlogChunkManifest } from "../../core/binlog/chunk.js";
+import type { NodeCachingMaterialsManager } from "@aws-crypto/client-node";
+import { BINLOG_CHUNK_FORMAT_VERSION } from "../../core/binlog/chunk.js";
 import { BinlogReader } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
 import { currentHistory } from "../../core/history.js";
-import { binlogChunkManifestKey, binlogChunkObjectKey, historiesPrefix } from "../../core/layout.js";
-import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { binlogChunkKey, historiesPrefix } from "../../core/layout.js";
+import { listChunks } from "../../core/store/binlog-chunks.js";
 import { readShippedTail } from "../../core/store/binlog-index.js";
 import { readHistoryTree } from "../../core/store/histories.js";
 import { listKeys } from "../../core/store/objects.js";
 import { formatMicros } from "../../core/time.js";
-import { partSize } from "../config.js";
 import { type AgentContext, readBinloggingServer } from "../context.js";
-import { encryptionRecord } from "../encryption.js";
+import { cachedDataKeys, encryptionRecord } from "../encryption.js";
 import { claimHistory, conflictOf } from "../history.js";
 import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import type { SqlClient } from "../sql-client.js";
 import { AGENT_VERSION } from "../version.js";
+import { storeChunk } from "./chunk-object.js";
 import { chunkOnlyFiles, chunkOnlyState } from "./chunk-only.js";
 import { readHint, type ShipTarget, shipClosedFiles } from "./closed-files.js";
-import { storeCompressed } from "./ship-file.js";
 import { STREAM_STATUS_FILE, type StreamStatus } from "./stream-status.js";
 
 const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
@@ -187,13 +187,17 @@ export class Streamer {
   /** The newest file known to be shipped whole and indexed; undefined until S3 was read. */
   private wholeThrough: string | null | undefined;
   private closedError: string | null = null;
+  /** Data keys for chunks, one per file (its encryption context) and hour. */
+  private readonly chunkMaterials: NodeCachingMaterialsManager;
 
   constructor(
     private readonly context: AgentContext,
     private readonly sql: SqlClient,
     private readonly keys: Shipping,
     private readonly stats: StreamStats,
-  ) {}
+  ) {
+    this.chunkMaterials = cachedDataKeys(keys.keyring);
+  }
 
   async run(once: boolean): Promise<void> {
     const { config } = this.context;
@@ -343,32 +347,23 @@ export class Streamer {
     await this.closing;
     this.closing = this.shipClosed(files.slice(0, -1));
     const tailFile = files.length > 1 ? files.at(-2) : undefined;
-    const listing = (
-      await listChunks(this.keys.client, config.bucket, location, target.source, tailFile)
-    ).find((entry) => entry.file === activeFile);
-    const contiguous = listing ? listing.chunks.findIndex((chunk, index) => chunk !== index) : -1;
-    const count = listing ? (contiguous < 0 ? listing.chunks.length : contiguous) : 0;
-    const last =
-      count > 0
-        ? await readChunkManifest(
-            this.keys.client,
-            config.bucket,
-            location,
-            target.source,
-            activeFile,
-            count - 1,
-          )
-        : undefined;
+    // The chunks' byte ranges are in their keys: where shipping goes on needs the LIST alone.
+    const chain =
+      (await listChunks(this.keys.client, config.bucket, location, target.source, tailFile)).find(
+        (entry) => entry.file === activeFile,
+      )?.chain ?? [];
+    const count = chain.length;
+    const last = chain.at(-1);
     log("info", "following the active binlog", {
       file: activeFile,
       chunksInS3: count,
-      resumeAt: last?.endOffset ?? 0,
+      resumeAt: last?.end ?? 0,
     });
     return new ActiveFile(
       target.dir,
       activeFile,
       files.length > 1 ? files.at(-2)! : null,
-      last?.endOffset ?? 0,
+      last?.end ?? 0,
       count,
       engine.name,
     );
@@ -465,7 +460,9 @@ export class Streamer {
     const active = this.active!;
     const { config } = this.context;
     const read = active.readMore();
-    const batchMs = Math.max(0, config.stream.intervalSeconds * 1000 - 2000);
+    // A transaction waits at most a second short of the interval before its chunk goes: one PUT
+    // batches as much as the RPO allows (upload and poll fit in the second left).
+    const batchMs = Math.max(0, config.stream.intervalSeconds * 1000 - 1000);
     const oldest = active.pending[0];
     if (active.closed) {
       // Everything up to the rotate event, then the next file.
@@ -526,63 +523,43 @@ export class Streamer {
     const chunk = active.nextChunk;
     const bytes = active.bytes(active.shippedEnd, chunkEnd);
     const summary = active.reader.snapshot();
-    const encryptionContext = {
-      cluster: config.cluster,
-      source: target.source,
-      file: active.file,
-      chunk: String(chunk),
-    };
-    const { stored, storedSha256 } = await storeCompressed(
-      Readable.from([bytes]),
-      {
-        client: this.keys.client,
-        bucket: config.bucket,
-        key: binlogChunkObjectKey(location, target.source, active.file, chunk),
-        keyring: this.keys.keyring,
-        encryptionContext,
-        compressionLevel: config.backup.compressionLevel,
-        partSize: partSize(config),
-        concurrency: config.backup.uploadConcurrency,
-      },
-      `shipping chunk ${chunk} of ${active.file}`,
-    );
+    // The file's context, the same for every chunk of it: one cached data key serves them all.
+    const encryptionContext = { cluster: config.cluster, source: target.source, file: active.file };
     const inChunk = active.pending.filter((pending) => pending.end <= chunkEnd);
-    const manifest = BinlogChunkManifest.parse({
-      formatVersion: BINLOG_CHUNK_FORMAT_VERSION,
-      cluster: config.cluster,
-      engine: engine.name,
-      source: target.source,
-      file: active.file,
-      chunk,
-      previousFile: active.previousFile,
-      serverVersion: summary.serverVersion,
-      startOffset: active.shippedEnd,
-      endOffset: chunkEnd,
-      sha256: createHash("sha256").update(bytes).digest("hex"),
-      fileGtidsBefore: gtidModel(engine.name).parseSet(summary.gtidsBefore).toString(),
-      gtidsAdded: point.added.toString(),
-      firstGtid: point.firstGtid,
-      lastGtid: point.lastGtid,
-      chunkFirstGtid: inChunk[0]?.gtid ?? null,
-      firstEventTime: iso(summary.firstEventTime),
-      lastEventTime: iso(final ? summary.lastEventTime : point.lastEventTime),
-      lastCommitTime: point.lastCommitMicros === null ? null : formatMicros(point.lastCommitMicros),
-      transactions: point.transactions,
-      chunkTransactions: inChunk.length,
-      stored,
-      storedSha256,
-      compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-      encryption: encryptionRecord(this.keys.keyId, encryptionContext),
-      shippedAt: new Date().toISOString(),
-      agentVersion: AGENT_VERSION,
+    const manifest = await storeChunk({
+      client: this.keys.client,
+      bucket: config.bucket,
+      key: binlogChunkKey(location, target.source, active.file, active.shippedEnd, chunkEnd),
+      materials: this.chunkMaterials,
+      compressionLevel: config.backup.compressionLevel,
+      bytes,
+      facts: {
+        formatVersion: BINLOG_CHUNK_FORMAT_VERSION,
+        cluster: config.cluster,
+        engine: engine.name,
+        source: target.source,
+        file: active.file,
+        chunk,
+        previousFile: active.previousFile,
+        serverVersion: summary.serverVersion,
+        startOffset: active.shippedEnd,
+        endOffset: chunkEnd,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        fileGtidsBefore: gtidModel(engine.name).parseSet(summary.gtidsBefore).toString(),
+        gtidsAdded: point.added.toString(),
+        firstGtid: point.firstGtid,
+        lastGtid: point.lastGtid,
+        chunkFirstGtid: inChunk[0]?.gtid ?? null,
+        firstEventTime: iso(summary.firstEventTime),
+        lastEventTime: iso(final ? summary.lastEventTime : point.lastEventTime),
+        lastCommitTime: point.lastCommitMicros === null ? null : formatMicros(point.lastCommitMicros),
+        transactions: point.transactions,
+        chunkTransactions: inChunk.length,
+        encryption: encryptionRecord(this.keys.keyId, encryptionContext),
+        shippedAt: new Date().toISOString(),
+        agentVersion: AGENT_VERSION,
+      },
     });
-    // The manifest last: a chunk without one is shipped again under the same number.
-    await putJson(
-      this.keys.client,
-      config.bucket,
-      binlogChunkManifestKey(location, target.source, active.file, chunk),
-      manifest,
-    );
     active.shippedEnd = chunkEnd;
     active.nextChunk = chunk + 1;
     active.pending = active.pending.filter((pending) => pending.end > chunkEnd);

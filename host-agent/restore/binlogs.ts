@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync, rmSync } from "node:fs";
+import { appendFileSync, createReadStream, createWriteStream, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { isChunked } from "../../core/binlog/chunk.js";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -14,6 +15,8 @@ import { FILE_START } from "../../core/restorable-window.js";
 import { type RestorePlan, withinTime } from "../../core/restore-plan.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { requireMicros } from "../../core/time.js";
+import { fetchChunk } from "../binlog/chunk-object.js";
+import { cachedDataKeys } from "../encryption.js";
 import type { Engine } from "../engines/engine.js";
 import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
@@ -36,52 +39,52 @@ export async function fetchBinlogs(
   dir: string,
   options: { client: S3Client; bucket: string; keyring: KeyringNode; concurrency: number },
 ): Promise<void> {
+  // Chunks share their file's data key: it is unwrapped once per file, not once per chunk.
+  const materials = cachedDataKeys(options.keyring);
   for (const { manifest } of plan.binlogs) {
     const file = path.join(dir, downloadedName(manifest));
     mkdirSync(path.dirname(file), { recursive: true });
-    const pieces = "chunkManifests" in manifest ? manifest.chunkManifests : [manifest];
     rmSync(file, { force: true });
-    for (const [index, piece] of pieces.entries()) {
-      const label =
-        "chunk" in piece
-          ? `chunk ${piece.chunk} of binlog ${manifest.source}/${manifest.file}`
-          : `binlog ${manifest.source}/${manifest.file}`;
-      const previous = pieces[index - 1];
-      if (
-        "chunk" in piece &&
-        (piece.chunk !== index ||
-          (previous && "endOffset" in previous && piece.startOffset !== previous.endOffset))
-      ) {
-        throw new RewindError(
-          ErrorNames.verify,
-          `${label} does not follow the chunk before it; nothing was restored`,
-        );
+    if (isChunked(manifest)) {
+      const expectedContext = { cluster: plan.backup.cluster, source: manifest.source, file: manifest.file };
+      for (const [index, chunk] of manifest.chunkObjects.entries()) {
+        const label = `chunk ${index} of binlog ${manifest.source}/${manifest.file}`;
+        if (chunk.start !== (manifest.chunkObjects[index - 1]?.end ?? 0)) {
+          throw new RewindError(
+            ErrorNames.verify,
+            `${label} does not follow the chunk before it; nothing was restored`,
+          );
+        }
+        const { bytes } = await fetchChunk({ ...options, chunk, index, materials, expectedContext, label });
+        appendFileSync(file, bytes);
       }
-      const hash = createHash("sha256");
-      const sink = createWriteStream(file, { flags: "a" });
-      const hashing = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          callback(null, chunk);
-        },
-      });
-      const written = pipeline(hashing, sink);
-      await decodeStream(
-        {
-          label,
-          segments: [piece.stored],
-          storedBytes: piece.stored.size,
-          storedSha256: piece.storedSha256,
-          encryptionContext: piece.encryption.context,
-        },
-        { ...options, sink: hashing, sinkDone: written },
+      continue;
+    }
+    const label = `binlog ${manifest.source}/${manifest.file}`;
+    const hash = createHash("sha256");
+    const sink = createWriteStream(file, { flags: "a" });
+    const hashing = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    const written = pipeline(hashing, sink);
+    await decodeStream(
+      {
+        label,
+        segments: [manifest.stored],
+        storedBytes: manifest.stored.size,
+        storedSha256: manifest.storedSha256,
+        encryptionContext: manifest.encryption.context,
+      },
+      { ...options, sink: hashing, sinkDone: written },
+    );
+    if (hash.digest("hex") !== manifest.sha256) {
+      throw new RewindError(
+        ErrorNames.verify,
+        `${label} does not match the SHA-256 of the bytes the server wrote; it is damaged and nothing was restored`,
       );
-      if (hash.digest("hex") !== piece.sha256) {
-        throw new RewindError(
-          ErrorNames.verify,
-          `${label} does not match the SHA-256 of the bytes the server wrote; it is damaged and nothing was restored`,
-        );
-      }
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { binlogSequence } from "../../core/binlog/manifest.js";
 import { binlogsPrefix, type ClusterLocation } from "../../core/layout.js";
-import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { listChunks, readChunkHeader } from "../../core/store/binlog-chunks.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { listKeys } from "../../core/store/objects.js";
 import type { MariaDbServer } from "./mariadb-server.js";
@@ -23,11 +23,10 @@ export async function newestShippedGtid(
   let newest: { sequence: number; gtid: string | null } | undefined;
   const chunked = (await listChunks(client, bucket, location, source)).at(-1);
   if (chunked) {
-    const hole = chunked.chunks.findIndex((chunk, index) => chunk !== index);
-    const count = hole < 0 ? chunked.chunks.length : hole;
-    if (count > 0) {
-      const manifest = await readChunkManifest(client, bucket, location, source, chunked.file, count - 1);
-      newest = { sequence: binlogSequence(chunked.file), gtid: manifest.lastGtid };
+    const last = chunked.chain.at(-1);
+    if (last) {
+      const header = await readChunkHeader(client, bucket, last);
+      newest = { sequence: binlogSequence(chunked.file), gtid: header.lastGtid };
     }
   }
   const prefix = binlogsPrefix(location, source);

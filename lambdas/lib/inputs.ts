@@ -144,8 +144,10 @@ export const VerifyInput = z
         z.object({
           source: z.string(),
           file: z.string(),
-          /** A file still being written: its chunks 0…chunks-1. */
+          /** A file still being written: its chunks 0…chunks-1, the newest of them with these hashes. */
           chunks: z.number().int().positive().optional(),
+          sha256: z.string().optional(),
+          storedSha256: z.string().optional(),
         }),
       )
       .default([]),

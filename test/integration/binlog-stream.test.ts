@@ -2,8 +2,8 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sd
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BinlogChunkManifest } from "../../core/binlog/chunk.js";
 import { mariadbGtids } from "../../core/gtid/mariadb.js";
-import { backupManifestKey, binlogChunkManifestKey, binlogChunkObjectKey } from "../../core/layout.js";
-import { listChunks, readChunkManifest } from "../../core/store/binlog-chunks.js";
+import { backupManifestKey, binlogChunkKey } from "../../core/layout.js";
+import { listChunks, readChunkHeader } from "../../core/store/binlog-chunks.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
@@ -59,9 +59,9 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
   /** Every chunk manifest a source shipped, by file, in order. */
   async function chunksOf(source: string): Promise<BinlogChunkManifest[]> {
     const manifests: BinlogChunkManifest[] = [];
-    for (const { file, chunks } of await listChunks(client(), BUCKET, location, source)) {
-      for (const chunk of chunks)
-        manifests.push(await readChunkManifest(client(), BUCKET, location, source, file, chunk));
+    for (const { chain, beyond } of await listChunks(client(), BUCKET, location, source)) {
+      for (const chunk of [...chain, ...beyond])
+        manifests.push(await readChunkHeader(client(), BUCKET, chunk));
     }
     return manifests;
   }
@@ -248,12 +248,12 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
   it("a chunk missing from every source is a gap: list names it, and a restore past it is refused before anything is downloaded", async () => {
     const source = sourceOf(primary);
     const active = (await listChunks(client(), BUCKET, location, source)).at(-1)!;
-    const chunk = active.chunks[Math.floor(active.chunks.length / 2)]!;
-    expect(chunk).toBeGreaterThan(0);
-    const keys = [
-      binlogChunkObjectKey(location, source, active.file, chunk),
-      binlogChunkManifestKey(location, source, active.file, chunk),
-    ];
+    const index = Math.floor(active.chain.length / 2);
+    expect(index).toBeGreaterThan(0);
+    const chunk = active.chain[index]!;
+    // One object a chunk, its byte range in its key: deleting it leaves a hole in the chain.
+    expect(chunk.key).toBe(binlogChunkKey(location, source, active.file, chunk.start, chunk.end));
+    const keys = [chunk.key];
     const saved = new Map<string, Uint8Array>();
     for (const key of keys) {
       const object = await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
@@ -261,7 +261,7 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
       await client().send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
     }
     try {
-      const missing = `chunk ${String(chunk).padStart(6, "0")} of ${active.file} from ${source} is missing`;
+      const missing = `bytes ${chunk.start}-${chunk.end} of ${active.file} from ${source} were never shipped`;
       const list = await agent(["list", "--json", "--config", primaryConfig]);
       expect(list.exitCode, list.stderr.slice(-2000)).toBe(0);
       const window = (list.output!.result as unknown as ListResult).window;

@@ -178,7 +178,7 @@ describe("closed-file shipping through an index outage", () => {
     );
     const listing = await listChunks(client(), BUCKET, location, source);
     for (const file of rotatedFiles.slice(1)) {
-      const chunks = listing.find((entry) => entry.file === file)?.chunks.length ?? 0;
+      const chunks = listing.find((entry) => entry.file === file)?.chain.length ?? 0;
       expect(chunks, file).toBeLessThanOrEqual(3 + 1);
     }
     expect(streamer.log()).toContain("rotating the binlog to bound the work per file");

@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import {
   type EncryptedDataKey,
@@ -9,8 +10,14 @@ import {
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BINLOG_CHUNK_FORMAT_VERSION } from "../../core/binlog/chunk.js";
+import { binlogChunkKey } from "../../core/layout.js";
+import { ENCRYPTION_SUITE } from "../../core/manifest.js";
+import { listFileChunks, readChunkHeader } from "../../core/store/binlog-chunks.js";
+import { type ChunkFacts, fetchChunk, storeChunk } from "../../host-agent/binlog/chunk-object.js";
 import { storeCompressed } from "../../host-agent/binlog/ship-file.js";
 import { s3Client } from "../../host-agent/clients.js";
+import { cachedDataKeys } from "../../host-agent/encryption.js";
 import { S3Server } from "../../infra/local/s3-server.js";
 import { BUCKET, scratchDir } from "../support.js";
 
@@ -36,7 +43,7 @@ class CountingKeyring extends KeyringNode {
   }
 }
 
-/** The one upload path of binlog chunks and whole binlogs (issue 18, defect 3). */
+/** The upload path of whole binlogs (issue 18, defect 3). */
 describe("storeCompressed", () => {
   const scratch = scratchDir("store");
   let s3: S3Server;
@@ -55,7 +62,7 @@ describe("storeCompressed", () => {
         bucket: BUCKET,
         key,
         keyring,
-        encryptionContext: { cluster: "orders", source: "1-db1", file: "mariadb-bin.000001", chunk: "0" },
+        encryptionContext: { cluster: "orders", source: "1-db1", file: "mariadb-bin.000001" },
         compressionLevel: 3,
         partSize: 5 * 1024 * 1024,
         concurrency: 2,
@@ -73,15 +80,163 @@ describe("storeCompressed", () => {
 
   it("asks for one data key per object", async () => {
     const keyring = new CountingKeyring(aes());
-    const { stored } = await store(keyring, "orders/binlogs/1-db1/chunks/mariadb-bin.000001/000000.zst.enc");
+    const { stored } = await store(keyring, "orders/binlogs/1-db1/mariadb-bin.000001.zst.enc");
     expect(stored.size).toBeGreaterThan(0);
     expect(keyring.dataKeys).toBe(1);
   });
 
   it("a data key refused by KMS fails the upload with a named error, and the process lives on", async () => {
     const keyring = new CountingKeyring(aes(), true);
+    await expect(store(keyring, "orders/binlogs/1-db1/mariadb-bin.000002.zst.enc")).rejects.toMatchObject({
+      name: "UploadFailed",
+      message: expect.stringMatching(/ThrottlingException/),
+    });
+  });
+});
+
+/** Binlog chunks: one object each, one data key per file (issue 18: one upload per chunk, cached keys). */
+describe("storeChunk and fetchChunk", () => {
+  const scratch = scratchDir("chunk-object");
+  let s3: S3Server;
+  const location = { cluster: "orders" };
+  const keyring = () =>
+    new RawAesKeyringNode({
+      keyName: "test",
+      keyNamespace: "rewind",
+      unencryptedMasterKey: Buffer.alloc(32, 7),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+    });
+  const client = () => s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
+  const facts = (file: string, chunk: number, start: number, bytes: Buffer): ChunkFacts => ({
+    formatVersion: BINLOG_CHUNK_FORMAT_VERSION,
+    cluster: "orders",
+    engine: "mariadb",
+    source: "1-db1",
+    file,
+    chunk,
+    previousFile: null,
+    serverVersion: "10.11.19-MariaDB",
+    startOffset: start,
+    endOffset: start + bytes.length,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    fileGtidsBefore: "",
+    gtidsAdded: `0-1-${chunk + 1}`,
+    firstGtid: "0-1-1",
+    lastGtid: `0-1-${chunk + 1}`,
+    chunkFirstGtid: `0-1-${chunk + 1}`,
+    firstEventTime: null,
+    lastEventTime: null,
+    lastCommitTime: null,
+    transactions: chunk + 1,
+    chunkTransactions: 1,
+    encryption: {
+      suite: ENCRYPTION_SUITE,
+      frameLength: 1 << 20,
+      keyId: "raw-aes:rewind/test",
+      context: { cluster: "orders", source: "1-db1", file },
+    },
+    shippedAt: new Date().toISOString(),
+    agentVersion: "test",
+  });
+  /** Ships `count` chunks of `file` through one materials manager; what S3 then holds of the file. */
+  async function ship(materials: ReturnType<typeof cachedDataKeys>, file: string, count: number) {
+    const pieces: Buffer[] = [];
+    let start = 0;
+    for (let chunk = 0; chunk < count; chunk++) {
+      const bytes = randomBytes(10_000 + chunk);
+      await storeChunk({
+        client: client(),
+        bucket: BUCKET,
+        key: binlogChunkKey(location, "1-db1", file, start, start + bytes.length),
+        materials,
+        compressionLevel: 3,
+        bytes,
+        facts: facts(file, chunk, start, bytes),
+      });
+      pieces.push(bytes);
+      start += bytes.length;
+    }
+    return { pieces, listing: await listFileChunks(client(), BUCKET, location, "1-db1", file) };
+  }
+
+  beforeAll(async () => {
+    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+  });
+  afterAll(async () => {
+    await s3?.stop();
+    scratch.remove();
+  });
+
+  it("stores each chunk as one object under its byte range, with one data key for the whole file", async () => {
+    const counting = new CountingKeyring(keyring());
+    const materials = cachedDataKeys(counting);
+    const { pieces, listing } = await ship(materials, "mariadb-bin.000001", 5);
+    expect(listing.chain.map((chunk) => chunk.end - chunk.start)).toEqual(
+      pieces.map((piece) => piece.length),
+    );
+    expect(listing.beyond).toEqual([]);
+    expect(counting.dataKeys).toBe(1);
+    // Another file, another context: its own data key.
+    await ship(materials, "mariadb-bin.000002", 2);
+    expect(counting.dataKeys).toBe(2);
+    // The newest chunk's header says what the prefix holds: one ranged GET.
+    const header = await readChunkHeader(client(), BUCKET, listing.chain.at(-1)!);
+    expect(header).toMatchObject({ chunk: 4, transactions: 5, lastGtid: "0-1-5" });
+    // Read back, each chunk checked: the file's bytes exactly.
+    const fetched: Buffer[] = [];
+    for (const [index, chunk] of listing.chain.entries()) {
+      const { bytes } = await fetchChunk({
+        client: client(),
+        bucket: BUCKET,
+        chunk,
+        index,
+        materials: cachedDataKeys(keyring()),
+        expectedContext: { cluster: "orders", source: "1-db1", file: "mariadb-bin.000001" },
+        label: `chunk ${index}`,
+      });
+      fetched.push(bytes);
+    }
+    expect(Buffer.concat(fetched).equals(Buffer.concat(pieces))).toBe(true);
+  });
+
+  it("refuses a chunk whose stored bytes changed, or that another file's chunk replaced", async () => {
+    const { listing } = await ship(cachedDataKeys(keyring()), "mariadb-bin.000003", 2);
+    const chunk = listing.chain[1]!;
+    const fetch = (expectedContext: Record<string, string>) =>
+      fetchChunk({
+        client: client(),
+        bucket: BUCKET,
+        chunk,
+        index: 1,
+        materials: keyring(),
+        expectedContext,
+        label: "chunk 1 of mariadb-bin.000003",
+      });
     await expect(
-      store(keyring, "orders/binlogs/1-db1/chunks/mariadb-bin.000001/000001.zst.enc"),
-    ).rejects.toMatchObject({ name: "UploadFailed", message: expect.stringMatching(/ThrottlingException/) });
+      fetch({ cluster: "orders", source: "1-db1", file: "mariadb-bin.000004" }),
+    ).rejects.toMatchObject({
+      name: "VerifyFailed",
+      message: expect.stringMatching(/cannot be decoded .*belongs to another file/),
+    });
+    const body = readFileSync(s3.objectPath(BUCKET, chunk.key));
+    body[body.length - 100]! ^= 1;
+    writeFileSync(s3.objectPath(BUCKET, chunk.key), body);
+    await expect(
+      fetch({ cluster: "orders", source: "1-db1", file: "mariadb-bin.000003" }),
+    ).rejects.toMatchObject({
+      name: "VerifyFailed",
+      // S3's own checksum catches it first; the header's SHA-256 would, were it not sent.
+      message: expect.stringContaining("does not match the checksum S3 stored"),
+    });
+  });
+
+  it("a data key refused by KMS fails the chunk with a named error, and nothing is stored", async () => {
+    const materials = cachedDataKeys(new CountingKeyring(keyring(), true));
+    await expect(ship(materials, "mariadb-bin.000005", 1)).rejects.toMatchObject({
+      name: "UploadFailed",
+      message: expect.stringMatching(/ThrottlingException/),
+    });
+    const listing = await listFileChunks(client(), BUCKET, location, "1-db1", "mariadb-bin.000005");
+    expect(listing.chain).toEqual([]);
   });
 });

@@ -38,7 +38,7 @@ describe("the binlog index keeps the work of a push and a plan flat as history g
     // File 4 shipped, but its push died before updating the index.
     const fourth = putBinlog(bucket.objects, 4);
     const indexKey = binlogIndexChunkKey(location, SOURCE, 0);
-    const chunk = JSON.parse(bucket.objects.get(indexKey)!.body);
+    const chunk = JSON.parse(bucket.objects.get(indexKey)!.body.toString());
     chunk.records = chunk.records.filter((record: { file: string }) => record.file !== fourth.file);
     bucket.objects.set(indexKey, { body: JSON.stringify(chunk), size: 1 });
 
@@ -109,7 +109,7 @@ describe("the binlog index keeps the work of a push and a plan flat as history g
 
     // Retention rewrote the chunk since: its ETag changed, so the push lists and reads afresh.
     const key = binlogIndexChunkKey(location, SOURCE, 0);
-    const chunk = JSON.parse(bucket.objects.get(key)!.body);
+    const chunk = JSON.parse(bucket.objects.get(key)!.body.toString());
     chunk.records = chunk.records.slice(1);
     bucket.objects.set(key, { body: JSON.stringify(chunk), size: 1 });
     bucket.s3.resetHistory();

@@ -121,6 +121,7 @@ describe("one restorable window per cluster, stitched by GTID", () => {
         lastEventTime: at(46),
       }),
       chunks: 12,
+      chunkObjects: [],
     };
     const sources = [...db1, ...db2, streaming];
     const plan = planRestore(parseRestoreTarget("0-2-455"), [beforeFailover], sources);
@@ -140,6 +141,7 @@ describe("one restorable window per cluster, stitched by GTID", () => {
         lastEventTime: at(42),
       }),
       chunks: 3,
+      chunkObjects: [],
     };
     const past: UnreplayableRecord = {
       ...record(DB2, 8, {

@@ -55,7 +55,7 @@ describe("a restore plan from plan-restore, executed by the agent", () => {
     const stored = await storedPlan();
     const binlogKey = binlogManifestKey(location, SOURCE, binlogFile(5));
     const original = bucket.objects.get(binlogKey)!;
-    const changedManifest = { ...JSON.parse(original.body), sha256: "f".repeat(64) };
+    const changedManifest = { ...JSON.parse(original.body.toString()), sha256: "f".repeat(64) };
     bucket.objects.set(binlogKey, { ...original, body: JSON.stringify(changedManifest) });
     await expect(loadPlannedRestore(bucket.client, BUCKET, location, stored)).rejects.toThrow(
       /S3 no longer holds what the plan for orders to 2026-11-05T12:00:00.000Z was verified against: binlog 1-db1\/mariadb-bin.000005 is not the one verified .*plan the restore again/,

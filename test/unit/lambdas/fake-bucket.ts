@@ -8,12 +8,15 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
-import type { BinlogChunkManifest } from "../../../core/binlog/chunk.js";
+import {
+  BINLOG_CHUNK_FORMAT_VERSION,
+  type BinlogChunkManifest,
+  encodeChunkObject,
+} from "../../../core/binlog/chunk.js";
 import { type BinlogManifest, recordOf } from "../../../core/binlog/manifest.js";
 import {
   backupManifestKey,
-  binlogChunkManifestKey,
-  binlogChunkObjectKey,
+  binlogChunkKey,
   binlogIndexChunkKey,
   binlogManifestKey,
   binlogObjectKey,
@@ -31,13 +34,14 @@ import { compositeChecksum } from "../../../core/store/segment-check.js";
 export const BUCKET = "rewind-backups";
 
 /** A single-part object's ETag, as S3 makes it: the quoted MD5 of its body. */
-const etagOf = (body: string) => `"${createHash("md5").update(body).digest("hex")}"`;
+const etagOf = (body: string | Buffer) => `"${createHash("md5").update(body).digest("hex")}"`;
 export const CLUSTER = "orders";
 export const SOURCE = "1-db1";
 const location = { cluster: CLUSTER };
 
 interface StoredObject {
-  body: string;
+  /** Text, or the bytes of a binary object (a binlog chunk). */
+  body: string | Buffer;
   /** What S3 reports for a multipart object; tests change it to simulate damage. */
   size: number;
   parts?: SegmentRecord["parts"];
@@ -53,7 +57,11 @@ export function fakeBucket() {
   s3.on(ListObjectsV2Command).callsFake((input) => {
     const prefix = input.Prefix ?? "";
     const keys = [...objects.keys()].filter((key) => key.startsWith(prefix)).sort();
-    if (!input.Delimiter) return { Contents: keys.map((Key) => ({ Key })), IsTruncated: false };
+    if (!input.Delimiter)
+      return {
+        Contents: keys.map((Key) => ({ Key, Size: objects.get(Key)!.size })),
+        IsTruncated: false,
+      };
     const common = new Set<string>();
     const contents: string[] = [];
     for (const key of keys) {
@@ -71,8 +79,18 @@ export function fakeBucket() {
   s3.on(GetObjectCommand).callsFake((input) => {
     const object = objects.get(input.Key!);
     if (!object) throw Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
-    // Rewind reads manifests with transformToString, the part of a response body it uses.
-    return { Body: { transformToString: async () => object.body } as never, ETag: etagOf(object.body) };
+    // Rewind reads manifests with transformToString and chunks (whole or a Range) with
+    // transformToByteArray, the parts of a response body it uses.
+    const whole = Buffer.from(object.body);
+    const range = /^bytes=(\d+)-(\d+)$/.exec(input.Range ?? "");
+    const bytes = range ? whole.subarray(Number(range[1]), Number(range[2]) + 1) : whole;
+    return {
+      Body: {
+        transformToString: async () => bytes.toString("utf8"),
+        transformToByteArray: async () => new Uint8Array(bytes),
+      } as never,
+      ETag: etagOf(object.body),
+    };
   });
   s3.on(GetObjectAttributesCommand).callsFake((input) => {
     const object = objects.get(input.Key!);
@@ -198,7 +216,7 @@ export function putBinlog(
   // As binlog-push does: the file's record goes into its source's index.
   const indexKey = binlogIndexChunkKey(location, SOURCE, chunkOf(manifest.file));
   const chunk = objects.has(indexKey)
-    ? JSON.parse(objects.get(indexKey)!.body)
+    ? JSON.parse(objects.get(indexKey)!.body.toString())
     : { formatVersion: 1, source: SOURCE, records: [] };
   chunk.records.push(recordOf(manifest));
   objects.set(indexKey, { body: JSON.stringify(chunk), size: 1 });
@@ -227,9 +245,9 @@ export function putChunk(
     shippedAt: string;
   },
 ): void {
-  const stored = storedObject(binlogChunkObjectKey(location, source, file, chunk), 300);
+  const payload = Buffer.from("z".repeat(16));
   const manifest: BinlogChunkManifest = {
-    formatVersion: 1,
+    formatVersion: BINLOG_CHUNK_FORMAT_VERSION,
     cluster: CLUSTER,
     engine: "mariadb",
     source,
@@ -250,16 +268,16 @@ export function putChunk(
     lastCommitTime: null,
     transactions: chunk + 1,
     chunkTransactions: 1,
-    stored,
-    storedSha256: sha(`stored ${file}#${chunk}`).toString("hex"),
+    storedBytes: payload.length,
+    storedSha256: createHash("sha256").update(payload).digest("hex"),
     compression: { algorithm: "zstd", level: 3 },
     encryption,
     shippedAt,
     agentVersion: "0.1.0",
   };
-  objects.set(stored.key, { body: "z".repeat(16), size: stored.size, parts: stored.parts });
-  objects.set(binlogChunkManifestKey(location, source, file, chunk), {
-    body: JSON.stringify(manifest),
-    size: 1,
+  const body = encodeChunkObject(manifest, payload);
+  objects.set(binlogChunkKey(location, source, file, chunk * 1000, (chunk + 1) * 1000), {
+    body,
+    size: body.length,
   });
 }
