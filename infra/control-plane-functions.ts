@@ -146,7 +146,10 @@ export class ControlPlaneFunctions extends Construct {
     }
     allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
     allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn], throughS3);
-    allow(this.retention, "ExpireObjects", ["s3:DeleteObject"], [objects]);
+    // Retention deletes versions by id (a plain DELETE on this versioned bucket would only write a
+    // delete marker and keep the bytes), so it lists versions and deletes versions, nothing else.
+    allow(this.retention, "ListVersions", ["s3:ListBucketVersions"], [props.bucket.bucketArn]);
+    allow(this.retention, "ExpireObjectVersions", ["s3:DeleteObjectVersion"], [objects]);
     allow(this.notify, "TellOperators", ["sns:Publish"], [props.topic.topicArn]);
     allow(this.notify, "EncryptMessages", ["kms:Decrypt", "kms:GenerateDataKey"], [props.topicKey.keyArn]);
     // DescribeInstanceInformation and GetCommandInvocation have no resource-level permissions.

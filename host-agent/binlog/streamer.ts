@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import type { NodeCachingMaterialsManager } from "@aws-crypto/client-node";
 import { BINLOG_CHUNK_FORMAT_VERSION } from "../../core/binlog/chunk.js";
@@ -20,7 +19,6 @@ import { type AgentContext, readBinloggingServer } from "../context.js";
 import { cachedDataKeys, encryptionRecord } from "../encryption.js";
 import { claimHistory, conflictOf } from "../history.js";
 import { log } from "../log.js";
-import { putJson } from "../s3/put-json.js";
 import type { SqlClient } from "../sql-client.js";
 import { AGENT_VERSION } from "../version.js";
 import { storeChunk } from "./chunk-object.js";

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { signingAccessKey } from "./aws-json-endpoint.js";
 import { AccessDenied, type IamModel, type IamPrincipal, type IamRequest, SandboxIam } from "./iam.js";
 import { RequestCounts } from "./request-counts.js";
+import { type LifecycleRules, VersionModel } from "./s3-versions.js";
 
 /** What the gate enforces besides the callers' policies: the bucket's key and Object Lock. */
 export interface S3GateRules {
@@ -13,6 +14,13 @@ export interface S3GateRules {
   readonly kmsKeyArn?: string;
   /** The bucket's default Object Lock retention. */
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
+  /**
+   * Versioning enabled (as Object Lock requires): overwrites keep versions, deletes write markers,
+   * Object Lock holds per version, and `lifecycle` applies on the gate's clock (s3-versions.ts).
+   */
+  readonly versioning?: boolean;
+  /** The bucket's lifecycle rules (from the template), applied whenever the clock moves. */
+  readonly lifecycle?: LifecycleRules;
 }
 
 /**
@@ -130,6 +138,23 @@ export function s3Operation(request: http.IncomingMessage, url: URL): S3Operatio
   return operation;
 }
 
+function escapeXml(text: string): string {
+  return text
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;");
+}
+
+function unescapeXml(text: string): string {
+  return text
+    .replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">")
+    .replaceAll("&quot;", '"')
+    .replaceAll("&apos;", "'")
+    .replaceAll("&amp;", "&");
+}
+
 function xmlError(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
 }
@@ -144,8 +169,10 @@ function xmlError(code: string, message: string): string {
 export class S3Gate {
   readonly counts = new RequestCounts();
   private readonly iam: SandboxIam;
-  /** Object Lock: when each object's current version may be deleted. */
+  /** Object Lock without versioning modelled: when each object's current version may be deleted. */
   private readonly retainUntil = new Map<string, number>();
+  /** Versions, per-version locks and lifecycle, when the bucket is versioned. */
+  private readonly versions?: VersionModel;
   private faults: readonly S3Fault[] = [];
   private server?: http.Server;
 
@@ -153,8 +180,24 @@ export class S3Gate {
     private readonly upstream: { host: string; port: number },
     private readonly rules: S3GateRules,
     log: (line: string) => void = (line) => console.error(line),
+    /** Where the version model is journaled (needed with `rules.versioning`). */
+    journal?: string,
   ) {
     this.iam = new SandboxIam(rules.iam, log);
+    if (rules.versioning) {
+      if (!journal) throw new Error("a versioned S3 gate needs a journal file");
+      this.versions = new VersionModel(upstream, journal);
+    }
+  }
+
+  /** The sandbox's clock (`POST /__sandbox/clock` moves it ahead): lock and lifecycle time. */
+  private now(): number {
+    return this.versions?.now() ?? Date.now();
+  }
+
+  /** Creates the shadow bucket that keeps noncurrent versions' bytes. */
+  async prepare(buckets: readonly string[]): Promise<void> {
+    for (const bucket of buckets) await this.versions?.createShadowBucket(bucket);
   }
 
   async listen(port: number): Promise<number> {
@@ -186,6 +229,26 @@ export class S3Gate {
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify(this.counts.snapshot()));
       if (url.searchParams.has("reset")) this.counts.reset();
+      return;
+    }
+    if (url.pathname === "/__sandbox/clock" && request.method === "POST") {
+      // The sandbox's clock moves ahead: Object Lock and lifecycle see that much more time gone.
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      const { advanceSeconds = 0 } = JSON.parse(Buffer.concat(chunks).toString() || "{}") as {
+        advanceSeconds?: number;
+      };
+      this.versions?.advance(advanceSeconds * 1000);
+      const outcome = (await this.versions?.applyLifecycle(this.rules.lifecycle ?? {})) ?? null;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ now: new Date(this.now()).toISOString(), lifecycle: outcome }));
+      return;
+    }
+    if (url.pathname === "/__sandbox/storage") {
+      const bucket = url.searchParams.get("bucket") ?? "";
+      const summary = this.versions?.storage(bucket, url.searchParams.get("prefix") ?? "") ?? null;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(summary));
       return;
     }
     if (url.pathname === "/__sandbox/faults" && request.method === "POST") {
@@ -227,6 +290,8 @@ export class S3Gate {
       if (error instanceof AccessDenied) return this.deny(response, request.method, error);
       throw error;
     }
+    if (operation.name === "DeleteObjects" && this.versions)
+      return this.deleteVersioned(request, response, principal, operation);
     if (operation.name === "DeleteObjects")
       return this.deleteObjects(request, response, principal, operation);
     const lockRefusal = this.lockRefusal(request, principal, operation);
@@ -237,7 +302,195 @@ export class S3Gate {
       response.end(xmlError("InvalidRequest", unchecked));
       return;
     }
+    if (this.versions) return this.versioned(request, response, operation, principal, url);
     await this.forward(request, response, operation, principal);
+  }
+
+  /** The requests whose answer depends on versions (s3-versions.ts); the rest go through. */
+  private async versioned(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    operation: S3Operation,
+    principal: IamPrincipal | undefined,
+    url: URL,
+  ): Promise<void> {
+    const versions = this.versions!;
+    const { bucket, key = "" } = operation;
+    const versionId = url.searchParams.get("versionId") ?? undefined;
+    switch (operation.name) {
+      case "PutObject":
+      case "CopyObject":
+      case "CompleteMultipartUpload":
+        await versions.beforeWrite(bucket, key);
+        return this.forward(request, response, operation, principal, undefined, {
+          onSuccess: async () => ({
+            "x-amz-version-id": await versions.afterWrite(
+              bucket,
+              key,
+              this.rules.objectLock,
+              header(request, "x-amz-storage-class") ?? "STANDARD",
+            ),
+          }),
+        });
+      case "CreateMultipartUpload":
+        return this.forward(request, response, operation, principal, undefined, {
+          onBody: (body) => {
+            const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString())?.[1];
+            if (uploadId) versions.uploadStarted(bucket, key, uploadId);
+          },
+        });
+      case "AbortMultipartUpload":
+        versions.uploadEnded(url.searchParams.get("uploadId") ?? "");
+        return this.forward(request, response, operation, principal);
+      case "DeleteObject": {
+        request.resume();
+        const marker = await versions.deleteCurrent(bucket, key);
+        response.writeHead(204, { "x-amz-delete-marker": "true", "x-amz-version-id": marker });
+        response.end();
+        return;
+      }
+      case "DeleteObjectVersion": {
+        request.resume();
+        const deleted = await versions.deleteVersion(bucket, key, versionId ?? "");
+        response.writeHead(204, {
+          "x-amz-version-id": versionId ?? "",
+          ...(deleted?.deleteMarker ? { "x-amz-delete-marker": "true" } : {}),
+        });
+        response.end();
+        return;
+      }
+      case "ListObjectVersions":
+        request.resume();
+        return this.listVersions(response, bucket, url);
+      case "GetObject":
+      case "HeadObject": {
+        if (versionId === undefined) {
+          const current = versions.versionsOf(bucket, key)[0];
+          return this.forward(request, response, operation, principal, undefined, {
+            headers: current && !current.deleteMarker ? { "x-amz-version-id": current.versionId } : {},
+          });
+        }
+        const read = versions.readPath(bucket, key, versionId);
+        if ("missing" in read) {
+          request.resume();
+          const status = read.missing === "NoSuchVersion" ? 404 : 405;
+          response.writeHead(status, { "content-type": "application/xml" });
+          response.end(
+            request.method === "HEAD"
+              ? undefined
+              : xmlError(read.missing, `version ${versionId} of ${key}: ${read.missing}`),
+          );
+          return;
+        }
+        return this.forward(request, response, operation, principal, undefined, {
+          path: read.path,
+          headers: { "x-amz-version-id": versionId },
+        });
+      }
+      default:
+        return this.forward(request, response, operation, principal);
+    }
+  }
+
+  /** ListObjectVersions, answered from the version model (fauxqs has no versions). */
+  private listVersions(response: http.ServerResponse, bucket: string, url: URL): void {
+    const q = url.searchParams;
+    const prefix = q.get("prefix") ?? "";
+    const maxKeys = Number(q.get("max-keys") ?? 1000);
+    const { entries, truncated } = this.versions!.listVersions(bucket, prefix, {
+      ...(q.has("key-marker") ? { keyMarker: q.get("key-marker")! } : {}),
+      ...(q.has("version-id-marker") ? { versionIdMarker: q.get("version-id-marker")! } : {}),
+      maxKeys,
+    });
+    const last = entries.at(-1);
+    const items = entries.map(({ key, version, latest }) => {
+      const common = `<Key>${escapeXml(key)}</Key><VersionId>${version.versionId}</VersionId><IsLatest>${latest}</IsLatest><LastModified>${new Date(version.lastModified).toISOString()}</LastModified>`;
+      return version.deleteMarker
+        ? `<DeleteMarker>${common}</DeleteMarker>`
+        : `<Version>${common}<ETag>${escapeXml(version.etag)}</ETag><Size>${version.size}</Size><StorageClass>${version.storageClass}</StorageClass></Version>`;
+    });
+    const body = [
+      `<?xml version="1.0" encoding="UTF-8"?>`,
+      `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`,
+      `<Name>${escapeXml(bucket)}</Name><Prefix>${escapeXml(prefix)}</Prefix>`,
+      `<KeyMarker>${escapeXml(q.get("key-marker") ?? "")}</KeyMarker><VersionIdMarker>${escapeXml(q.get("version-id-marker") ?? "")}</VersionIdMarker>`,
+      `<MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${truncated}</IsTruncated>`,
+      truncated && last
+        ? `<NextKeyMarker>${escapeXml(last.key)}</NextKeyMarker><NextVersionIdMarker>${last.version.versionId}</NextVersionIdMarker>`
+        : "",
+      ...items,
+      `</ListVersionsResult>`,
+    ].join("");
+    response.writeHead(200, { "content-type": "application/xml" });
+    response.end(body);
+  }
+
+  /**
+   * DeleteObjects on a versioned bucket, answered per object as S3 does: an object without a
+   * version id gets a delete marker; one with a version id is removed for good unless IAM
+   * (s3:DeleteObjectVersion) or Object Lock refuses it, which is an <Error> for that object only.
+   */
+  private async deleteVersioned(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    principal: IamPrincipal | undefined,
+    operation: S3Operation,
+  ): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString();
+    const quiet = /<Quiet>true<\/Quiet>/i.test(body);
+    const objects = [...body.matchAll(/<Object>([\s\S]*?)<\/Object>/g)].map((match) => ({
+      key: unescapeXml(/<Key>([^<]*)<\/Key>/.exec(match[1]!)?.[1] ?? ""),
+      versionId: /<VersionId>([^<]*)<\/VersionId>/.exec(match[1]!)?.[1],
+    }));
+    this.counts.add("S3", "DeleteObjects (keys)", objects.length);
+    const versions = this.versions!;
+    const results: string[] = [];
+    for (const { key, versionId } of objects) {
+      const resource = `arn:aws:s3:::${operation.bucket}/${key}`;
+      const fail = (code: string, message: string) =>
+        results.push(
+          `<Error><Key>${escapeXml(key)}</Key>${versionId ? `<VersionId>${versionId}</VersionId>` : ""}<Code>${code}</Code><Message>${escapeXml(message)}</Message></Error>`,
+        );
+      try {
+        this.authorize(principal, {
+          action: versionId ? "s3:DeleteObjectVersion" : "s3:DeleteObject",
+          resource,
+        });
+      } catch (error) {
+        if (error instanceof AccessDenied) {
+          fail("AccessDenied", error.message);
+          continue;
+        }
+        throw error;
+      }
+      if (versionId === undefined) {
+        const marker = await versions.deleteCurrent(operation.bucket, key);
+        if (!quiet)
+          results.push(
+            `<Deleted><Key>${escapeXml(key)}</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>${marker}</DeleteMarkerVersionId></Deleted>`,
+          );
+        continue;
+      }
+      const version = versions.versionsOf(operation.bucket, key).find((each) => each.versionId === versionId);
+      if (version && versions.locked(version)) {
+        const refusal = this.bypassRefusal(request, principal, operation.bucket, key, version.retainUntil!);
+        if (refusal) {
+          fail("AccessDenied", refusal);
+          continue;
+        }
+      }
+      const deleted = await versions.deleteVersion(operation.bucket, key, versionId);
+      if (!quiet)
+        results.push(
+          `<Deleted><Key>${escapeXml(key)}</Key><VersionId>${versionId}</VersionId>${deleted?.deleteMarker ? "<DeleteMarker>true</DeleteMarker>" : ""}</Deleted>`,
+        );
+    }
+    response.writeHead(200, { "content-type": "application/xml" });
+    response.end(
+      `<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${results.join("")}</DeleteResult>`,
+    );
   }
 
   private authorize(principal: IamPrincipal | undefined, check: S3Operation["checks"][number]): void {
@@ -276,14 +529,35 @@ export class S3Gate {
   ): string | undefined {
     const lock = this.rules.objectLock;
     if (!lock || operation.name !== "DeleteObjectVersion" || !operation.key) return undefined;
-    const until = this.retainUntil.get(`${operation.bucket}/${operation.key}`);
-    if (until === undefined || until <= Date.now()) return undefined;
+    let until: number | undefined;
+    if (this.versions) {
+      const versionId = new URL(request.url ?? "/", "http://s3.local").searchParams.get("versionId");
+      const version = this.versions
+        .versionsOf(operation.bucket, operation.key)
+        .find((each) => each.versionId === versionId);
+      until = version && this.versions.locked(version) ? version.retainUntil! : undefined;
+    } else {
+      until = this.retainUntil.get(`${operation.bucket}/${operation.key}`);
+    }
+    if (until === undefined || until <= this.now()) return undefined;
+    return this.bypassRefusal(request, principal, operation.bucket, operation.key, until);
+  }
+
+  /** A locked version: deleted only in governance mode, with the bypass header and permission. */
+  private bypassRefusal(
+    request: http.IncomingMessage,
+    principal: IamPrincipal | undefined,
+    bucket: string,
+    key: string,
+    until: number,
+  ): string | undefined {
+    const lock = this.rules.objectLock!;
     const bypass = header(request, "x-amz-bypass-governance-retention") === "true";
     if (lock.mode === "governance" && bypass) {
       try {
         this.authorize(principal, {
           action: "s3:BypassGovernanceRetention",
-          resource: `arn:aws:s3:::${operation.bucket}/${operation.key}`,
+          resource: `arn:aws:s3:::${bucket}/${key}`,
         });
         return undefined;
       } catch (error) {
@@ -316,7 +590,7 @@ export class S3Gate {
 
   /** Remembers when a newly written version's lock ends. */
   private written(operation: S3Operation): void {
-    if (!this.rules.objectLock || !operation.key) return;
+    if (!this.rules.objectLock || !operation.key || this.versions) return;
     if (!["PutObject", "CompleteMultipartUpload", "CopyObject"].includes(operation.name)) return;
     this.retainUntil.set(
       `${operation.bucket}/${operation.key}`,
@@ -330,11 +604,21 @@ export class S3Gate {
     operation: S3Operation,
     principal: IamPrincipal | undefined,
     body?: Buffer,
+    options: {
+      /** Another object's path in fauxqs (a noncurrent version's shadow copy). */
+      readonly path?: string;
+      /** Response headers to add. */
+      readonly headers?: Record<string, string>;
+      /** After fauxqs succeeded, before answering: more response headers. */
+      readonly onSuccess?: () => Promise<Record<string, string>>;
+      /** Sees the whole (small) response body of a success. */
+      readonly onBody?: (body: Buffer) => void;
+    } = {},
   ): Promise<void> {
     const upstream = http.request({
       ...this.upstream,
       method: request.method,
-      path: request.url,
+      path: options.path ?? request.url,
       headers: request.headers,
     });
     const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -366,8 +650,23 @@ export class S3Gate {
       answer.resume();
       return this.deny(response, request.method, "Access Denied");
     }
-    if ((answer.statusCode ?? 500) < 300) this.written(operation);
-    response.writeHead(answer.statusCode ?? 500, answer.headers);
+    const ok = (answer.statusCode ?? 500) < 300;
+    if (ok) this.written(operation);
+    const headers = {
+      ...answer.headers,
+      ...options.headers,
+      ...(ok && options.onSuccess ? await options.onSuccess() : {}),
+    };
+    if (ok && options.onBody) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer) chunks.push(chunk as Buffer);
+      const whole = Buffer.concat(chunks);
+      options.onBody(whole);
+      response.writeHead(answer.statusCode ?? 500, headers);
+      response.end(whole);
+      return;
+    }
+    response.writeHead(answer.statusCode ?? 500, headers);
     answer.pipe(response);
   }
 

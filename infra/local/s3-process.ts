@@ -5,6 +5,7 @@
  * with the address once it listens.
  */
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { startFauxqs } from "fauxqs";
 import { freePort } from "./processes.js";
 import { S3Gate, type S3GateRules } from "./s3-gate.js";
@@ -17,7 +18,13 @@ if (!portArg || !storageDir || rulesFile === undefined) {
 const server = await startFauxqs({ port: await freePort(), logger: false, s3StorageDir: storageDir });
 for (const bucket of buckets) server.createBucket(bucket);
 const rules = rulesFile === "-" ? {} : (JSON.parse(readFileSync(rulesFile, "utf8")) as S3GateRules);
-const gate = new S3Gate({ host: "127.0.0.1", port: server.port }, rules);
+const gate = new S3Gate(
+  { host: "127.0.0.1", port: server.port },
+  rules,
+  undefined,
+  path.join(storageDir, "gate-versions.jsonl"),
+);
+await gate.prepare(buckets);
 const port = await gate.listen(Number(portArg));
 console.log(JSON.stringify({ port }));
 const shutdown = async () => {

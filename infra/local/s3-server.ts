@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, track } from "./processes.js";
 import type { S3Fault, S3GateRules } from "./s3-gate.js";
+import type { LifecycleOutcome, StorageSummary } from "./s3-versions.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsxLoader = createRequire(import.meta.url).resolve("tsx");
@@ -82,6 +83,27 @@ export class S3Server {
       body: JSON.stringify(faults),
     });
     if (response.status !== 204) throw new Error(`the S3 stand-in refused the faults: ${response.status}`);
+  }
+
+  /**
+   * Moves the stand-in's clock ahead (Object Lock and lifecycle see that much more time gone) and
+   * applies the bucket's lifecycle rules as of then: what they removed.
+   */
+  async advanceClock(seconds: number): Promise<{ now: string; lifecycle: LifecycleOutcome | null }> {
+    const response = await fetch(`${this.endpoint}/__sandbox/clock`, {
+      method: "POST",
+      body: JSON.stringify({ advanceSeconds: seconds }),
+    });
+    return (await response.json()) as { now: string; lifecycle: LifecycleOutcome | null };
+  }
+
+  /** What a versioned bucket keeps under `prefix`, every version and delete marker counted. */
+  async storage(bucket: string, prefix = ""): Promise<StorageSummary> {
+    const query = new URLSearchParams({ bucket, prefix });
+    const response = await fetch(`${this.endpoint}/__sandbox/storage?${query}`);
+    const summary = (await response.json()) as StorageSummary | null;
+    if (!summary) throw new Error("the S3 stand-in models no versions: start it with rules.versioning");
+    return summary;
   }
 
   /** Kills the server at once, as a network failure would look to a client. */

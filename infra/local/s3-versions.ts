@@ -109,20 +109,39 @@ export class VersionModel {
   private readonly keys = new Map<string, ObjectVersion[]>();
   private readonly uploads = new Map<string, { bucket: string; key: string; initiated: number }>();
 
+  /** How far the sandbox's clock was moved ahead of the wall clock. */
+  private clockOffsetMs = 0;
+
   constructor(
     private readonly upstream: { host: string; port: number },
     private readonly journal: string,
-    readonly now: () => number,
   ) {
     if (!existsSync(journal)) return;
     for (const line of readFileSync(journal, "utf8").split("\n")) {
       if (!line) continue;
-      const entry = JSON.parse(line) as { k: string; v: ObjectVersion[] };
-      if (entry.v.length === 0) this.keys.delete(entry.k);
+      const entry = JSON.parse(line) as { k: string; v: ObjectVersion[] } | { clockOffsetMs: number };
+      if ("clockOffsetMs" in entry) this.clockOffsetMs = entry.clockOffsetMs;
+      else if (entry.v.length === 0) this.keys.delete(entry.k);
       else this.keys.set(entry.k, entry.v);
     }
-    // Compacted: one line per key.
-    writeFileSync(journal, [...this.keys].map(([k, v]) => `${JSON.stringify({ k, v })}\n`).join(""));
+    // Compacted: the clock, then one line per key.
+    writeFileSync(
+      journal,
+      [{ clockOffsetMs: this.clockOffsetMs }, ...[...this.keys].map(([k, v]) => ({ k, v }))]
+        .map((entry) => `${JSON.stringify(entry)}\n`)
+        .join(""),
+    );
+  }
+
+  /** The sandbox's time: lock and lifecycle decisions use it. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** Moves the clock ahead (kept across a restart). */
+  advance(ms: number): void {
+    this.clockOffsetMs += ms;
+    appendFileSync(this.journal, `${JSON.stringify({ clockOffsetMs: this.clockOffsetMs })}\n`);
   }
 
   async createShadowBucket(bucket: string): Promise<void> {

@@ -6,9 +6,10 @@ import type { IConstruct } from "constructs";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
 import { INSTALLED_AGENT } from "../agent-document.js";
 import { bundleAgent } from "../bundle-agent.js";
-import { objectLock, parseRewindConfig } from "../config.js";
+import { parseRewindConfig } from "../config.js";
 import { RewindStack } from "../rewind-stack.js";
 import { setUpLocalAgent, writeRestoreTargetConfig } from "./agent.js";
+import { backupBucketRules } from "./bucket-rules.js";
 import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
 import {
   type IamModel,
@@ -245,7 +246,8 @@ export class Sandbox {
       s3 = await S3Server.start({
         storageDir: path.join(root, "s3"),
         buckets: [bucket],
-        rules: { iam: model, kmsKeyArn: keyArn, objectLock: objectLock(sandboxRewindConfig(root)) },
+        // Versions, Object Lock and lifecycle as the template declares the bucket.
+        rules: { iam: model, kmsKeyArn: keyArn, ...backupBucketRules(template, synthesized.bucketLogicalId) },
         log,
       });
 

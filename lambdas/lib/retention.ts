@@ -1,4 +1,9 @@
-import { DeleteObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectsCommand,
+  ListObjectVersionsCommand,
+  type ObjectIdentifier,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { parseBackupId } from "../../core/backup-id.js";
 import { isChunked } from "../../core/binlog/chunk.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -15,14 +20,16 @@ import { listChunks } from "../../core/store/binlog-chunks.js";
 import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { readHistoryTree } from "../../core/store/histories.js";
-import { listKeys } from "../../core/store/objects.js";
 
 export interface RetentionReport {
   readonly cluster: string;
   readonly keptBackups: string[];
   readonly deletedBackups: string[];
   readonly deletedBinlogs: string[];
+  /** Object versions deleted for good (every version of what went, by version id). */
   readonly deletedObjects: number;
+  /** Objects Object Lock still protects: kept, and deleted by a later run. */
+  readonly heldByLock: number;
   /** Backups that never completed (no manifest), removed once no agent can still be writing them. */
   readonly deletedIncomplete: string[];
   /** Why nothing was deleted, when deleting would have broken a rule. */
@@ -33,22 +40,83 @@ export interface RetentionReport {
 /** Agent tasks time out after at most 48 hours (the SSM document's execution timeout). */
 const INCOMPLETE_GRACE_MS = 48 * 3600 * 1000;
 
-async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
-  for (let start = 0; start < keys.length; start += 1000) {
-    const batch = keys.slice(start, start + 1000);
-    const result = await client.send(
-      new DeleteObjectsCommand({
-        Bucket: bucket,
-        Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-      }),
-    );
-    if (result.Errors && result.Errors.length > 0) {
-      const first = result.Errors[0]!;
-      throw new RewindError(
-        ErrorNames.retentionFailed,
-        `S3 refused to delete ${result.Errors.length} objects, first ${first.Key}: ${first.Code} ${first.Message}; the next run tries again`,
+/**
+ * Deletes objects for good: every version of them, by version id. The bucket is versioned (Object
+ * Lock needs it), so a DELETE without a version id would only write a delete marker and keep the
+ * bytes (S3 User Guide, "Deleting object versions from a versioning-enabled bucket"). A version
+ * Object Lock still protects is refused by S3 for that object alone; it is left for a later run
+ * (the lock covers what the PITR window needs, and lapses a day after) and counted, never an
+ * error. Returns the versions deleted and the keys held by a lock.
+ */
+class VersionDeleter {
+  deleted = 0;
+  readonly held = new Set<string>();
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  /** Every version (and delete marker) under `prefix`, of the keys `only` names when given. */
+  async versionsUnder(prefix: string, only?: ReadonlySet<string>): Promise<ObjectIdentifier[]> {
+    const found: ObjectIdentifier[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          KeyMarker: keyMarker,
+          VersionIdMarker: versionIdMarker,
+        }),
       );
+      for (const entry of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
+        if (only && !only.has(entry.Key!)) continue;
+        found.push({ Key: entry.Key!, VersionId: entry.VersionId! });
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    return found;
+  }
+
+  /** Deletes these versions; true when none was held back by Object Lock. */
+  async delete(versions: readonly ObjectIdentifier[]): Promise<boolean> {
+    let allGone = true;
+    for (let start = 0; start < versions.length; start += 1000) {
+      const batch = versions.slice(start, start + 1000);
+      const result = await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }),
+      );
+      const errors = result.Errors ?? [];
+      const locked = errors.filter(
+        (error) => error.Code === "AccessDenied" && /object lock/i.test(error.Message ?? ""),
+      );
+      const other = errors.filter((error) => !locked.includes(error));
+      if (other.length > 0) {
+        const first = other[0]!;
+        throw new RewindError(
+          ErrorNames.retentionFailed,
+          `S3 refused to delete ${other.length} object versions, first ${first.Key} (${first.VersionId}): ${first.Code} ${first.Message}; the next run tries again`,
+        );
+      }
+      for (const error of locked) this.held.add(error.Key!);
+      this.deleted += batch.length - locked.length;
+      if (locked.length > 0) allGone = false;
     }
+    return allGone;
+  }
+
+  /** Every version of these keys (found under `prefix`). */
+  async deleteKeys(prefix: string, keys: readonly string[]): Promise<boolean> {
+    if (keys.length === 0) return true;
+    return this.delete(await this.versionsUnder(prefix, new Set(keys)));
+  }
+
+  /** Every version of every key under `prefix`. */
+  async deletePrefix(prefix: string): Promise<boolean> {
+    return this.delete(await this.versionsUnder(prefix));
   }
 }
 
@@ -76,31 +144,40 @@ export async function applyRetention(
     notes: decision.notes,
   };
   if (decision.refused) {
-    return { ...report, deletedBackups: [], deletedBinlogs: [], deletedObjects: 0, deletedIncomplete: [] };
+    return {
+      ...report,
+      deletedBackups: [],
+      deletedBinlogs: [],
+      deletedObjects: 0,
+      heldByLock: 0,
+      deletedIncomplete: [],
+    };
   }
-  let deletedObjects = 0;
+  const deleter = new VersionDeleter(client, bucket);
+  const deletedBackups: string[] = [];
   for (const backupId of decision.deleteBackups) {
-    const manifest = catalog.backups.find((backup) => backup.backupId === backupId)!;
-    await deleteKeys(client, bucket, [backupManifestKey(location, backupId)]);
-    await deleteKeys(
-      client,
-      bucket,
-      manifest.segments.map((segment) => segment.key),
-    );
-    deletedObjects += 1 + manifest.segments.length;
+    const manifestKey = backupManifestKey(location, backupId);
+    const backupPrefix = manifestKey.slice(0, manifestKey.lastIndexOf("/") + 1);
+    // The manifest first: held by its lock, the backup stays whole and complete until a later run.
+    if (!(await deleter.deleteKeys(manifestKey, [manifestKey]))) continue;
+    await deleter.deletePrefix(backupPrefix);
+    deletedBackups.push(backupId);
   }
-  const binlogKeys: string[] = [];
+  const deletedBinlogs: string[] = [];
   for (const sourceAndFile of new Set(decision.deleteBinlogs)) {
     const [source, file] = [
       sourceAndFile.slice(0, sourceAndFile.lastIndexOf("/")),
       sourceAndFile.slice(sourceAndFile.lastIndexOf("/") + 1),
     ];
     const record = catalog.binlogs.get(source)?.find((candidate) => candidate.file === file);
+    let gone = true;
     if (record && !isChunked(record)) {
-      binlogKeys.push(binlogManifestKey(location, source, file), binlogObjectKey(location, source, file));
+      const keys = [binlogManifestKey(location, source, file), binlogObjectKey(location, source, file)];
+      gone = await deleter.deleteKeys(binlogManifestKey(location, source, file).replace(/json$/, ""), keys);
     }
     // Its chunks, whether it was only ever chunks (its host lost) or also shipped whole.
-    binlogKeys.push(...(await listKeys(client, bucket, binlogChunksPrefix(location, source, file))).keys);
+    gone = (await deleter.deletePrefix(binlogChunksPrefix(location, source, file))) && gone;
+    if (gone) deletedBinlogs.push(sourceAndFile);
   }
   // Chunks of a file since shipped whole and indexed are superseded: they go once no plan made
   // meanwhile can still name them (a day) and Object Lock lets them.
@@ -113,27 +190,23 @@ export async function applyRetention(
       const record = closed.get(file);
       if (!record || now.getTime() - Date.parse(record.shippedAt) <= graceMs) continue;
       if (decision.deleteBinlogs.includes(`${source}/${file}`)) continue;
-      binlogKeys.push(...(await listKeys(client, bucket, binlogChunksPrefix(location, source, file))).keys);
+      await deleter.deletePrefix(binlogChunksPrefix(location, source, file));
     }
   }
-  await deleteKeys(client, bucket, binlogKeys);
-  deletedObjects += binlogKeys.length;
   // Index chunks whose every file is gone go too; a chunk that keeps some files keeps the
   // records of its deleted ones (never reached: they precede every kept backup's file).
-  const deleted = new Set(decision.deleteBinlogs);
-  const emptiedChunks = [...catalog.binlogs].flatMap(([source, records]) => {
+  const deleted = new Set(deletedBinlogs);
+  for (const [source, records] of catalog.binlogs) {
     const chunks = [...new Set(records.map((record) => chunkOf(record.file)))].sort((a, b) => a - b);
-    return chunks
-      .slice(0, -1)
-      .filter((chunk) =>
-        records
-          .filter((record) => chunkOf(record.file) === chunk)
-          .every((record) => deleted.has(`${source}/${record.file}`)),
-      )
-      .map((chunk) => binlogIndexChunkKey(location, source, chunk));
-  });
-  await deleteKeys(client, bucket, emptiedChunks);
-  deletedObjects += emptiedChunks.length;
+    for (const chunk of chunks.slice(0, -1)) {
+      const emptied = records
+        .filter((record) => chunkOf(record.file) === chunk)
+        .every((record) => deleted.has(`${source}/${record.file}`));
+      if (!emptied) continue;
+      const key = binlogIndexChunkKey(location, source, chunk);
+      await deleter.deleteKeys(key, [key]);
+    }
+  }
   // Hosts may not delete: an interrupted backup's objects (no manifest, never used) are removed
   // here, once older than the longest an agent task may run, so a running backup is never touched.
   const deletedIncomplete: string[] = [];
@@ -146,16 +219,21 @@ export async function applyRetention(
       continue;
     }
     if (now.getTime() - startedAt.getTime() <= INCOMPLETE_GRACE_MS) continue;
-    const { keys } = await listKeys(client, bucket, prefix);
-    await deleteKeys(client, bucket, keys);
-    deletedObjects += keys.length;
-    deletedIncomplete.push(backupId);
+    if (await deleter.deletePrefix(prefix)) deletedIncomplete.push(backupId);
+  }
+  const notes = [...report.notes];
+  if (deleter.held.size > 0) {
+    notes.push(
+      `${deleter.held.size} object(s) are still under Object Lock and were kept; a later run deletes them once their retention lapses (first: ${[...deleter.held][0]})`,
+    );
   }
   return {
     ...report,
-    deletedBackups: decision.deleteBackups,
-    deletedBinlogs: decision.deleteBinlogs,
-    deletedObjects,
+    notes,
+    deletedBackups,
+    deletedBinlogs,
+    deletedObjects: deleter.deleted,
+    heldByLock: deleter.held.size,
     deletedIncomplete,
   };
 }

@@ -4,6 +4,7 @@ import {
   GetObjectAttributesCommand,
   GetObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -114,6 +115,15 @@ export function fakeBucket() {
     const body = String(input.Body);
     objects.set(input.Key!, { body, size: body.length });
     return { ETag: etagOf(body) };
+  });
+  // One version a key (`v1`): enough for retention, which lists versions and deletes them by id.
+  s3.on(ListObjectVersionsCommand).callsFake((input) => {
+    const prefix = input.Prefix ?? "";
+    const keys = [...objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+    return {
+      Versions: keys.map((Key) => ({ Key, VersionId: "v1", IsLatest: true, Size: objects.get(Key)!.size })),
+      IsTruncated: false,
+    };
   });
   s3.on(DeleteObjectsCommand).callsFake((input) => {
     for (const { Key } of input.Delete?.Objects ?? []) objects.delete(Key!);

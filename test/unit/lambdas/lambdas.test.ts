@@ -259,8 +259,45 @@ describe("retention", () => {
     expect(deletes[1]!.map((o) => o.Key)).toEqual([
       "orders/backups/20261101T033000Z-full-db1/stream.000.enc",
     ]);
+    // Every delete names a version: on a versioned bucket a delete without one only writes a marker.
+    expect(deletes.flat().every((object) => object.VersionId !== undefined)).toBe(true);
     expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(12)))).toEqual([]);
     expect([...bucket.objects.keys()].filter((key) => key.includes(binlogFile(13)))).toHaveLength(2);
+  });
+
+  it("keeps what Object Lock still protects, whole, for a later run", async () => {
+    for (const d of days(1, 20)) putBackup(bucket.objects, d);
+    for (const n of days(1, 20)) putBinlog(bucket.objects, n);
+    // The manifest of the oldest backup is still locked, as S3 answers for a locked version.
+    const lockedKey = "orders/backups/20261101T033000Z-full-db1/manifest.json";
+    bucket.s3.on(DeleteObjectsCommand).callsFake((input) => {
+      const objects = input.Delete?.Objects ?? [];
+      const refused = objects.filter((object) => object.Key === lockedKey);
+      for (const { Key } of objects) if (Key !== lockedKey) bucket.objects.delete(Key!);
+      return {
+        Errors: refused.map((object) => ({
+          Key: object.Key,
+          VersionId: object.VersionId,
+          Code: "AccessDenied",
+          Message: "Access Denied because object protected by object lock.",
+        })),
+      };
+    });
+    const report = await applyRetention(
+      bucket.client,
+      BUCKET,
+      undefined,
+      CLUSTER,
+      { fullBackups: 3, pitrDays: 7 },
+      now,
+    );
+    expect(report.refused).toBeNull();
+    expect(report.heldByLock).toBe(1);
+    expect(report.deletedBackups).toHaveLength(11);
+    expect(report.deletedBackups).not.toContain("20261101T033000Z-full-db1");
+    // Its segments were not touched: it stays a complete backup until its manifest can go first.
+    expect(bucket.objects.has("orders/backups/20261101T033000Z-full-db1/stream.000.enc")).toBe(true);
+    expect(report.notes.join(" ")).toMatch(/1 object\(s\) are still under Object Lock/);
   });
 
   it("deletes superseded chunks after a day, and a lost host's chunked file once the oldest kept backup is past it", async () => {
