@@ -1,4 +1,9 @@
-import { DeleteObjectsCommand, GetObjectAttributesCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectsCommand,
+  type DeleteObjectsCommandInput,
+  GetObjectAttributesCommand,
+  PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
@@ -270,7 +275,7 @@ describe("retention", () => {
     for (const n of days(1, 20)) putBinlog(bucket.objects, n);
     // The manifest of the oldest backup is still locked, as S3 answers for a locked version.
     const lockedKey = "orders/backups/20261101T033000Z-full-db1/manifest.json";
-    bucket.s3.on(DeleteObjectsCommand).callsFake((input) => {
+    bucket.s3.on(DeleteObjectsCommand).callsFake((input: DeleteObjectsCommandInput) => {
       const objects = input.Delete?.Objects ?? [];
       const refused = objects.filter((object) => object.Key === lockedKey);
       for (const { Key } of objects) if (Key !== lockedKey) bucket.objects.delete(Key!);
