@@ -23,6 +23,16 @@ import type {
 import { CLUSTER, Sandbox, sandboxRewindConfig } from "../infra/local/sandbox.js";
 import { WriteWorkload } from "../infra/local/workload.js";
 import { measureHistory } from "../test/unit/history-bucket.js";
+import {
+  add,
+  type Counts,
+  clusterMetricHours,
+  monthBill,
+  PRICE,
+  printBill,
+  printPhases,
+  scale,
+} from "./pricing.js";
 
 const { values } = parseArgs({
   options: {
@@ -34,49 +44,6 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const dbGb = Number(values["db-gb"]);
 const binlogGbPerDay = Number(values["binlog-gb-per-day"]);
-
-/** us-east-1 list prices (USD), November 2026. */
-const PRICE = {
-  s3PutListPer1k: 0.005, // PUT, COPY, POST, LIST
-  s3GetPer1k: 0.0004, // GET, HEAD and the rest
-  s3StandardGbMonth: 0.023,
-  kmsPer10k: 0.03,
-  secretMonth: 0.4,
-  secretsPer10k: 0.05,
-  schedulerPerMillion: 1.0,
-  sfnPer1kTransitions: 0.025,
-  lambdaPerMillion: 0.2,
-  lambdaArmGbSecond: 0.0000133334,
-  cwMetricMonth: 0.3,
-  cwAlarmMonth: 0.1,
-  cwLogsIngestGb: 0.5,
-};
-const S3_FREE = new Set(["DeleteObject", "DeleteObjects", "DeleteObjects (keys)", "AbortMultipartUpload"]);
-const S3_CLASS_A = new Set([
-  "PutObject",
-  "CopyObject",
-  "CreateMultipartUpload",
-  "UploadPart",
-  "CompleteMultipartUpload",
-  "ListObjectsV2",
-  "ListObjectVersions",
-  "ListMultipartUploads",
-  "ListParts",
-  "PutObjectRetention",
-]);
-
-type Counts = Record<string, number>;
-const scale = (counts: Counts, factor: number): Counts =>
-  Object.fromEntries(Object.entries(counts).map(([key, n]) => [key, n * factor]));
-const add = (...all: Counts[]): Counts => {
-  const sum: Counts = {};
-  for (const counts of all) for (const [key, n] of Object.entries(counts)) sum[key] = (sum[key] ?? 0) + n;
-  return sum;
-};
-const sum = (counts: Counts, test: (key: string) => boolean) =>
-  Object.entries(counts)
-    .filter(([key]) => test(key))
-    .reduce((total, [, n]) => total + n, 0);
 
 const root = path.join(os.tmpdir(), `rewind-bench-cost-${process.pid}`);
 const config = sandboxRewindConfig(root);
@@ -154,20 +121,16 @@ try {
 }
 
 console.log("\nrequests per run, by API (measured):");
-const apis = [...new Set(Object.values(phases).flatMap((counts) => Object.keys(counts)))].sort();
-const header = ["API", "backup", "retention", "ship round", "drill", "plan"];
-console.log(
-  `  ${header[0]!.padEnd(42)}${header
-    .slice(1)
-    .map((h) => h.padStart(11))
-    .join("")}`,
+printPhases(
+  {
+    backup: phases.backup!,
+    retention: phases.retention!,
+    "ship round": phases.shippingRound!,
+    drill: phases.drill!,
+    plan: phases.plan!,
+  },
+  { "ship round": 1 },
 );
-for (const api of apis.filter((api) => !api.startsWith("Lambda ms"))) {
-  const cells = [phases.backup, phases.retention, phases.shippingRound, phases.drill, phases.plan].map(
-    (counts) => (counts![api] ?? 0).toFixed(counts === phases.shippingRound ? 1 : 0).padStart(11),
-  );
-  console.log(`  ${api.padEnd(42)}${cells.join("")}`);
-}
 
 // Work against history: the store's S3 requests for a push and a plan, 1 day vs 30 days.
 const oneDay = await measureHistory(1);
@@ -192,81 +155,11 @@ const monthly = add(
   scale(phases.drill!, 30 / 7),
   scale(phases.plan!, 30),
 );
-const resources = Object.values(template.Resources);
-const secrets = resources.filter((r) => r.Type === "AWS::SecretsManager::Secret").length;
-const alarms = resources.filter((r) => r.Type === "AWS::CloudWatch::Alarm");
-// Alarms on a cluster's metrics come with each cluster; the others (failed executions, schedule
-// errors, dead letters) once per deployment.
-const clusterAlarms = alarms.filter((r) =>
-  JSON.stringify(r.Properties?.Dimensions ?? []).includes(`"${CLUSTER}"`),
-).length;
-const deploymentAlarms = alarms.length - clusterAlarms;
-// Custom metrics are prorated by the hour they are published in: per cluster, how many hours a
-// month each one is sent (the binlog lag every interval, backups and plans daily, drills weekly).
-const metricHours: [string, number][] = [
-  ["RestorableLagSeconds", Math.min(720, roundsPerDay * 30)],
-  ["BackupSucceeded", 30],
-  ["BackupBytes", 30],
-  ["RetentionDeletedObjects", 30],
-  ["RetentionRefused", 30],
-  ["DrillSucceeded", 30 / 7],
-  ["RestoreSucceeded", 30],
-];
-const metricMonths = metricHours.reduce((total, [, hours]) => total + hours / 720, 0);
-const memoryGb =
-  Number(resources.find((r) => r.Type === "AWS::Lambda::Function")?.Properties?.MemorySize ?? 128) / 1024;
-const lambdaSeconds = sum(monthly, (key) => key.startsWith("Lambda ms")) / 1000;
-
-const s3ClassA = sum(monthly, (key) => key.startsWith("S3 ") && S3_CLASS_A.has(key.slice(3)));
-const s3Free = sum(monthly, (key) => key.startsWith("S3 ") && S3_FREE.has(key.slice(3)));
-const s3Other = sum(monthly, (key) => key.startsWith("S3 ")) - s3ClassA - s3Free;
+const metricHours = clusterMetricHours(roundsPerDay);
 const logsGb = (agentOutputBytes / rounds) * roundsPerDay * 30 * 1e-9;
-const lines: [string, string, number][] = [
-  [
-    "S3 PUT/POST/LIST",
-    `${Math.round(s3ClassA).toLocaleString()} requests`,
-    (s3ClassA / 1000) * PRICE.s3PutListPer1k,
-  ],
-  ["S3 GET/HEAD", `${Math.round(s3Other).toLocaleString()} requests`, (s3Other / 1000) * PRICE.s3GetPer1k],
-  [
-    "KMS",
-    `${Math.round(sum(monthly, (k) => k.startsWith("KMS "))).toLocaleString()} requests`,
-    (sum(monthly, (k) => k.startsWith("KMS ") && !k.includes("via s3")) / 10_000) * PRICE.kmsPer10k,
-  ],
-  [
-    "Secrets Manager API",
-    `${Math.round(sum(monthly, (k) => k.startsWith("SecretsManager "))).toLocaleString()} requests`,
-    (sum(monthly, (k) => k.startsWith("SecretsManager ")) / 10_000) * PRICE.secretsPer10k,
-  ],
-  ["Secrets Manager secrets", `${secrets} secrets`, secrets * PRICE.secretMonth],
-  [
-    "Scheduler",
-    `${Math.round(sum(monthly, (k) => k.startsWith("Scheduler "))).toLocaleString()} invocations`,
-    (sum(monthly, (k) => k.startsWith("Scheduler ")) / 1e6) * PRICE.schedulerPerMillion,
-  ],
-  [
-    "Step Functions",
-    `${Math.round(sum(monthly, (k) => k === "StepFunctions StateTransition")).toLocaleString()} transitions`,
-    (sum(monthly, (k) => k === "StepFunctions StateTransition") / 1000) * PRICE.sfnPer1kTransitions,
-  ],
-  [
-    "Lambda",
-    `${Math.round(sum(monthly, (k) => k.startsWith("Lambda Invoke"))).toLocaleString()} invocations, ${Math.round(lambdaSeconds)} s at ${memoryGb * 1024} MB`,
-    (sum(monthly, (k) => k.startsWith("Lambda Invoke")) / 1e6) * PRICE.lambdaPerMillion +
-      lambdaSeconds * memoryGb * PRICE.lambdaArmGbSecond,
-  ],
-  [
-    "CloudWatch metrics",
-    `${metricHours.length} custom metrics, ${metricMonths.toFixed(2)} metric-months`,
-    metricMonths * PRICE.cwMetricMonth,
-  ],
-  ["CloudWatch alarms", `${clusterAlarms} alarms`, clusterAlarms * PRICE.cwAlarmMonth],
-  ["CloudWatch Logs", `${(logsGb * 1000).toFixed(1)} MB of agent output`, logsGb * PRICE.cwLogsIngestGb],
-];
+const { lines, total, deploymentAlarms } = monthBill(monthly, template, CLUSTER, { metricHours, logsGb });
 console.log("\na month (30 days: 30 backups and plans, 4.3 drills, shipping every interval):");
-for (const [what, volume, usd] of lines)
-  console.log(`  ${what.padEnd(26)}${volume.padEnd(44)}$${usd.toFixed(2).padStart(6)}`);
-const total = lines.reduce((sumUsd, [, , usd]) => sumUsd + usd, 0);
+printBill(lines);
 
 // Storage, for a database of --db-gb: the retained full backups at the measured compression, and
 // the binlogs of the PITR window (compressed as the backup was).

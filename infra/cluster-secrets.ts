@@ -4,8 +4,13 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import { acknowledge } from "./nag.js";
 
-/** The database users of DESIGN §4; the agent reads `rewind/<cluster>/<user>`. */
-export const CLUSTER_USERS = ["root", "repl", "dba", "backup"] as const;
+/**
+ * The database users the agent reads as `rewind/<cluster>/<user>`: `backup` (secrets.backup),
+ * `repl` (secrets.repl, a replica's source) and `root` (secrets.restore where the socket's root
+ * cannot log in, as on MySQL). A `dba` secret that nothing read was dropped: stacks created before
+ * keep it in the account (RETAIN), unmanaged.
+ */
+export const CLUSTER_USERS = ["root", "repl", "backup"] as const;
 
 export interface ClusterSecretsProps {
   readonly cluster: string;
@@ -43,6 +48,6 @@ export class ClusterSecrets extends Construct {
       );
       return secret;
     };
-    this.secrets = { root: make("root"), repl: make("repl"), dba: make("dba"), backup: make("backup") };
+    this.secrets = { root: make("root"), repl: make("repl"), backup: make("backup") };
   }
 }

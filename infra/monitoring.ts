@@ -76,7 +76,7 @@ export class Monitoring extends Construct {
       id: string,
       metricName: string,
       field: string,
-      comparison: ">=" | "=",
+      comparison: ">=" | ">" | "=",
       threshold: number,
       value: string,
       unit?: cloudwatch.Unit,
@@ -106,13 +106,15 @@ export class Monitoring extends Construct {
     // A host that ships as the primary of a history that is not the cluster's current one (an old
     // primary still writing after a roll-back): {"result":{"historyConflict":1,…}}.
     fromWatchdog("TwoPrimaries", "TwoPrimaries", "historyConflict", "=", 1, "1");
-    // Closed binlogs the shipping host has not shipped whole and indexed yet (held only as chunks),
-    // 0 when there are none.
+    // Closed binlogs the shipping host has not shipped whole and indexed yet (held only as chunks):
+    // published only while there are some. A custom metric is billed for every hour it receives a
+    // value ($0.30 a metric-month), and this one is 0 nearly always; its alarm treats no data as
+    // none held.
     fromWatchdog(
       "ChunkOnlyBinlogs",
       "ChunkOnlyBinlogSeconds",
       "chunkOnlySeconds",
-      ">=",
+      ">",
       0,
       "$.result.chunkOnlySeconds",
       cloudwatch.Unit.SECONDS,

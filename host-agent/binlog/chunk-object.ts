@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import zlib from "node:zlib";
 import type { KeyringNode, NodeCachingMaterialsManager } from "@aws-crypto/client-node";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
@@ -11,8 +12,25 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import { decryptBuffer, encryptBuffer } from "../encryption.js";
 import { startTool } from "../tool.js";
 
-/** Runs `zstd` with `args` over a buffer: chunks are small (stream.maxChunkMiB), so memory is bounded. */
+/** Node's own zstd (22.15 and later; the same frame format as the zstd tool), when it has one. */
+const nodeZstd = zlib as unknown as {
+  zstdCompressSync?: (input: Buffer, options: { params: Record<number, number> }) => Buffer;
+  zstdDecompressSync?: (input: Buffer) => Buffer;
+  constants: Record<string, number>;
+};
+
+/**
+ * zstd over a buffer (chunks are small: stream.maxChunkMiB): in-process where Node has zstd,
+ * which spares a process per chunk, else the `zstd` tool.
+ */
 async function zstdBuffer(input: Buffer, args: string[]): Promise<Buffer> {
+  const level = args.find((arg) => /^-\d+$/.test(arg));
+  if (level && nodeZstd.zstdCompressSync) {
+    return nodeZstd.zstdCompressSync(input, {
+      params: { [nodeZstd.constants.ZSTD_c_compressionLevel!]: Number(level.slice(1)) },
+    });
+  }
+  if (args.includes("-d") && nodeZstd.zstdDecompressSync) return nodeZstd.zstdDecompressSync(input);
   const zstd = startTool("zstd", [...args, "-q", "-c", "-"]);
   const out: Buffer[] = [];
   zstd.stdout.on("data", (chunk: Buffer) => out.push(chunk));

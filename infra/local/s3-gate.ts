@@ -246,7 +246,12 @@ export class S3Gate {
     }
     if (url.pathname === "/__sandbox/storage") {
       const bucket = url.searchParams.get("bucket") ?? "";
-      const summary = this.versions?.storage(bucket, url.searchParams.get("prefix") ?? "") ?? null;
+      const summary =
+        this.versions?.storage(
+          bucket,
+          url.searchParams.get("prefix") ?? "",
+          url.searchParams.get("suffix") ?? "",
+        ) ?? null;
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify(summary));
       return;

@@ -401,7 +401,7 @@ export class VersionModel {
   }
 
   /** What the bucket keeps under `prefix`, every version and marker counted. */
-  storage(bucket: string, prefix = ""): StorageSummary {
+  storage(bucket: string, prefix = "", suffix = ""): StorageSummary {
     let objects = 0;
     let versions = 0;
     let noncurrentVersions = 0;
@@ -410,7 +410,7 @@ export class VersionModel {
     let keptBytes = 0;
     const bytesByStorageClass: Record<string, number> = {};
     for (const [k, list] of this.keys) {
-      if (!k.startsWith(`${bucket}/${prefix}`)) continue;
+      if (!k.startsWith(`${bucket}/${prefix}`) || !k.endsWith(suffix)) continue;
       for (const [index, version] of list.entries()) {
         if (version.deleteMarker) {
           deleteMarkers++;

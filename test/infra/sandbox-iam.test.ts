@@ -222,7 +222,12 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       s3 = await S3Server.start({
         storageDir: path.join(scratch.dir, "s3"),
         buckets: [BUCKET],
-        rules: { iam: iam.model, kmsKeyArn: keyArn, objectLock: { mode: "governance", days: 1 } },
+        rules: {
+          iam: iam.model,
+          kmsKeyArn: keyArn,
+          versioning: true,
+          objectLock: { mode: "governance", days: 1 },
+        },
         log: silent,
       });
     });
@@ -284,41 +289,43 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       ).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
     });
 
-    it("lets retention delete objects (a delete marker) but not a locked version; governance yields only to a granted bypass", async () => {
+    it("lets retention delete versions by id, never a locked one; governance yields only to a granted bypass", async () => {
       const operator = client(iam.principalNamed("sandbox operator"));
-      await operator.send(new PutObjectCommand({ Bucket: BUCKET, Key: "orders/locked.json", Body: "{}" }));
+      const put = (key: string) =>
+        operator.send(
+          new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "{}", ChecksumAlgorithm: "SHA256" }),
+        );
+      const { VersionId: locked } = await put("orders/lock/locked.json");
       const retention = client(iam.principalNamed("Lambda retention"));
-      await expect(
-        retention.send(
-          new DeleteObjectCommand({ Bucket: BUCKET, Key: "orders/locked.json", VersionId: "v1" }),
-        ),
-      ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
-      await expect(
-        retention.send(
+      const deleteVersion = (who: S3Client, key: string, versionId: string | undefined, bypass = false) =>
+        who.send(
           new DeleteObjectCommand({
             Bucket: BUCKET,
-            Key: "orders/locked.json",
-            VersionId: "v1",
-            BypassGovernanceRetention: true,
+            Key: key,
+            VersionId: versionId,
+            ...(bypass ? { BypassGovernanceRetention: true } : {}),
           }),
-        ),
+        );
+      await expect(deleteVersion(retention, "orders/lock/locked.json", locked)).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 403 },
+      });
+      await expect(deleteVersion(retention, "orders/lock/locked.json", locked, true)).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 403 },
+      });
+      // A plain delete (a delete marker that keeps the bytes) is not retention's to make.
+      await expect(
+        retention.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "orders/lock/locked.json" })),
       ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
       // The operator may do anything IAM allows: only the lock refuses it, until it asks to bypass.
-      await expect(
-        operator.send(
-          new DeleteObjectCommand({ Bucket: BUCKET, Key: "orders/locked.json", VersionId: "v1" }),
-        ),
-      ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
-      await operator.send(
-        new DeleteObjectCommand({
-          Bucket: BUCKET,
-          Key: "orders/locked.json",
-          VersionId: "v1",
-          BypassGovernanceRetention: true,
-        }),
-      );
-      await operator.send(new PutObjectCommand({ Bucket: BUCKET, Key: "orders/expired.json", Body: "{}" }));
-      await retention.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "orders/expired.json" }));
+      await expect(deleteVersion(operator, "orders/lock/locked.json", locked)).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 403 },
+      });
+      await deleteVersion(operator, "orders/lock/locked.json", locked, true);
+      // Once the lock lapses, retention deletes the version for good.
+      const { VersionId: expiring } = await put("orders/lock/expired.json");
+      await s3.advanceClock(86_400 + 60);
+      await deleteVersion(retention, "orders/lock/expired.json", expiring);
+      expect((await s3.storage(BUCKET, "orders/lock/")).versions).toBe(0);
     });
 
     it("refuses an upload without a checksum under Object Lock, as S3 does; the binlog index carries one", async () => {

@@ -249,12 +249,14 @@ describe("the Rewind stack", () => {
       "FunctionsVerifyRoleDefaultPolicy",
       "HostPolicyordersPolicy",
     ]);
-    // Only retention deletes, and only objects (a compromised host cannot destroy backups); only
-    // plan-restore writes, and only restore plans.
-    const deleters = grants.filter(({ actions }) => actions.includes("s3:DeleteObject"));
+    // Only retention deletes, and only object versions by id (a compromised host cannot destroy
+    // backups; a plain delete would leave the bytes behind a marker); only plan-restore writes,
+    // and only restore plans.
+    const deleters = grants.filter(({ actions }) => actions.some((action) => action.startsWith("s3:Delete")));
     expect(deleters.map(({ policy }) => policy.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
       "FunctionsRetentionRoleDefaultPolicy",
     ]);
+    expect(deleters.flatMap(({ actions }) => actions)).toEqual(["s3:DeleteObjectVersion"]);
     const writers = grants.filter(
       ({ policy, actions }) => actions.includes("s3:PutObject") && policy.startsWith("Functions"),
     );
@@ -277,7 +279,8 @@ describe("the Rewind stack", () => {
         policy.startsWith("SchedulesRole") && !JSON.stringify(statement.Resource).includes(":instance/"),
     );
     expect(JSON.stringify(scheduler!.statement.Resource)).toContain(":document/Rewind-RunInstalledAgent");
-    t.resourceCountIs("AWS::SecretsManager::Secret", 4);
+    // backup, repl and root: the ones the agent reads (no unused dba secret at $0.40 a month).
+    t.resourceCountIs("AWS::SecretsManager::Secret", 3);
     t.hasResourceProperties("AWS::SecretsManager::Secret", {
       Name: "rewind/orders/backup",
       KmsKeyId: Match.anyValue(),
@@ -442,7 +445,9 @@ describe("the Rewind stack", () => {
         }),
       ],
     });
+    // Published only while closed files are held as chunks: no metric-hours billed otherwise.
     t.hasResourceProperties("AWS::Logs::MetricFilter", {
+      FilterPattern: Match.stringLikeRegexp(/\$\.result\.chunkOnlySeconds > 0/.source),
       MetricTransformations: [
         Match.objectLike({ MetricName: "ChunkOnlyBinlogSeconds", MetricValue: "$.result.chunkOnlySeconds" }),
       ],
