@@ -16,10 +16,10 @@ import {
   type ClusterLocation,
 } from "../../core/layout.js";
 import { planRetention, type RetentionPolicy } from "../../core/retention.js";
-import { listChunks } from "../../core/store/binlog-chunks.js";
 import { chunkOf } from "../../core/store/binlog-index.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { readHistoryTree } from "../../core/store/histories.js";
+import { listKeys } from "../../core/store/objects.js";
 
 export interface RetentionReport {
   readonly cluster: string;
@@ -186,7 +186,10 @@ export async function applyRetention(
     const closed = new Map(
       records.filter((record) => !isChunked(record)).map((record) => [record.file, record]),
     );
-    for (const { file } of await listChunks(client, bucket, location, source)) {
+    // The files that have chunks, one LIST entry each (a delimiter listing): not every chunk.
+    const chunksPrefix = binlogChunksPrefix(location, source);
+    const { prefixes } = await listKeys(client, bucket, chunksPrefix, { delimiter: "/" });
+    for (const file of prefixes.map((prefix) => prefix.slice(chunksPrefix.length, -1))) {
       const record = closed.get(file);
       if (!record || now.getTime() - Date.parse(record.shippedAt) <= graceMs) continue;
       if (decision.deleteBinlogs.includes(`${source}/${file}`)) continue;
