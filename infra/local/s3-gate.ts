@@ -15,8 +15,9 @@ export interface S3GateRules {
   /** The bucket's default Object Lock retention. */
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
   /**
-   * Versioning enabled (as Object Lock requires): overwrites keep versions, deletes write markers,
-   * Object Lock holds per version, and `lifecycle` applies on the gate's clock (s3-versions.ts).
+   * Versioning (on unless false, as Rewind's bucket always has it: Object Lock requires it):
+   * overwrites keep versions, deletes write markers, Object Lock holds per version, and
+   * `lifecycle` applies on the gate's clock (s3-versions.ts).
    */
   readonly versioning?: boolean;
   /** The bucket's lifecycle rules (from the template), applied whenever the clock moves. */
@@ -180,11 +181,11 @@ export class S3Gate {
     private readonly upstream: { host: string; port: number },
     private readonly rules: S3GateRules,
     log: (line: string) => void = (line) => console.error(line),
-    /** Where the version model is journaled (needed with `rules.versioning`). */
+    /** Where the version model is journaled (needed unless `rules.versioning` is false). */
     journal?: string,
   ) {
     this.iam = new SandboxIam(rules.iam, log);
-    if (rules.versioning) {
+    if (rules.versioning !== false) {
       if (!journal) throw new Error("a versioned S3 gate needs a journal file");
       this.versions = new VersionModel(upstream, journal);
     }
