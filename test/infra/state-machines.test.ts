@@ -11,7 +11,8 @@ import type { ClusterSettings } from "../../lambdas/lib/settings.js";
 import type { HostStatus } from "../../lambdas/lib/source-policy.js";
 import { synthTemplate } from "./synth.js";
 
-type Handler = (input: Record<string, unknown>) => Promise<unknown>;
+/** A stubbed task: its input, and its state as the template defines it (HeartbeatSeconds, …). */
+type Handler = (input: Record<string, unknown>, state: { HeartbeatSeconds?: number }) => Promise<unknown>;
 
 interface Outcome_ {
   readonly status: "SUCCEEDED" | "FAILED";
@@ -43,7 +44,7 @@ async function run(name: string, input: unknown, handlers: Record<string, Handle
           calls[state] = [...(calls[state] ?? []), taskInput];
           const handler = handlers[state];
           if (!handler) throw new Error(`state ${state} ran but the test gave it no stub`);
-          return handler(taskInput);
+          return handler(taskInput, definition.States[state] as { HeartbeatSeconds?: number });
         },
       ]),
   );
@@ -75,11 +76,22 @@ async function run(name: string, input: unknown, handlers: Record<string, Handle
 }
 
 /**
- * An agent task whose host goes silent: the task token waits in the sandbox's Step Functions
- * endpoint, the agent heartbeats once over the API, then stops; the heartbeat timeout (1 s here,
- * the state's HeartbeatSeconds in the control plane) ends the task as Step Functions does.
+ * The sandbox's time in these tests: a second stands for this many of the template's, so a
+ * heartbeat timeout of minutes is waited out in about a second.
  */
-async function silentAgent(): Promise<never> {
+const TEMPLATE_SECONDS_PER_SECOND = 600;
+
+/**
+ * An agent task whose host goes silent: the task token waits in the sandbox's Step Functions
+ * endpoint, the agent heartbeats once over the API, then stops; the state's own HeartbeatSeconds
+ * from the template (compressed by TEMPLATE_SECONDS_PER_SECOND) ends the task as Step Functions does.
+ */
+async function silentAgent(
+  _input: Record<string, unknown>,
+  state: { HeartbeatSeconds?: number },
+): Promise<never> {
+  const heartbeatSeconds = state.HeartbeatSeconds;
+  if (!heartbeatSeconds) throw new Error("the agent task has no HeartbeatSeconds in the template");
   const callbacks = new TaskCallbacks();
   const endpoint = await callbacks.listen();
   try {
@@ -91,10 +103,18 @@ async function silentAgent(): Promise<never> {
       credentials: { accessKeyId: "agent", secretAccessKey: "agent" },
     });
     await sfn.send(new SendTaskHeartbeatCommand({ taskToken: token }));
-    const outcome = await callbacks.wait(token, 1, new Promise(() => {}));
+    const started = Date.now();
+    const outcome = await callbacks.wait(
+      token,
+      heartbeatSeconds / TEMPLATE_SECONDS_PER_SECOND,
+      new Promise(() => {}),
+    );
     if (outcome.kind !== "heartbeat-timeout")
       throw new Error(`expected a heartbeat timeout, got ${outcome.kind}`);
-    return fail("States.HeartbeatTimeout", "no heartbeat from the agent for 1 s");
+    // Not before the template's timeout has passed (in the compressed time).
+    if ((Date.now() - started) * TEMPLATE_SECONDS_PER_SECOND < heartbeatSeconds * 1000)
+      throw new Error("the heartbeat timeout came early");
+    return fail("States.HeartbeatTimeout", `no heartbeat from the agent for ${heartbeatSeconds} s`);
   } finally {
     callbacks.close();
   }
@@ -243,6 +263,10 @@ describe("Backup", () => {
     );
     expect(result.status).toBe("FAILED");
     expect(result.error).toBe("States.HeartbeatTimeout");
+    // The template's own timeout, not a test's number.
+    expect(result.cause).toBe(
+      `no heartbeat from the agent for ${definitions["Rewind-Backup"]!.States.RunBackup!.HeartbeatSeconds} s`,
+    );
     expect(result.calls.NotifyFailure).toHaveLength(1);
   });
 
