@@ -69,7 +69,7 @@ import {
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: "string", default: "60" },
+    seconds: { type: "string", default: "120" },
     days: { type: "string", default: "30" },
     scale: { type: "string", default: "0.01" },
     "db-gb": { type: "string", default: "10" },
@@ -452,6 +452,8 @@ async function versionsOf(
 interface MonthResult {
   readonly plan: { day1: { requests: number; ms: number }; dayN: { requests: number; ms: number } };
   readonly storage: Awaited<ReturnType<S3Server["storage"]>>;
+  /** Of it, the manifests, index chunks and other JSON: written at full size, not scaled. */
+  readonly metadata: Awaited<ReturnType<S3Server["storage"]>>;
   readonly versions: Awaited<ReturnType<typeof versionsOf>>;
   readonly chunkFactor: number;
   readonly heldByLock: number;
@@ -508,6 +510,7 @@ try {
     results.set(history.profile, {
       plan: { day1: day1!, dayN: dayN! },
       storage: await s3.storage(BUCKET, `${history.profile}/`),
+      metadata: await s3.storage(BUCKET, `${history.profile}/`, ".json"),
       versions: await versionsOf(history.profile),
       chunkFactor: perHour / Math.min(perHour, MAX_GENERATED_CHUNKS),
       heldByLock,
@@ -539,9 +542,14 @@ for (const profile of PROFILES) {
     metricHours: clusterMetricHours(roundsPerDay),
     logsGb,
   });
-  const { storage, versions } = result;
-  const multiplier = storage.keptBytes / Math.max(1, storage.liveBytes);
-  const storageUsd = (storage.keptBytes / dataScale / 1e9) * PRICE.s3StandardGbMonth;
+  const { storage, metadata, versions } = result;
+  // Data objects were generated at --scale, manifests and index chunks at their real size: at
+  // full scale the data counts 1/scale times as much.
+  const fullScale = (kind: "keptBytes" | "liveBytes") =>
+    (storage[kind] - metadata[kind]) / dataScale + metadata[kind];
+  const multiplier = fullScale("keptBytes") / Math.max(1, fullScale("liveBytes"));
+  const generatedMultiplier = storage.keptBytes / Math.max(1, storage.liveBytes);
+  const storageUsd = (fullScale("keptBytes") / 1e9) * PRICE.s3StandardGbMonth;
   const fullGranularity = Math.round(
     versions.versions - versions.chunkVersions + versions.chunkVersions * result.chunkFactor,
   );
@@ -557,7 +565,7 @@ for (const profile of PROFILES) {
     `  after ${days} days: ${storage.objects.toLocaleString()} objects, ${versions.versions.toLocaleString()} versions (${versions.chunkVersions.toLocaleString()} of them chunks; ${fullGranularity.toLocaleString()} at the measured chunk rate), ${versions.markers} delete markers, ${storage.noncurrentVersions} noncurrent versions, ${result.heldByLock} object(s) waiting for their lock`,
   );
   console.log(
-    `  storage multiplier (every version and marker ÷ live bytes): ${multiplier.toFixed(2)}; kept ${(storage.keptBytes / dataScale / 1e9).toFixed(2)} GB at full scale (a ${dbGb} GB database)`,
+    `  storage multiplier (every version and marker ÷ live bytes): ${multiplier.toFixed(2)} at full scale (${(fullScale("keptBytes") / 1e9).toFixed(2)} GB kept for a ${dbGb} GB database, ${(metadata.keptBytes / 1e6).toFixed(1)} MB of it manifests and index chunks, ${((metadata.keptBytes - metadata.liveBytes) / 1e6).toFixed(1)} MB noncurrent); ${generatedMultiplier.toFixed(2)} as generated at scale ${dataScale}`,
   );
   console.log(
     `  PlanRestore "latest": day 1 ${result.plan.day1.requests} requests in ${Math.round(result.plan.day1.ms)} ms, day ${days} ${result.plan.dayN.requests} requests in ${Math.round(result.plan.dayN.ms)} ms`,

@@ -92,6 +92,24 @@ function reachesTime(manifest: BinlogRecord, target: number): boolean {
  * The newest full backup that does not go past the target (a GTID target is checked against the
  * cluster's GTID syntax and normalized), or a refusal with the reason. Reads no binlogs.
  */
+/**
+ * Whether a restore to `target` may start from this full backup: its consistent point is at or
+ * before the target time, or does not hold the target GTID yet (a backup target: it is the one).
+ */
+export function restoresTo(target: RestoreTarget, backup: BackupManifest): boolean {
+  if (backup.type !== "full") return false;
+  if (target.kind === "backup") return backup.backupId === target.backupId;
+  if (target.kind === "time") {
+    return withinTime(
+      backup.engine.name,
+      requireMicros(target.time, "the target time"),
+      requireMicros(backup.endTime, "endTime"),
+    );
+  }
+  const gtids = gtidModel(backup.engine.name);
+  return !gtids.parseSet(backup.binlog.gtidSet).isPast(gtids.parseGtid(target.gtid));
+}
+
 export function chooseBackup(
   target: RestoreTarget,
   backups: readonly BackupManifest[],
@@ -112,20 +130,10 @@ export function chooseBackup(
       `"${target.gtid}" is not a ${engine === "mysql" ? "MySQL" : "MariaDB"} GTID, and this cluster's backups come from ${engine}; give one such as ${gtids.example}`,
     );
   }
-  let normalized: RestoreTarget;
-  let candidates: BackupManifest[];
-  if (target.kind === "time") {
-    const micros = requireMicros(target.time, "the target time");
-    normalized = target;
-    candidates = full.filter((backup) =>
-      withinTime(engine, micros, requireMicros(backup.endTime, "endTime")),
-    );
-  } else {
-    const gtid = gtids.parseGtid(target.gtid);
-    normalized = { kind: "gtid", gtid };
-    candidates = full.filter((backup) => !gtids.parseSet(backup.binlog.gtidSet).isPast(gtid));
-  }
-  const backup = candidates.at(-1);
+  if (target.kind === "time") requireMicros(target.time, "the target time");
+  const normalized: RestoreTarget =
+    target.kind === "gtid" ? { kind: "gtid", gtid: gtids.parseGtid(target.gtid) } : target;
+  const backup = full.filter((candidate) => restoresTo(normalized, candidate)).at(-1);
   if (!backup) {
     const oldest = full[0];
     throw refuse(

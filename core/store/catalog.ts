@@ -32,30 +32,60 @@ export async function readBinlogManifest(
   return text === undefined ? undefined : parseBinlogManifest(text, `s3://${bucket}/${key}`);
 }
 
+/**
+ * What one listing says of a cluster's backups: the manifest keys of the complete ones (oldest
+ * first: backup ids sort by time) and the prefixes of those without a manifest. Presence comes
+ * from the listing, never a GET of a missing manifest: without an unconditioned s3:ListBucket
+ * that answers 403, not 404. Segment names cost a LIST page per 1,000.
+ */
+export async function listBackups(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+): Promise<{ manifestKeys: string[]; incompleteBackups: string[] }> {
+  const { keys } = await listKeys(client, bucket, backupsPrefix(location));
+  const present = new Set(keys);
+  const prefixes = [...new Set(keys.map((key) => key.slice(0, key.lastIndexOf("/") + 1)))].sort();
+  return {
+    manifestKeys: prefixes.map((prefix) => `${prefix}manifest.json`).filter((key) => present.has(key)),
+    incompleteBackups: prefixes.filter((prefix) => !present.has(`${prefix}manifest.json`)),
+  };
+}
+
+async function readBackupManifestAt(client: S3Client, bucket: string, key: string): Promise<BackupManifest> {
+  return parseBackupManifest(await readText(client, bucket, key), `s3://${bucket}/${key}`);
+}
+
 /** The complete full and incremental backups (manifest present), oldest first, and the incomplete ones. */
 export async function readBackups(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
 ): Promise<Pick<Catalog, "backups" | "incompleteBackups">> {
+  const { manifestKeys, incompleteBackups } = await listBackups(client, bucket, location);
   const backups: BackupManifest[] = [];
-  const incompleteBackups: string[] = [];
-  // Presence from the listing, never a GET of a missing manifest: without an unconditioned
-  // s3:ListBucket that answers 403, not 404. Segment names cost a LIST page per 1,000.
-  const { keys } = await listKeys(client, bucket, backupsPrefix(location));
-  const prefixes = new Set(keys.map((key) => key.slice(0, key.lastIndexOf("/") + 1)));
-  for (const prefix of prefixes) {
-    const manifestKey = `${prefix}manifest.json`;
-    if (keys.includes(manifestKey)) {
-      backups.push(
-        parseBackupManifest(await readText(client, bucket, manifestKey), `s3://${bucket}/${manifestKey}`),
-      );
-    } else {
-      incompleteBackups.push(prefix);
-    }
-  }
-  backups.sort((a, b) => a.backupId.localeCompare(b.backupId));
+  for (const key of manifestKeys) backups.push(await readBackupManifestAt(client, bucket, key));
   return { backups, incompleteBackups };
+}
+
+/**
+ * The newest complete backups, oldest first, read newest first until `enough` says the ones read
+ * will do (a plan needs the newest backup before its target, not every one kept): a plan's
+ * requests then do not grow with how many backups retention keeps. Reads them all when none will.
+ */
+export async function readNewestBackups(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  enough: (newestFirst: readonly BackupManifest[]) => boolean,
+): Promise<BackupManifest[]> {
+  const { manifestKeys } = await listBackups(client, bucket, location);
+  const read: BackupManifest[] = [];
+  for (const key of [...manifestKeys].reverse()) {
+    read.push(await readBackupManifestAt(client, bucket, key));
+    if (enough(read)) break;
+  }
+  return read.reverse();
 }
 
 /**

@@ -102,7 +102,8 @@ export class S3Server {
     const query = new URLSearchParams({ bucket, prefix, suffix });
     const response = await fetch(`${this.endpoint}/__sandbox/storage?${query}`);
     const summary = (await response.json()) as StorageSummary | null;
-    if (!summary) throw new Error("the S3 stand-in models no versions: it was started with rules.versioning false");
+    if (!summary)
+      throw new Error("the S3 stand-in models no versions: it was started with rules.versioning false");
     return summary;
   }
 

@@ -5,8 +5,14 @@ import { currentHistory, recordsOnHistory } from "../../core/history.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import { bySource, stitchChain } from "../../core/restorable-window.js";
-import { backupsOnHistory, parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
-import { readBackups, readSources } from "../../core/store/catalog.js";
+import {
+  backupsOnHistory,
+  parseRestoreTarget,
+  type RestoreTarget,
+  restoresTo,
+} from "../../core/restore-plan.js";
+import { readBackups, readNewestBackups, readSources } from "../../core/store/catalog.js";
+import { readHistoryTree } from "../../core/store/histories.js";
 import { historiesOf, planFromStore } from "../../core/store/plan-from-store.js";
 import { describePlan, type PlannedRestore } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
@@ -71,13 +77,21 @@ export async function planClusterRestore(
   restoreId: string,
 ): Promise<PlannedRestore> {
   const location: ClusterLocation = { prefix, cluster: input.cluster };
-  // Backups, then the index of the chosen backup's source from its file on: the requests do not
-  // grow with the binlog history.
-  const { backups } = await readBackups(client, bucket, location);
+  // The newest backup that can serve the target (newest first, one manifest as a rule), then the
+  // index of its source from its file on: the requests grow neither with the binlog history nor
+  // with the backups kept. A cluster that branched reads every backup: which history each is on
+  // decides which may serve.
+  const branched = (await readHistoryTree(client, bucket, location)).histories.length > 0;
+  const requested = input.latest ? undefined : targetOf(input);
+  const backups = branched
+    ? (await readBackups(client, bucket, location)).backups
+    : await readNewestBackups(client, bucket, location, (newestFirst) =>
+        newestFirst.some((backup) => (requested ? restoresTo(requested, backup) : backup.type === "full")),
+      );
   const latest = input.latest
     ? await latestTarget(client, bucket, location, backups, input.history)
     : undefined;
-  const target = latest?.target ?? targetOf(input);
+  const target = latest?.target ?? requested!;
   const history = latest?.history ?? input.history;
   const plan = await planFromStore(client, bucket, location, target, {
     backups,

@@ -2,6 +2,7 @@ import {
   DeleteObjectsCommand,
   type DeleteObjectsCommandInput,
   GetObjectAttributesCommand,
+  GetObjectCommand,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
@@ -127,6 +128,28 @@ describe("plan-restore", () => {
     expect(() => input({ gtid: "1042" })).toThrow(
       /gtid: a GTID: on MariaDB domain-server-sequence such as 0-1-1042, on MySQL uuid:N/,
     );
+  });
+
+  it("reads the manifests of the newest backups only, back to the one that serves the target, however many are kept", async () => {
+    for (const d of days(1, 20)) putBackup(bucket.objects, d);
+    for (const n of days(1, 21)) putBinlog(bucket.objects, n);
+    const manifestReads = () =>
+      bucket.s3
+        .commandCalls(GetObjectCommand)
+        .filter((call) => /\/backups\/[^/]+\/manifest\.json$/.test(call.args[0].input.Key!)).length;
+    await planClusterRestore(bucket.client, BUCKET, undefined, input({ latest: true }), "exec-latest");
+    expect(manifestReads()).toBe(1);
+    bucket.s3.resetHistory();
+    const planned = await planClusterRestore(
+      bucket.client,
+      BUCKET,
+      undefined,
+      input({ pointInTime: "2026-11-17T12:00:00Z" }),
+      "exec-time",
+    );
+    // Days 20, 19, 18 end after the target; day 17's is the one.
+    expect(planned.backupId).toBe("20261117T033000Z-full-db1");
+    expect(manifestReads()).toBe(4);
   });
 
   it("picks the newest backup before the target and the binlogs from its position, and stores the plan", async () => {
