@@ -11,8 +11,9 @@ import {
   planRestore,
   type RestorePlan,
   type RestoreTarget,
+  restoresTo,
 } from "../restore-plan.js";
-import { readBackups, readBinlogManifest, readSources } from "./catalog.js";
+import { readBackups, readBinlogManifest, readNewestBackups, readSources } from "./catalog.js";
 import { readHistoryTree } from "./histories.js";
 
 /** A file still being written, planned as the prefix its chain of chunks holds (their keys from the LIST). */
@@ -80,6 +81,24 @@ export async function planFromStore(
 const keyOf = (record: BinlogRecord) => `${record.source}/${record.file}`;
 
 /**
+ * The backups a plan for `target` ("latest": the newest full backup) needs: newest first back to
+ * the one that serves it, so a plan's requests do not grow with the backups kept; or all of them
+ * once the cluster has branched (which history each is on decides which may serve).
+ */
+export async function backupsFor(
+  client: S3Client,
+  bucket: string,
+  location: ClusterLocation,
+  target: RestoreTarget | "latest",
+  histories: HistoryChoice,
+): Promise<BackupManifest[]> {
+  if (histories.tree.histories.length > 0) return (await readBackups(client, bucket, location)).backups;
+  return readNewestBackups(client, bucket, location, (newestFirst) =>
+    newestFirst.some((backup) => (target === "latest" ? backup.type === "full" : restoresTo(target, backup))),
+  );
+}
+
+/**
  * The plan with each binlog's manifest (a chunked file's: every chunk's), which a restore
  * downloads by. The manifests are the truth: a file the index lists but S3 no longer holds is a
  * gap, and the plan is made again without it (a target before it still plans; one past it is
@@ -92,8 +111,8 @@ export async function planWithManifests(
   target: RestoreTarget,
   history?: string,
 ): Promise<RestorePlan<RestoreBinlog>> {
-  const { backups } = await readBackups(client, bucket, location);
   const histories = await historiesOf(client, bucket, location, history);
+  const backups = await backupsFor(client, bucket, location, target, histories);
   let records = await chainRecords(client, bucket, location, target, backups, histories);
   const manifests = new Map<string, RestoreBinlog>();
   for (;;) {

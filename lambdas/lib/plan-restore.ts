@@ -5,15 +5,9 @@ import { currentHistory, recordsOnHistory } from "../../core/history.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import { bySource, stitchChain } from "../../core/restorable-window.js";
-import {
-  backupsOnHistory,
-  parseRestoreTarget,
-  type RestoreTarget,
-  restoresTo,
-} from "../../core/restore-plan.js";
-import { readBackups, readNewestBackups, readSources } from "../../core/store/catalog.js";
-import { readHistoryTree } from "../../core/store/histories.js";
-import { historiesOf, planFromStore } from "../../core/store/plan-from-store.js";
+import { backupsOnHistory, parseRestoreTarget, type RestoreTarget } from "../../core/restore-plan.js";
+import { readSources } from "../../core/store/catalog.js";
+import { backupsFor, historiesOf, planFromStore } from "../../core/store/plan-from-store.js";
 import { describePlan, type PlannedRestore } from "../../core/store/planned-restore.js";
 import type { RestoreInput } from "./inputs.js";
 
@@ -79,15 +73,15 @@ export async function planClusterRestore(
   const location: ClusterLocation = { prefix, cluster: input.cluster };
   // The newest backup that can serve the target (newest first, one manifest as a rule), then the
   // index of its source from its file on: the requests grow neither with the binlog history nor
-  // with the backups kept. A cluster that branched reads every backup: which history each is on
-  // decides which may serve.
-  const branched = (await readHistoryTree(client, bucket, location)).histories.length > 0;
+  // with the backups kept.
   const requested = input.latest ? undefined : targetOf(input);
-  const backups = branched
-    ? (await readBackups(client, bucket, location)).backups
-    : await readNewestBackups(client, bucket, location, (newestFirst) =>
-        newestFirst.some((backup) => (requested ? restoresTo(requested, backup) : backup.type === "full")),
-      );
+  const backups = await backupsFor(
+    client,
+    bucket,
+    location,
+    requested ?? "latest",
+    await historiesOf(client, bucket, location, input.history),
+  );
   const latest = input.latest
     ? await latestTarget(client, bucket, location, backups, input.history)
     : undefined;
