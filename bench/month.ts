@@ -406,7 +406,6 @@ async function planLatest(cluster: string, restoreId: string): Promise<{ request
   await planClusterRestore(
     client,
     BUCKET,
-    undefined,
     RestoreInput.parse({
       cluster,
       targetInstanceId: "i-0123456789abcdef0",
@@ -479,7 +478,6 @@ try {
       const report = await applyRetention(
         client,
         BUCKET,
-        undefined,
         history.profile,
         policy,
         new Date(dayStart + 2 * HOUR_MS),

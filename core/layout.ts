@@ -4,14 +4,16 @@ import { chunkObjectName } from "./binlog/chunk.js";
  * The S3 key layout (DESIGN §3). Every key Rewind writes or reads is built here, so the agent,
  * the Lambdas and the sandbox agree on where things are.
  */
+/**
+ * Where a cluster's objects are: every key starts with the cluster's name, the prefix the hosts'
+ * IAM policy is scoped to (`<cluster>/*`).
+ */
 export interface ClusterLocation {
-  /** Optional key prefix inside the bucket, without leading or trailing slash. */
-  readonly prefix?: string;
   readonly cluster: string;
 }
 
-function root({ prefix, cluster }: ClusterLocation): string {
-  return prefix ? `${prefix}/${cluster}` : cluster;
+function root({ cluster }: ClusterLocation): string {
+  return cluster;
 }
 
 export function backupsPrefix(location: ClusterLocation): string {

@@ -17,12 +17,12 @@ export const AgentConfigSchema = z
     }),
     engine: EngineName,
     bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name"),
+    /** Not supported: keys start with the cluster's name, as the stack's IAM expects. */
     prefix: z
-      .string()
-      .regex(
-        /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
-        "path segments of letters, digits, '.', '_', '-', no leading/trailing slash",
-      )
+      .never({
+        error:
+          "prefix is not supported: Rewind's keys start with the cluster name, the prefix the stack's IAM policies are scoped to; remove it",
+      })
       .optional(),
     region: z.string().default("us-east-1"),
     /** Only for the sandbox or S3-compatible stores; AWS needs none. */
@@ -165,7 +165,6 @@ export function segmentSize(config: AgentConfig): number {
 /** Flags that override a field of the config file: `--flag value` → path in the config. */
 const FLAG_PATHS: Record<string, { path: string[]; type: "string" | "number" }> = {
   bucket: { path: ["bucket"], type: "string" },
-  prefix: { path: ["prefix"], type: "string" },
   cluster: { path: ["cluster"], type: "string" },
   region: { path: ["region"], type: "string" },
   "s3-endpoint": { path: ["s3Endpoint"], type: "string" },

@@ -21,7 +21,7 @@ export function makeContext(config: AgentConfig, signal: AbortSignal, heartbeat:
   return {
     config,
     engine: engineFor(config.engine),
-    location: { cluster: config.cluster, ...(config.prefix ? { prefix: config.prefix } : {}) },
+    location: { cluster: config.cluster },
     signal,
     heartbeat,
   };

@@ -16,7 +16,6 @@ export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
 export const LambdaSettings = z.object({
   bucket: z.string().min(1),
-  prefix: z.string().optional(),
   clusters: z.array(ClusterSettings),
   retention: z.object({
     fullBackups: z.number().int().min(1),
@@ -31,7 +30,6 @@ export type LambdaSettings = z.infer<typeof LambdaSettings>;
 /** The environment variable of each setting. */
 export const SETTINGS_ENV = {
   bucket: "REWIND_BUCKET",
-  prefix: "REWIND_PREFIX",
   clusters: "REWIND_CLUSTERS",
   retention: "REWIND_RETENTION",
   documentName: "REWIND_DOCUMENT_NAME",
@@ -53,7 +51,6 @@ export function settingsFromEnv(env: Readonly<Record<string, string | undefined>
   const json = (name: string) => (env[name] ? JSON.parse(env[name]!) : undefined);
   return LambdaSettings.parse({
     bucket: env[SETTINGS_ENV.bucket],
-    prefix: env[SETTINGS_ENV.prefix] || undefined,
     clusters: json(SETTINGS_ENV.clusters) ?? [],
     retention: json(SETTINGS_ENV.retention) ?? { fullBackups: 7, pitrDays: 7 },
     documentName: env[SETTINGS_ENV.documentName] || undefined,

@@ -66,11 +66,10 @@ function targetOf(input: RestoreInput): RestoreTarget {
 export async function planClusterRestore(
   client: S3Client,
   bucket: string,
-  prefix: string | undefined,
   input: RestoreInput,
   restoreId: string,
 ): Promise<PlannedRestore> {
-  const location: ClusterLocation = { prefix, cluster: input.cluster };
+  const location: ClusterLocation = { cluster: input.cluster };
   // The newest backup that can serve the target (newest first, one manifest as a rule), then the
   // index of its source from its file on: the requests grow neither with the binlog history nor
   // with the backups kept.

@@ -128,12 +128,11 @@ class VersionDeleter {
 export async function applyRetention(
   client: S3Client,
   bucket: string,
-  prefix: string | undefined,
   cluster: string,
   policy: RetentionPolicy,
   now: Date,
 ): Promise<RetentionReport> {
-  const location: ClusterLocation = { prefix, cluster };
+  const location: ClusterLocation = { cluster };
   const catalog = await readCatalog(client, bucket, location);
   const tree = await readHistoryTree(client, bucket, location);
   const decision = planRetention(catalog.backups, catalog.binlogs, policy, now, tree);

@@ -23,10 +23,9 @@ export interface VerifyReport {
 export async function verifyBackup(
   client: S3Client,
   bucket: string,
-  prefix: string | undefined,
   input: VerifyInput,
 ): Promise<VerifyReport> {
-  const location = { prefix, cluster: input.cluster };
+  const location = { cluster: input.cluster };
   const manifest = await readBackupManifest(client, bucket, location, input.backupId);
   const problems = await checkStoredObjects(client, bucket, manifest.segments);
   // Only the plan's binlogs: reading every manifest of a source would grow with the retention window.

@@ -17,7 +17,7 @@ export async function handler(event: unknown) {
   const { input: raw, restoreId } = parseInput(PlanRestoreEvent, event, "plan-restore");
   const input = parseInput(RestoreInput, raw, "Restore");
   clusterSettings(settings, input.cluster);
-  const planned = await planClusterRestore(s3Client(), settings.bucket, settings.prefix, input, restoreId);
+  const planned = await planClusterRestore(s3Client(), settings.bucket, input, restoreId);
   logger.info("restore planned", { ...planned });
   return planned;
 }

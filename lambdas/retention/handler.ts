@@ -13,14 +13,7 @@ const RetentionEvent = z.object({ cluster: z.string() }).loose();
 export async function handler(event: unknown) {
   const { cluster } = parseInput(RetentionEvent, event, "retention");
   clusterSettings(settings, cluster);
-  const report = await applyRetention(
-    s3Client(),
-    settings.bucket,
-    settings.prefix,
-    cluster,
-    settings.retention,
-    new Date(),
-  );
+  const report = await applyRetention(s3Client(), settings.bucket, cluster, settings.retention, new Date());
   if (report.refused) logger.warn("retention deleted nothing", { ...report });
   else logger.info("retention applied", { ...report });
   metrics.addDimension("Cluster", cluster);

@@ -9,7 +9,7 @@ const settings = readSettings();
 /** Checks a backup (and a restore plan's binlogs) against S3 without downloading it. */
 export async function handler(event: unknown) {
   const input = parseInput(VerifyInput, event, "verify");
-  const report = await verifyBackup(s3Client(), settings.bucket, settings.prefix, input);
+  const report = await verifyBackup(s3Client(), settings.bucket, input);
   logger.info("backup verified", { ...report });
   return report;
 }

@@ -78,14 +78,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
    */
   const expectRetentionRemovesTheRest = async () => {
     const client = s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
-    await applyRetention(
-      client,
-      BUCKET,
-      undefined,
-      "orders",
-      { fullBackups: 1000, pitrDays: 1000 },
-      inThreeDays(),
-    );
+    await applyRetention(client, BUCKET, "orders", { fullBackups: 1000, pitrDays: 1000 }, inThreeDays());
     const complete = await manifests();
     for (const key of await keysInBucket()) {
       expect(complete).toContain(`${key.split("/").slice(0, 3).join("/")}/manifest.json`);

@@ -45,6 +45,7 @@ describe("agent config", () => {
     [{ ...valid, backup: { partSizeMiB: 4 } }, /backup.partSizeMiB: Too small/],
     [{ ...valid, encryption: { keyFile: "/k", kmsKeyId: "x" } }, /encryption:/],
     [{ ...valid, colour: "blue" }, /Unrecognized key: "colour"/],
+    [{ ...valid, prefix: "rewind" }, /prefix: prefix is not supported: .*remove it/],
   ])("names the field and the fix for a bad config (%#)", (raw, message) => {
     expect(() => parseConfig(raw, "/etc/rewind/agent.json")).toThrow(message);
   });

@@ -4,9 +4,9 @@ import { restorePlanKey, restoreReportKeyFor, validateClusterName } from "../../
 
 describe("the contracts core owns for every part", () => {
   it("puts a restore's report beside its plan, and only beside a plan", () => {
-    const plan = restorePlanKey({ prefix: "rewind", cluster: "orders" }, "exec-1");
-    expect(plan).toBe("rewind/orders/restores/exec-1/plan.json");
-    expect(restoreReportKeyFor(plan)).toBe("rewind/orders/restores/exec-1/report.json");
+    const plan = restorePlanKey({ cluster: "orders" }, "exec-1");
+    expect(plan).toBe("orders/restores/exec-1/plan.json");
+    expect(restoreReportKeyFor(plan)).toBe("orders/restores/exec-1/report.json");
     expect(restoreReportKeyFor("orders/backups/x/manifest.json")).toBeUndefined();
   });
 

@@ -31,7 +31,7 @@ describe("a restore plan from plan-restore, executed by the agent", () => {
       { cluster: CLUSTER, targetInstanceId: "i-0abc1234def567890", pointInTime: "2026-11-05T12:00:00Z" },
       "Restore",
     );
-    await planClusterRestore(bucket.client, BUCKET, undefined, input, "exec-1");
+    await planClusterRestore(bucket.client, BUCKET, input, "exec-1");
     const put = bucket.s3.commandCalls(PutObjectCommand).at(-1)!.args[0].input;
     bucket.s3.resetHistory();
     return StoredRestorePlan.parse(JSON.parse(String(put.Body)));

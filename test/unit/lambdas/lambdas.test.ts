@@ -46,7 +46,7 @@ const days = (from: number, to: number) => Array.from({ length: to - from + 1 },
 describe("verify", () => {
   it("passes a backup whose objects match the manifest, asking S3 for sizes and part checksums", async () => {
     const backup = putBackup(bucket.objects, 3);
-    const report = await verifyBackup(bucket.client, BUCKET, undefined, {
+    const report = await verifyBackup(bucket.client, BUCKET, {
       cluster: CLUSTER,
       backupId: backup.backupId,
       binlogs: [],
@@ -65,7 +65,7 @@ describe("verify", () => {
     const stored = bucket.objects.get(backup.segments[0]!.key)!;
     stored.size -= 1;
     const input = { cluster: CLUSTER, backupId: backup.backupId, binlogs: [] };
-    await expect(verifyBackup(bucket.client, BUCKET, undefined, input)).rejects.toMatchObject({
+    await expect(verifyBackup(bucket.client, BUCKET, input)).rejects.toMatchObject({
       name: "VerifyFailed",
       message: expect.stringContaining(
         `${backup.segments[0]!.key}: size ${backup.segments[0]!.size - 1} in S3`,
@@ -75,7 +75,7 @@ describe("verify", () => {
     stored.parts = stored.parts!.map((part, i) =>
       i === 1 ? { ...part, checksumSha256: Buffer.alloc(32).toString("base64") } : part,
     );
-    await expect(verifyBackup(bucket.client, BUCKET, undefined, input)).rejects.toMatchObject({
+    await expect(verifyBackup(bucket.client, BUCKET, input)).rejects.toMatchObject({
       name: "VerifyFailed",
       message: expect.stringContaining("part 2: checksum differs from the manifest"),
     });
@@ -89,7 +89,7 @@ describe("verify", () => {
       { source: SOURCE, file: binlogFile(4) },
     ];
     await expect(
-      verifyBackup(bucket.client, BUCKET, undefined, {
+      verifyBackup(bucket.client, BUCKET, {
         cluster: CLUSTER,
         backupId: backup.backupId,
         binlogs,
@@ -101,7 +101,7 @@ describe("verify", () => {
     const backup = putBackup(bucket.objects, 3);
     bucket.objects.delete(backupManifestKey({ cluster: CLUSTER }, backup.backupId));
     await expect(
-      verifyBackup(bucket.client, BUCKET, undefined, {
+      verifyBackup(bucket.client, BUCKET, {
         cluster: CLUSTER,
         backupId: backup.backupId,
         binlogs: [],
@@ -137,13 +137,12 @@ describe("plan-restore", () => {
       bucket.s3
         .commandCalls(GetObjectCommand)
         .filter((call) => /\/backups\/[^/]+\/manifest\.json$/.test(call.args[0].input.Key!)).length;
-    await planClusterRestore(bucket.client, BUCKET, undefined, input({ latest: true }), "exec-latest");
+    await planClusterRestore(bucket.client, BUCKET, input({ latest: true }), "exec-latest");
     expect(manifestReads()).toBe(1);
     bucket.s3.resetHistory();
     const planned = await planClusterRestore(
       bucket.client,
       BUCKET,
-      undefined,
       input({ pointInTime: "2026-11-17T12:00:00Z" }),
       "exec-time",
     );
@@ -158,7 +157,6 @@ describe("plan-restore", () => {
     const planned = await planClusterRestore(
       bucket.client,
       BUCKET,
-      undefined,
       input({ pointInTime: "2026-11-05T12:00:00Z" }),
       "exec-1",
     );
@@ -188,7 +186,6 @@ describe("plan-restore", () => {
     const planned = await planClusterRestore(
       bucket.client,
       BUCKET,
-      undefined,
       input({
         pointInTime: "2026-11-05T12:00:00Z",
         mode: "tables",
@@ -237,7 +234,6 @@ describe("plan-restore", () => {
     const planned = await planClusterRestore(
       bucket.client,
       BUCKET,
-      undefined,
       input({ latest: true, mode: "scratch", datadir: "/var/tmp/rewind/drill" }),
       "drill-1",
     );
@@ -250,13 +246,7 @@ describe("plan-restore", () => {
     for (const d of days(1, 3)) putBackup(bucket.objects, d);
     for (const n of [1, 2, 3, 5, 6]) putBinlog(bucket.objects, n);
     await expect(
-      planClusterRestore(
-        bucket.client,
-        BUCKET,
-        undefined,
-        input({ pointInTime: "2026-11-05T12:00:00Z" }),
-        "x",
-      ),
+      planClusterRestore(bucket.client, BUCKET, input({ pointInTime: "2026-11-05T12:00:00Z" }), "x"),
     ).rejects.toMatchObject({ name: "RestorePlanRefused", message: expect.stringContaining("gap") });
     expect(bucket.s3.commandCalls(PutObjectCommand)).toHaveLength(0);
   });
@@ -268,14 +258,7 @@ describe("retention", () => {
   it("deletes backups outside the window (manifest first) and binlogs no kept backup needs", async () => {
     for (const d of days(1, 20)) putBackup(bucket.objects, d);
     for (const n of days(1, 20)) putBinlog(bucket.objects, n);
-    const report = await applyRetention(
-      bucket.client,
-      BUCKET,
-      undefined,
-      CLUSTER,
-      { fullBackups: 3, pitrDays: 7 },
-      now,
-    );
+    const report = await applyRetention(bucket.client, BUCKET, CLUSTER, { fullBackups: 3, pitrDays: 7 }, now);
     expect(report.refused).toBeNull();
     expect(report.deletedBackups).toHaveLength(12);
     expect(report.keptBackups[0]).toBe("20261113T033000Z-full-db1");
@@ -311,14 +294,7 @@ describe("retention", () => {
         })),
       };
     });
-    const report = await applyRetention(
-      bucket.client,
-      BUCKET,
-      undefined,
-      CLUSTER,
-      { fullBackups: 3, pitrDays: 7 },
-      now,
-    );
+    const report = await applyRetention(bucket.client, BUCKET, CLUSTER, { fullBackups: 3, pitrDays: 7 }, now);
     expect(report.refused).toBeNull();
     expect(report.heldByLock).toBe(1);
     expect(report.deletedBackups).toHaveLength(11);
@@ -343,7 +319,6 @@ describe("retention", () => {
     const report = await applyRetention(
       bucket.client,
       BUCKET,
-      undefined,
       CLUSTER,
       { fullBackups: 10, pitrDays: 7 },
       now,
@@ -371,7 +346,6 @@ describe("retention", () => {
     const report = await applyRetention(
       bucket.client,
       BUCKET,
-      undefined,
       CLUSTER,
       { fullBackups: 10, pitrDays: 30 },
       now,
@@ -385,14 +359,7 @@ describe("retention", () => {
   it("deletes nothing across a gap in the retained window and says why", async () => {
     for (const d of days(1, 20)) putBackup(bucket.objects, d);
     for (const n of days(1, 20).filter((n) => n !== 16)) putBinlog(bucket.objects, n);
-    const report = await applyRetention(
-      bucket.client,
-      BUCKET,
-      undefined,
-      CLUSTER,
-      { fullBackups: 3, pitrDays: 7 },
-      now,
-    );
+    const report = await applyRetention(bucket.client, BUCKET, CLUSTER, { fullBackups: 3, pitrDays: 7 }, now);
     expect(report.refused).toMatch(/gap after 1-db1\/mariadb-bin.000015/);
     expect(report.deletedObjects).toBe(0);
     expect(bucket.s3.commandCalls(DeleteObjectsCommand)).toHaveLength(0);
@@ -401,14 +368,7 @@ describe("retention", () => {
   it("never deletes the only full backup", async () => {
     putBackup(bucket.objects, 1);
     putBinlog(bucket.objects, 1);
-    const report = await applyRetention(
-      bucket.client,
-      BUCKET,
-      undefined,
-      CLUSTER,
-      { fullBackups: 1, pitrDays: 1 },
-      now,
-    );
+    const report = await applyRetention(bucket.client, BUCKET, CLUSTER, { fullBackups: 1, pitrDays: 1 }, now);
     expect(report.deletedBackups).toEqual([]);
     expect(
       bucket.s3.commandCalls(DeleteObjectsCommand).flatMap((c) => c.args[0].input.Delete!.Objects!),
