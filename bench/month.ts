@@ -30,7 +30,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from "@aws-crypto/client-node";
-import { ListObjectVersionsCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { ListObjectVersionsCommand } from "@aws-sdk/client-s3";
 import { BINLOG_CHUNK_FORMAT_VERSION } from "../core/binlog/chunk.js";
 import { BINLOG_MANIFEST_FORMAT_VERSION, type BinlogManifest } from "../core/binlog/manifest.js";
 import {
@@ -46,6 +46,7 @@ import { storeChunk } from "../host-agent/binlog/chunk-object.js";
 import { storeCompressed } from "../host-agent/binlog/ship-file.js";
 import { s3Client } from "../host-agent/clients.js";
 import { cachedDataKeys } from "../host-agent/encryption.js";
+import { putJson } from "../host-agent/s3/put-json.js";
 import { objectLock, parseRewindConfig } from "../infra/config.js";
 import { backupBucketRules } from "../infra/local/bucket-rules.js";
 import type { ExecutionResult, ScheduledCommandResult } from "../infra/local/control-plane.js";
@@ -225,18 +226,6 @@ const encryption = (context: Record<string, string>) => ({
   context,
 });
 
-async function putJsonChecked(key: string, value: unknown): Promise<void> {
-  const body = JSON.stringify(value, null, 2);
-  await client.send(
-    new PutObjectCommand({
-      Bucket: BUCKET,
-      Key: key,
-      Body: body,
-      ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
-    }),
-  );
-}
-
 class History {
   readonly location: { cluster: string };
   readonly source = "1-db1";
@@ -348,7 +337,7 @@ class History {
       shippedAt: iso(startMs + HOUR_MS + 5000),
       agentVersion: "bench",
     };
-    await putJsonChecked(binlogManifestKey(this.location, this.source, file), manifest);
+    await putJson(client, BUCKET, binlogManifestKey(this.location, this.source, file), manifest);
     await addToBinlogIndex(client, BUCKET, this.location, this.source, [manifest]);
   }
 
@@ -395,7 +384,7 @@ class History {
       myCnf: "",
       agentVersion: "bench",
     };
-    await putJsonChecked(backupManifestKey(this.location, backupId), manifest);
+    await putJson(client, BUCKET, backupManifestKey(this.location, backupId), manifest);
   }
 }
 

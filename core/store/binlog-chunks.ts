@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   type BinlogChunkManifest,
   CHUNK_HEADER_PROBE_BYTES,
@@ -14,6 +14,20 @@ import {
 import { type BinlogRecord, binlogSequence } from "../binlog/manifest.js";
 import { binlogChunksPrefix, type ClusterLocation } from "../layout.js";
 import type { UnreplayableRecord } from "../restorable-window.js";
+import { listObjects } from "./objects.js";
+
+/** A listed object that is a chunk (its key names its file and byte range), with its file. */
+function chunkObjectOf(object: { key: string; size: number }): (ChunkObject & { file: string }) | undefined {
+  const match = CHUNK_KEY.exec(object.key);
+  if (!match) return undefined;
+  return {
+    key: object.key,
+    file: match[1]!,
+    start: Number(match[2]),
+    end: Number(match[3]),
+    size: object.size,
+  };
+}
 
 /** What one LIST shows of a file's chunks (core/binlog/chunk `chainChunks`). */
 export interface ChunkListing {
@@ -39,25 +53,11 @@ export async function listChunks(
   // "~" sorts after every chunk name, so the listing starts with the next file's chunks.
   const startAfter = afterFile === undefined ? undefined : `${prefix}${afterFile}/~`;
   const byFile = new Map<string, ChunkObject[]>();
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({
-        Bucket: bucket,
-        Prefix: prefix,
-        ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
-      }),
-    );
-    for (const object of page.Contents ?? []) {
-      const match = CHUNK_KEY.exec(object.Key!);
-      if (!match) continue;
-      const [, file, start, end] = match as unknown as [string, string, string, string];
-      const objects = byFile.get(file) ?? [];
-      byFile.set(file, objects);
-      objects.push({ key: object.Key!, start: Number(start), end: Number(end), size: object.Size ?? 0 });
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for (const object of (await listObjects(client, bucket, prefix, { startAfter })).objects) {
+    const chunk = chunkObjectOf(object);
+    if (!chunk) continue;
+    byFile.set(chunk.file, [...(byFile.get(chunk.file) ?? []), chunk]);
+  }
   return [...byFile]
     .map(([file, objects]) => ({ file, ...chainChunks(objects) }))
     .sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file));
@@ -72,24 +72,10 @@ export async function listFileChunks(
   file: string,
 ): Promise<ChunkListing> {
   const prefix = binlogChunksPrefix(location, source, file);
-  const objects: ChunkObject[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
-    );
-    for (const object of page.Contents ?? []) {
-      const match = CHUNK_KEY.exec(object.Key!);
-      if (match)
-        objects.push({
-          key: object.Key!,
-          start: Number(match[2]),
-          end: Number(match[3]),
-          size: object.Size ?? 0,
-        });
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  const objects = (await listObjects(client, bucket, prefix)).objects.flatMap((object) => {
+    const chunk = chunkObjectOf(object);
+    return chunk ? [chunk] : [];
+  });
   return { file, ...chainChunks(objects) };
 }
 

@@ -10,7 +10,18 @@ export async function listKeys(
   prefix: string,
   options: { readonly delimiter?: string; readonly startAfter?: string } = {},
 ): Promise<{ keys: string[]; prefixes: string[] }> {
-  const keys: string[] = [];
+  const { objects, prefixes } = await listObjects(client, bucket, prefix, options);
+  return { keys: objects.map((object) => object.key), prefixes };
+}
+
+/** As listKeys, with each object's size. */
+export async function listObjects(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  options: { readonly delimiter?: string; readonly startAfter?: string } = {},
+): Promise<{ objects: { key: string; size: number }[]; prefixes: string[] }> {
+  const objects: { key: string; size: number }[] = [];
   const prefixes: string[] = [];
   let token: string | undefined;
   do {
@@ -26,11 +37,11 @@ export async function listKeys(
             : {}),
       }),
     );
-    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+    objects.push(...(page.Contents ?? []).map((object) => ({ key: object.Key!, size: object.Size ?? 0 })));
     prefixes.push(...(page.CommonPrefixes ?? []).map((common) => common.Prefix!));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
-  return { keys, prefixes };
+  return { objects, prefixes };
 }
 
 export async function readText(client: S3Client, bucket: string, key: string): Promise<string> {

@@ -139,6 +139,13 @@ export function s3Operation(request: http.IncomingMessage, url: URL): S3Operatio
   return operation;
 }
 
+/** A request's whole body (small ones only: XML and JSON). */
+async function bodyOf(request: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 function escapeXml(text: string): string {
   return text
     .replaceAll("&", "&amp;")
@@ -234,9 +241,7 @@ export class S3Gate {
     }
     if (url.pathname === "/__sandbox/clock" && request.method === "POST") {
       // The sandbox's clock moves ahead: Object Lock and lifecycle see that much more time gone.
-      const chunks: Buffer[] = [];
-      for await (const chunk of request) chunks.push(chunk as Buffer);
-      const { advanceSeconds = 0 } = JSON.parse(Buffer.concat(chunks).toString() || "{}") as {
+      const { advanceSeconds = 0 } = JSON.parse((await bodyOf(request)).toString() || "{}") as {
         advanceSeconds?: number;
       };
       this.versions?.advance(advanceSeconds * 1000);
@@ -258,9 +263,7 @@ export class S3Gate {
       return;
     }
     if (url.pathname === "/__sandbox/faults" && request.method === "POST") {
-      const chunks: Buffer[] = [];
-      for await (const chunk of request) chunks.push(chunk as Buffer);
-      this.faults = JSON.parse(Buffer.concat(chunks).toString() || "[]") as S3Fault[];
+      this.faults = JSON.parse((await bodyOf(request)).toString() || "[]") as S3Fault[];
       response.writeHead(204);
       response.end();
       return;
@@ -442,9 +445,7 @@ export class S3Gate {
     principal: IamPrincipal | undefined,
     operation: S3Operation,
   ): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of request) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString();
+    const body = (await bodyOf(request)).toString();
     const quiet = /<Quiet>true<\/Quiet>/i.test(body);
     const objects = [...body.matchAll(/<Object>([\s\S]*?)<\/Object>/g)].map((match) => ({
       key: unescapeXml(/<Key>([^<]*)<\/Key>/.exec(match[1]!)?.[1] ?? ""),
@@ -682,9 +683,7 @@ export class S3Gate {
     principal: IamPrincipal | undefined,
     operation: S3Operation,
   ): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of request) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
+    const body = await bodyOf(request);
     const keys = [...body.toString().matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
       m[1]!.replaceAll("&amp;", "&").replaceAll("&lt;", "<").replaceAll("&gt;", ">"),
     );
