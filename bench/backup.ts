@@ -13,10 +13,10 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent } from "../infra/local/agent.js";
-import { MariaDbServer } from "../infra/local/mariadb-server.js";
-import { S3Server } from "../infra/local/s3-server.js";
-import { loadDataset } from "../infra/local/workload.js";
+import { S3Server } from "../sandbox/aws/s3-server.js";
+import { setUpLocalAgent, startAgent } from "../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../sandbox/hosts/mariadb-server.js";
+import { loadDataset } from "../sandbox/hosts/workload.js";
 import { RssSampler } from "./rss.js";
 import { toolCredentialsFile } from "./tool-credentials.js";
 

@@ -19,9 +19,9 @@ import type {
   ExecutionResult,
   ScheduledCommandResult,
   ScheduledInvocationResult,
-} from "../infra/local/control-plane.js";
-import { CLUSTER, Sandbox, sandboxRewindConfig } from "../infra/local/sandbox.js";
-import { WriteWorkload } from "../infra/local/workload.js";
+} from "../sandbox/control-plane.js";
+import { WriteWorkload } from "../sandbox/hosts/workload.js";
+import { CLUSTER, Sandbox, sandboxRewindConfig } from "../sandbox/sandbox.js";
 import { measureHistory } from "../test/unit/history-bucket.js";
 import {
   add,

@@ -48,15 +48,15 @@ import { s3Client } from "../host-agent/clients.js";
 import { cachedDataKeys } from "../host-agent/encryption.js";
 import { putJson } from "../host-agent/s3/put-json.js";
 import { objectLock, parseRewindConfig } from "../infra/config.js";
-import { backupBucketRules } from "../infra/local/bucket-rules.js";
-import type { ExecutionResult, ScheduledCommandResult } from "../infra/local/control-plane.js";
-import { S3Server } from "../infra/local/s3-server.js";
-import { CLUSTER, Sandbox } from "../infra/local/sandbox.js";
-import type { Template } from "../infra/local/state-machine-definitions.js";
-import { WriteWorkload } from "../infra/local/workload.js";
 import { RestoreInput } from "../lambdas/lib/inputs.js";
 import { planClusterRestore } from "../lambdas/lib/plan-restore.js";
 import { applyRetention } from "../lambdas/lib/retention.js";
+import { backupBucketRules } from "../sandbox/aws/s3-bucket-rules.js";
+import { S3Server } from "../sandbox/aws/s3-server.js";
+import type { ExecutionResult, ScheduledCommandResult } from "../sandbox/control-plane.js";
+import { WriteWorkload } from "../sandbox/hosts/workload.js";
+import { CLUSTER, Sandbox } from "../sandbox/sandbox.js";
+import type { Template } from "../sandbox/state-machine-definitions.js";
 import {
   add,
   type Counts,

@@ -19,10 +19,10 @@ import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent } from "../infra/bundle-agent.js";
-import { runAgent, setUpLocalAgent, writeRestoreTargetConfig } from "../infra/local/agent.js";
-import { MariaDbServer } from "../infra/local/mariadb-server.js";
-import { S3Server } from "../infra/local/s3-server.js";
-import { loadDataset } from "../infra/local/workload.js";
+import { S3Server } from "../sandbox/aws/s3-server.js";
+import { runAgent, setUpLocalAgent, writeRestoreTargetConfig } from "../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../sandbox/hosts/mariadb-server.js";
+import { loadDataset } from "../sandbox/hosts/workload.js";
 import { toolCredentialsFile } from "./tool-credentials.js";
 
 const { values } = parseArgs({

@@ -16,11 +16,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { s3Client } from "../host-agent/clients.js";
 import { bundleAgent } from "../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent } from "../infra/local/agent.js";
-import { MariaDbServer } from "../infra/local/mariadb-server.js";
-import { S3Server } from "../infra/local/s3-server.js";
-import { ShippingProbe } from "../infra/local/shipping-probe.js";
-import { WriteWorkload } from "../infra/local/workload.js";
+import { S3Server } from "../sandbox/aws/s3-server.js";
+import { setUpLocalAgent, startAgent } from "../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../sandbox/hosts/mariadb-server.js";
+import { ShippingProbe } from "../sandbox/hosts/shipping-probe.js";
+import { WriteWorkload } from "../sandbox/hosts/workload.js";
 import { scratchDir } from "../test/support.js";
 
 const { values } = parseArgs({

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
-import type { LocalAgentSetup } from "../infra/local/agent.js";
-import type { MariaDbServer } from "../infra/local/mariadb-server.js";
+import type { LocalAgentSetup } from "../sandbox/hosts/agent.js";
+import type { MariaDbServer } from "../sandbox/hosts/mariadb-server.js";
 
 /** The backup user's 0600 option file, as the agent writes it, for the baseline shell pipelines. */
 export function toolCredentialsFile(setup: LocalAgentSetup, server: MariaDbServer, file: string): string {

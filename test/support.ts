@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AGENT_BUNDLE } from "../infra/bundle-agent.js";
-import { type AgentRun, runAgent } from "../infra/local/agent.js";
+import { type AgentRun, runAgent } from "../sandbox/hosts/agent.js";
 
 export const BUCKET = "rewind-test";
 

@@ -303,7 +303,7 @@ export async function addToBinlogIndex(
           Key: key,
           Body: text,
           ContentType: "application/json",
-          // Under Object Lock S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
+          // Under Object Lock S3 refuses an upload without a checksum (sandbox/aws/s3-gate.ts).
           ChecksumSHA256: createHash("sha256").update(text).digest("base64"),
         }),
       );

@@ -122,7 +122,7 @@ export async function planClusterRestore(
       Key: key,
       Body: body,
       ContentType: "application/json",
-      // Object Lock: S3 refuses an upload without a checksum (infra/local/s3-gate.ts).
+      // Object Lock: S3 refuses an upload without a checksum (sandbox/aws/s3-gate.ts).
       ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
     }),
   );

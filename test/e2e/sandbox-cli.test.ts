@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import type { SandboxState } from "../../infra/local/sandbox.js";
+import type { SandboxState } from "../../sandbox/sandbox.js";
 import { scratchDir } from "../support.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -32,15 +32,11 @@ describe("the README's sandbox commands", () => {
 
   const cli = (args: readonly string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", path.join(repo, "infra/local/sandbox-cli.ts"), ...args],
-        {
-          cwd: repo,
-          env,
-          stdio: ["ignore", "pipe", "pipe"],
-        },
-      );
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(repo, "sandbox/cli.ts"), ...args], {
+        cwd: repo,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => {
@@ -72,7 +68,7 @@ describe("the README's sandbox commands", () => {
     // `up` on small data (its documented --size-mb), kept in the foreground.
     upProcess = spawn(
       process.execPath,
-      ["--import", "tsx", path.join(repo, "infra/local/sandbox-cli.ts"), ...up!, "--size-mb", "8"],
+      ["--import", "tsx", path.join(repo, "sandbox/cli.ts"), ...up!, "--size-mb", "8"],
       { cwd: repo, env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let upOutput = "";

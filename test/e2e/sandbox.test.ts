@@ -2,8 +2,8 @@ import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HISTORY_ID } from "../../core/history.js";
-import { removeStatement, Sandbox, waitForReplica } from "../../infra/local/sandbox.js";
-import { runFailover, runRollBack, runStory } from "../../infra/local/story.js";
+import { removeStatement, Sandbox, waitForReplica } from "../../sandbox/sandbox.js";
+import { runFailover, runRollBack, runStory } from "../../sandbox/story.js";
 import { scratchDir } from "../support.js";
 
 /**

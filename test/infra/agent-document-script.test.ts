@@ -12,9 +12,9 @@ import {
 import path from "node:path";
 import { GetCommandInvocationCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, describe, expect, it } from "vitest";
-import { agentDocuments } from "../../infra/local/control-plane.js";
-import { downloadContent, LocalSsm } from "../../infra/local/local-ssm.js";
-import type { Template } from "../../infra/local/state-machine-definitions.js";
+import { downloadContent, LocalSsm } from "../../sandbox/aws/ssm.js";
+import { agentDocuments } from "../../sandbox/control-plane.js";
+import type { Template } from "../../sandbox/state-machine-definitions.js";
 import { scratchDir } from "../support.js";
 import { synthTemplate } from "./synth.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SETTINGS_ENV, settingsFromEnv, settingsToEnv } from "../../core/contracts/lambda-settings.js";
-import { resolveIntrinsics, type Template } from "../../infra/local/state-machine-definitions.js";
+import { resolveIntrinsics, type Template } from "../../sandbox/state-machine-definitions.js";
 import { synthTemplate } from "./synth.js";
 
 /**

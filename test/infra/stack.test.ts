@@ -9,13 +9,13 @@ import {
   INSTALLED_AGENT_DOCUMENT_PARAMETERS,
 } from "../../infra/agent-document.js";
 import { parseRewindConfig } from "../../infra/config.js";
-import { run } from "../../infra/local/processes.js";
+import type { RewindStack } from "../../infra/rewind-stack.js";
+import { run } from "../../sandbox/processes.js";
 import {
   resolveIntrinsics,
   stateMachineDefinitions,
   type Template as TemplateJson,
-} from "../../infra/local/state-machine-definitions.js";
-import type { RewindStack } from "../../infra/rewind-stack.js";
+} from "../../sandbox/state-machine-definitions.js";
 import { scratchDir } from "../support.js";
 import { MINIMAL_CONFIG as minimal, removeSynthScratch, synthStack, synthTemplate } from "./synth.js";
 

@@ -2,13 +2,13 @@ import { SendTaskHeartbeatCommand, SFNClient } from "@aws-sdk/client-sfn";
 import aslValidator from "asl-validator";
 import { StateMachine } from "aws-local-stepfunctions";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AslDefinition, stateMachineDefinitions } from "../../infra/local/state-machine-definitions.js";
-import { TaskCallbacks } from "../../infra/local/task-callbacks.js";
 import { BackupInput, parseInput, RestoreInput } from "../../lambdas/lib/inputs.js";
 import { describeOutcome, Outcome } from "../../lambdas/lib/notify.js";
 import { selectSource } from "../../lambdas/lib/select-source.js";
 import type { ClusterSettings } from "../../lambdas/lib/settings.js";
 import type { HostStatus } from "../../lambdas/lib/source-policy.js";
+import { TaskCallbacks } from "../../sandbox/aws/sfn-callbacks.js";
+import { type AslDefinition, stateMachineDefinitions } from "../../sandbox/state-machine-definitions.js";
 import { synthTemplate } from "./synth.js";
 
 /** A stubbed task: its input, and its state as the template defines it (HeartbeatSeconds, …). */

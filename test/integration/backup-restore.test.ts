@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBinlogInfo } from "../../core/binlog-coordinates.js";
-import { setUpLocalAgent } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { S3Server } from "../../infra/local/s3-server.js";
-import { gtidSequence, loadDataset, WORKLOAD_DB, WriteWorkload } from "../../infra/local/workload.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
+import { gtidSequence, loadDataset, WORKLOAD_DB, WriteWorkload } from "../../sandbox/hosts/workload.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 import { manifestOf, restoreBackupInto, restoreToNewServer } from "./restore-helpers.js";
 

@@ -8,11 +8,11 @@ import { readBinlogIndex } from "../../core/store/binlog-index.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { waitFor } from "../../infra/local/processes.js";
-import { S3Server } from "../../infra/local/s3-server.js";
-import { WriteWorkload } from "../../infra/local/workload.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
+import { WriteWorkload } from "../../sandbox/hosts/workload.js";
+import { waitFor } from "../../sandbox/processes.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { waitFor } from "../../infra/local/processes.js";
-import { S3Server } from "../../infra/local/s3-server.js";
-import { newestShippedGtid } from "../../infra/local/shipping-probe.js";
-import { WriteWorkload } from "../../infra/local/workload.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
+import { newestShippedGtid } from "../../sandbox/hosts/shipping-probe.js";
+import { WriteWorkload } from "../../sandbox/hosts/workload.js";
+import { waitFor } from "../../sandbox/processes.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

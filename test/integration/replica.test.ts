@@ -1,10 +1,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setUpLocalAgent } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { waitFor } from "../../infra/local/processes.js";
-import { S3Server } from "../../infra/local/s3-server.js";
-import { loadDataset, WORKLOAD_DB } from "../../infra/local/workload.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
+import { loadDataset, WORKLOAD_DB } from "../../sandbox/hosts/workload.js";
+import { waitFor } from "../../sandbox/processes.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 import { manifestOf } from "./restore-helpers.js";
 

@@ -4,7 +4,7 @@ import type { BackupManifest } from "../../core/manifest.js";
 import { readBackupManifest } from "../../core/store/backup-manifest.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { parseConfig } from "../../host-agent/config.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { agent } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
-import { S3Server } from "../../infra/local/s3-server.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
 import { BUCKET, scratchDir } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

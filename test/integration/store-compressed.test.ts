@@ -18,7 +18,7 @@ import { type ChunkFacts, fetchChunk, storeChunk } from "../../host-agent/binlog
 import { storeCompressed } from "../../host-agent/binlog/ship-file.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { cachedDataKeys } from "../../host-agent/encryption.js";
-import { S3Server } from "../../infra/local/s3-server.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
 import { BUCKET, scratchDir } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupManifestKey } from "../../core/layout.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
-import { setUpLocalAgent, startAgent } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { run, waitFor } from "../../infra/local/processes.js";
-import { S3Server } from "../../infra/local/s3-server.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent, startAgent } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
+import { run, waitFor } from "../../sandbox/processes.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";

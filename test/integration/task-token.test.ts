@@ -4,9 +4,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output.js";
-import { setUpLocalAgent } from "../../infra/local/agent.js";
-import { MariaDbServer } from "../../infra/local/mariadb-server.js";
-import { S3Server } from "../../infra/local/s3-server.js";
+import { S3Server } from "../../sandbox/aws/s3-server.js";
+import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
+import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { agent, BUCKET, scratchDir } from "../support.js";
 
 interface SfnCall {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ERRORS, ErrorNames, errorKind } from "../../core/errors.js";
 import { XbstreamError } from "../../core/xbstream.js";
-import { type AslDefinition, stateMachineDefinitions } from "../../infra/local/state-machine-definitions.js";
 import { InputInvalid, NoEligibleSource, UnknownCluster } from "../../lambdas/lib/errors.js";
+import { type AslDefinition, stateMachineDefinitions } from "../../sandbox/state-machine-definitions.js";
 import { synthTemplate } from "../infra/synth.js";
 
 /** Every ErrorEquals of every Retry and Catch in a state machine definition, nested states included. */

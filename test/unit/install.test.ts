@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { STREAM_UNIT } from "../../host-agent/commands/install.js";
-import { runAgent } from "../../infra/local/agent.js";
+import { runAgent } from "../../sandbox/hosts/agent.js";
 import { agent, scratchDir } from "../support.js";
 
 describe("rewind-agent install", () => {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { acquireLock } from "../../host-agent/lock.js";
-import { waitFor } from "../../infra/local/processes.js";
+import { waitFor } from "../../sandbox/processes.js";
 import { scratchDir } from "../support.js";
 
 const LOCK_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../host-agent/lock.ts");

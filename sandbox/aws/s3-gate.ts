@@ -1,8 +1,8 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { signingAccessKey } from "./aws-json-endpoint.js";
 import { AccessDenied, type IamModel, type IamPrincipal, type IamRequest, SandboxIam } from "./iam.js";
+import { signingAccessKey } from "./json-endpoint.js";
 import { RequestCounts } from "./request-counts.js";
 import { type LifecycleRules, VersionModel } from "./s3-versions.js";
 

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { freePort, run, track, waitFor } from "./processes.js";
+import { freePort, run, track, waitFor } from "../processes.js";
 
 /**
  * A private MariaDB server: its own datadir, socket and port, binary log with GTIDs, never the

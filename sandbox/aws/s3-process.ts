@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { startFauxqs } from "fauxqs";
-import { freePort } from "./processes.js";
+import { freePort } from "../processes.js";
 import { S3Gate, type S3GateRules } from "./s3-gate.js";
 
 const [portArg, storageDir, rulesFile, ...buckets] = process.argv.slice(2);

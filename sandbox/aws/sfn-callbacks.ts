@@ -1,6 +1,6 @@
 import type http from "node:http";
-import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { SandboxIam } from "./iam.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
 import type { RequestCounts } from "./request-counts.js";
 
 export type TaskReport =

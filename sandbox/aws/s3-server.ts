@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, track } from "./processes.js";
+import { freePort, track } from "../processes.js";
 import type { S3Fault, S3GateRules } from "./s3-gate.js";
 import type { LifecycleOutcome, StorageSummary } from "./s3-versions.js";
 

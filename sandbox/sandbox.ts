@@ -3,32 +3,32 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
-import { INSTALLED_AGENT } from "../agent-document.js";
-import { bundleAgent } from "../bundle-agent.js";
-import { parseRewindConfig } from "../config.js";
-import { RewindStack } from "../rewind-stack.js";
-import { setUpLocalAgent, writeRestoreTargetConfig } from "./agent.js";
-import { backupBucketRules } from "./bucket-rules.js";
-import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
+import { BACKUP_PRIVILEGES } from "../core/privileges.js";
+import { INSTALLED_AGENT } from "../infra/agent-document.js";
+import { bundleAgent } from "../infra/bundle-agent.js";
+import { parseRewindConfig } from "../infra/config.js";
+import { RewindStack } from "../infra/rewind-stack.js";
 import {
   type IamModel,
   type IamPrincipal,
   iamModelFromTemplate,
   operatorPrincipal,
   SandboxIam,
-} from "./iam.js";
-import { LocalKms } from "./local-kms.js";
-import { LocalSecretsManager } from "./local-secrets-manager.js";
-import type { SandboxHost } from "./local-ssm.js";
-import { hostRoot } from "./local-ssm.js";
-import { MariaDbServer } from "./mariadb-server.js";
+} from "./aws/iam.js";
+import { LocalKms } from "./aws/kms.js";
+import { RequestCounts } from "./aws/request-counts.js";
+import { backupBucketRules } from "./aws/s3-bucket-rules.js";
+import { S3Server } from "./aws/s3-server.js";
+import { LocalSecretsManager } from "./aws/secrets-manager.js";
+import type { SandboxHost } from "./aws/ssm.js";
+import { hostRoot } from "./aws/ssm.js";
+import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
+import { setUpLocalAgent, writeRestoreTargetConfig } from "./hosts/agent.js";
+import { MariaDbServer } from "./hosts/mariadb-server.js";
+import { StreamerService } from "./hosts/streamer-service.js";
+import { loadDataset } from "./hosts/workload.js";
 import { run, waitFor } from "./processes.js";
-import { RequestCounts } from "./request-counts.js";
-import { S3Server } from "./s3-server.js";
 import { resolveIntrinsics, type Template } from "./state-machine-definitions.js";
-import { StreamerService } from "./streamer-service.js";
-import { loadDataset } from "./workload.js";
 
 export const CLUSTER = "orders";
 const REPL = { user: "repl", password: randomBytes(12).toString("base64url") };

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { run, track, waitFor } from "../processes.js";
 import type { MariaDbServer } from "./mariadb-server.js";
-import { run, track, waitFor } from "./processes.js";
 
 export const WORKLOAD_DB = "rewind_test";
 

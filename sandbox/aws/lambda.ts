@@ -2,7 +2,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { track } from "./processes.js";
+import { track } from "../processes.js";
 import type { RequestCounts } from "./request-counts.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));

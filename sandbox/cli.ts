@@ -10,7 +10,7 @@
 import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { runAgent } from "./agent.js";
+import { runAgent } from "./hosts/agent.js";
 import { run } from "./processes.js";
 import { CLUSTER, Sandbox } from "./sandbox.js";
 

@@ -3,9 +3,9 @@ import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
-import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
+import { track } from "../processes.js";
 import type { IamPrincipal, SandboxIam } from "./iam.js";
-import { track } from "./processes.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
 import type { RequestCounts } from "./request-counts.js";
 
 /** The parts of the Rewind-RunAgent document the runner needs, as synthesized. */

@@ -6,7 +6,7 @@ import {
   PLACEHOLDER,
   resolveIntrinsics,
   type Template,
-} from "./state-machine-definitions.js";
+} from "../state-machine-definitions.js";
 
 /**
  * @cloud-copilot/iam-simulate's evaluator, entered below its checked API: `runSimulation` drops

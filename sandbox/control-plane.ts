@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
-import { SETTINGS_ENV } from "../../core/contracts/lambda-settings.js";
-import { describeOutcome, Outcome, readableCause } from "../../lambdas/lib/notify.js";
-import { AccessDenied, type IamPrincipal, SandboxIam } from "./iam.js";
-import { LocalLambda } from "./local-lambda.js";
-import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./local-ssm.js";
-import { RequestCounts } from "./request-counts.js";
+import { SETTINGS_ENV } from "../core/contracts/lambda-settings.js";
+import { describeOutcome, Outcome, readableCause } from "../lambdas/lib/notify.js";
+import { AccessDenied, type IamPrincipal, SandboxIam } from "./aws/iam.js";
+import { LocalLambda } from "./aws/lambda.js";
+import { RequestCounts } from "./aws/request-counts.js";
+import { TaskCallbacks } from "./aws/sfn-callbacks.js";
+import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./aws/ssm.js";
 import {
   type AslDefinition,
   type AslState,
@@ -16,7 +17,6 @@ import {
   stateMachineDefinitions,
   type Template,
 } from "./state-machine-definitions.js";
-import { TaskCallbacks } from "./task-callbacks.js";
 
 /** What the sandbox synthesized: the template, and which Lambda (by logical id) is which handler. */
 export interface SynthesizedControlPlane {

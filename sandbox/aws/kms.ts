@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type http from "node:http";
-import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { IamPrincipal, SandboxIam } from "./iam.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
 import type { RequestCounts } from "./request-counts.js";
 
 const BLOB_VERSION = 1;

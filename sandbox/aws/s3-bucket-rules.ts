@@ -1,6 +1,6 @@
+import type { Template } from "../state-machine-definitions.js";
 import type { S3GateRules } from "./s3-gate.js";
 import type { LifecycleRules } from "./s3-versions.js";
-import type { Template } from "./state-machine-definitions.js";
 
 interface BucketProperties {
   readonly VersioningConfiguration?: { readonly Status?: string };

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { openSync } from "node:fs";
 import path from "node:path";
-import { withoutRegion } from "./local-ssm.js";
-import { track } from "./processes.js";
+import { withoutRegion } from "../aws/ssm.js";
+import { track } from "../processes.js";
 
 /**
  * What systemd does on a database host for `rewind-binlog-stream.service` (rewind-agent install):

@@ -4,9 +4,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
-import { SandboxIam } from "./iam.js";
-import { LocalSecretsManager } from "./local-secrets-manager.js";
-import { withoutRegion } from "./local-ssm.js";
+import { SandboxIam } from "../aws/iam.js";
+import { LocalSecretsManager } from "../aws/secrets-manager.js";
+import { withoutRegion } from "../aws/ssm.js";
 import type { MariaDbServer } from "./mariadb-server.js";
 
 export interface LocalAgentSetup {

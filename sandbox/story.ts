@@ -1,11 +1,11 @@
 import path from "node:path";
-import { mariadbGtids } from "../../core/gtid/mariadb.js";
-import { readStreamStatus } from "../../host-agent/binlog/stream-status.js";
+import { mariadbGtids } from "../core/gtid/mariadb.js";
+import { readStreamStatus } from "../host-agent/binlog/stream-status.js";
 import type { ExecutionResult, ScheduledCommandResult, ScheduledInvocationResult } from "./control-plane.js";
-import type { MariaDbServer } from "./mariadb-server.js";
+import type { MariaDbServer } from "./hosts/mariadb-server.js";
+import { WORKLOAD_DB, WriteWorkload } from "./hosts/workload.js";
 import { waitFor } from "./processes.js";
 import { CLUSTER, type Sandbox, type SandboxHostState, waitForReplica } from "./sandbox.js";
-import { WORKLOAD_DB, WriteWorkload } from "./workload.js";
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type http from "node:http";
-import { AwsApiError, jsonCaller, serveAwsJson } from "./aws-json-endpoint.js";
 import type { SandboxIam } from "./iam.js";
-import type { LocalKms } from "./local-kms.js";
+import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
+import type { LocalKms } from "./kms.js";
 import type { RequestCounts } from "./request-counts.js";
 
 interface SecretVersion {
