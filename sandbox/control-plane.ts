@@ -9,6 +9,7 @@ import { LocalLambda } from "./aws/lambda.js";
 import { RequestCounts } from "./aws/request-counts.js";
 import { TaskCallbacks } from "./aws/sfn-callbacks.js";
 import { type AgentDocumentContent, LocalSsm, type SandboxHost, SsmRequestError } from "./aws/ssm.js";
+import { type AgentOutput, agentOutputOf } from "./hosts/agent.js";
 import {
   type AslDefinition,
   type AslState,
@@ -327,13 +328,7 @@ export class LocalControlPlane {
       return {
         commandId,
         hosts: invocations.map((invocation) => {
-          const last = invocation.stdout.trim().split("\n").at(-1);
-          let result: Record<string, unknown> | undefined;
-          try {
-            result = last ? JSON.parse(last) : undefined;
-          } catch {
-            result = undefined;
-          }
+          const result = agentOutputOf(invocation.stdout);
           return {
             instanceId: invocation.instanceId,
             status: invocation.status,
@@ -373,7 +368,8 @@ export interface ScheduledCommandResult {
   readonly hosts: {
     instanceId: string;
     status: string;
-    result?: { ok?: boolean; result?: Record<string, unknown>; error?: { name: string; message: string } };
+    /** The result line, parsed with core's schema (AgentResultLine). */
+    result?: AgentOutput;
     stderr: string;
   }[];
 }

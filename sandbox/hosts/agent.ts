@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseAgentResultLine } from "../../core/agent-output.js";
 import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
 import { SandboxIam } from "../aws/iam.js";
 import { LocalSecretsManager } from "../aws/secrets-manager.js";
@@ -114,17 +115,25 @@ export function writeRestoreTargetConfig(
   return file;
 }
 
+/** A result line as tests read it: either branch of core's AgentResultLine, its result as a record. */
+export type AgentOutput = {
+  readonly ok: boolean;
+  readonly command?: string;
+  readonly cluster?: string;
+  readonly result?: Record<string, unknown> & { backupId?: string };
+  readonly error?: { name: string; message: string };
+};
+
+/** The agent's result line, through the one parser the Lambdas use too. */
+export function agentOutputOf(stdout: string): AgentOutput | undefined {
+  return parseAgentResultLine(stdout) as AgentOutput | undefined;
+}
+
 export interface AgentRun {
   readonly exitCode: number | null;
   readonly signal: NodeJS.Signals | null;
-  /** The JSON on the last line of stdout. */
-  readonly output:
-    | {
-        ok: boolean;
-        result?: Record<string, unknown> & { backupId?: string };
-        error?: { name: string; message: string };
-      }
-    | undefined;
+  /** The result line (the last line of stdout), parsed with core's schema; undefined without one. */
+  readonly output: AgentOutput | undefined;
   readonly stderr: string;
 }
 
@@ -150,14 +159,7 @@ export function startAgent(bundle: string, args: readonly string[], env: NodeJS.
   });
   const done = new Promise<AgentRun>((resolve) => {
     child.once("close", (exitCode, signal) => {
-      const last = stdout.trim().split("\n").at(-1);
-      let output: AgentRun["output"];
-      try {
-        output = last ? JSON.parse(last) : undefined;
-      } catch {
-        output = undefined;
-      }
-      resolve({ exitCode, signal, output, stderr });
+      resolve({ exitCode, signal, output: agentOutputOf(stdout), stderr });
     });
   });
   /** What it logged so far, for a long-running command (binlog-stream). */
