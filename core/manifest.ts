@@ -8,6 +8,11 @@ import { ErrorNames, RewindError } from "./errors.js";
  */
 export const MANIFEST_FORMAT_VERSION = 1;
 
+/** The kinds of backup (also what `backup --type` and the documents' Type parameter accept). */
+export const BACKUP_TYPES = ["full", "incremental"] as const;
+export const BackupType = z.enum(BACKUP_TYPES);
+export type BackupType = z.infer<typeof BackupType>;
+
 export const ENCRYPTION_SUITE = "ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY";
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 in lower-case hex");
@@ -60,7 +65,7 @@ export const BackupManifest = z.object({
   formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
   cluster: z.string().min(1),
   backupId: z.string().min(1),
-  type: z.enum(["full", "incremental"]),
+  type: BackupType,
   parentBackupId: z.string().nullable(),
   host: z.string().min(1),
   engine: z.object({ name: EngineName, version: z.string() }),

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { z } from "zod";
+import { S3_BUCKET_NAME } from "../core/contracts/agent-document.js";
 import { EngineName } from "../core/engine.js";
 import { configError } from "../core/errors.js";
 import { validateClusterName } from "../core/layout.js";
@@ -16,7 +17,7 @@ export const AgentConfigSchema = z
       if (problem) ctx.addIssue({ code: "custom", message: problem });
     }),
     engine: EngineName,
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name"),
+    bucket: z.string().regex(S3_BUCKET_NAME, "an S3 bucket name"),
     /** Not supported: keys start with the cluster's name, as the stack's IAM expects. */
     prefix: z
       .never({

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ErrorNames, errorKind, RewindError } from "../core/errors.js";
 import { HISTORY_ID } from "../core/history.js";
+import { BACKUP_TYPES, BackupType } from "../core/manifest.js";
 import { sfnClient } from "./clients.js";
 import { backup } from "./commands/backup.js";
 import { binlogPush } from "./commands/binlog-push.js";
@@ -91,10 +92,10 @@ async function dispatch(command: string, flags: Flags, context: AgentContext): P
     case "status":
       return status(context);
     case "backup": {
-      const type = requireString(flags, "type");
-      if (type !== "full" && type !== "incremental")
-        throw usageError(`--type must be full or incremental, not "${type}"`);
-      return backup(context, type);
+      const type = BackupType.safeParse(requireString(flags, "type"));
+      if (!type.success)
+        throw usageError(`--type must be ${BACKUP_TYPES.join(" or ")}, not "${flags.type as string}"`);
+      return backup(context, type.data);
     }
     case "list":
       return list(context, flags.json === true);

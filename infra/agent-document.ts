@@ -2,7 +2,7 @@ import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { AGENT_SHELL_STEP } from "../core/agent-output.js";
-import { CLUSTER_NAME } from "../core/layout.js";
+import { DOCUMENT_PATTERNS } from "../core/contracts/agent-document.js";
 
 export interface AgentDocumentProps {
   /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
@@ -19,13 +19,11 @@ export interface AgentDocumentProps {
  * constrained by a pattern, so no parameter value can inject shell.
  */
 export const AGENT_DOCUMENT_PARAMETERS = {
-  Command: { pattern: "^(status|backup|binlog-push|list|verify|restore|install)$", default: "status" },
-  Type: { pattern: "^(full|incremental)?$", default: "" },
-  /** A restore plan written by the plan-restore Lambda. */
-  Plan: { pattern: "^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,900})?$", default: "" },
-  TaskToken: { pattern: "^[A-Za-z0-9+/=_.-]{0,4096}$", default: "" },
-  /** The cluster the request is for: a host configured for another one refuses it. */
-  Cluster: { pattern: `^(${CLUSTER_NAME.source.replace(/^\^|\$$/g, "")})?$`, default: "" },
+  Command: { pattern: DOCUMENT_PATTERNS.Command, default: "status" },
+  Type: { pattern: DOCUMENT_PATTERNS.Type, default: "" },
+  Plan: { pattern: DOCUMENT_PATTERNS.Plan, default: "" },
+  TaskToken: { pattern: DOCUMENT_PATTERNS.TaskToken, default: "" },
+  Cluster: { pattern: DOCUMENT_PATTERNS.Cluster, default: "" },
 } as const;
 
 /** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
@@ -148,7 +146,7 @@ export class AgentDocument extends Construct {
  * that a state machine runs go through Rewind-RunAgent, which brings the deployed bundle.
  */
 export const INSTALLED_AGENT_DOCUMENT_PARAMETERS = {
-  Command: { pattern: "^(binlog-push|status)$", default: "binlog-push" },
+  Command: { pattern: DOCUMENT_PATTERNS.InstalledCommand, default: "binlog-push" },
 } as const;
 
 /** Where `rewind-agent install` puts the bundle the service (and the watchdog) runs. */

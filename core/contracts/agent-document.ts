@@ -1,0 +1,42 @@
+import { CLUSTER_NAME } from "../layout.js";
+import { BACKUP_TYPES } from "../manifest.js";
+
+/**
+ * What the SSM documents let a state machine or a schedule send the agent, as rules both sides
+ * use: the documents' `allowedPattern`s are built from these (infra/agent-document.ts), and the
+ * agent's own checks (its config's bucket, `backup --type`) use the same ones, so a value one side
+ * accepts the other does too.
+ */
+
+/** S3 general purpose bucket names (S3 User Guide, "Bucket naming rules"), as one pattern. */
+export const S3_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export { BACKUP_TYPES, BackupType } from "../manifest.js";
+
+/** The commands Rewind-RunAgent runs: what the state machines, schedules and the association send. */
+export const DOCUMENT_COMMANDS = [
+  "status",
+  "backup",
+  "binlog-push",
+  "list",
+  "verify",
+  "restore",
+  "install",
+] as const;
+/** The commands Rewind-RunInstalledAgent runs (the per-minute watchdog, and status). */
+export const INSTALLED_DOCUMENT_COMMANDS = ["binlog-push", "status"] as const;
+
+const inner = (pattern: RegExp) => pattern.source.replace(/^\^|\$$/g, "");
+const oneOf = (values: readonly string[]) => values.join("|");
+
+/** Each document parameter's allowed pattern; an empty value is allowed where the parameter is optional. */
+export const DOCUMENT_PATTERNS = {
+  Command: `^(${oneOf(DOCUMENT_COMMANDS)})$`,
+  InstalledCommand: `^(${oneOf(INSTALLED_DOCUMENT_COMMANDS)})$`,
+  Type: `^(${oneOf(BACKUP_TYPES)})?$`,
+  /** A restore plan written by the plan-restore Lambda. */
+  Plan: `^(s3://${inner(S3_BUCKET_NAME)}/[A-Za-z0-9._/-]{1,900})?$`,
+  TaskToken: "^[A-Za-z0-9+/=_.-]{0,4096}$",
+  /** The cluster the request is for: a host configured for another one refuses it. */
+  Cluster: `^(${inner(CLUSTER_NAME)})?$`,
+} as const;
