@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 
 export interface CommandResult {
   readonly stdout: string;
@@ -34,16 +33,8 @@ export async function run(
   return result;
 }
 
-/** A free TCP port on the loopback interface. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
+/** The one free-port helper: the agent's (its private servers need one too). */
+export { freeLoopbackPort as freePort } from "../host-agent/net.js";
 
 export async function waitFor(
   what: string,

@@ -3,9 +3,10 @@ import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { ApplierSource, Engine } from "../engines/engine.js";
 import { log } from "../log.js";
+import { freeLoopbackPort } from "../net.js";
 import type { SqlClient } from "../sql-client.js";
 import type { ReplayRun } from "./binlogs.js";
-import { freeLoopbackPort, type PrivateServer, startPrivateServer } from "./private-server.js";
+import { type PrivateServer, startPrivateServer } from "./private-server.js";
 
 interface ApplierReplay {
   readonly engine: Engine;

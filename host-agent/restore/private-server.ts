@@ -1,23 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { Engine } from "../engines/engine.js";
 import { SqlClient } from "../sql-client.js";
 import { runTool, StderrTail } from "../tool.js";
-
-export async function freeLoopbackPort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 /**
  * Runs "$@" (the server) and stops it with SIGTERM when stdin reaches EOF; exits with the
