@@ -19,15 +19,21 @@ interface BucketProperties {
 }
 
 /**
- * What the S3 gate enforces of the backup bucket as the template declares it: versioning, the
- * default Object Lock retention and the lifecycle rules (AWS::S3::Bucket properties), so the
- * sandbox's bucket behaves as the deployed one would.
+ * What the S3 gate enforces of the backup bucket as the template declares it: the default Object
+ * Lock retention and the lifecycle rules (AWS::S3::Bucket properties), so the sandbox's bucket
+ * behaves as the deployed one would. The gate always models a versioned bucket; a template whose
+ * bucket is not versioned is refused.
  */
 export function backupBucketRules(
   template: Template,
   bucketLogicalId: string,
-): Pick<S3GateRules, "versioning" | "objectLock" | "lifecycle"> {
+): Pick<S3GateRules, "objectLock" | "lifecycle"> {
   const properties = (template.Resources[bucketLogicalId]?.Properties ?? {}) as BucketProperties;
+  if (properties.VersioningConfiguration?.Status !== "Enabled") {
+    throw new Error(
+      `the template's bucket ${bucketLogicalId} is not versioned: the S3 stand-in models a versioned bucket, as Object Lock requires`,
+    );
+  }
   const retention = properties.ObjectLockConfiguration?.Rule?.DefaultRetention;
   const lifecycle: {
     -readonly [K in keyof LifecycleRules]: LifecycleRules[K];
@@ -47,7 +53,6 @@ export function backupBucketRules(
     if (transitions.length > 0) lifecycle.transitions = [...(lifecycle.transitions ?? []), ...transitions];
   }
   return {
-    versioning: properties.VersioningConfiguration?.Status === "Enabled",
     ...(retention?.Mode && retention.Days
       ? {
           objectLock: {

@@ -14,12 +14,6 @@ export interface S3GateRules {
   readonly kmsKeyArn?: string;
   /** The bucket's default Object Lock retention. */
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
-  /**
-   * Versioning (on unless false, as Rewind's bucket always has it: Object Lock requires it):
-   * overwrites keep versions, deletes write markers, Object Lock holds per version, and
-   * `lifecycle` applies on the gate's clock (s3-versions.ts).
-   */
-  readonly versioning?: boolean;
   /** The bucket's lifecycle rules (from the template), applied whenever the clock moves. */
   readonly lifecycle?: LifecycleRules;
 }
@@ -45,8 +39,6 @@ interface S3Operation {
   readonly bucket: string;
   readonly key?: string;
 }
-
-const DAY_MS = 86_400_000;
 
 function header(request: http.IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
@@ -177,10 +169,11 @@ function xmlError(code: string, message: string): string {
 export class S3Gate {
   readonly counts = new RequestCounts();
   private readonly iam: SandboxIam;
-  /** Object Lock without versioning modelled: when each object's current version may be deleted. */
-  private readonly retainUntil = new Map<string, number>();
-  /** Versions, per-version locks and lifecycle, when the bucket is versioned. */
-  private readonly versions?: VersionModel;
+  /**
+   * Versions, per-version Object Lock and lifecycle on the gate's clock (s3-versions.ts): the
+   * bucket is always versioned, as Rewind's is (Object Lock requires it).
+   */
+  private readonly versions: VersionModel;
   private faults: readonly S3Fault[] = [];
   private server?: http.Server;
 
@@ -188,24 +181,21 @@ export class S3Gate {
     private readonly upstream: { host: string; port: number },
     private readonly rules: S3GateRules,
     log: (line: string) => void = (line) => console.error(line),
-    /** Where the version model is journaled (needed unless `rules.versioning` is false). */
-    journal?: string,
+    /** Where the version model is journaled, so a restarted stand-in keeps it. */
+    journal: string,
   ) {
     this.iam = new SandboxIam(rules.iam, log);
-    if (rules.versioning !== false) {
-      if (!journal) throw new Error("a versioned S3 gate needs a journal file");
-      this.versions = new VersionModel(upstream, journal);
-    }
+    this.versions = new VersionModel(upstream, journal);
   }
 
   /** The sandbox's clock (`POST /__sandbox/clock` moves it ahead): lock and lifecycle time. */
   private now(): number {
-    return this.versions?.now() ?? Date.now();
+    return this.versions.now();
   }
 
   /** Creates the shadow bucket that keeps noncurrent versions' bytes. */
   async prepare(buckets: readonly string[]): Promise<void> {
-    for (const bucket of buckets) await this.versions?.createShadowBucket(bucket);
+    for (const bucket of buckets) await this.versions.createShadowBucket(bucket);
   }
 
   async listen(port: number): Promise<number> {
@@ -244,20 +234,19 @@ export class S3Gate {
       const { advanceSeconds = 0 } = JSON.parse((await bodyOf(request)).toString() || "{}") as {
         advanceSeconds?: number;
       };
-      this.versions?.advance(advanceSeconds * 1000);
-      const outcome = (await this.versions?.applyLifecycle(this.rules.lifecycle ?? {})) ?? null;
+      this.versions.advance(advanceSeconds * 1000);
+      const outcome = await this.versions.applyLifecycle(this.rules.lifecycle ?? {});
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify({ now: new Date(this.now()).toISOString(), lifecycle: outcome }));
       return;
     }
     if (url.pathname === "/__sandbox/storage") {
       const bucket = url.searchParams.get("bucket") ?? "";
-      const summary =
-        this.versions?.storage(
-          bucket,
-          url.searchParams.get("prefix") ?? "",
-          url.searchParams.get("suffix") ?? "",
-        ) ?? null;
+      const summary = this.versions.storage(
+        bucket,
+        url.searchParams.get("prefix") ?? "",
+        url.searchParams.get("suffix") ?? "",
+      );
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify(summary));
       return;
@@ -299,10 +288,8 @@ export class S3Gate {
       if (error instanceof AccessDenied) return this.deny(response, request.method, error);
       throw error;
     }
-    if (operation.name === "DeleteObjects" && this.versions)
-      return this.deleteVersioned(request, response, principal, operation);
     if (operation.name === "DeleteObjects")
-      return this.deleteObjects(request, response, principal, operation);
+      return this.deleteVersioned(request, response, principal, operation);
     const lockRefusal = this.lockRefusal(request, principal, operation);
     if (lockRefusal) return this.deny(response, request.method, lockRefusal);
     const unchecked = this.checksumRefusal(request, operation);
@@ -311,8 +298,7 @@ export class S3Gate {
       response.end(xmlError("InvalidRequest", unchecked));
       return;
     }
-    if (this.versions) return this.versioned(request, response, operation, principal, url);
-    await this.forward(request, response, operation, principal);
+    await this.versioned(request, response, operation, principal, url);
   }
 
   /** The requests whose answer depends on versions (s3-versions.ts); the rest go through. */
@@ -323,7 +309,7 @@ export class S3Gate {
     principal: IamPrincipal | undefined,
     url: URL,
   ): Promise<void> {
-    const versions = this.versions!;
+    const versions = this.versions;
     const { bucket, key = "" } = operation;
     const versionId = url.searchParams.get("versionId") ?? undefined;
     switch (operation.name) {
@@ -406,7 +392,7 @@ export class S3Gate {
     const q = url.searchParams;
     const prefix = q.get("prefix") ?? "";
     const maxKeys = Number(q.get("max-keys") ?? 1000);
-    const { entries, truncated } = this.versions!.listVersions(bucket, prefix, {
+    const { entries, truncated } = this.versions.listVersions(bucket, prefix, {
       ...(q.has("key-marker") ? { keyMarker: q.get("key-marker")! } : {}),
       ...(q.has("version-id-marker") ? { versionIdMarker: q.get("version-id-marker")! } : {}),
       maxKeys,
@@ -452,7 +438,7 @@ export class S3Gate {
       versionId: /<VersionId>([^<]*)<\/VersionId>/.exec(match[1]!)?.[1],
     }));
     this.counts.add("S3", "DeleteObjects (keys)", objects.length);
-    const versions = this.versions!;
+    const versions = this.versions;
     const results: string[] = [];
     for (const { key, versionId } of objects) {
       const resource = `arn:aws:s3:::${operation.bucket}/${key}`;
@@ -536,18 +522,12 @@ export class S3Gate {
   ): string | undefined {
     const lock = this.rules.objectLock;
     if (!lock || operation.name !== "DeleteObjectVersion" || !operation.key) return undefined;
-    let until: number | undefined;
-    if (this.versions) {
-      const versionId = new URL(request.url ?? "/", "http://s3.local").searchParams.get("versionId");
-      const version = this.versions
-        .versionsOf(operation.bucket, operation.key)
-        .find((each) => each.versionId === versionId);
-      until = version && this.versions.locked(version) ? version.retainUntil! : undefined;
-    } else {
-      until = this.retainUntil.get(`${operation.bucket}/${operation.key}`);
-    }
-    if (until === undefined || until <= this.now()) return undefined;
-    return this.bypassRefusal(request, principal, operation.bucket, operation.key, until);
+    const versionId = new URL(request.url ?? "/", "http://s3.local").searchParams.get("versionId");
+    const version = this.versions
+      .versionsOf(operation.bucket, operation.key)
+      .find((each) => each.versionId === versionId);
+    if (!version || !this.versions.locked(version)) return undefined;
+    return this.bypassRefusal(request, principal, operation.bucket, operation.key, version.retainUntil!);
   }
 
   /** A locked version: deleted only in governance mode, with the bypass header and permission. */
@@ -593,16 +573,6 @@ export class S3Gate {
     return checked
       ? undefined
       : "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters";
-  }
-
-  /** Remembers when a newly written version's lock ends. */
-  private written(operation: S3Operation): void {
-    if (!this.rules.objectLock || !operation.key || this.versions) return;
-    if (!["PutObject", "CompleteMultipartUpload", "CopyObject"].includes(operation.name)) return;
-    this.retainUntil.set(
-      `${operation.bucket}/${operation.key}`,
-      Date.now() + this.rules.objectLock.days * DAY_MS,
-    );
   }
 
   private async forward(
@@ -658,7 +628,6 @@ export class S3Gate {
       return this.deny(response, request.method, "Access Denied");
     }
     const ok = (answer.statusCode ?? 500) < 300;
-    if (ok) this.written(operation);
     const headers = {
       ...answer.headers,
       ...options.headers,
@@ -675,30 +644,5 @@ export class S3Gate {
     }
     response.writeHead(answer.statusCode ?? 500, headers);
     answer.pipe(response);
-  }
-
-  private async deleteObjects(
-    request: http.IncomingMessage,
-    response: http.ServerResponse,
-    principal: IamPrincipal | undefined,
-    operation: S3Operation,
-  ): Promise<void> {
-    const body = await bodyOf(request);
-    const keys = [...body.toString().matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
-      m[1]!.replaceAll("&amp;", "&").replaceAll("&lt;", "<").replaceAll("&gt;", ">"),
-    );
-    try {
-      for (const key of keys)
-        this.authorize(principal, {
-          action: "s3:DeleteObject",
-          resource: `arn:aws:s3:::${operation.bucket}/${key}`,
-        });
-    } catch (error) {
-      // A real DeleteObjects reports per key; refusing the whole batch is stricter and as loud.
-      if (error instanceof AccessDenied) return this.deny(response, request.method, error);
-      throw error;
-    }
-    this.counts.add("S3", "DeleteObjects (keys)", keys.length);
-    await this.forward(request, response, operation, principal, body);
   }
 }

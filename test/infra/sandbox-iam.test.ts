@@ -225,7 +225,6 @@ describe("the sandbox's IAM, from the synthesized template", () => {
         rules: {
           iam: iam.model,
           kmsKeyArn: keyArn,
-          versioning: true,
           objectLock: { mode: "governance", days: 1 },
         },
         log: silent,

@@ -59,7 +59,6 @@ describe("the S3 stand-in's versions, Object Lock and lifecycle", () => {
       storageDir: `${scratch.dir}/s3`,
       buckets: [BUCKET],
       rules: {
-        versioning: true,
         objectLock: { mode: "governance", days: 3 },
         lifecycle: { noncurrentDays: 1, expiredObjectDeleteMarker: true, abortIncompleteDays: 2 },
       },
