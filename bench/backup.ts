@@ -78,6 +78,7 @@ try {
       console.error(`loading ~${size} MB…`);
       await loadDataset(server, { megabytes: size });
       const setup = await setUpLocalAgent({
+        bundle,
         dir: path.join(dir, "agent"),
         server,
         s3Endpoint: s3.endpoint,

@@ -68,6 +68,7 @@ try {
   console.error(`loading ~${size} MB…`);
   await loadDataset(server, { megabytes: size });
   const setup = await setUpLocalAgent({
+    bundle,
     dir: path.join(root, "agent"),
     server,
     s3Endpoint: s3.endpoint,

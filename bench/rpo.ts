@@ -110,6 +110,7 @@ async function measure(
   const serverId = reports.length + 901;
   const primary = await MariaDbServer.start({ baseDir: path.join(scratch.dir, `db-${serverId}`), serverId });
   const { configFile } = await setUpLocalAgent({
+    bundle,
     dir: path.join(scratch.dir, `agent-${serverId}`),
     server: primary,
     s3Endpoint: s3.endpoint,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { z } from "zod";
+import { accountsSecretName } from "../core/contracts/accounts.js";
 import { S3_BUCKET_NAME } from "../core/contracts/agent-document.js";
 import { EngineName } from "../core/engine.js";
 import { configError } from "../core/errors.js";
@@ -43,14 +44,23 @@ export const AgentConfigSchema = z
         port: z.number().int().min(1).max(65535).optional(),
       })
       .refine((c) => c.socket !== undefined || c.host !== undefined, "set `socket` or `host` (and `port`)"),
-    secrets: z.object({
-      /** Secret id of the backup user (JSON with username and password). */
-      backup: z.string().min(1),
-      /** The user that replays binlogs after a restore; without it, root over the socket (unix_socket auth). */
-      restore: z.string().min(1).optional(),
-      /** The replication user, for `restore --replica-of`. */
-      repl: z.string().min(1).optional(),
-    }),
+    secrets: z
+      .object({
+        /**
+         * The secret holding every account Rewind uses (core/contracts/accounts.ts); the
+         * stack creates `rewind/<cluster>/accounts`, the default.
+         */
+        accounts: z.string().min(1).optional(),
+        /**
+         * Secrets of one user each, `{"username", "password"}`, from before the accounts
+         * secret: still read, after the accounts secret (backup, restore) or instead of it (repl),
+         * until `users ensure` has moved the servers onto the accounts secret; then remove them.
+         */
+        backup: z.string().min(1).optional(),
+        restore: z.string().min(1).optional(),
+        repl: z.string().min(1).optional(),
+      })
+      .default({}),
     restore: z
       .object({
         /** Applier workers for binlog replay (slave_parallel_threads / replica_parallel_workers). */
@@ -220,4 +230,9 @@ export function parseConfig(raw: unknown, where: string): AgentConfig {
     return `${field}: ${issue.message}`;
   });
   throw configError(`config ${where} is invalid:\n  ${problems.join("\n  ")}`);
+}
+
+/** The cluster's accounts secret: the config's, or the one the stack creates. */
+export function accountsSecretId(config: Pick<AgentConfig, "cluster" | "secrets">): string {
+  return config.secrets.accounts ?? accountsSecretName(config.cluster);
 }

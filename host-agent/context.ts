@@ -1,10 +1,18 @@
+import type { AccountName } from "../core/contracts/accounts.js";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import type { ClusterLocation } from "../core/layout.js";
-import type { AgentConfig } from "./config.js";
+import { type AgentConfig, accountsSecretId } from "./config.js";
 import { withDefaultsFile } from "./defaults-file.js";
 import { type Engine, readServerRole } from "./engines/engine.js";
 import { engineFor } from "./engines/index.js";
-import { fetchCredentials, forgetCachedSecret } from "./secrets.js";
+import { log } from "./log.js";
+import {
+  type DatabaseCredentials,
+  fetchAccount,
+  fetchCredentials,
+  forgetCachedSecret,
+  SecretNotFound,
+} from "./secrets.js";
 import { SqlClient } from "./sql-client.js";
 
 /** What every command works with: the validated config, the engine, and where in S3 the cluster lives. */
@@ -27,28 +35,86 @@ export function makeContext(config: AgentConfig, signal: AbortSignal, heartbeat:
   };
 }
 
-/** Runs `use` with a 0600 defaults file and a SQL client for the backup user. */
+/** Where an account's credentials may come from, in the order they are tried. */
+interface CredentialSource {
+  readonly describe: string;
+  readonly load: (fresh: boolean) => Promise<DatabaseCredentials & { readonly cached: boolean }>;
+  readonly forget?: () => void;
+}
+
+function legacySource(context: AgentContext, secretId: string | undefined): CredentialSource[] {
+  if (!secretId) return [];
+  return [
+    {
+      describe: `secret ${secretId}`,
+      load: (fresh) => fetchCredentials(context.config, secretId, { fresh }),
+      forget: () => forgetCachedSecret(context.config, secretId),
+    },
+  ];
+}
+
+function accountSource(context: AgentContext, account: AccountName): CredentialSource {
+  const secretId = accountsSecretId(context.config);
+  return {
+    describe: `the ${account} account of secret ${secretId}`,
+    load: (fresh) => fetchAccount(context.config, account, { fresh }),
+    forget: () => forgetCachedSecret(context.config, secretId),
+  };
+}
+
+async function refused(context: AgentContext, credentials: DatabaseCredentials): Promise<boolean> {
+  try {
+    await withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
+      new SqlClient(context.engine.tools.client, file).rows("SELECT 1"),
+    );
+    return false;
+  } catch (error) {
+    if (error instanceof RewindError && error.name === ErrorNames.credentials) return true;
+    throw error;
+  }
+}
+
+/**
+ * The first source whose credentials the server accepts. A cached password the server refuses
+ * (rotated since) is fetched again; a source that is refused or whose secret does not exist
+ * gives way to the next; the last is used as it is, and its refusal is the command's error.
+ */
+async function workingCredentials(
+  context: AgentContext,
+  sources: readonly CredentialSource[],
+): Promise<DatabaseCredentials> {
+  for (const [index, source] of sources.entries()) {
+    const last = index === sources.length - 1;
+    try {
+      let credentials = await source.load(false);
+      if (credentials.cached && (await refused(context, credentials))) {
+        source.forget?.();
+        credentials = await source.load(true);
+      } else if (credentials.cached || last) {
+        return credentials;
+      }
+      if (last || !(await refused(context, credentials))) return credentials;
+      log("warn", `the server refused ${source.describe}; trying ${sources[index + 1]!.describe}`);
+    } catch (error) {
+      if (last || !(error instanceof SecretNotFound)) throw error;
+      log("warn", `${error.message}; trying ${sources[index + 1]!.describe}`);
+    }
+  }
+  throw new Error("no credential source"); // unreachable: sources is never empty
+}
+
+/** Runs `use` with a 0600 defaults file and a SQL client for the backup account. */
 export async function asBackupUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const { config, engine } = context;
-  const secretId = config.secrets.backup;
-  let credentials = await fetchCredentials(config, secretId);
-  if (credentials.cached) {
-    // A cached password the server refuses (rotated since) is replaced by the current one.
-    try {
-      await withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
-        new SqlClient(engine.tools.client, file).rows("SELECT 1"),
-      );
-    } catch (error) {
-      if (!(error instanceof RewindError && error.name === ErrorNames.credentials)) throw error;
-      forgetCachedSecret(config, secretId);
-      credentials = await fetchCredentials(config, secretId, { fresh: true });
-    }
-  }
-  return withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
-    use(file, new SqlClient(engine.tools.client, file)),
+  const credentials = await workingCredentials(context, [
+    accountSource(context, "backup"),
+    // Until `users ensure` has run after an upgrade, the server has the old secret's password.
+    ...legacySource(context, context.config.secrets.backup),
+  ]);
+  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
+    use(file, new SqlClient(context.engine.tools.client, file)),
   );
 }
 
@@ -69,16 +135,33 @@ export async function readBinloggingServer(
   return server;
 }
 
-/** Runs `use` as the user that replays binlogs: the restore secret, or root over the socket. */
+/**
+ * Runs `use` as the account that restores into a live server and replays binlogs: a configured
+ * `secrets.restore`, else the accounts secret's admin account, else root over the socket
+ * (unix_socket, as MariaDB installs it: how `users ensure` bootstraps a new cluster).
+ */
 export async function asRestoreUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const secret = context.config.secrets.restore;
-  const credentials = secret
-    ? await fetchCredentials(context.config, secret)
-    : { username: "root", password: "" };
+  const credentials = await workingCredentials(context, [
+    ...legacySource(context, context.config.secrets.restore),
+    accountSource(context, "admin"),
+    ...(context.config.connection.socket ? [socketRoot] : []),
+  ]);
   return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
     use(file, new SqlClient(context.engine.tools.client, file)),
   );
+}
+
+const socketRoot: CredentialSource = {
+  describe: "root over the socket",
+  load: async () => ({ username: "root", password: "", cached: false }),
+};
+
+/** The replication account a restored replica logs in to its source with. */
+export async function replicationCredentials(context: AgentContext): Promise<DatabaseCredentials> {
+  const legacy = context.config.secrets.repl;
+  if (legacy) return fetchCredentials(context.config, legacy);
+  return fetchAccount(context.config, "replication");
 }

@@ -17,6 +17,7 @@ import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
 import { type AgentContext, makeContext } from "./context.js";
 import { log } from "./log.js";
 import { TASK_TOKEN_VARIABLE, TaskReporter } from "./task-reporter.js";
+import { ensureAccounts } from "./users/ensure.js";
 import { AGENT_VERSION } from "./version.js";
 
 const USAGE = `rewind-agent ${AGENT_VERSION}
@@ -37,6 +38,10 @@ commands:
   binlog-push [--flush]                the watchdog (every minute): ships closed binlogs the streamer missed,
                                        or nothing while it runs, and reports its health; --flush closes
                                        the active binlog first
+  users ensure                         on the primary: create or repair the accounts of the cluster's
+                                       accounts secret (backup, replication, admin) with exactly the
+                                       privileges Rewind needs; reports what it changed; as the admin
+                                       account, or root over the socket on a new cluster
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
   restore (--until TIME|GTID | --backup-id ID | --plan FILE) --datadir DIR [--move-aside] [--dry-run]
                                        plan; fetch and verify the backup and binlogs; prepare it beside DIR and
@@ -87,8 +92,16 @@ function requireString(flags: Flags, name: string): string {
   return value;
 }
 
-async function dispatch(command: string, flags: Flags, context: AgentContext): Promise<unknown> {
+async function dispatch(
+  command: string,
+  flags: Flags,
+  context: AgentContext,
+  subcommand: string | undefined,
+): Promise<unknown> {
   switch (command) {
+    case "users":
+      if (subcommand !== "ensure") throw usageError(`users takes ensure, not "${subcommand ?? ""}"`);
+      return ensureAccounts(context);
     case "status":
       return status(context);
     case "backup": {
@@ -187,7 +200,11 @@ function replayMethod(value: Flags[string]): "applier" | "client" {
   );
 }
 
-function parse(argv: string[]): { command: string | undefined; flags: Flags } {
+function parse(argv: string[]): {
+  command: string | undefined;
+  subcommand: string | undefined;
+  flags: Flags;
+} {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -223,7 +240,7 @@ function parse(argv: string[]): { command: string | undefined; flags: Flags } {
       ...Object.fromEntries(CONFIG_FLAGS.map((flag) => [flag, { type: "string" as const }])),
     },
   });
-  return { command: positionals[0], flags: values };
+  return { command: positionals[0], subcommand: positionals[1], flags: values };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -233,7 +250,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return finish(usageError((error as Error).message));
   }
-  const { command, flags } = parsed;
+  const { command, subcommand, flags } = parsed;
   if (flags.version) {
     process.stdout.write(`${JSON.stringify({ ok: true, version: AGENT_VERSION })}\n`);
     return 0;
@@ -282,7 +299,7 @@ export async function main(argv: string[]): Promise<number> {
     const context = makeContext(config, controller.signal, () => reporter?.heartbeat());
     try {
       checkRequestedCluster(flags, config, configFile);
-      const result = await dispatch(command, flags, context);
+      const result = await dispatch(command, flags, context, subcommand);
       await reporter?.succeed(result);
       // The cluster lets a metric filter on the SSM output log group dimension the binlog lag.
       process.stdout.write(`${JSON.stringify({ ok: true, command, cluster: config.cluster, result })}\n`);

@@ -2,15 +2,12 @@ import { RemovalPolicy } from "aws-cdk-lib";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
+import {
+  ACCOUNTS_SEED,
+  accountsSecretName,
+  initialAccountsTemplate,
+} from "../core/contracts/accounts.js";
 import { acknowledge } from "./nag.js";
-
-/**
- * The database users the agent reads as `rewind/<cluster>/<user>`: `backup` (secrets.backup),
- * `repl` (secrets.repl, a replica's source) and `root` (secrets.restore where the socket's root
- * cannot log in, as on MySQL). A `dba` secret that nothing read was dropped: stacks created before
- * keep it in the account (RETAIN), unmanaged.
- */
-export const CLUSTER_USERS = ["root", "repl", "backup"] as const;
 
 export interface ClusterSecretsProps {
   readonly cluster: string;
@@ -19,35 +16,37 @@ export interface ClusterSecretsProps {
 }
 
 /**
- * One secret per cluster user, `{"username","password"}` with a generated password. Retained on
- * stack deletion: the servers keep using these passwords.
+ * The cluster's one secret, `rewind/<cluster>/accounts`: every database account Rewind uses
+ * (backup, replication, admin; core/contracts/accounts.ts), as usernames and a generated seed the
+ * passwords are derived from until they are set explicitly. `users ensure` makes the servers
+ * match it. Retained on stack deletion: the servers keep using these passwords.
+ *
+ * Stacks created before it had one secret per user (`rewind/<cluster>/root|repl|backup`, and
+ * `dba`): they were retained too, so an update leaves them in the account, and hosts whose config
+ * still names them keep working until `users ensure` has moved the servers onto this one
+ * (README, "Upgrading").
  */
 export class ClusterSecrets extends Construct {
-  readonly secrets: Record<(typeof CLUSTER_USERS)[number], secretsmanager.Secret>;
+  readonly accounts: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
     super(scope, id);
-    const make = (user: (typeof CLUSTER_USERS)[number]) => {
-      const secret = new secretsmanager.Secret(this, user, {
-        secretName: `rewind/${props.cluster}/${user}`,
-        description: `MariaDB/MySQL user ${user} of cluster ${props.cluster} (Rewind)`,
-        encryptionKey: props.key,
-        removalPolicy: RemovalPolicy.RETAIN,
-        generateSecretString: {
-          secretStringTemplate: JSON.stringify({ username: user === "backup" ? "rewind_backup" : user }),
-          generateStringKey: "password",
-          passwordLength: 32,
-          // Characters that option files and shells treat specially.
-          excludeCharacters: "\"'`\\/@#;$ ",
-        },
-      });
-      acknowledge(
-        secret.node.defaultChild!,
-        "AwsSolutions-SMG4",
-        "Rotating these passwords must also change them on every server of the cluster at once, which Rewind cannot do yet (README: not built yet), so rotation stays manual until then",
-      );
-      return secret;
-    };
-    this.secrets = { root: make("root"), repl: make("repl"), backup: make("backup") };
+    this.accounts = new secretsmanager.Secret(this, "accounts", {
+      secretName: accountsSecretName(props.cluster),
+      description: `The MariaDB/MySQL accounts Rewind uses on cluster ${props.cluster}: backup, replication, admin`,
+      encryptionKey: props.key,
+      removalPolicy: RemovalPolicy.RETAIN,
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify(initialAccountsTemplate()),
+        generateStringKey: ACCOUNTS_SEED.key,
+        passwordLength: ACCOUNTS_SEED.length,
+        excludePunctuation: true,
+      },
+    });
+    acknowledge(
+      this.accounts.node.defaultChild!,
+      "AwsSolutions-SMG4",
+      "Rotation must change the passwords on the cluster's primary through the agent and in an order that keeps replication running; it is not built yet (README: not built yet), so rotation stays manual: set new passwords in the secret and run `rewind-agent users ensure` on the primary",
+    );
   }
 }

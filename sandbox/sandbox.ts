@@ -3,7 +3,6 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { BACKUP_PRIVILEGES } from "../core/privileges.js";
 import { INSTALLED_AGENT } from "../infra/agent-document.js";
 import { bundleAgent } from "../infra/bundle-agent.js";
 import { parseRewindConfig } from "../infra/config.js";
@@ -266,10 +265,23 @@ export class Sandbox {
         extraConfig: ["read_only=1"],
       });
       servers.push(standby);
+      // The replica's first link uses a user of the sandbox's own, made before the replica starts
+      // at the primary's position: what `users ensure` creates after that reaches the replica
+      // through replication, and a restore with --replica-of uses the accounts' replication one.
       await primary.createUser(REPL, "REPLICATION SLAVE");
       await replica.replicateFrom(primary, REPL);
 
+      // The instance role's credentials, as the instance metadata service hands them out.
+      const hostRole = iam.principalNamed(`${CLUSTER} database hosts`);
+      const environment = {
+        AWS_ACCESS_KEY_ID: hostRole.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: hostRole.secretAccessKey,
+      };
       const agentDir = (name: string) => path.join(root, "hosts", name);
+      // Onboarding: the accounts secret as the stack created it, then `users ensure` on the
+      // primary (as root over the socket: no account exists yet); the replica gets the accounts
+      // through replication.
+      log("onboarding the cluster: rewind-agent users ensure on the primary");
       const setup = await setUpLocalAgent({
         dir: agentDir("db-primary"),
         server: primary,
@@ -279,18 +291,22 @@ export class Sandbox {
         host: "db-primary",
         secrets: secretsManager,
         kms: { keyArn, endpoint: kms.endpoint },
-        extra: { secrets: { backup: `rewind/${CLUSTER}/backup`, repl: `rewind/${CLUSTER}/repl` } },
+        bundle: agentBundle,
+        agentEnv: environment,
       });
-      secretsManager.put(`rewind/${CLUSTER}/repl`, { username: REPL.user, password: REPL.password });
-      const backupUser = secretsManager.current(setup.backupSecretId) as {
-        username: string;
-        password: string;
-      };
-      // The standby is not replicating: it needs its own copy of the backup user.
-      await standby.createUser(
-        { user: backupUser.username, password: backupUser.password },
-        BACKUP_PRIVILEGES.mariadb.global,
-      );
+      // The standby replicates from nobody: it is onboarded the same way, on its own.
+      await setUpLocalAgent({
+        dir: agentDir("db-standby"),
+        server: standby,
+        s3Endpoint: s3.endpoint,
+        bucket,
+        cluster: CLUSTER,
+        host: "db-standby",
+        secrets: secretsManager,
+        kms: { keyArn, endpoint: kms.endpoint },
+        bundle: agentBundle,
+        agentEnv: environment,
+      });
 
       // Every host can be restored onto: the agent starts and stops its server with these scripts.
       const hostConfig = (server: MariaDbServer, name: string) => {
@@ -318,12 +334,6 @@ export class Sandbox {
         return file;
       };
       const tags = { "rewind:cluster": CLUSTER };
-      // The instance role's credentials, as the instance metadata service hands them out.
-      const hostRole = iam.principalNamed(`${CLUSTER} database hosts`);
-      const environment = {
-        AWS_ACCESS_KEY_ID: hostRole.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: hostRole.secretAccessKey,
-      };
       const hosts: SandboxHostState[] = [
         hostState(primary, {
           instanceId: "i-0000000000000001a",

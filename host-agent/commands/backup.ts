@@ -19,6 +19,7 @@ import { log, Progress } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { runTool } from "../tool.js";
+import { missingPrivileges } from "../users/ensure.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface BackupResult {
@@ -71,6 +72,13 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
         sql,
         "no point-in-time restore is possible",
       );
+      const missing = await missingPrivileges(context, sql, "backup");
+      if (missing.length > 0) {
+        throw new RewindError(
+          ErrorNames.configInvalid,
+          `the backup account lacks ${missing.join(", ")}, which the backup tool needs; run \`rewind-agent users ensure\` on the primary (it grants what core/privileges.ts lists)`,
+        );
+      }
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
       engine.checkToolVersion(identity.version, toolVersion);

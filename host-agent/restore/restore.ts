@@ -12,14 +12,13 @@ import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-
 import { formatMicros } from "../../core/time.js";
 import { tablesInStream } from "../../core/xbstream.js";
 import { s3Client } from "../clients.js";
-import { type AgentContext, asRestoreUser } from "../context.js";
+import { type AgentContext, asRestoreUser, replicationCredentials } from "../context.js";
 import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
 import { activeBinlogFile, beginHistory, continueBinlogNumbering, writeHostHistory } from "../history.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { putJson } from "../s3/put-json.js";
-import { fetchCredentials } from "../secrets.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "./applier.js";
@@ -198,12 +197,8 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   const client = s3Client(config);
   // Every input is checked before planning touches S3.
   const replicaSource = options.replicaOf ? parseHostPort(options.replicaOf) : undefined;
-  if (replicaSource && !config.secrets.repl) {
-    throw new RewindError(
-      ErrorNames.configInvalid,
-      "--replica-of needs secrets.repl (the replication user) in the agent config",
-    );
-  }
+  // The replication account must be readable before anything is touched.
+  if (replicaSource) await replicationCredentials(context);
   if (stored && options.history !== undefined && options.history !== (stored.history ?? INITIAL_HISTORY)) {
     throw new RewindError(
       ErrorNames.usage,
@@ -500,7 +495,7 @@ async function replicate(
   source: { host: string; port: number },
   catchUpSeconds: number,
 ): Promise<ReplicationState> {
-  const repl = await fetchCredentials(context.config, context.config.secrets.repl!);
+  const repl = await replicationCredentials(context);
   // A replica never takes writes of its own (it would diverge, and its streamer would ship them).
   await context.engine.keepReplicaReadOnly(sql);
   await context.engine.startReplication(sql, { ...source, user: repl.username, password: repl.password });

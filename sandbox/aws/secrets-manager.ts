@@ -58,6 +58,11 @@ export class LocalSecretsManager {
     });
   }
 
+  /** Whether the secret has a value (AWSCURRENT). */
+  has(name: string): boolean {
+    return this.current(name) !== undefined;
+  }
+
   /** The current value, parsed (what the sandbox created a database user with). */
   current(name: string): unknown {
     const version = this.secrets.get(name)?.versions.find((v) => v.stages.includes("AWSCURRENT"));

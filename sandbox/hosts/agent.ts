@@ -4,7 +4,15 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAgentResultLine } from "../../core/agent-output.js";
-import { BACKUP_PRIVILEGES } from "../../core/privileges.js";
+import {
+  ACCOUNTS_SEED,
+  type AccountName,
+  accountFrom,
+  accountsSecretName,
+  initialAccountsTemplate,
+  parseAccountsSecret,
+} from "../../core/contracts/accounts.js";
+import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { SandboxIam } from "../aws/iam.js";
 import { LocalSecretsManager } from "../aws/secrets-manager.js";
 import { withoutRegion } from "../aws/ssm.js";
@@ -14,21 +22,57 @@ export interface LocalAgentSetup {
   readonly configFile: string;
   /** Where the agent reads its database users: the Secrets Manager stand-in. */
   readonly secrets: LocalSecretsManager;
-  /** The backup user's secret id. */
-  readonly backupSecretId: string;
+  /** The cluster's accounts secret (core/contracts/accounts.ts). */
+  readonly accountsSecretId: string;
   readonly config: Record<string, unknown>;
 }
 
+/** One account's credentials as the accounts secret holds them now. */
+export function accountOf(
+  setup: Pick<LocalAgentSetup, "secrets" | "accountsSecretId">,
+  account: AccountName,
+) {
+  const secret = parseAccountsSecret(
+    JSON.stringify(setup.secrets.current(setup.accountsSecretId)),
+    setup.accountsSecretId,
+  );
+  const credentials = accountFrom(secret, account);
+  if (!credentials) throw new Error(`${setup.accountsSecretId} has no ${account} account`);
+  return credentials;
+}
+
 /**
- * Writes what the agent needs on a sandbox host: a backup user on the server, its secret in the
- * Secrets Manager stand-in (one is started when none is given), the data key (a KMS key of the
+ * Stores the cluster's accounts secret as the stack creates it (the usernames and a generated
+ * seed), unless the cluster has one already.
+ */
+export function putInitialAccountsSecret(secrets: LocalSecretsManager, cluster: string): string {
+  const id = accountsSecretName(cluster);
+  if (!secrets.has(id)) {
+    secrets.put(id, {
+      ...initialAccountsTemplate(),
+      [ACCOUNTS_SEED.key]: randomBytes(ACCOUNTS_SEED.length)
+        .toString("base64url")
+        .slice(0, ACCOUNTS_SEED.length),
+    });
+  }
+  return id;
+}
+
+/**
+ * Writes what the agent needs on a sandbox host: the cluster's accounts secret in the Secrets
+ * Manager stand-in (one is started when none is given) and the accounts on the server, the data key (a KMS key of the
  * KMS stand-in, or a local 256-bit key file as on hosts outside AWS), and the config.
  */
 export async function setUpLocalAgent(options: {
   readonly dir: string;
   readonly server: MariaDbServer;
-  /** Where to create the backup user: a replica gets it through replication from its primary. */
+  /** Where `users ensure` runs: a replica gets the accounts through replication from its primary. */
   readonly createUserOn?: MariaDbServer;
+  /** `ensure` (the default): run `users ensure` on the primary; `none`: leave the server's accounts alone. */
+  readonly accounts?: "ensure" | "none";
+  /** The agent bundle that runs `users ensure` (default: dist/rewind-agent.mjs) and its environment. */
+  readonly bundle?: string;
+  readonly agentEnv?: NodeJS.ProcessEnv;
   readonly s3Endpoint: string;
   readonly bucket: string;
   readonly cluster: string;
@@ -40,14 +84,8 @@ export async function setUpLocalAgent(options: {
   readonly extra?: Record<string, unknown>;
 }): Promise<LocalAgentSetup> {
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-  const password = randomBytes(18).toString("base64url");
-  await (options.createUserOn ?? options.server).createUser(
-    { user: "rewind_backup", password },
-    BACKUP_PRIVILEGES.mariadb.global,
-  );
   const secrets = options.secrets ?? (await startSecretsManager());
-  const backupSecretId = `rewind/${options.cluster}/backup`;
-  secrets.put(backupSecretId, { username: "rewind_backup", password });
+  const accountsSecretId = putInitialAccountsSecret(secrets, options.cluster);
   let encryption: Record<string, string>;
   if (options.kms) {
     encryption = { kmsKeyId: options.kms.keyArn };
@@ -66,7 +104,6 @@ export async function setUpLocalAgent(options: {
     ...(options.kms ? { kmsEndpoint: options.kms.endpoint } : {}),
     host: options.host,
     connection: { socket: options.server.socket },
-    secrets: { backup: backupSecretId },
     encryption,
     myCnfPaths: [options.server.defaultsFile],
     stateDir: path.join(options.dir, "state"),
@@ -77,7 +114,24 @@ export async function setUpLocalAgent(options: {
   };
   const configFile = path.join(options.dir, "agent.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return { configFile, secrets, backupSecretId, config };
+  if ((options.accounts ?? "ensure") === "ensure") {
+    // Onboarding as an operator does it: `users ensure` on the primary (the server itself, or the
+    // primary it replicates from), which creates the accounts from the secret as root over the socket.
+    const primary = options.createUserOn ?? options.server;
+    const ensureConfig = path.join(options.dir, "ensure.json");
+    writeFileSync(ensureConfig, JSON.stringify({ ...config, connection: { socket: primary.socket } }), {
+      mode: 0o600,
+    });
+    const run = await runAgent(
+      options.bundle ?? AGENT_BUNDLE,
+      ["users", "ensure", "--config", ensureConfig],
+      options.agentEnv,
+    );
+    if (!run.output?.ok) {
+      throw new Error(`users ensure failed on ${options.host}: ${run.output?.error?.message ?? run.stderr}`);
+    }
+  }
+  return { configFile, secrets, accountsSecretId, config };
 }
 
 /** A Secrets Manager stand-in that lets every caller in (tests outside the sandbox). */

@@ -146,6 +146,22 @@ export class MariaDbServer {
     return rows[0]?.[0] ?? null;
   }
 
+  /** One value, logged in over the socket as `user` (its password in a 0600 option file, not argv). */
+  async scalarAs({ user, password }: SqlUser, sql: string): Promise<string | null> {
+    const file = path.join(this.baseDir, `client-${user}.cnf`);
+    writeFileSync(file, `[client]\nuser=${user}\npassword="${password}"\nsocket=${this.socket}\n`, {
+      mode: 0o600,
+    });
+    try {
+      const { stdout } = await run("mariadb", [`--defaults-file=${file}`, "--batch", "--skip-column-names"], {
+        input: sql,
+      });
+      return stdout.split("\n")[0] ?? null;
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
   async createUser({ user, password }: SqlUser, privileges: string, on = "*.*"): Promise<void> {
     const quoted = password.replace(/\\/g, "\\\\").replace(/'/g, "\\'");
     await this.query(

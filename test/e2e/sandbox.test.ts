@@ -1,7 +1,9 @@
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accountsSecretName } from "../../core/contracts/accounts.js";
 import { HISTORY_ID } from "../../core/history.js";
+import { accountOf } from "../../sandbox/hosts/agent.js";
 import { removeStatement, Sandbox, waitForReplica } from "../../sandbox/sandbox.js";
 import { runFailover, runRollBack, runStory } from "../../sandbox/story.js";
 import { scratchDir } from "../support.js";
@@ -96,7 +98,10 @@ describe("the sandbox: the deployed control plane on one machine", () => {
   it("fails a backup with the agent's own error when the source's credentials are wrong", async () => {
     // The password changed on the servers but not in Secrets Manager: each host's cached
     // password and the one it fetches afresh are both refused.
-    const { password } = sandbox.aws.secretsManager!.current("rewind/orders/backup") as { password: string };
+    const { password } = accountOf(
+      { secrets: sandbox.aws.secretsManager!, accountsSecretId: accountsSecretName("orders") },
+      "backup",
+    );
     const alter = (to: string) => `ALTER USER 'rewind_backup'@'localhost' IDENTIFIED BY '${to}'`;
     await sandbox.primary.query(alter("changed-Pw-91ab"));
     await sandbox.standby.query(alter("changed-Pw-91ab"));

@@ -3,12 +3,13 @@ import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFil
 import path from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accountsSecretName } from "../../core/contracts/accounts.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { applyRetention } from "../../lambdas/lib/retention.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
 import type { LocalSecretsManager } from "../../sandbox/aws/secrets-manager.js";
-import { type AgentRun, setUpLocalAgent, startAgent } from "../../sandbox/hosts/agent.js";
+import { type AgentRun, accountOf, setUpLocalAgent, startAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { loadDataset } from "../../sandbox/hosts/workload.js";
 import { waitFor } from "../../sandbox/processes.js";
@@ -107,7 +108,9 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   });
 
   it("wrong credentials: a clear error, no manifest; a rotated password is picked up past the host's cache", async () => {
-    const good = secrets.current("rewind/orders/backup") as { username: string; password: string };
+    const accounts = accountsSecretName("orders");
+    const stored = secrets.current(accounts) as Record<string, unknown>;
+    const good = accountOf({ secrets, accountsSecretId: accounts }, "backup");
     // The password changed on the server but not in Secrets Manager: the cached one and the
     // one fetched afresh are both refused.
     const rotated = "rotated-Pw-4e1c";
@@ -119,11 +122,11 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       expect(run.output?.error?.message).toMatch(/refused the backup user's credentials/);
       expect(await manifests()).toEqual([]);
       // Secrets Manager catches up (a rotation): the next run replaces its cached password.
-      secrets.put("rewind/orders/backup", { ...good, password: rotated });
+      secrets.put(accounts, { ...stored, backup: { ...good, password: rotated } });
       await expectNextBackupSucceeds();
     } finally {
       await source.query(`ALTER USER 'rewind_backup'@'localhost' IDENTIFIED BY '${good.password}'`);
-      secrets.put("rewind/orders/backup", good);
+      secrets.put(accounts, stored);
     }
   });
 
@@ -269,7 +272,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
   });
 
   it("no password appears in the process table, the logs or S3 during a backup", async () => {
-    const { password } = secrets.current("rewind/orders/backup") as { password: string };
+    const { password } = accountOf({ secrets, accountsSecretId: accountsSecretName("orders") }, "backup");
     const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
     const tables: string[] = [];
     while (child.exitCode === null) {

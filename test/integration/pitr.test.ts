@@ -15,7 +15,6 @@ import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
 process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
 
-const REPL = { user: "rewind_repl", password: "repl-Pa55'word" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("point-in-time restore from a backup and shipped binlogs", () => {
@@ -91,10 +90,7 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
       bucket: BUCKET,
       cluster: "orders",
       host: "db-601",
-      extra: { secrets: { backup: "rewind/orders/backup", repl: "rewind/orders/repl" } },
     }));
-    await primary.createUser(REPL, "REPLICATION SLAVE");
-    secrets.put("rewind/orders/repl", { username: REPL.user, password: REPL.password });
     const first = await WriteWorkload.start(primary, { pauseMs: 3 });
     await sleep(500);
     backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
@@ -280,7 +276,8 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
 
   it("--replica-of whose replication fails (a wrong password): the run says so, and replication is stopped, not retrying behind the message", async () => {
     const { server, targetConfig } = await restoreTarget("repl-refused", 708);
-    secrets.put("rewind/orders/repl-wrong", { username: REPL.user, password: "not-the-password" });
+    // A config that still names a per-user secret (from before the accounts secret) uses it.
+    secrets.put("rewind/orders/repl-wrong", { username: "rewind_repl", password: "not-the-password" });
     const config = JSON.parse(readFileSync(targetConfig, "utf8"));
     writeFileSync(
       targetConfig,
