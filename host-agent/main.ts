@@ -31,8 +31,9 @@ commands:
                                        every complete transaction within stream.intervalSeconds as chunks;
                                        only the primary ships unless stream.shipFrom is "all"; closed files
                                        are shipped whole; --once ships what is complete now and exits
-  install [--no-start]                 install binlog-stream as a systemd service (rewind-binlog-stream,
+  install [--no-start] [--no-accounts] install binlog-stream as a systemd service (rewind-binlog-stream,
                                        restarted on failure) with this bundle, and (re)start it;
+                                       on a primary it then runs users ensure (--no-accounts: not);
                                        --unit-dir (default /etc/systemd/system), --install-dir (default
                                        /opt/rewind)
   binlog-push [--flush]                the watchdog (every minute): ships closed binlogs the streamer missed,
@@ -122,6 +123,7 @@ async function dispatch(
         installDir: typeof flags["install-dir"] === "string" ? flags["install-dir"] : "/opt/rewind",
         configFile: typeof flags.config === "string" ? flags.config : DEFAULT_CONFIG,
         noStart: flags["no-start"] === true,
+        noAccounts: flags["no-accounts"] === true,
       });
     case "restore": {
       // A plan from plan-restore says how to restore it (mode, datadir, replica source, tables):
@@ -234,6 +236,7 @@ function parse(argv: string[]): {
       once: { type: "boolean" },
       "unit-dir": { type: "string" },
       "install-dir": { type: "string" },
+      "no-accounts": { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },

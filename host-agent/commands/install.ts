@@ -4,6 +4,7 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { AgentContext } from "../context.js";
 import { log } from "../log.js";
 import { runTool } from "../tool.js";
+import { type EnsureResult, ensureAccounts } from "../users/ensure.js";
 
 export const STREAM_UNIT = "rewind-binlog-stream.service";
 
@@ -16,12 +17,16 @@ export interface InstallOptions {
   readonly configFile: string;
   /** Write the files only: no daemon-reload, no enable, no restart (images, tests). */
   readonly noStart: boolean;
+  /** Leave the database's accounts alone (by default a primary's are made to match the secret). */
+  readonly noAccounts: boolean;
 }
 
 export interface InstallResult {
   readonly unit: string;
   readonly bundle: string;
   readonly started: boolean;
+  /** What `users ensure` did (on a primary; skipped on a replica), unless told not to run it. */
+  readonly accounts?: EnsureResult;
 }
 
 /** The systemd unit: restarted on any exit, stopped with SIGTERM so the chunk in flight finishes. */
@@ -88,11 +93,15 @@ export async function install(context: AgentContext, options: InstallOptions): P
   const unitChanged = !existsSync(unit) || readFileSync(unit, "utf8") !== content;
   if (unitChanged) writeFileSync(unit, content, { mode: 0o644 });
   log("info", "binlog-stream service written", { unit, bundle, bundleChanged, unitChanged });
-  if (options.noStart) return { unit, bundle, started: false };
+  // Tagging a host of a new cluster is enough: its primary gets the accounts here (a no-op once
+  // they match), its replicas through replication. Before the streamer starts, which needs them.
+  const accounts = options.noAccounts ? undefined : await ensureAccounts(context, { onReplica: "skip" });
+  const result = { unit, bundle, ...(accounts ? { accounts } : {}) };
+  if (options.noStart) return { ...result, started: false };
   await runTool("systemctl", ["daemon-reload"]);
   await runTool("systemctl", ["enable", STREAM_UNIT]);
   // An update must run the new bundle; an unchanged install (the association, every 30 minutes) leaves a
   // running streamer alone.
   await runTool("systemctl", [bundleChanged || unitChanged ? "restart" : "start", STREAM_UNIT]);
-  return { unit, bundle, started: true };
+  return { ...result, started: true };
 }

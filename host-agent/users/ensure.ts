@@ -26,6 +26,8 @@ export interface EnsureResult {
   readonly secret: string;
   readonly changed: boolean;
   readonly accounts: readonly EnsuredAccount[];
+  /** Why nothing was done (install on a replica). */
+  readonly skipped?: string;
 }
 
 /** MariaDB's mysql_native_password hash ("*" + SHA1(SHA1(password)), upper-case hex). */
@@ -41,7 +43,10 @@ function nativePasswordHash(password: string): string {
  * through replication, so it refuses on one, naming its primary. It logs in as the admin account,
  * or (a new cluster) as root over the socket.
  */
-export async function ensureAccounts(context: AgentContext): Promise<EnsureResult> {
+export async function ensureAccounts(
+  context: AgentContext,
+  { onReplica = "refuse" }: { readonly onReplica?: "refuse" | "skip" } = {},
+): Promise<EnsureResult> {
   const { config, engine } = context;
   const secretId = accountsSecretId(config);
   // Always the current value: this is what makes the servers match it.
@@ -52,6 +57,9 @@ export async function ensureAccounts(context: AgentContext): Promise<EnsureResul
       const source = replication?.sourceHost
         ? `${replication.sourceHost}${replication.sourcePort ? `:${replication.sourcePort}` : ""}`
         : "its source";
+      if (onReplica === "skip") {
+        return { secret: secretId, changed: false, accounts: [], skipped: `a replica of ${source}` };
+      }
       throw new RewindError(
         ErrorNames.usage,
         `this server is a replica of ${source}: run \`rewind-agent users ensure\` on that primary; replicas get the accounts through replication`,

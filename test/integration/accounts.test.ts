@@ -149,6 +149,31 @@ describe("the cluster's accounts: rewind-agent users ensure", () => {
       await grantsOf(primary, "rewind_backup", "localhost"),
     );
   });
+
+  it("install (the association, on every tagged host) ensures the accounts on the primary and skips a replica", async () => {
+    const installOn = (file: string, name: string) =>
+      agent([
+        "install",
+        "--no-start",
+        "--unit-dir",
+        `${scratch.dir}/${name}/systemd`,
+        "--install-dir",
+        `${scratch.dir}/${name}/opt`,
+        "--config",
+        file,
+      ]);
+    const onPrimary = await installOn(configFile, "primary-install");
+    expect(onPrimary.exitCode, onPrimary.stderr).toBe(0);
+    expect(onPrimary.output?.result?.accounts).toMatchObject({ changed: false });
+    const onReplica = await installOn(replicaConfigFile, "replica-install");
+    expect(onReplica.exitCode, onReplica.stderr).toBe(0);
+    expect(onReplica.output?.result?.accounts).toEqual({
+      secret: secretId,
+      changed: false,
+      accounts: [],
+      skipped: `a replica of 127.0.0.1:${primary.port}`,
+    });
+  });
 });
 
 /** A deployment from before the accounts secret: one secret per user, accounts made by hand. */

@@ -18,6 +18,7 @@ describe("rewind-agent install", () => {
     const run = await agent([
       "install",
       "--no-start",
+      "--no-accounts",
       "--unit-dir",
       unitDir,
       "--install-dir",
