@@ -26,7 +26,7 @@ export class SqlClient {
       if (/Access denied/i.test(message)) {
         throw new RewindError(
           ErrorNames.credentials,
-          "the database refused the backup user's credentials; check that the user exists on the server with the password its secret holds and the grants core/privileges.ts lists (README, onboarding step 4)",
+          "the database refused the account's credentials: the server's password differs from the cluster's accounts secret (rewind/<cluster>/accounts) or the account does not exist; run `rewind-agent users ensure` on the primary, which makes them match",
           message,
         );
       }

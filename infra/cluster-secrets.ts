@@ -2,11 +2,7 @@ import { RemovalPolicy } from "aws-cdk-lib";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
-import {
-  ACCOUNTS_SEED,
-  accountsSecretName,
-  initialAccountsTemplate,
-} from "../core/contracts/accounts.js";
+import { ACCOUNTS_SEED, accountsSecretName, initialAccountsTemplate } from "../core/contracts/accounts.js";
 import { acknowledge } from "./nag.js";
 
 export interface ClusterSecretsProps {

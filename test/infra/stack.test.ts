@@ -279,12 +279,22 @@ describe("the Rewind stack", () => {
         policy.startsWith("SchedulesRole") && !JSON.stringify(statement.Resource).includes(":instance/"),
     );
     expect(JSON.stringify(scheduler!.statement.Resource)).toContain(":document/Rewind-RunInstalledAgent");
-    // backup, repl and root: the ones the agent reads (no unused dba secret at $0.40 a month).
-    t.resourceCountIs("AWS::SecretsManager::Secret", 3);
-    t.hasResourceProperties("AWS::SecretsManager::Secret", {
-      Name: "rewind/orders/backup",
-      KmsKeyId: Match.anyValue(),
-      GenerateSecretString: Match.objectLike({ GenerateStringKey: "password" }),
+    // One secret per cluster ($0.40 a month) holds every account: usernames and a generated seed.
+    t.resourceCountIs("AWS::SecretsManager::Secret", 1);
+    t.hasResource("AWS::SecretsManager::Secret", {
+      DeletionPolicy: "Retain",
+      Properties: {
+        Name: "rewind/orders/accounts",
+        KmsKeyId: Match.anyValue(),
+        GenerateSecretString: Match.objectLike({
+          GenerateStringKey: "seed",
+          SecretStringTemplate: JSON.stringify({
+            backup: { username: "rewind_backup" },
+            replication: { username: "rewind_repl" },
+            admin: { username: "rewind_admin" },
+          }),
+        }),
+      },
     });
   });
 

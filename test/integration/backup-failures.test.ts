@@ -119,7 +119,9 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       const run = await agent(["backup", "--type", "full", "--config", configFile]);
       expect(run.exitCode).toBe(1);
       expect(run.output?.error?.name).toBe("CredentialsRejected");
-      expect(run.output?.error?.message).toMatch(/refused the backup user's credentials/);
+      expect(run.output?.error?.message).toMatch(
+        /refused the account's credentials.*run `rewind-agent users ensure` on the primary/,
+      );
       expect(await manifests()).toEqual([]);
       // Secrets Manager catches up (a rotation): the next run replaces its cached password.
       secrets.put(accounts, { ...stored, backup: { ...good, password: rotated } });
