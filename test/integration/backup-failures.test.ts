@@ -132,14 +132,15 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     }
   });
 
-  it("the backup tool failing (missing privilege) is reported with its own words, not uploaded as a backup", async () => {
+  it("a missing privilege is named before the backup tool starts, and nothing is uploaded", async () => {
     await source.query("REVOKE RELOAD ON *.* FROM 'rewind_backup'@'localhost'");
     try {
       const before = await manifests();
       const run = await agent(["backup", "--type", "full", "--config", configFile]);
       expect(run.exitCode).toBe(1);
-      expect(run.output?.error?.name).toBe("BackupToolFailed");
-      expect(run.output?.error?.message).toMatch(/mariabackup/);
+      expect(run.output?.error?.name).toBe("ConfigInvalid");
+      expect(run.output?.error?.message).toMatch(/the backup account lacks RELOAD ON \*\.\*/);
+      expect(run.stderr).not.toMatch(/backup started/);
       expect(await manifests()).toEqual(before);
     } finally {
       await source.query("GRANT RELOAD ON *.* TO 'rewind_backup'@'localhost'");
