@@ -11,6 +11,7 @@ import {
   rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
+import { type BackupState, fromState, statePath, type VerifyInput } from "./state-paths.js";
 
 export interface BackupStateMachineProps extends RewindStateMachineProps {
   /**
@@ -38,6 +39,7 @@ export class BackupStateMachine extends Construct {
     super(scope, id);
     const fns = props.functions;
     const tail = failureTail(this, "Backup", fns.notify);
+    const at = statePath<BackupState>();
 
     const select = lambdaStep(
       this,
@@ -52,12 +54,12 @@ export class BackupStateMachine extends Construct {
     const backup = agentTask(this, "RunBackup", {
       documentName: props.documentName,
       clusters: props.clusters,
-      instanceIdPath: "$.source.instanceId",
+      instanceIdPath: at("source.instanceId"),
       comment: "rewind-agent backup on the chosen source",
-      parameters: { Command: "backup", Type: "$.type" },
+      parameters: { Command: "backup", Type: at("type") },
       heartbeat: props.heartbeat ?? Duration.minutes(10),
       timeout: props.timeout ?? Duration.hours(24),
-      resultPath: "$.backup",
+      resultPath: at("backup"),
     });
     // Another backup or a restore holds the host's lock: wait for it rather than fail.
     backup.addRetry({
@@ -72,8 +74,8 @@ export class BackupStateMachine extends Construct {
       this,
       "VerifyBackup",
       fns.verify,
-      { "cluster.$": "$.cluster", "backupId.$": "$.backup.backupId" },
-      "$.verify",
+      fromState<BackupState, VerifyInput>({ cluster: "cluster", backupId: "backup.backupId" }),
+      at("verify"),
       "Checks every segment object's size and part checksums against the manifest",
     );
     onFailure(verify, tail);
@@ -83,10 +85,10 @@ export class BackupStateMachine extends Construct {
       "Backup",
       fns.notify,
       {
-        "backupId.$": "$.backup.backupId",
-        "storedBytes.$": "$.backup.storedBytes",
-        "seconds.$": "$.backup.seconds",
-        "source.$": "$.source",
+        "backupId.$": at("backup.backupId"),
+        "storedBytes.$": at("backup.storedBytes"),
+        "seconds.$": at("backup.seconds"),
+        "source.$": at("source"),
       },
       tail,
     );

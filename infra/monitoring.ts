@@ -9,7 +9,12 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import type { BinlogPushResult } from "../host-agent/commands/binlog-push.js";
 import type { RewindConfig } from "./config.js";
+import { statePath, type WatchdogLine } from "./state-paths.js";
+
+/** Paths into the watchdog's result line (what the metric filters read). */
+const line = statePath<WatchdogLine>();
 
 /** Metrics the notify Lambda emits (Powertools adds the `service` dimension). */
 function rewindMetric(name: string, cluster: string, statistic: string, period: Duration): cloudwatch.Metric {
@@ -75,22 +80,22 @@ export class Monitoring extends Construct {
     const fromWatchdog = (
       id: string,
       metricName: string,
-      field: string,
+      field: keyof BinlogPushResult & string,
       comparison: ">=" | ">" | "=",
       threshold: number,
-      value: string,
+      value: "1" | ReturnType<typeof line>,
       unit?: cloudwatch.Unit,
     ) =>
       new logs.MetricFilter(this, id, {
         logGroup: this.agentLogs,
         filterPattern: logs.FilterPattern.all(
-          logs.FilterPattern.stringValue("$.command", "=", "binlog-push"),
-          logs.FilterPattern.numberValue(`$.result.${field}`, comparison, threshold),
+          logs.FilterPattern.stringValue(line("command"), "=", "binlog-push"),
+          logs.FilterPattern.numberValue(line(`result.${field}`), comparison, threshold),
         ),
         metricNamespace: "Rewind",
         metricName,
         metricValue: value,
-        dimensions: { Cluster: "$.cluster" },
+        dimensions: { Cluster: line("cluster") },
         ...(unit ? { unit } : {}),
       });
     // Only the shipping host (the primary) reports a number; replicas report null.
@@ -100,7 +105,7 @@ export class Monitoring extends Construct {
       "lagSeconds",
       ">=",
       0,
-      "$.result.lagSeconds",
+      line("result.lagSeconds"),
       cloudwatch.Unit.SECONDS,
     );
     // A host that ships as the primary of a history that is not the cluster's current one (an old
@@ -116,7 +121,7 @@ export class Monitoring extends Construct {
       "chunkOnlySeconds",
       ">",
       0,
-      "$.result.chunkOnlySeconds",
+      line("result.chunkOnlySeconds"),
       cloudwatch.Unit.SECONDS,
     );
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });

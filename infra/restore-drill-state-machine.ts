@@ -10,6 +10,14 @@ import {
   rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
+import {
+  type BackupInput,
+  type DrillState,
+  fromState,
+  type RestoreInput,
+  statePath,
+  type VerifyInput,
+} from "./state-paths.js";
 
 export interface RestoreDrillStateMachineProps extends RewindStateMachineProps {
   /**
@@ -35,13 +43,14 @@ export class RestoreDrillStateMachine extends Construct {
     super(scope, id);
     const fns = props.functions;
     const tail = failureTail(this, "RestoreDrill", fns.notify);
+    const at = statePath<DrillState>();
 
     const select = lambdaStep(
       this,
       "SelectDrillHost",
       fns.selectSource,
-      { "cluster.$": "$.cluster", type: "full" },
-      "$.selected",
+      { ...fromState<DrillState, BackupInput>({ cluster: "cluster" }), type: "full" },
+      at("selected"),
       "Picks the host to drill on by the cluster's source policy (a healthy replica first)",
     );
     onFailure(select, tail);
@@ -52,15 +61,17 @@ export class RestoreDrillStateMachine extends Construct {
       fns.planRestore,
       {
         input: {
-          "cluster.$": "$.cluster",
-          "targetInstanceId.$": "$.selected.source.instanceId",
+          ...fromState<DrillState, RestoreInput>({
+            cluster: "cluster",
+            targetInstanceId: "selected.source.instanceId",
+          }),
           latest: true,
           mode: "scratch",
           datadir: props.scratchDatadir ?? "/var/tmp/rewind/drill",
         },
         "restoreId.$": "$$.Execution.Name",
       },
-      "$.plan",
+      at("plan"),
       "Plans a restore of the newest restorable point into a scratch datadir",
     );
     onFailure(plan, tail);
@@ -69,8 +80,12 @@ export class RestoreDrillStateMachine extends Construct {
       this,
       "VerifyDrill",
       fns.verify,
-      { "cluster.$": "$.plan.cluster", "backupId.$": "$.plan.backupId", "binlogs.$": "$.plan.binlogs" },
-      "$.verify",
+      fromState<DrillState, VerifyInput>({
+        cluster: "plan.cluster",
+        backupId: "plan.backupId",
+        binlogs: "plan.binlogs",
+      }),
+      at("verify"),
       "Checks the backup and binlogs against their manifests",
     );
     onFailure(verify, tail);
@@ -78,13 +93,13 @@ export class RestoreDrillStateMachine extends Construct {
     const drill = agentTask(this, "RunDrill", {
       documentName: props.documentName,
       clusters: props.clusters,
-      instanceIdPath: "$.plan.targetInstanceId",
+      instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent restore --scratch: restore, replay, check, remove",
       // The plan says mode scratch and the datadir.
-      parameters: { Command: "restore", Plan: "$.plan.planUri" },
+      parameters: { Command: "restore", Plan: at("plan.planUri") },
       heartbeat: Duration.minutes(10),
       timeout: props.timeout ?? Duration.hours(24),
-      resultPath: "$.restore",
+      resultPath: at("restore"),
     });
     onFailure(drill, tail);
 
@@ -93,10 +108,10 @@ export class RestoreDrillStateMachine extends Construct {
       "RestoreDrill",
       fns.notify,
       {
-        "backupId.$": "$.plan.backupId",
-        "target.$": "$.plan.target",
-        "host.$": "$.plan.targetInstanceId",
-        "restore.$": "$.restore",
+        "backupId.$": at("plan.backupId"),
+        "target.$": at("plan.target"),
+        "host.$": at("plan.targetInstanceId"),
+        "restore.$": at("restore"),
       },
       tail,
     );

@@ -10,6 +10,7 @@ import {
   rewindStateMachine,
   successTail,
 } from "./state-machine-steps.js";
+import { fromState, type RestoreState, statePath, type VerifyInput } from "./state-paths.js";
 
 export interface RestoreStateMachineProps extends RewindStateMachineProps {
   /**
@@ -37,28 +38,33 @@ export class RestoreStateMachine extends Construct {
     super(scope, id);
     const fns = props.functions;
     const tail = failureTail(this, "Restore", fns.notify);
+    const at = statePath<RestoreState>();
 
     const plan = lambdaStep(
       this,
       "PlanRestore",
       fns.planRestore,
       { "input.$": "$", "restoreId.$": "$$.Execution.Name" },
-      "$.plan",
+      at("plan"),
       "Validates the input and plans the restore: the full backup before the target and the binlogs from its position",
     );
     onFailure(plan, tail);
 
     const planOnly = new sfn.Succeed(this, "PlanOnly", {
       comment: "dryRun: the plan, nothing restored",
-      outputPath: "$.plan",
+      outputPath: at("plan"),
     });
 
     const verify = lambdaStep(
       this,
       "VerifyBackup",
       fns.verify,
-      { "cluster.$": "$.plan.cluster", "backupId.$": "$.plan.backupId", "binlogs.$": "$.plan.binlogs" },
-      "$.verify",
+      fromState<RestoreState, VerifyInput>({
+        cluster: "plan.cluster",
+        backupId: "plan.backupId",
+        binlogs: "plan.binlogs",
+      }),
+      at("verify"),
       "Checks the backup and every binlog of the plan against their manifests before any datadir is touched",
     );
     onFailure(verify, tail);
@@ -66,25 +72,25 @@ export class RestoreStateMachine extends Construct {
     const restore = agentTask(this, "RunRestore", {
       documentName: props.documentName,
       clusters: props.clusters,
-      instanceIdPath: "$.plan.targetInstanceId",
+      instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent restore --plan on the target host",
       // The plan is the one source of how to restore (mode, datadir, replica source, tables).
-      parameters: { Command: "restore", Plan: "$.plan.planUri" },
+      parameters: { Command: "restore", Plan: at("plan.planUri") },
       heartbeat: props.heartbeat ?? Duration.minutes(10),
       timeout: props.timeout ?? Duration.hours(48),
-      resultPath: "$.restore",
+      resultPath: at("restore"),
     });
     onFailure(restore, tail);
 
     const health = agentTask(this, "HealthCheck", {
       documentName: props.documentName,
       clusters: props.clusters,
-      instanceIdPath: "$.plan.targetInstanceId",
+      instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent status on the restored server",
       parameters: { Command: "status" },
       heartbeat: Duration.minutes(5),
       timeout: Duration.minutes(15),
-      resultPath: "$.health",
+      resultPath: at("health"),
     });
     onFailure(health, tail);
 
@@ -95,7 +101,7 @@ export class RestoreStateMachine extends Construct {
         Cause:
           "The restore finished but the server is not replicating from the primary. The restored data is intact; check SHOW REPLICA STATUS on the target and start replication",
       }),
-      resultPath: "$.error",
+      resultPath: at("error"),
     });
     replicationBroken.next(tail);
 
@@ -104,11 +110,11 @@ export class RestoreStateMachine extends Construct {
       "Restore",
       fns.notify,
       {
-        "restoreId.$": "$.plan.restoreId",
-        "backupId.$": "$.plan.backupId",
-        "target.$": "$.plan.target",
-        "mode.$": "$.plan.mode",
-        "restore.$": "$.restore",
+        "restoreId.$": at("plan.restoreId"),
+        "backupId.$": at("plan.backupId"),
+        "target.$": at("plan.target"),
+        "mode.$": at("plan.mode"),
+        "restore.$": at("restore"),
       },
       tail,
     );
@@ -116,8 +122,8 @@ export class RestoreStateMachine extends Construct {
     const checkReplication = new sfn.Choice(this, "ReplicaMode?")
       .when(
         sfn.Condition.and(
-          sfn.Condition.stringEquals("$.plan.mode", "replica"),
-          sfn.Condition.not(sfn.Condition.stringEquals("$.health.role", "replica")),
+          sfn.Condition.stringEquals(at("plan.mode"), "replica"),
+          sfn.Condition.not(sfn.Condition.stringEquals(at("health.role"), "replica")),
         ),
         replicationBroken,
       )
@@ -125,12 +131,12 @@ export class RestoreStateMachine extends Construct {
 
     // A scratch restore's server is gone once the agent has checked it; there is nothing to ask.
     const afterRestore = new sfn.Choice(this, "ScratchMode?")
-      .when(sfn.Condition.stringEquals("$.plan.mode", "scratch"), done)
+      .when(sfn.Condition.stringEquals(at("plan.mode"), "scratch"), done)
       .otherwise(health.next(checkReplication));
 
     const definition = plan.next(
       new sfn.Choice(this, "DryRun?")
-        .when(sfn.Condition.booleanEquals("$.plan.dryRun", true), planOnly)
+        .when(sfn.Condition.booleanEquals(at("plan.dryRun"), true), planOnly)
         .otherwise(verify.next(restore).next(afterRestore)),
     );
 

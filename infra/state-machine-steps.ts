@@ -11,6 +11,10 @@ import {
   INSTANCE_WILDCARD,
   INSTANCE_WILDCARD_REASON,
 } from "./nag.js";
+import { type FailureState, statePath } from "./state-paths.js";
+
+/** Paths every state machine's tails use. */
+const at = statePath<FailureState>();
 
 export type StateMachineName = "Backup" | "Restore" | "RestoreDrill";
 
@@ -55,8 +59,8 @@ export function failureTail(
 ): sfn.IChainable {
   const failed = new sfn.Fail(scope, "Failed", {
     comment: "Fails with the error and cause of the step that failed",
-    errorPath: "$.error.Error",
-    causePath: "$.error.Cause",
+    errorPath: at("error.Error"),
+    causePath: at("error.Cause"),
   });
   const report = lambdaStep(
     scope,
@@ -67,19 +71,19 @@ export function failureTail(
       succeeded: false,
       "input.$": "$$.Execution.Input",
       "executionId.$": "$$.Execution.Id",
-      "error.$": "$.error",
+      "error.$": at("error"),
     },
-    "$.notified",
+    at("notified"),
     "Metric and SNS message about the failure",
   );
   // A failure to notify must not hide the original error.
-  report.addCatch(failed, { resultPath: "$.notifyError" });
+  report.addCatch(failed, { resultPath: at("notifyError") });
   return report.next(failed);
 }
 
 /** Catches every error of `step` into `$.error` and sends it to the failure tail. */
 export function onFailure(step: sfn.TaskStateBase, tail: sfn.IChainable): void {
-  step.addCatch(tail, { errors: [sfn.Errors.ALL], resultPath: "$.error" });
+  step.addCatch(tail, { errors: [sfn.Errors.ALL], resultPath: at("error") });
 }
 
 export function successTail(
@@ -100,7 +104,7 @@ export function successTail(
       "executionId.$": "$$.Execution.Id",
       detail,
     },
-    "$.notified",
+    at("notified"),
     "Metric (the alarms watch it) and, for restores, a message",
   );
   onFailure(report, tail);
