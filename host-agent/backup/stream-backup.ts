@@ -5,6 +5,7 @@ import type { KeyringNode } from "@aws-crypto/client-node";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { XbstreamReader } from "../../core/xbstream.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
+import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
 
 export interface StreamBackupOptions {
@@ -32,7 +33,9 @@ export interface StreamBackupResult {
   readonly paths: readonly string[];
 }
 
-type StageName = "tool" | "zstd" | "encryption" | "upload";
+/** The backup's stages, in the data's path. */
+const STAGES = ["tool", "zstd", "encryption", "upload"] as const;
+type StageName = (typeof STAGES)[number];
 
 const STAGE_ERRORS: Record<StageName, string> = {
   tool: ErrorNames.backupTool,
@@ -65,10 +68,7 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   ]);
 
   // The first failure is the cause; what fails after everything is stopped is a consequence.
-  let cause: { stage: StageName; message: string } | undefined;
-  const fail = (stage: StageName, error: Error) => {
-    if (cause) return;
-    cause = { stage, message: error.message };
+  const supervisor = new PipelineSupervisor<StageName>(STAGES, () => {
     tool.stop();
     zstd.stop();
     options.sink.destroy(new Error("backup stopped"));
@@ -76,7 +76,8 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
     // stdout to reach EOF, so zstd's output is drained and dropped, or its exit is never seen.
     zstd.stdout.unpipe();
     zstd.stdout.resume();
-  };
+  });
+  const fail = (stage: StageName, error: Error) => supervisor.fail(stage, error);
   const reader = new XbstreamReader({ capture: options.captureFiles });
   let rawBytes = 0;
   const inspect = new Transform({
@@ -101,8 +102,8 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   encrypt.once("error", (error: Error) => fail("encryption", error));
 
   const settled = await Promise.allSettled([
-    tool.exited.catch((error: Error) => fail("tool", error)),
-    zstd.exited.catch((error: Error) => fail("zstd", error)),
+    supervisor.watch("tool", tool.exited),
+    supervisor.watch("zstd", zstd.exited),
     // Broken pipes show up as the failure of the process on either side of them.
     pipeline(tool.stdout, inspect, zstd.stdin),
     encryptInto(zstd.stdout, encrypt, options.sink),
@@ -113,11 +114,15 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   if (options.signal?.aborted) {
     throw new RewindError(ErrorNames.interrupted, "the backup was interrupted; no manifest was written");
   }
+  const cause = supervisor.cause();
   if (cause) {
     throw new RewindError(
       STAGE_ERRORS[cause.stage],
-      `the backup failed in stage "${cause.stage}": ${cause.message.split("\n")[0]}; no manifest was written, so this backup will never be used`,
-      cause.message,
+      `the backup failed in stage "${cause.stage}": ${cause.error.message.split("\n")[0]}; no manifest was written, so this backup will never be used`,
+      supervisor
+        .failures()
+        .map((failure) => `${failure.stage}: ${failure.error.message}`)
+        .join("\n"),
     );
   }
   const broken = settled.find((result) => result.status === "rejected");

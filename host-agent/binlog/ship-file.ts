@@ -14,6 +14,7 @@ import type { SegmentRecord } from "../../core/manifest.js";
 import { formatMicros } from "../../core/time.js";
 import { encryptInto, encryptingStream } from "../encryption.js";
 import { log } from "../log.js";
+import { PipelineSupervisor } from "../pipeline.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { startTool } from "../tool.js";
 
@@ -195,24 +196,24 @@ export async function storeCompressed(
     uploadError ??= error;
   });
   // On the first failure zstd is stopped and its output drained: a paused encryption stream
-  // would leave it blocked on a full pipe, and its exit (which every branch waits for) never come.
-  const stop = (error: unknown) => {
+  // would leave it blocked on a full pipe, and its exit (which every stage waits for) never come.
+  const supervisor = new PipelineSupervisor(["read", "zstd", "upload"], () => {
     zstd.stop();
     zstd.stdout.unpipe();
     zstd.stdout.resume();
-    throw error;
-  };
-  const results = await Promise.allSettled([
-    pipeline(input, zstd.stdin).catch(stop),
-    zstd.exited.catch(stop),
-    // One encryption stream, one data key: the Encryption SDK asks KMS when it is built.
-    encryptInto(zstd.stdout, encrypt, writer).catch(stop),
-  ]);
-  const failure = results.find((result) => result.status === "rejected");
-  if (failure) {
-    zstd.stop();
     writer.destroy();
-    const reason = uploadError ?? (failure.reason as Error);
+  });
+  await supervisor.run([
+    ["read", pipeline(input, zstd.stdin)],
+    ["zstd", zstd.exited],
+    // One encryption stream, one data key: the Encryption SDK asks KMS when it is built.
+    ["upload", encryptInto(zstd.stdout, encrypt, writer)],
+  ]);
+  const cause = supervisor.cause();
+  if (cause) {
+    // The writer's or the encryption's own error (S3 or KMS refusing) says more than the
+    // stream that broke because of it.
+    const reason = uploadError ?? cause.error;
     if (reason instanceof RewindError) throw reason;
     throw new RewindError(ErrorNames.upload, `${what} failed: ${reason.message}`);
   }

@@ -18,6 +18,7 @@ import { requireMicros } from "../../core/time.js";
 import { fetchChunk } from "../binlog/chunk-object.js";
 import { cachedDataKeys } from "../encryption.js";
 import type { Engine } from "../engines/engine.js";
+import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
 
@@ -280,18 +281,25 @@ export async function replayBinlogs(
     ...engine.clientReplaySession,
   ]);
   client.stdout.resume();
-  const results = await Promise.allSettled([
-    client.exited,
-    decoder.exited,
-    pipeline(decoder.stdout, client.stdin),
+  const supervisor = new PipelineSupervisor(["decoder", "pipe", "client"], () => {
+    decoder.stop();
+    client.stop();
+  });
+  await supervisor.run([
+    ["decoder", decoder.exited],
+    ["pipe", pipeline(decoder.stdout, client.stdin)],
+    ["client", client.exited],
   ]);
-  // The client's own error (the statement the server refused) says why; a broken pipe only that
-  // it stopped reading.
-  const failure = results.find((result) => result.status === "rejected");
-  if (failure) {
+  const failures = supervisor.failures();
+  if (failures.length > 0) {
+    // The client's own error (the statement the server refused) says why, whichever exit came
+    // first: the decoder then dies of a broken pipe. A client the stop killed says nothing.
+    const own = failures.find((f) => f.stage === "client" && !/killed by SIGTERM/.test(f.error.message));
+    const reported = own ?? failures[0]!;
     throw new RewindError(
       ErrorNames.replay,
-      `replaying binlogs failed: ${(failure.reason as Error).message}. The restored datadir holds the backup plus part of the binlogs; restore again once the cause is fixed`,
+      `replaying binlogs failed: ${reported.error.message}. The restored datadir holds the backup plus part of the binlogs; restore again once the cause is fixed`,
+      failures.map((f) => `${f.stage}: ${f.error.message}`).join("\n"),
     );
   }
 }

@@ -4,6 +4,7 @@ import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { decryptingStream } from "../encryption.js";
+import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
 import { downloadStoredStream, type StoredStream } from "./download.js";
 
@@ -27,26 +28,20 @@ export async function decodeStream(stream: StoredStream, options: DecodeOptions)
   const download = downloadStoredStream(stream, options);
   const decrypt = decryptingStream(options.keyring, stream.encryptionContext);
   const zstd = startTool("zstd", ["-d", "-q", "-c", "-"]);
-  const stop = () => {
+  const supervisor = new PipelineSupervisor(["download", "zstd", "sink"], () => {
     zstd.stop();
     options.sink.destroy();
-  };
-  const results = await Promise.allSettled([
-    pipeline(download, decrypt, zstd.stdin).catch((error) => {
-      stop();
-      throw error;
-    }),
-    zstd.exited.catch((error) => {
-      stop();
-      throw error;
-    }),
-    pipeline(zstd.stdout, options.sink),
-    options.sinkDone ?? Promise.resolve(),
+  });
+  await supervisor.run([
+    // Download, verification and decryption: one stream, which fails with what went wrong first.
+    ["download", pipeline(download, decrypt, zstd.stdin)],
+    ["zstd", zstd.exited],
+    ["sink", pipeline(zstd.stdout, options.sink)],
+    ["sink", options.sinkDone ?? Promise.resolve()],
   ]);
-  const failures = results.flatMap((result) =>
-    result.status === "rejected" ? [result.reason as Error] : [],
-  );
+  const failures = supervisor.failures().map((failure) => failure.error);
   if (failures.length === 0) return;
+  // A verification failure (a hash or size that does not match) says the most, whenever it came.
   const verifyFailure = failures.find((error) => error instanceof RewindError);
   if (verifyFailure) throw verifyFailure;
   const first = failures[0]!;

@@ -7,6 +7,7 @@ import { type AgentContext, asRestoreUser } from "../context.js";
 import { freeBytes } from "../disk.js";
 import { readServerRole } from "../engines/engine.js";
 import { log } from "../log.js";
+import { PipelineSupervisor } from "../pipeline.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
 import { type PlanRead, restore } from "./restore.js";
@@ -504,21 +505,35 @@ async function streamCopy(
     copy.heartbeat();
   });
   dump.stdout.pipe(client.stdin, { end: false });
-  const clientEnded = client.exited.then(() => {
-    throw new Error(`${engine.tools.client} ended before the copy was complete`);
-  });
-  clientEnded.catch(() => {});
-  try {
-    await Promise.race([dump.exited, clientEnded]);
-    client.stdin.end(`\n${copy.epilogue.join("\n")}\n`);
-    await client.exited;
-  } catch (error) {
+  const supervisor = new PipelineSupervisor(["dump", "client"], () => {
     dump.stop();
     client.stop();
-    await Promise.allSettled([dump.exited, client.exited]);
+  });
+  let dumped = false;
+  await supervisor.run([
+    [
+      "dump",
+      dump.exited.then(() => {
+        dumped = true;
+        client.stdin.end(`\n${copy.epilogue.join("\n")}\n`);
+      }),
+    ],
+    [
+      "client",
+      client.exited.then(() => {
+        if (!dumped) throw new Error(`${engine.tools.client} ended before the copy was complete`);
+      }),
+    ],
+  ]);
+  const cause = supervisor.cause();
+  if (cause) {
     throw new RewindError(
       ErrorNames.sql,
-      `copying ${copy.database}.${copy.stage} into the live server failed: ${(error as Error).message}`,
+      `copying ${copy.database}.${copy.stage} into the live server failed: ${cause.error.message}`,
+      supervisor
+        .failures()
+        .map((failure) => `${failure.stage}: ${failure.error.message}`)
+        .join("\n"),
     );
   }
   return bytes;
