@@ -182,12 +182,82 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
   }
 }
 
+/** What the steps of one restore share once it is planned. */
+interface RestoreRun {
+  readonly context: AgentContext;
+  readonly options: RestoreOptions;
+  readonly plan: RestorePlan<RestoreBinlog>;
+  readonly datadir: string;
+  readonly client: ReturnType<typeof s3Client>;
+  readonly replicaSource: { host: string; port: number } | undefined;
+  readonly summary: {
+    readonly backupId: string;
+    readonly datadir: string;
+    readonly target: RestoreTarget;
+    readonly history: string | undefined;
+    readonly binlogs: string[];
+  };
+}
+
 /**
  * Plans, fetches and verifies everything, and only then touches the datadir; starts the server
  * and replays the binlogs from the backup's exact position to the target.
  */
 async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
-  const { config, engine, location } = context;
+  const run = await planRestoreRun(context, options);
+  const { config } = context;
+  const { plan, datadir, summary } = run;
+  if (options.dryRun) return { ...summary, dryRun: true };
+  checkTarget(datadir, options.moveAside);
+  await options.beforeFetch?.(plan);
+  if (options.noStart && plan.binlogs.length > 0) {
+    throw new RewindError(
+      ErrorNames.usage,
+      `reaching ${options.until ?? "the target"} needs binlog replay on a running server; drop --no-start`,
+    );
+  }
+
+  const release = acquireHostLock(config.stateDir, `restore to ${datadir}`);
+  const started = Date.now();
+  mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
+  sweepStaleWork(config.workDir, datadir);
+  const work = mkdtempSync(path.join(config.workDir, "restore-"));
+  try {
+    const { range, binlogDir, movedAside } = await fetchAndInstall(run, work);
+    if (options.noStart) {
+      return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
+    }
+    const replayed = await startAndReplay(run, work, binlogDir, range);
+    const last = range.lastTransaction;
+    return {
+      ...summary,
+      binlogs: range.files,
+      replayedBy: replayed.replayedBy,
+      replaySeconds: replayed.replaySeconds,
+      dryRun: false,
+      movedAside,
+      gtidReached: replayed.gtidReached,
+      lastTransaction: last?.gtid
+        ? { gtid: last.gtid, time: formatMicros(last.commitMicros ?? last.timestamp * 1e6) }
+        : null,
+      seconds: (Date.now() - started) / 1000,
+      ...(options.scratch ? {} : { readOnly: !replayed.began }),
+      ...(replayed.began ? { began: replayed.began } : {}),
+      ...(replayed.replication ? { replication: replayed.replication } : {}),
+      ...(options.scratch
+        ? { scratch: { checkedTables: replayed.checkedTables, removed: !existsSync(datadir) } }
+        : {}),
+      ...(replayed.onScratch ? { onScratch: replayed.onScratch } : {}),
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    release();
+  }
+}
+
+/** Step 1: every input checked, then the plan (the stored one, verified, or one made now). */
+async function planRestoreRun(context: AgentContext, options: RestoreOptions): Promise<RestoreRun> {
+  const { config, location } = context;
   const { stored, target } =
     options.planned ??
     (options.plan
@@ -208,13 +278,6 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
   const plan: RestorePlan<RestoreBinlog> = stored
     ? await loadPlannedRestore(client, config.bucket, location, stored)
     : await planWithManifests(client, config.bucket, location, target, options.history);
-  const summary = {
-    backupId: plan.backup.backupId,
-    datadir,
-    target,
-    history: plan.history,
-    binlogs: plan.binlogs.map((binlog) => binlog.file),
-  };
   if (options.scratch && (options.moveAside || options.noStart || replicaSource)) {
     throw new RewindError(
       ErrorNames.usage,
@@ -227,194 +290,190 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
       "--promote makes the restored server the writable primary; it cannot go with --scratch, --no-start or --replica-of",
     );
   }
-  if (options.dryRun) return { ...summary, dryRun: true };
-  checkTarget(datadir, options.moveAside);
-  await options.beforeFetch?.(plan);
-  if (options.noStart && plan.binlogs.length > 0) {
-    throw new RewindError(
-      ErrorNames.usage,
-      `reaching ${options.until ?? "the target"} needs binlog replay on a running server; drop --no-start`,
-    );
-  }
+  const summary = {
+    backupId: plan.backup.backupId,
+    datadir,
+    target,
+    history: plan.history,
+    binlogs: plan.binlogs.map((binlog) => binlog.file),
+  };
+  return { context, options, plan, datadir, client, replicaSource, summary };
+}
 
-  const release = acquireHostLock(config.stateDir, `restore to ${datadir}`);
-  const started = Date.now();
-  mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
-  sweepStaleWork(config.workDir, datadir);
-  const work = mkdtempSync(path.join(config.workDir, "restore-"));
-  try {
-    const keyring = dataKeyring(config).keyring;
-    const transfer = { client, bucket: config.bucket, keyring, concurrency: config.backup.uploadConcurrency };
-    const binlogDir = path.join(work, "binlogs");
-    await fetchBinlogs(plan, binlogDir, transfer);
-    const range = await replayRange(plan, binlogDir);
-    log("info", "binlogs fetched and verified", {
-      runs: range.runs.map((run) => ({ files: run.files, start: run.startPosition, stop: run.stopPosition })),
-    });
-    await options.beforeBackup?.(
-      plan,
-      range.files.map((file) => path.join(binlogDir, file)),
-    );
-
-    const progress = new Progress(`restore ${plan.backup.backupId}`);
-    const { movedAside } = await installBackup(plan.backup, datadir, {
-      ...transfer,
-      engine,
-      moveAside: options.moveAside,
-      onBytes: (bytes) => {
-        progress.update(bytes);
-        context.heartbeat();
-      },
-      ...(options.afterExtract
-        ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
-        : {}),
-      beforeSwap: async () => {
-        if (options.moveAside && !options.scratch)
-          await runServerCommand(config.server.stop, "stop").catch(() => undefined);
-      },
-    });
-    progress.done();
-    if (options.noStart) {
-      return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
-    }
-    // A chain that switches sources replays each source's stretch from its own position, which
-    // the client does run by run; one stretch goes through the applier when asked.
-    const replayedBy = range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
-    if (replayedBy !== options.replay && range.files.length > 0) {
-      log("info", "the binlogs switch sources; replaying them with the client, source by source", {
-        sources: range.runs.map((run) => run.source),
-      });
-    }
-    // Checked before the server is used for anything (a table copy, replication, a report).
-    const checkReached = (lastGtid: string | null | undefined, reached: string) => {
-      if (lastGtid && !gtidModel(engine.name).parseSet(reached).includes(lastGtid)) {
-        throw new RewindError(
-          ErrorNames.replay,
-          `after replay the server is at GTID ${reached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
-        );
-      }
-    };
-    const applier = {
-      engine,
-      range: range.runs[0]!,
-      binlogDir,
-      workDir: work,
-      parallelWorkers: config.restore.parallelWorkers,
-      heartbeat: context.heartbeat,
-      timeoutSeconds: config.restore.replayTimeoutSeconds,
-    };
-    let replaySeconds = 0;
-    // MySQL's applier reads the binlogs as relay logs of a private server on the datadir, before
-    // the host's server (or the scratch server) starts on it.
-    if (replayedBy === "applier" && engine.applierSource === "relay-log") {
-      const replayStarted = Date.now();
-      await replayFromRelayLogs({ ...applier, datadir });
-      replaySeconds = (Date.now() - replayStarted) / 1000;
-    }
-    const scratchServer = options.scratch
-      ? await startPrivateServer(engine, {
-          dir: path.join(work, "scratch-server"),
-          datadir,
-          serverId: 4_000_000_001,
-          role: "scratch server",
-          heartbeat: context.heartbeat,
-        })
-      : undefined;
-    if (!scratchServer) await runServerCommand(config.server.start, "start");
-    const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
-      scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
-    let checkedTables = 0;
-    let onScratch: Record<string, unknown> | undefined;
-    let began: RestoreResult["began"];
-    const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
-      // The host's server comes up read-only: nothing but the replay writes to it, and its streamer
-      // does not take it for a primary, until it is promoted (below) or an operator does so.
-      if (!scratchServer) await sql.rows("SET GLOBAL read_only = ON");
-      const replayStarted = Date.now();
-      if (replayedBy === "applier" && engine.applierSource === "local-server") {
-        await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
-        await replayFromLocalServer({ ...applier, sql });
-      } else if (replayedBy === "client") {
-        await withLargePackets(sql, async () => {
-          for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
-        });
-      }
-      replaySeconds += (Date.now() - replayStarted) / 1000;
-      const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
-      checkReached(range.lastTransaction?.gtid, reached);
-      if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
-      else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
-      const last = range.lastTransaction;
-      if (!scratchServer) {
-        await continueBinlogNumbering(context, client, sql, await engine.readServerIdentity(sql), reached);
-      }
-      if (!scratchServer && options.promote) {
-        const identity = await engine.readServerIdentity(sql);
-        const record = await beginHistory(
-          {
-            client,
-            context,
-            source: engine.binlogSource(identity, config.host),
-            file: await activeBinlogFile(sql),
-          },
-          {
-            parent: plan.history,
-            branch: {
-              gtids: reached,
-              time: last ? formatMicros(last.commitMicros ?? last.timestamp * 1e6) : plan.backup.endTime,
-            },
-            reason: "restore",
-            identity,
-            restore: { backupId: plan.backup.backupId, target: describeRestoreTarget(plan.target) },
-          },
-        );
-        began = { id: record.id, parent: record.parent, branch: record.branch };
-        await sql.rows("SET GLOBAL read_only = OFF");
-      } else if (!scratchServer) {
-        writeHostHistory(config.stateDir, plan.history);
-      }
-      return {
-        gtidReached: reached,
-        replication: replicaSource
-          ? await replicate(context, sql, replicaSource, options.catchUpSeconds ?? 600)
-          : undefined,
-      };
-    }).finally(async () => {
-      if (!scratchServer) return;
-      await scratchServer.stop();
-      rmSync(datadir, { recursive: true, force: true });
-    });
-    const last = range.lastTransaction;
-    return {
-      ...summary,
-      binlogs: range.files,
-      replayedBy,
-      replaySeconds,
-      dryRun: false,
-      movedAside,
-      gtidReached,
-      lastTransaction: last?.gtid
-        ? { gtid: last.gtid, time: formatMicros(last.commitMicros ?? last.timestamp * 1e6) }
-        : null,
-      seconds: (Date.now() - started) / 1000,
-      ...(options.scratch ? {} : { readOnly: !began }),
-      ...(began ? { began } : {}),
-      ...(replication ? { replication } : {}),
-      ...(options.scratch ? { scratch: { checkedTables, removed: !existsSync(datadir) } } : {}),
-      ...(onScratch ? { onScratch } : {}),
-    };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-    release();
-  }
+/** Step 2: the binlogs fetched and verified, then the backup installed in the datadir. */
+async function fetchAndInstall(run: RestoreRun, work: string) {
+  const { context, options, plan, datadir, client } = run;
+  const { config, engine } = context;
+  const keyring = dataKeyring(config).keyring;
+  const transfer = { client, bucket: config.bucket, keyring, concurrency: config.backup.uploadConcurrency };
+  const binlogDir = path.join(work, "binlogs");
+  await fetchBinlogs(plan, binlogDir, transfer);
+  const range = await replayRange(plan, binlogDir);
+  log("info", "binlogs fetched and verified", {
+    runs: range.runs.map((r) => ({ files: r.files, start: r.startPosition, stop: r.stopPosition })),
+  });
+  await options.beforeBackup?.(
+    plan,
+    range.files.map((file) => path.join(binlogDir, file)),
+  );
+  const progress = new Progress(`restore ${plan.backup.backupId}`);
+  const { movedAside } = await installBackup(plan.backup, datadir, {
+    ...transfer,
+    engine,
+    moveAside: options.moveAside,
+    onBytes: (bytes) => {
+      progress.update(bytes);
+      context.heartbeat();
+    },
+    ...(options.afterExtract
+      ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
+      : {}),
+    beforeSwap: async () => {
+      if (options.moveAside && !options.scratch)
+        await runServerCommand(config.server.stop, "stop").catch(() => undefined);
+    },
+  });
+  progress.done();
+  return { range, binlogDir, movedAside };
 }
 
 /**
- * The client replays each row-logged statement as one BINLOG statement, as large as the
- * statement's rows (a CREATE TABLE … SELECT of a big table): the server's max_allowed_packet
- * (16 MiB by default) would drop the connection. Raised to its maximum for the replay (new
- * connections read it), then put back.
+ * Step 3: the server started on the datadir (the host's, or a private scratch one), the binlogs
+ * replayed to the target and the position checked; then, on the host's server, the binlog
+ * numbering carried on, a new history begun (--promote) and replication set up (--replica-of).
  */
+async function startAndReplay(
+  run: RestoreRun,
+  work: string,
+  binlogDir: string,
+  range: Awaited<ReturnType<typeof replayRange>>,
+) {
+  const { context, options, plan, datadir, client, replicaSource } = run;
+  const { config, engine } = context;
+  // A chain that switches sources replays each source's stretch from its own position, which
+  // the client does run by run; one stretch goes through the applier when asked.
+  const replayedBy: "none" | "applier" | "client" =
+    range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
+  if (replayedBy !== options.replay && range.files.length > 0) {
+    log("info", "the binlogs switch sources; replaying them with the client, source by source", {
+      sources: range.runs.map((run) => run.source),
+    });
+  }
+  // Checked before the server is used for anything (a table copy, replication, a report).
+  const checkReached = (lastGtid: string | null | undefined, reached: string) => {
+    if (lastGtid && !gtidModel(engine.name).parseSet(reached).includes(lastGtid)) {
+      throw new RewindError(
+        ErrorNames.replay,
+        `after replay the server is at GTID ${reached}, not at ${range.untilPosition} as planned; do not use it before checking why`,
+      );
+    }
+  };
+  const applier = {
+    engine,
+    range: range.runs[0]!,
+    binlogDir,
+    workDir: work,
+    parallelWorkers: config.restore.parallelWorkers,
+    heartbeat: context.heartbeat,
+    timeoutSeconds: config.restore.replayTimeoutSeconds,
+  };
+  let replaySeconds = 0;
+  // MySQL's applier reads the binlogs as relay logs of a private server on the datadir, before
+  // the host's server (or the scratch server) starts on it.
+  if (replayedBy === "applier" && engine.applierSource === "relay-log") {
+    const replayStarted = Date.now();
+    await replayFromRelayLogs({ ...applier, datadir });
+    replaySeconds = (Date.now() - replayStarted) / 1000;
+  }
+  const scratchServer = options.scratch
+    ? await startPrivateServer(engine, {
+        dir: path.join(work, "scratch-server"),
+        datadir,
+        serverId: 4_000_000_001,
+        role: "scratch server",
+        heartbeat: context.heartbeat,
+      })
+    : undefined;
+  if (!scratchServer) await runServerCommand(config.server.start, "start");
+  const connect = <T>(use: (defaultsFile: string, sql: SqlClient) => Promise<T>): Promise<T> =>
+    scratchServer ? use(scratchServer.defaultsFile, scratchServer.sql) : asRestoreUser(context, use);
+  let checkedTables = 0;
+  let onScratch: Record<string, unknown> | undefined;
+  let began: RestoreResult["began"];
+  const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
+    // The host's server comes up read-only: nothing but the replay writes to it, and its streamer
+    // does not take it for a primary, until it is promoted (below) or an operator does so.
+    if (!scratchServer) await sql.rows("SET GLOBAL read_only = ON");
+    const replayStarted = Date.now();
+    if (replayedBy === "applier" && engine.applierSource === "local-server") {
+      await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
+      await replayFromLocalServer({ ...applier, sql });
+    } else if (replayedBy === "client") {
+      await withLargePackets(sql, async () => {
+        for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
+      });
+    }
+    replaySeconds += (Date.now() - replayStarted) / 1000;
+    const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
+    checkReached(range.lastTransaction?.gtid, reached);
+    if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
+    else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
+    if (!scratchServer) began = await takeOverHost(run, sql, reached, range.lastTransaction);
+    return {
+      gtidReached: reached,
+      replication: replicaSource
+        ? await replicate(context, sql, replicaSource, options.catchUpSeconds ?? 600)
+        : undefined,
+    };
+  }).finally(async () => {
+    if (!scratchServer) return;
+    await scratchServer.stop();
+    rmSync(datadir, { recursive: true, force: true });
+  });
+  return { replayedBy, replaySeconds, gtidReached, replication, checkedTables, onScratch, began };
+}
+
+/**
+ * Step 4, on the host's server (not a scratch one): its binlog numbering carries on from what
+ * is in S3; with --promote it begins a new history branching at the point reached and becomes
+ * writable, otherwise it stays read-only on the plan's history.
+ */
+async function takeOverHost(
+  run: RestoreRun,
+  sql: SqlClient,
+  reached: string,
+  last: Awaited<ReturnType<typeof replayRange>>["lastTransaction"],
+): Promise<RestoreResult["began"]> {
+  const { context, options, plan, client } = run;
+  const { config, engine } = context;
+  await continueBinlogNumbering(context, client, sql, await engine.readServerIdentity(sql), reached);
+  if (!options.promote) {
+    writeHostHistory(config.stateDir, plan.history);
+    return undefined;
+  }
+  const identity = await engine.readServerIdentity(sql);
+  const record = await beginHistory(
+    {
+      client,
+      context,
+      source: engine.binlogSource(identity, config.host),
+      file: await activeBinlogFile(sql),
+    },
+    {
+      parent: plan.history,
+      branch: {
+        gtids: reached,
+        time: last ? formatMicros(last.commitMicros ?? last.timestamp * 1e6) : plan.backup.endTime,
+      },
+      reason: "restore",
+      identity,
+      restore: { backupId: plan.backup.backupId, target: describeRestoreTarget(plan.target) },
+    },
+  );
+  await sql.rows("SET GLOBAL read_only = OFF");
+  return { id: record.id, parent: record.parent, branch: record.branch };
+}
+
 /** The tables an unpacked backup holds, named by its `db/table.<ext>` files. */
 function tablesInDirectory(dir: string): string[] {
   const paths: string[] = [];
@@ -425,6 +484,12 @@ function tablesInDirectory(dir: string): string[] {
   return tablesInStream(paths);
 }
 
+/**
+ * The client replays each row-logged statement as one BINLOG statement, as large as the
+ * statement's rows (a CREATE TABLE … SELECT of a big table): the server's max_allowed_packet
+ * (16 MiB by default) would drop the connection. Raised to its maximum for the replay (new
+ * connections read it), then put back.
+ */
 async function withLargePackets(sql: SqlClient, replay: () => Promise<void>): Promise<void> {
   const { bytes } = await sql.row("SELECT @@server_id AS id, @@global.max_allowed_packet AS bytes");
   await sql.rows(`SET GLOBAL max_allowed_packet = ${MAX_PACKET_BYTES}`);
