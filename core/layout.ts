@@ -101,11 +101,9 @@ export function restorePlanKey(location: ClusterLocation, restoreId: string): st
   return `${restorePrefix(location, restoreId)}plan.json`;
 }
 
-/** The agent's outcome, beside the plan it executed; undefined for a key that is not a plan. */
-export function restoreReportKeyFor(planKey: string): string | undefined {
-  return /\/restores\/[^/]+\/plan\.json$/.test(planKey)
-    ? planKey.replace(/plan\.json$/, "report.json")
-    : undefined;
+/** The outcome the agent writes beside the plan of a restore, success or failure. */
+export function restoreReportKey(location: ClusterLocation, restoreId: string): string {
+  return `${restorePrefix(location, restoreId)}report.json`;
 }
 
 /**

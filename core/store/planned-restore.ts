@@ -61,6 +61,8 @@ export const PlannedRestoreHow = z.object({
 export type PlannedRestoreHow = z.infer<typeof PlannedRestoreHow>;
 
 export const StoredRestorePlan = z.object({
+  /** The restore's id (the execution's name): its report goes beside the plan. Absent in hand-written plans. */
+  restoreId: z.string().optional(),
   cluster: z.string(),
   target: RestoreTargetSchema,
   backupId: z.string(),

@@ -4,7 +4,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { INITIAL_HISTORY } from "../../core/history.js";
-import { restoreReportKeyFor } from "../../core/layout.js";
+import { restoreReportKey } from "../../core/layout.js";
 import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { planWithManifests } from "../../core/store/plan-from-store.js";
@@ -158,21 +158,23 @@ async function runServerCommand(command: readonly string[], what: string): Promi
  * `report.json` (DESIGN §3), success or failure, for whoever audits the restore later.
  */
 export async function restore(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
-  const planObject = options.plan ? /^s3:\/\/([^/]+)\/(.+)$/.exec(options.plan) : null;
-  const reportKey = planObject ? restoreReportKeyFor(planObject[2]!) : undefined;
+  // The plan says where its report goes (restores/<restoreId>/report.json), not its URI.
+  const planned = options.planned ?? (options.plan ? await readPlan(context, options.plan) : undefined);
+  const restoreId = planned?.stored?.restoreId;
   const report = async (outcome: Record<string, unknown>) => {
-    if (!planObject || !reportKey || options.dryRun) return;
-    await putJson(s3Client(context.config), planObject[1]!, reportKey, {
+    if (!restoreId || options.dryRun) return;
+    const key = restoreReportKey(context.location, restoreId);
+    await putJson(s3Client(context.config), context.config.bucket, key, {
       ...outcome,
       host: context.config.host,
       datadir: path.resolve(options.datadir),
       finishedAt: new Date().toISOString(),
     }).catch((error: Error) =>
-      log("warn", "could not write the restore report", { key: reportKey, error: error.message }),
+      log("warn", "could not write the restore report", { key, error: error.message }),
     );
   };
   try {
-    const result = await restoreFromPlan(context, options);
+    const result = await restoreFromPlan(context, { ...options, ...(planned ? { planned } : {}) });
     await report({ ok: true, result });
     return result;
   } catch (error) {
