@@ -55,7 +55,7 @@ export const AgentResultLine = z.discriminatedUnion("ok", [
     command: z.string().optional(),
     /** Lets a metric filter on the agent's output log group dimension by cluster. */
     cluster: z.string().optional(),
-    /** Absent on `--version`'s line. */
+    /** `--version`'s is `{"version": …}`. */
     result: z.unknown().optional(),
   }),
   z.object({ ok: z.literal(false), error: z.object({ name: z.string(), message: z.string() }) }),

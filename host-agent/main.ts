@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { AgentResultLine } from "../core/agent-output.js";
 import { ErrorNames, errorKind, RewindError } from "../core/errors.js";
 import { HISTORY_ID } from "../core/history.js";
 import { BACKUP_TYPES, BackupType } from "../core/manifest.js";
@@ -255,7 +256,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { command, subcommand, flags } = parsed;
   if (flags.version) {
-    process.stdout.write(`${JSON.stringify({ ok: true, version: AGENT_VERSION })}\n`);
+    writeResultLine({ ok: true, result: { version: AGENT_VERSION } });
     return 0;
   }
   if (flags.help || !command) {
@@ -305,7 +306,7 @@ export async function main(argv: string[]): Promise<number> {
       const result = await dispatch(command, flags, context, subcommand);
       await reporter?.succeed(result);
       // The cluster lets a metric filter on the SSM output log group dimension the binlog lag.
-      process.stdout.write(`${JSON.stringify({ ok: true, command, cluster: config.cluster, result })}\n`);
+      writeResultLine({ ok: true, command, cluster: config.cluster, result });
       return 0;
     } finally {
       stopBeating?.();
@@ -354,6 +355,11 @@ function checkRequestedCluster(flags: Flags, config: AgentConfig, configFile: st
   }
 }
 
+/** The one result line, in the shape every reader parses it with (core/agent-output.ts). */
+function writeResultLine(line: AgentResultLine): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
 async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
   const name = error instanceof RewindError ? error.name : ErrorNames.unexpected;
   const detail = error instanceof RewindError ? error.detail : error.stack;
@@ -368,6 +374,6 @@ async function finish(error: Error, reporter?: TaskReporter): Promise<number> {
         log("error", "could not report the failure to Step Functions", { error: sendError.message }),
       );
   }
-  process.stdout.write(`${JSON.stringify({ ok: false, error: { name, message: error.message } })}\n`);
+  writeResultLine({ ok: false, error: { name, message: error.message } });
   return errorKind(name)?.exitCode ?? 1;
 }
