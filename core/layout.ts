@@ -16,6 +16,11 @@ function root({ cluster }: ClusterLocation): string {
   return cluster;
 }
 
+/** Everything of one cluster, `<cluster>/`: the prefix its hosts' policy lets them list. */
+export function clusterPrefix(location: ClusterLocation): string {
+  return `${root(location)}/`;
+}
+
 export function backupsPrefix(location: ClusterLocation): string {
   return `${root(location)}/backups/`;
 }

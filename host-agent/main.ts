@@ -16,6 +16,7 @@ import { status } from "./commands/status.js";
 import { verify } from "./commands/verify.js";
 import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
 import { type AgentContext, makeContext } from "./context.js";
+import { doctor } from "./doctor.js";
 import { log } from "./log.js";
 import { TASK_TOKEN_VARIABLE, TaskReporter } from "./task-reporter.js";
 import { ensureAccounts } from "./users/ensure.js";
@@ -40,6 +41,9 @@ commands:
   binlog-push [--flush]                the watchdog (every minute): ships closed binlogs the streamer missed,
                                        or nothing while it runs, and reports its health; --flush closes
                                        the active binlog first
+  doctor                               check what this host needs (accounts and grants, binary logging, the
+                                       backup tool's version, the data key through KMS, S3, free space) and
+                                       say how to fix each item that fails
   users ensure                         on the primary: create or repair the accounts of the cluster's
                                        accounts secret (backup, replication, admin) with exactly the
                                        privileges Rewind needs; reports what it changed; as the admin
@@ -101,6 +105,8 @@ async function dispatch(
   subcommand: string | undefined,
 ): Promise<unknown> {
   switch (command) {
+    case "doctor":
+      return doctor(context);
     case "users":
       if (subcommand !== "ensure") throw usageError(`users takes ensure, not "${subcommand ?? ""}"`);
       return ensureAccounts(context);
