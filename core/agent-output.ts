@@ -12,6 +12,8 @@ export const AGENT_SHELL_STEP = "RunAgent";
 export const ReplicationState = z.object({
   sourceHost: z.string().nullable(),
   sourcePort: z.number().int().nullable(),
+  /** The account it logs in to its source with (a rotation changes its password). */
+  sourceUser: z.string().nullable().default(null),
   ioRunning: z.boolean(),
   sqlRunning: z.boolean(),
   lagSeconds: z.number().nullable(),

@@ -133,6 +133,11 @@ export const ERRORS = {
     "no host may be backed up by the cluster's source policy now; the message says why",
   ),
   retentionFailed: kind("RetentionFailed", true, "S3 refused a deletion; the next daily run tries again"),
+  rotationFailed: kind(
+    "RotationFailed",
+    true,
+    "the accounts' passwords were put back to the current ones; fix what the message names, then rotate the secret again",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 /** The names alone, by key (`ErrorNames.busy` is "AgentBusy"). */

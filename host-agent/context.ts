@@ -2,7 +2,7 @@ import type { AccountName } from "../core/contracts/accounts.js";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import type { ClusterLocation } from "../core/layout.js";
 import { type AgentConfig, accountsSecretId } from "./config.js";
-import { withDefaultsFile } from "./defaults-file.js";
+import { withDefaultsFile, writeDefaultsFile } from "./defaults-file.js";
 import { type Engine, readServerRole } from "./engines/engine.js";
 import { engineFor } from "./engines/index.js";
 import { log } from "./log.js";
@@ -53,54 +53,73 @@ function legacySource(context: AgentContext, secretId: string | undefined): Cred
   ];
 }
 
-function accountSource(context: AgentContext, account: AccountName): CredentialSource {
+/**
+ * The account's credentials in the accounts secret: AWSCURRENT, then AWSPENDING. During a
+ * rotation the servers take the new password (setSecret) before Secrets Manager makes it current
+ * (finishSecret): a command started between the two logs in with the pending one.
+ */
+function accountSources(context: AgentContext, account: AccountName): CredentialSource[] {
   const secretId = accountsSecretId(context.config);
-  return {
-    describe: `the ${account} account of secret ${secretId}`,
-    load: (fresh) => fetchAccount(context.config, account, { fresh }),
-    forget: () => forgetCachedSecret(context.config, secretId),
-  };
+  return [
+    {
+      describe: `the ${account} account of secret ${secretId}`,
+      load: (fresh) => fetchAccount(context.config, account, { fresh }),
+      forget: () => forgetCachedSecret(context.config, secretId),
+    },
+    {
+      describe: `the ${account} account of secret ${secretId} (AWSPENDING, a rotation under way)`,
+      load: () => fetchAccount(context.config, account, { version: { VersionStage: "AWSPENDING" } }),
+    },
+  ];
 }
 
-async function refused(context: AgentContext, credentials: DatabaseCredentials): Promise<boolean> {
+/** The server's refusal of these credentials, or undefined when it lets them in. */
+async function refusal(
+  context: AgentContext,
+  credentials: DatabaseCredentials,
+): Promise<RewindError | undefined> {
   try {
     await withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
       new SqlClient(context.engine.tools.client, file).rows("SELECT 1"),
     );
-    return false;
+    return undefined;
   } catch (error) {
-    if (error instanceof RewindError && error.name === ErrorNames.credentials) return true;
+    if (error instanceof RewindError && error.name === ErrorNames.credentials) return error;
     throw error;
   }
 }
 
 /**
- * The first source whose credentials the server accepts. A cached password the server refuses
- * (rotated since) is fetched again; a source that is refused or whose secret does not exist
- * gives way to the next; the last is used as it is, and its refusal is the command's error.
+ * The first source whose credentials the server accepts (each tried with a login). A cached
+ * password the server refuses (rotated since) is fetched again; a source that is refused or
+ * whose secret (or version) does not exist gives way to the next. When none is accepted, the
+ * first refusal is the command's error.
  */
 async function workingCredentials(
   context: AgentContext,
   sources: readonly CredentialSource[],
 ): Promise<DatabaseCredentials> {
+  let first: Error | undefined;
   for (const [index, source] of sources.entries()) {
-    const last = index === sources.length - 1;
+    const next = sources[index + 1]?.describe;
     try {
       let credentials = await source.load(false);
-      if (credentials.cached && (await refused(context, credentials))) {
+      let refused = await refusal(context, credentials);
+      if (refused && credentials.cached) {
         source.forget?.();
         credentials = await source.load(true);
-      } else if (credentials.cached || last) {
-        return credentials;
+        refused = await refusal(context, credentials);
       }
-      if (last || !(await refused(context, credentials))) return credentials;
-      log("warn", `the server refused ${source.describe}; trying ${sources[index + 1]!.describe}`);
+      if (!refused) return { username: credentials.username, password: credentials.password };
+      first ??= refused;
+      if (next) log("warn", `the server refused ${source.describe}; trying ${next}`);
     } catch (error) {
-      if (last || !(error instanceof SecretNotFound)) throw error;
-      log("warn", `${error.message}; trying ${sources[index + 1]!.describe}`);
+      if (!(error instanceof SecretNotFound)) throw error;
+      first ??= error;
+      if (next && !source.describe.includes("AWSPENDING")) log("warn", `${error.message}; trying ${next}`);
     }
   }
-  throw new Error("no credential source"); // unreachable: sources is never empty
+  throw first!;
 }
 
 /** Runs `use` with a 0600 defaults file and a SQL client for the backup account. */
@@ -108,13 +127,35 @@ export async function asBackupUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const credentials = await workingCredentials(context, [
-    accountSource(context, "backup"),
+  const sources = [
+    ...accountSources(context, "backup"),
     // Until `users ensure` has run after an upgrade, the server has the old secret's password.
     ...legacySource(context, context.config.secrets.backup),
-  ]);
-  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-    use(file, new SqlClient(context.engine.tools.client, file)),
+  ];
+  return withWorkingCredentials(context, sources, use);
+}
+
+/**
+ * `use` with a defaults file of the first working credentials, and a SQL client that, refused
+ * later (a rotation under a long-running command such as the streamer), finds the working ones
+ * again and rewrites the file in place, so the tools it starts next use them too.
+ */
+async function withWorkingCredentials<T>(
+  context: AgentContext,
+  sources: readonly CredentialSource[],
+  use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
+): Promise<T> {
+  const { config, engine } = context;
+  const credentials = await workingCredentials(context, sources);
+  return withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
+    use(
+      file,
+      new SqlClient(engine.tools.client, file, async () => {
+        log("info", "the server refused the account's password (rotated?); reading the secret again");
+        for (const source of sources) source.forget?.();
+        writeDefaultsFile(file, await workingCredentials(context, sources), config.connection);
+      }),
+    ),
   );
 }
 
@@ -144,13 +185,14 @@ export async function asRestoreUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const credentials = await workingCredentials(context, [
-    ...legacySource(context, context.config.secrets.restore),
-    accountSource(context, "admin"),
-    ...(context.config.connection.socket ? [socketRoot] : []),
-  ]);
-  return withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-    use(file, new SqlClient(context.engine.tools.client, file)),
+  return withWorkingCredentials(
+    context,
+    [
+      ...legacySource(context, context.config.secrets.restore),
+      ...accountSources(context, "admin"),
+      ...(context.config.connection.socket ? [socketRoot] : []),
+    ],
+    use,
   );
 }
 

@@ -33,6 +33,20 @@ export async function withDefaultsFile<T>(
   sweepStale(parent);
   const dir = mkdtempSync(path.join(parent, `${process.pid}-`));
   const file = path.join(dir, "client.cnf");
+  writeDefaultsFile(file, credentials, connection);
+  try {
+    return await use(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes (or rewrites in place, after a rotation) a 0600 option file with these credentials. */
+export function writeDefaultsFile(
+  file: string,
+  credentials: DatabaseCredentials,
+  connection: AgentConfig["connection"],
+): void {
   const lines = [
     "[client]",
     `user=${quote(credentials.username)}`,
@@ -42,9 +56,4 @@ export async function withDefaultsFile<T>(
   if (connection.host) lines.push(`host=${quote(connection.host)}`);
   if (connection.port) lines.push(`port=${connection.port}`);
   writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
-  try {
-    return await use(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { AgentResultLine } from "../core/agent-output.js";
+import { ROTATE_STEPS, type RotateStep, SECRET_VERSION_ID } from "../core/contracts/agent-document.js";
 import { ErrorNames, errorKind, RewindError } from "../core/errors.js";
 import { HISTORY_ID } from "../core/history.js";
 import { BACKUP_TYPES, BackupType } from "../core/manifest.js";
@@ -20,6 +21,7 @@ import { doctor } from "./doctor.js";
 import { log } from "./log.js";
 import { TASK_TOKEN_VARIABLE, TaskReporter } from "./task-reporter.js";
 import { ensureAccounts } from "./users/ensure.js";
+import { rotateStep } from "./users/rotate.js";
 import { AGENT_VERSION } from "./version.js";
 
 const USAGE = `rewind-agent ${AGENT_VERSION}
@@ -44,6 +46,10 @@ commands:
   doctor                               check what this host needs (accounts and grants, binary logging, the
                                        backup tool's version, the data key through KMS, S3, free space) and
                                        say how to fix each item that fails
+  rotate --step set|test|rollback [--secret-version ID]
+                                       a host's part in a rotation of the accounts secret (the rotation
+                                       Lambda sends it): set the pending passwords (a replica: its
+                                       source password), test them, or roll back to the current ones
   users ensure                         on the primary: create or repair the accounts of the cluster's
                                        accounts secret (backup, replication, admin) with exactly the
                                        privileges Rewind needs; reports what it changed; as the admin
@@ -107,6 +113,15 @@ async function dispatch(
   switch (command) {
     case "doctor":
       return doctor(context);
+    case "rotate": {
+      const step = requireString(flags, "step");
+      if (!(ROTATE_STEPS as readonly string[]).includes(step))
+        throw usageError(`--step takes ${ROTATE_STEPS.join(", ")}, not "${step}"`);
+      const version = flags["secret-version"];
+      if (version !== undefined && (typeof version !== "string" || !SECRET_VERSION_ID.test(version)))
+        throw usageError("--secret-version takes the rotation's version id (ClientRequestToken)");
+      return rotateStep(context, step as RotateStep, version as string | undefined);
+    }
     case "users":
       if (subcommand !== "ensure") throw usageError(`users takes ensure, not "${subcommand ?? ""}"`);
       return ensureAccounts(context);
@@ -244,6 +259,8 @@ function parse(argv: string[]): {
       "unit-dir": { type: "string" },
       "install-dir": { type: "string" },
       "no-accounts": { type: "boolean" },
+      step: { type: "string" },
+      "secret-version": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },

@@ -66,11 +66,28 @@ export function forgetCachedSecret(config: AgentConfig, secretId: string): void 
   rmSync(cacheFile(config, secretId), { force: true });
 }
 
-/** Secrets Manager's answer when the secret does not exist (API reference, GetSecretValue, Errors). */
+/**
+ * Secrets Manager's answer when the secret, or the version asked for, does not exist (API
+ * reference, GetSecretValue, Errors: ResourceNotFoundException).
+ */
 export class SecretNotFound extends RewindError {
-  constructor(readonly secretId: string) {
-    super(ErrorNames.credentials, `secret ${secretId} does not exist in Secrets Manager`);
+  constructor(
+    readonly secretId: string,
+    version?: SecretVersion,
+  ) {
+    super(
+      ErrorNames.credentials,
+      version
+        ? `secret ${secretId} has no version ${version.VersionId ?? version.VersionStage}`
+        : `secret ${secretId} does not exist in Secrets Manager`,
+    );
   }
+}
+
+/** A version of a secret other than AWSCURRENT: by id, by stage, or both. */
+export interface SecretVersion {
+  readonly VersionId?: string;
+  readonly VersionStage?: string;
 }
 
 /**
@@ -82,23 +99,27 @@ async function fetchSecretText(
   config: AgentConfig,
   secretId: string,
   fresh: boolean,
+  version?: SecretVersion,
 ): Promise<{ text: string; cached: boolean }> {
-  const cached = fresh ? undefined : readCached(config, secretId);
+  // Only AWSCURRENT is cached: another version is asked for during a rotation, at its moment.
+  const cached = fresh || version ? undefined : readCached(config, secretId);
   if (cached !== undefined) return { text: cached, cached: true };
   let text: string;
   try {
-    const result = await secretsClient(config).send(new GetSecretValueCommand({ SecretId: secretId }));
+    const result = await secretsClient(config).send(
+      new GetSecretValueCommand({ SecretId: secretId, ...(version ?? {}) }),
+    );
     if (!result.SecretString) throw configError(`secret ${secretId} has no string value`);
     text = result.SecretString;
   } catch (error) {
     if (error instanceof RewindError) throw error;
-    if ((error as Error).name === "ResourceNotFoundException") throw new SecretNotFound(secretId);
+    if ((error as Error).name === "ResourceNotFoundException") throw new SecretNotFound(secretId, version);
     throw new RewindError(
       ErrorNames.credentials,
       `cannot read secret ${secretId} from Secrets Manager: ${(error as Error).message}; check the instance role and the secret id in the config`,
     );
   }
-  writeCached(config, secretId, text);
+  if (!version) writeCached(config, secretId, text);
   return { text, cached: false };
 }
 
@@ -118,10 +139,10 @@ export async function fetchCredentials(
 /** The cluster's accounts secret (core/contracts/accounts.ts), parsed. */
 export async function fetchAccountsSecret(
   config: AgentConfig,
-  { fresh = false } = {},
+  { fresh = false, version }: { fresh?: boolean; version?: SecretVersion } = {},
 ): Promise<AccountsSecret & { readonly cached: boolean }> {
   const secretId = accountsSecretId(config);
-  const { text, cached } = await fetchSecretText(config, secretId, fresh);
+  const { text, cached } = await fetchSecretText(config, secretId, fresh, version);
   try {
     return { ...parseAccountsSecret(text, secretId), cached };
   } catch (error) {
@@ -133,9 +154,9 @@ export async function fetchAccountsSecret(
 export async function fetchAccount(
   config: AgentConfig,
   account: AccountName,
-  { fresh = false } = {},
+  { fresh = false, version }: { fresh?: boolean; version?: SecretVersion } = {},
 ): Promise<DatabaseCredentials & { readonly cached: boolean }> {
-  const secret = await fetchAccountsSecret(config, { fresh });
+  const secret = await fetchAccountsSecret(config, { fresh, ...(version ? { version } : {}) });
   const credentials = accountFrom(secret, account);
   if (!credentials) {
     throw configError(

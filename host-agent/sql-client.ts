@@ -11,9 +11,26 @@ export class SqlClient {
   constructor(
     private readonly clientBinary: string,
     private readonly defaultsFile: string,
+    /**
+     * Called once when the server refuses the credentials (a rotation changed the password under
+     * a long-running command): rewrites the defaults file with working ones; the statement is
+     * then tried again.
+     */
+    private readonly refresh?: () => Promise<void>,
   ) {}
 
   async rows(sql: string): Promise<Row[]> {
+    try {
+      return await this.run(sql);
+    } catch (error) {
+      if (!this.refresh || !(error instanceof RewindError && error.name === ErrorNames.credentials))
+        throw error;
+      await this.refresh();
+      return this.run(sql);
+    }
+  }
+
+  private async run(sql: string): Promise<Row[]> {
     let stdout: string;
     try {
       ({ stdout } = await runTool(

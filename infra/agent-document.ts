@@ -24,6 +24,8 @@ export const AGENT_DOCUMENT_PARAMETERS = {
   Plan: { pattern: DOCUMENT_PATTERNS.Plan, default: "" },
   TaskToken: { pattern: DOCUMENT_PATTERNS.TaskToken, default: "" },
   Cluster: { pattern: DOCUMENT_PATTERNS.Cluster, default: "" },
+  Step: { pattern: DOCUMENT_PATTERNS.Step, default: "" },
+  SecretVersion: { pattern: DOCUMENT_PATTERNS.SecretVersion, default: "" },
 } as const;
 
 /** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
@@ -113,6 +115,8 @@ export class AgentDocument extends Construct {
       '[ -n "$SSM_Type" ] && set -- "$@" --type="$SSM_Type"',
       '[ -n "$SSM_Plan" ] && set -- "$@" --plan="$SSM_Plan"',
       '[ -n "$SSM_Cluster" ] && set -- "$@" --expect-cluster="$SSM_Cluster"',
+      '[ -n "$SSM_Step" ] && set -- "$@" --step="$SSM_Step"',
+      '[ -n "$SSM_SecretVersion" ] && set -- "$@" --secret-version="$SSM_SecretVersion"',
       // In the environment, not argv: any local user can read a process's command line.
       'export REWIND_TASK_TOKEN="$SSM_TaskToken"',
       'exec node "$agent" "$@"',

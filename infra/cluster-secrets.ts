@@ -1,21 +1,25 @@
-import { RemovalPolicy } from "aws-cdk-lib";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import { ACCOUNTS_SEED, accountsSecretName, initialAccountsTemplate } from "../core/contracts/accounts.js";
-import { acknowledge } from "./nag.js";
 
 export interface ClusterSecretsProps {
   readonly cluster: string;
   /** The key the hosts already use for backups; they decrypt their secrets with it. */
   readonly key: kms.IKey;
+  /** The rotation function (lambdas/rotate-accounts) and how often it runs. */
+  readonly rotation: { readonly fn: lambda.IFunction; readonly days: number };
 }
 
 /**
  * The cluster's one secret, `rewind/<cluster>/accounts`: every database account Rewind uses
  * (backup, replication, admin; core/contracts/accounts.ts), as usernames and a generated seed the
  * passwords are derived from until they are set explicitly. `users ensure` makes the servers
- * match it. Retained on stack deletion: the servers keep using these passwords.
+ * match it, and Secrets Manager rotates it on a schedule through the rotation function
+ * (lambdas/rotate-accounts), which changes the passwords on the hosts through the agent.
+ * Retained on stack deletion: the servers keep using these passwords.
  *
  * Stacks created before it had one secret per user (`rewind/<cluster>/root|repl|backup`, and
  * `dba`): they were retained too, so an update leaves them in the account, and hosts whose config
@@ -39,10 +43,11 @@ export class ClusterSecrets extends Construct {
         excludePunctuation: true,
       },
     });
-    acknowledge(
-      this.accounts.node.defaultChild!,
-      "AwsSolutions-SMG4",
-      "Rotation must change the passwords on the cluster's primary through the agent and in an order that keeps replication running; it is not built yet (README: not built yet), so rotation stays manual: set new passwords in the secret and run `rewind-agent users ensure` on the primary",
-    );
+    // Not at deploy: a new cluster's hosts are not onboarded yet, and a rotation needs them.
+    this.accounts.addRotationSchedule("Rotation", {
+      rotationLambda: props.rotation.fn,
+      automaticallyAfter: Duration.days(props.rotation.days),
+      rotateImmediatelyOnUpdate: false,
+    });
   }
 }

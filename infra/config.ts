@@ -49,6 +49,11 @@ export const RewindConfigSchema = z
           .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, '.', '_', '-' and '/'")
           .default("/var/tmp/rewind/drill"),
         timeZone: z.string().default("UTC"),
+        /**
+         * Days between rotations of each cluster's accounts secret (Secrets Manager's schedule;
+         * the rotation Lambda changes the passwords on the hosts through the agent).
+         */
+        rotationDays: z.number().int().min(1).max(1000).default(30),
       })
       .strict()
       .prefault({}),

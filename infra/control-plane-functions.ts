@@ -9,6 +9,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
+import { accountsSecretName } from "../core/contracts/accounts.js";
 import { settingsToEnv } from "../core/contracts/lambda-settings.js";
 import { objectLock, type RewindConfig } from "./config.js";
 import {
@@ -33,7 +34,7 @@ export interface ControlPlaneFunctionsProps {
 }
 
 /**
- * The five Lambdas of the control plane (DESIGN §2), each a thin handler in `lambdas/<name>/`,
+ * The six Lambdas of the control plane (DESIGN §2), each a thin handler in `lambdas/<name>/`,
  * bundled by the local esbuild (no Docker) for Node 22 on ARM64, with only the access it needs.
  */
 export class ControlPlaneFunctions extends Construct {
@@ -42,6 +43,7 @@ export class ControlPlaneFunctions extends Construct {
   readonly planRestore: nodejs.NodejsFunction;
   readonly retention: nodejs.NodejsFunction;
   readonly notify: nodejs.NodejsFunction;
+  readonly rotateAccounts: nodejs.NodejsFunction;
 
   constructor(scope: Construct, id: string, props: ControlPlaneFunctionsProps) {
     super(scope, id);
@@ -126,6 +128,14 @@ export class ControlPlaneFunctions extends Construct {
       Duration.seconds(30),
     );
 
+    // Each rotation step waits for the agents over SSM (a test step waits up to a minute for a
+    // replica to reconnect); Secrets Manager invokes it once per step.
+    this.rotateAccounts = make(
+      "RotateAccounts",
+      "Rewind: rotates a cluster's accounts secret, changing the passwords on its hosts through the agent",
+      Duration.minutes(10),
+    );
+
     const allow = (
       fn: lambda.Function,
       sid: string,
@@ -153,25 +163,42 @@ export class ControlPlaneFunctions extends Construct {
     allow(this.notify, "TellOperators", ["sns:Publish"], [props.topic.topicArn]);
     allow(this.notify, "EncryptMessages", ["kms:Decrypt", "kms:GenerateDataKey"], [props.topicKey.keyArn]);
     // DescribeInstanceInformation and GetCommandInvocation have no resource-level permissions.
-    allow(
-      this.selectSource,
-      "FindClusterHosts",
-      ["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"],
-      ["*"],
+    for (const fn of [this.selectSource, this.rotateAccounts]) {
+      allow(fn, "FindClusterHosts", ["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"], ["*"]);
+      allow(
+        fn,
+        "AskAgentStatus",
+        ["ssm:SendCommand"],
+        [`arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/${props.documentName}`],
+      );
+      allow(
+        fn,
+        "AskTaggedHosts",
+        ["ssm:SendCommand"],
+        [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
+        { StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) } },
+      );
+    }
+    // The rotation function: the clusters' accounts secrets only, and their key through Secrets Manager.
+    const accountSecrets = config.clusters.map(
+      (c) =>
+        `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${accountsSecretName(c.name)}-*`,
     );
     allow(
-      this.selectSource,
-      "AskAgentStatus",
-      ["ssm:SendCommand"],
-      [`arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/${props.documentName}`],
+      this.rotateAccounts,
+      "RotateAccountSecrets",
+      [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+      ],
+      accountSecrets,
     );
-    allow(
-      this.selectSource,
-      "AskTaggedHosts",
-      ["ssm:SendCommand"],
-      [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
-      { StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) } },
-    );
+    allow(this.rotateAccounts, "RandomPasswords", ["secretsmanager:GetRandomPassword"], ["*"]);
+    allow(this.rotateAccounts, "SecretsKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.key.keyArn], {
+      StringEquals: { "kms:ViaService": `secretsmanager.${Aws.REGION}.amazonaws.com` },
+    });
 
     acknowledge(
       defaultPolicyOf(this.selectSource.role!),
@@ -179,6 +206,18 @@ export class ControlPlaneFunctions extends Construct {
       "ssm:DescribeInstanceInformation and ssm:GetCommandInvocation have no resource-level permissions",
     );
     acknowledge(defaultPolicyOf(this.selectSource.role!), INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
+    acknowledge(
+      defaultPolicyOf(this.rotateAccounts.role!),
+      "AwsSolutions-IAM5[Resource::*]",
+      "ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and secretsmanager:GetRandomPassword have no resource-level permissions",
+    );
+    acknowledge(defaultPolicyOf(this.rotateAccounts.role!), INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
+    for (const c of config.clusters)
+      acknowledge(
+        defaultPolicyOf(this.rotateAccounts.role!),
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${accountsSecretName(c.name)}-*]`,
+        "A secret's ARN ends in a random suffix: each cluster's accounts secret, by name",
+      );
     for (const fn of [this.verify, this.planRestore, this.retention]) {
       acknowledge(
         defaultPolicyOf(fn.role!),
@@ -201,6 +240,13 @@ export class ControlPlaneFunctions extends Construct {
   }
 
   get all(): nodejs.NodejsFunction[] {
-    return [this.selectSource, this.verify, this.planRestore, this.retention, this.notify];
+    return [
+      this.selectSource,
+      this.verify,
+      this.planRestore,
+      this.retention,
+      this.notify,
+      this.rotateAccounts,
+    ];
   }
 }

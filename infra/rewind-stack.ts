@@ -48,7 +48,6 @@ export class RewindStack extends Stack {
     // The per-minute watchdog runs the installed bundle, downloading nothing.
     const watchdogDocument = new InstalledAgentDocument(this, "InstalledAgentDocument");
     this.hostPolicies = clusters.map((cluster) => {
-      new ClusterSecrets(this, `Secrets-${cluster}`, { cluster, key: this.storage.key });
       return new DatabaseHostPolicy(this, `HostPolicy-${cluster}`, {
         cluster,
         bucket: this.storage.bucket,
@@ -65,6 +64,13 @@ export class RewindStack extends Stack {
       topicKey: this.monitoring.topicKey,
       documentName,
     });
+    for (const cluster of clusters) {
+      new ClusterSecrets(this, `Secrets-${cluster}`, {
+        cluster,
+        key: this.storage.key,
+        rotation: { fn: this.functions.rotateAccounts, days: config.schedules.rotationDays },
+      });
+    }
     const machines = { functions: this.functions, documentName, clusters };
     this.backup = new BackupStateMachine(this, "Backup", machines);
     this.restore = new RestoreStateMachine(this, "Restore", machines);

@@ -77,6 +77,8 @@ export class LocalControlPlane {
       /** IAM from the template; without it, the stand-ins allow every request. */
       readonly iam?: SandboxIam;
       readonly counts?: RequestCounts;
+      /** The Secrets Manager stand-in, for the rotation function. */
+      readonly secretsEndpoint?: string;
     },
   ) {
     this.names = { [synthesized.bucketLogicalId]: sandbox.bucket };
@@ -150,12 +152,21 @@ export class LocalControlPlane {
           AWS_SECRET_ACCESS_KEY: role?.secretAccessKey ?? "sandbox",
           REWIND_S3_ENDPOINT: this.sandbox.s3Endpoint,
           REWIND_SSM_ENDPOINT: this.ssm.endpoint,
+          ...(this.sandbox.secretsEndpoint ? { REWIND_SECRETS_ENDPOINT: this.sandbox.secretsEndpoint } : {}),
           POWERTOOLS_METRICS_DISABLED: "true",
           POWERTOOLS_LOG_LEVEL: "ERROR",
         },
         this.counts,
       );
     }
+  }
+
+  /** Invokes a Lambda of the template by its folder (`rotate-accounts`), as a service would. */
+  async invokeFunction(folder: string, event: unknown): Promise<unknown> {
+    const entry = Object.entries(this.synthesized.functions).find(([, each]) => each === folder);
+    const lambda = entry ? this.lambdas[entry[0]] : undefined;
+    if (!lambda) throw new Error(`no Lambda ${folder} in the template`);
+    return lambda.invoke(event);
   }
 
   stop(): void {

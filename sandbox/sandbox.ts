@@ -22,7 +22,7 @@ import { LocalSecretsManager } from "./aws/secrets-manager.js";
 import type { SandboxHost } from "./aws/ssm.js";
 import { hostRoot } from "./aws/ssm.js";
 import { LocalControlPlane, type SynthesizedControlPlane } from "./control-plane.js";
-import { setUpLocalAgent, writeRestoreTargetConfig } from "./hosts/agent.js";
+import { accountOf, setUpLocalAgent, writeRestoreTargetConfig } from "./hosts/agent.js";
 import { MariaDbServer } from "./hosts/mariadb-server.js";
 import { StreamerService } from "./hosts/streamer-service.js";
 import { loadDataset } from "./hosts/workload.js";
@@ -103,6 +103,7 @@ export function synthesizeControlPlane(root: string, agentBundle: string): Synth
     [functions.planRestore, "plan-restore"],
     [functions.retention, "retention"],
     [functions.notify, "notify"],
+    [functions.rotateAccounts, "rotate-accounts"],
   ];
   const template = app.synth().getStackByName("Rewind").template as Template;
   return {
@@ -294,6 +295,11 @@ export class Sandbox {
         bundle: agentBundle,
         agentEnv: environment,
       });
+      // Once the accounts have reached it, the replica logs in to its source with Rewind's
+      // replication account, as a replica set up after onboarding would (a rotation changes it).
+      await waitForReplica(primary, replica);
+      const replication = accountOf(setup, "replication");
+      await replica.replicateAs({ user: replication.username, password: replication.password });
       // The standby replicates from nobody: it is onboarded the same way, on its own.
       await setUpLocalAgent({
         dir: agentDir("db-standby"),
@@ -388,8 +394,13 @@ export class Sandbox {
         log,
         iam,
         counts,
+        secretsEndpoint: secretsManager.endpoint,
       });
       await controlPlane.start();
+      // Secrets Manager invokes the template's rotation function for each step of a rotation.
+      secretsManager.rotation = async (_secret, event) => {
+        await controlPlane.invokeFunction("rotate-accounts", event);
+      };
       log("installing the agent on every host and starting binlog-stream, as `rewind-agent install` would");
       const streamers = new Map(
         hosts.map((host) => {

@@ -22,7 +22,15 @@ export const DOCUMENT_COMMANDS = [
   "verify",
   "restore",
   "install",
+  "rotate",
 ] as const;
+
+/** The steps of a rotation a host takes part in (`rotate --step`; host-agent/users/rotate.ts). */
+export const ROTATE_STEPS = ["set", "test", "rollback"] as const;
+export type RotateStep = (typeof ROTATE_STEPS)[number];
+
+/** A Secrets Manager ClientRequestToken: the version a rotation creates (32 to 64 characters). */
+export const SECRET_VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
 /** The commands Rewind-RunInstalledAgent runs (the per-minute watchdog, and status). */
 export const INSTALLED_DOCUMENT_COMMANDS = ["binlog-push", "status"] as const;
 
@@ -39,4 +47,7 @@ export const DOCUMENT_PATTERNS = {
   TaskToken: "^[A-Za-z0-9+/=_.-]{0,4096}$",
   /** The cluster the request is for: a host configured for another one refuses it. */
   Cluster: `^(${inner(CLUSTER_NAME)})?$`,
+  /** A rotation's step and the secret version it works with (the rotation Lambda sends them). */
+  Step: `^(${oneOf(ROTATE_STEPS)})?$`,
+  SecretVersion: `^(${inner(SECRET_VERSION_ID)})?$`,
 } as const;

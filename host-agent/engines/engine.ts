@@ -63,6 +63,11 @@ export interface Engine {
   /** Keeps a restored replica from taking writes: read_only (MySQL: super_read_only too). */
   keepReplicaReadOnly(sql: SqlClient): Promise<void>;
   stopReplication(sql: SqlClient): Promise<void>;
+  /**
+   * A rotated replication password for the source this replica replicates from: only the
+   * receiver (IO) thread is stopped and restarted with it; the applier goes on.
+   */
+  changeSourcePassword(sql: SqlClient, password: string): Promise<void>;
   /** Starts GTID replication from `source` at the position the restored server adopted. */
   startReplication(
     sql: SqlClient,

@@ -28,6 +28,7 @@ export function replicationFromStatusRow(row: Row | undefined): ReplicationState
   return {
     sourceHost: row.Master_Host ?? row.Source_Host ?? null,
     sourcePort: port ? Number(port) : null,
+    sourceUser: row.Master_User ?? row.Source_User ?? null,
     ioRunning: flag(row.Slave_IO_Running ?? row.Replica_IO_Running),
     sqlRunning: flag(row.Slave_SQL_Running ?? row.Replica_SQL_Running),
     lagSeconds: lag === null || lag === undefined ? null : Number(lag),
@@ -104,6 +105,11 @@ export const mariadbEngine: Engine = {
   },
   async stopReplication(sql) {
     await sql.rows("STOP SLAVE");
+  },
+  async changeSourcePassword(sql, password) {
+    await sql.rows(
+      `STOP SLAVE IO_THREAD; CHANGE MASTER TO MASTER_PASSWORD=${sqlString(password)}; START SLAVE IO_THREAD`,
+    );
   },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(

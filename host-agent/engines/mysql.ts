@@ -77,6 +77,13 @@ export const mysqlEngine: Engine = {
   async stopReplication(sql) {
     await sql.rows("STOP REPLICA");
   },
+  // Only the receiver thread need stop to change SOURCE_PASSWORD (MySQL 8.0, CHANGE REPLICATION
+  // SOURCE TO: "options that affect only the receiver thread").
+  async changeSourcePassword(sql, password) {
+    await sql.rows(
+      `STOP REPLICA IO_THREAD; CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD=${sqlString(password)}; START REPLICA IO_THREAD`,
+    );
+  },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
       `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=${sqlString(password)}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,

@@ -8,7 +8,7 @@ import { withDefaultsFile } from "../defaults-file.js";
 import { readServerRole } from "../engines/engine.js";
 import { sqlString } from "../engines/mariadb.js";
 import { log } from "../log.js";
-import { fetchAccountsSecret } from "../secrets.js";
+import { fetchAccountsSecret, type SecretVersion } from "../secrets.js";
 import { type Row, SqlClient } from "../sql-client.js";
 
 /** What `users ensure` did to one account. */
@@ -45,12 +45,15 @@ function nativePasswordHash(password: string): string {
  */
 export async function ensureAccounts(
   context: AgentContext,
-  { onReplica = "refuse" }: { readonly onReplica?: "refuse" | "skip" } = {},
+  {
+    onReplica = "refuse",
+    version,
+  }: { readonly onReplica?: "refuse" | "skip"; readonly version?: SecretVersion } = {},
 ): Promise<EnsureResult> {
   const { config, engine } = context;
   const secretId = accountsSecretId(config);
-  // Always the current value: this is what makes the servers match it.
-  const secret = await fetchAccountsSecret(config, { fresh: true });
+  // Always the current value (or the version a rotation sets): what the servers must match.
+  const secret = await fetchAccountsSecret(config, { fresh: true, ...(version ? { version } : {}) });
   return asRestoreUser(context, async (_file, sql) => {
     const { role, replication } = await readServerRole(engine, sql);
     if (role === "replica") {

@@ -60,15 +60,25 @@ const SelectionFields = AgentStatus.pick({
   replication: true,
 });
 
+/** One host's answer to an agent command: its result line, or why there is none. */
+export interface HostAnswer {
+  readonly instanceId: string;
+  /** The agent's result, when it succeeded. */
+  readonly result?: unknown;
+  /** Why it did not: the agent's error, the command's status, or no answer in time. */
+  readonly problem?: string;
+}
+
 /**
- * Runs `rewind-agent status` on each host through the Rewind-RunAgent document and collects the
+ * Runs one agent command on each host through the Rewind-RunAgent document and collects the
  * answers. A host that fails or does not answer in time is reported with the reason, not dropped.
  */
-export async function askHostStatus(
+export async function runOnHosts(
   ssm: SSMClient,
   instanceIds: readonly string[],
-  options: AskOptions,
-): Promise<HostStatus[]> {
+  parameters: Record<string, string[]>,
+  options: AskOptions & { readonly comment: string },
+): Promise<HostAnswer[]> {
   if (instanceIds.length === 0) return [];
   // SendCommand takes at most 50 instance ids: larger clusters are asked in batches.
   const commandOf = new Map<string, string>();
@@ -78,15 +88,16 @@ export async function askHostStatus(
       new SendCommandCommand({
         DocumentName: options.documentName,
         InstanceIds: [...batch],
-        Parameters: { Command: ["status"] },
+        Parameters: parameters,
         TimeoutSeconds: Math.max(30, options.timeoutSeconds),
-        Comment: "Rewind select-source: agent status",
+        Comment: options.comment,
       }),
     );
     for (const id of batch) commandOf.set(id, sent.Command!.CommandId!);
   }
   const deadline = Date.now() + options.timeoutSeconds * 1000;
-  const answers = new Map<string, HostStatus>();
+  const answers = new Map<string, HostAnswer>();
+  const command = parameters.Command?.[0] ?? "the command";
   while (answers.size < instanceIds.length) {
     for (const instanceId of instanceIds.filter((id) => !answers.has(id))) {
       let invocation: GetCommandInvocationCommandOutput;
@@ -104,20 +115,17 @@ export async function askHostStatus(
         throw error;
       }
       if (!TERMINAL.has(invocation.Status ?? "")) continue;
-      const result = parseAgentResultLine(invocation.StandardOutputContent ?? "");
-      const status = result?.ok ? SelectionFields.safeParse(result.result) : undefined;
-      if (invocation.Status === "Success" && status?.success) {
-        answers.set(instanceId, { instanceId, status: status.data });
+      const line = parseAgentResultLine(invocation.StandardOutputContent ?? "");
+      if (invocation.Status === "Success" && line?.ok) {
+        answers.set(instanceId, { instanceId, result: line.result });
       } else {
         const reason =
-          result && !result.ok
-            ? `${result.error.name}: ${result.error.message}`
-            : status && !status.success
-              ? `unexpected status output: ${status.error.issues[0]?.path.join(".")}: ${status.error.issues[0]?.message}`
-              : (invocation.StandardErrorContent ?? "").trim().split("\n").at(-1);
+          line && !line.ok
+            ? `${line.error.name}: ${line.error.message}`
+            : (invocation.StandardErrorContent ?? "").trim().split("\n").at(-1);
         answers.set(instanceId, {
           instanceId,
-          problem: `agent status ${invocation.Status}${reason ? ` (${reason})` : ""}`,
+          problem: `agent ${command} ${invocation.Status}${reason ? ` (${reason})` : ""}`,
         });
       }
     }
@@ -130,4 +138,30 @@ export async function askHostStatus(
     await new Promise((resolve) => setTimeout(resolve, options.pollMilliseconds ?? 2000));
   }
   return instanceIds.map((id) => answers.get(id)!);
+}
+
+/** `rewind-agent status` on each host, read as what select-source needs. */
+export async function askHostStatus(
+  ssm: SSMClient,
+  instanceIds: readonly string[],
+  options: AskOptions,
+): Promise<HostStatus[]> {
+  const answers = await runOnHosts(
+    ssm,
+    instanceIds,
+    { Command: ["status"] },
+    {
+      ...options,
+      comment: "Rewind select-source: agent status",
+    },
+  );
+  return answers.map(({ instanceId, result, problem }) => {
+    if (problem) return { instanceId, problem };
+    const status = SelectionFields.safeParse(result);
+    if (status.success) return { instanceId, status: status.data };
+    return {
+      instanceId,
+      problem: `agent status Success (unexpected status output: ${status.error.issues[0]?.path.join(".")}: ${status.error.issues[0]?.message})`,
+    };
+  });
 }

@@ -1,13 +1,14 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type http from "node:http";
-import type { SandboxIam } from "./iam.js";
+import type { IamPrincipal, SandboxIam } from "./iam.js";
 import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
 import type { LocalKms } from "./kms.js";
 import type { RequestCounts } from "./request-counts.js";
 
 interface SecretVersion {
   readonly id: string;
-  readonly value: string;
+  /** Undefined for the version RotateSecret labels AWSPENDING until createSecret puts its value. */
+  value: string | undefined;
   readonly created: Date;
   stages: string[];
 }
@@ -66,7 +67,7 @@ export class LocalSecretsManager {
   /** The current value, parsed (what the sandbox created a database user with). */
   current(name: string): unknown {
     const version = this.secrets.get(name)?.versions.find((v) => v.stages.includes("AWSCURRENT"));
-    return version ? JSON.parse(version.value) : undefined;
+    return version?.value === undefined ? undefined : JSON.parse(version.value);
   }
 
   async listen(): Promise<string> {
@@ -89,38 +90,94 @@ export class LocalSecretsManager {
     this.server?.unref();
   }
 
+  /**
+   * The rotation function of each secret (the template's RotationSchedule), invoked by
+   * RotateSecret; set by the control plane, which runs the Lambdas.
+   */
+  rotation?: (secretArn: string, event: RotationEvent) => Promise<void>;
+
   private answer(
     operation: string,
     input: Record<string, unknown>,
     accessKeyId: string | undefined,
   ): unknown {
-    if (operation !== "GetSecretValue")
-      throw new AwsApiError(
-        "UnsupportedOperationException",
-        `the sandbox's Secrets Manager does not offer ${operation}`,
-      );
     const principal = jsonCaller(this.iam, accessKeyId);
     const id = String(input.SecretId ?? "");
     const secret = [...this.secrets.values()].find((s) => s.name === id || s.arn === id);
+    const authorize = (action: string) => {
+      // An unknown secret is still authorised first, as AWS does: no hint of what exists.
+      if (principal)
+        this.iam.authorize({
+          principal,
+          action,
+          resource:
+            secret?.arn ?? `arn:aws:secretsmanager:${this.region}:${this.iam.model!.account}:secret:${id}`,
+          context: { "secretsmanager:SecretId": secret?.arn ?? id },
+        });
+    };
     const notFound = new AwsApiError(
       "ResourceNotFoundException",
       "Secrets Manager can't find the specified secret.",
     );
-    // An unknown secret is still authorised first, as AWS does: no hint of what exists.
-    if (principal)
-      this.iam.authorize({
-        principal,
-        action: "secretsmanager:GetSecretValue",
-        resource:
-          secret?.arn ?? `arn:aws:secretsmanager:${this.region}:${this.iam.model!.account}:secret:${id}`,
-        context: { "secretsmanager:SecretId": secret?.arn ?? id },
-      });
-    if (!secret) throw notFound;
-    const stage = input.VersionId === undefined ? String(input.VersionStage ?? "AWSCURRENT") : undefined;
-    const version = secret.versions.find((v) =>
-      stage ? v.stages.includes(stage) : v.id === input.VersionId,
+    switch (operation) {
+      case "GetSecretValue":
+        authorize("secretsmanager:GetSecretValue");
+        if (!secret) throw notFound;
+        return this.getValue(secret, input, principal);
+      case "DescribeSecret":
+        authorize("secretsmanager:DescribeSecret");
+        if (!secret) throw notFound;
+        return {
+          ARN: secret.arn,
+          Name: secret.name,
+          RotationEnabled: true,
+          VersionIdsToStages: Object.fromEntries(
+            secret.versions.filter((v) => v.stages.length > 0).map((v) => [v.id, v.stages]),
+          ),
+        };
+      case "PutSecretValue": {
+        authorize("secretsmanager:PutSecretValue");
+        if (!secret) throw notFound;
+        this.encryptAs(secret, principal);
+        return this.putVersion(secret, input);
+      }
+      case "UpdateSecretVersionStage":
+        authorize("secretsmanager:UpdateSecretVersionStage");
+        if (!secret) throw notFound;
+        return this.moveStage(secret, input);
+      case "GetRandomPassword":
+        if (principal)
+          this.iam.authorize({ principal, action: "secretsmanager:GetRandomPassword", resource: "*" });
+        return { RandomPassword: randomPassword(input) };
+      case "RotateSecret":
+        throw new AwsApiError(
+          "UnsupportedOperationException",
+          "the sandbox rotates with LocalSecretsManager.rotate (it runs the steps and waits for them)",
+        );
+      default:
+        throw new AwsApiError(
+          "UnsupportedOperationException",
+          `the sandbox's Secrets Manager does not offer ${operation}`,
+        );
+    }
+  }
+
+  private getValue(secret: Secret, input: Record<string, unknown>, principal: IamPrincipal | undefined) {
+    const stage =
+      input.VersionStage !== undefined || input.VersionId === undefined
+        ? String(input.VersionStage ?? "AWSCURRENT")
+        : undefined;
+    // Both given: the version must carry that stage (GetSecretValue, "VersionId" and "VersionStage").
+    const version = secret.versions.find(
+      (v) =>
+        (stage === undefined || v.stages.includes(stage)) &&
+        (input.VersionId === undefined || v.id === input.VersionId),
     );
-    if (!version) throw notFound;
+    if (!version)
+      throw new AwsApiError(
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret value for staging label: " + (stage ?? "") + ".",
+      );
     if (secret.kmsKeyArn)
       this.kms?.authorizeVia(
         principal,
@@ -141,4 +198,147 @@ export class LocalSecretsManager {
       CreatedDate: version.created.getTime() / 1000,
     };
   }
+
+  /** Secrets Manager encrypts a new version under the secret's key with the caller's permission. */
+  private encryptAs(secret: Secret, principal: IamPrincipal | undefined): void {
+    if (secret.kmsKeyArn)
+      this.kms?.authorizeVia(
+        principal,
+        "kms:GenerateDataKey",
+        secret.kmsKeyArn,
+        `secretsmanager.${this.region}.amazonaws.com`,
+        {
+          SecretARN: secret.arn,
+        },
+      );
+  }
+
+  /**
+   * PutSecretValue: a new version with the given stages (AWSCURRENT by default). The same
+   * ClientRequestToken with the same value is a no-op; with another value it is refused
+   * (API reference, PutSecretValue, ClientRequestToken: idempotency).
+   */
+  private putVersion(secret: Secret, input: Record<string, unknown>) {
+    const token = String(input.ClientRequestToken ?? randomUUID());
+    const value = String(input.SecretString ?? "");
+    const stages = (input.VersionStages as string[] | undefined) ?? ["AWSCURRENT"];
+    const existing = secret.versions.find((v) => v.id === token);
+    // RotateSecret's placeholder: createSecret gives it its value (and the stages it asks for).
+    if (existing && existing.value === undefined) {
+      for (const version of secret.versions)
+        if (version !== existing) version.stages = version.stages.filter((s) => !stages.includes(s));
+      existing.value = value;
+      existing.stages = [...new Set([...existing.stages, ...stages])];
+      return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: existing.stages };
+    }
+    if (existing) {
+      if (existing.value !== value)
+        throw new AwsApiError(
+          "ResourceExistsException",
+          "You can't modify an existing version, you can only create a new version.",
+        );
+      return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: existing.stages };
+    }
+    // The labels move to the new version; the old AWSCURRENT becomes AWSPREVIOUS.
+    if (stages.includes("AWSCURRENT")) this.markPrevious(secret);
+    for (const version of secret.versions) version.stages = version.stages.filter((s) => !stages.includes(s));
+    secret.versions.push({ id: token, value, created: new Date(), stages: [...stages] });
+    return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: stages };
+  }
+
+  private currentOf(secret: Secret): SecretVersion | undefined {
+    return secret.versions.find((v) => v.stages.includes("AWSCURRENT"));
+  }
+
+  private markPrevious(secret: Secret): void {
+    const current = this.currentOf(secret);
+    for (const version of secret.versions) version.stages = version.stages.filter((s) => s !== "AWSPREVIOUS");
+    if (current) current.stages = [...current.stages.filter((s) => s !== "AWSCURRENT"), "AWSPREVIOUS"];
+  }
+
+  /**
+   * UpdateSecretVersionStage: moves a label to MoveToVersionId from RemoveFromVersionId (which
+   * must hold it); moving AWSCURRENT labels the old current AWSPREVIOUS, as Secrets Manager does.
+   */
+  private moveStage(secret: Secret, input: Record<string, unknown>) {
+    const stage = String(input.VersionStage ?? "");
+    const to = input.MoveToVersionId === undefined ? undefined : String(input.MoveToVersionId);
+    const from = input.RemoveFromVersionId === undefined ? undefined : String(input.RemoveFromVersionId);
+    const holder = secret.versions.find((v) => v.stages.includes(stage));
+    if (holder && to && holder.id !== to && holder.id !== from)
+      throw new AwsApiError(
+        "InvalidParameterException",
+        `The parameter RemoveFromVersionId can't be empty. Staging label ${stage} is currently attached to version ${holder.id}, so you must explicitly reference that version in RemoveFromVersionId.`,
+      );
+    const target = to ? secret.versions.find((v) => v.id === to) : undefined;
+    if (to && !target) throw new AwsApiError("ResourceNotFoundException", `no version ${to}`);
+    if (stage === "AWSCURRENT" && target && holder !== target) this.markPrevious(secret);
+    else if (holder && from === holder.id) holder.stages = holder.stages.filter((s) => s !== stage);
+    if (target && !target.stages.includes(stage)) target.stages.push(stage);
+    return { ARN: secret.arn, Name: secret.name };
+  }
+
+  /**
+   * RotateSecret as Secrets Manager runs it: the new version labelled AWSPENDING (no value yet),
+   * then the rotation function invoked with each step in turn (createSecret, setSecret,
+   * testSecret, finishSecret); a failing step ends the rotation with its error ("How rotation
+   * works"). Synchronous here, so a test sees the outcome.
+   */
+  async rotate(name: string, token: string = randomUUID()): Promise<string> {
+    const secret = this.beginRotation(name, token);
+    for (const step of ["createSecret", "setSecret", "testSecret", "finishSecret"] as const) {
+      await this.rotation!(secret.arn, { Step: step, SecretId: secret.arn, ClientRequestToken: token });
+    }
+    return token;
+  }
+
+  /** What RotateSecret does before the first step: the new version, labelled AWSPENDING, no value. */
+  beginRotation(name: string, token: string = randomUUID()): { arn: string; token: string } {
+    const secret = this.secrets.get(name);
+    if (!secret) throw new Error(`no secret ${name}`);
+    if (!this.rotation) throw new Error(`no rotation function for ${name}`);
+    // "If the AWSPENDING staging label is present but not attached to the same version as
+    // AWSCURRENT, then any later invocation of RotateSecret assumes that a previous rotation
+    // request is still in progress and returns an error" (API reference, RotateSecret).
+    const pending = secret.versions.find(
+      (v) => v.stages.includes("AWSPENDING") && !v.stages.includes("AWSCURRENT"),
+    );
+    if (pending)
+      throw new AwsApiError(
+        "InvalidRequestException",
+        `A previous rotation isn't complete (AWSPENDING is on version ${pending.id})`,
+      );
+    secret.versions.push({ id: token, value: undefined, created: new Date(), stages: ["AWSPENDING"] });
+    return { arn: secret.arn, token };
+  }
+
+  /** Runs one step of a rotation again, as Secrets Manager's retries do. */
+  async rotationStep(name: string, step: RotationEvent["Step"], token: string): Promise<void> {
+    const secret = this.secrets.get(name);
+    if (!secret || !this.rotation) throw new Error(`no secret or rotation function for ${name}`);
+    await this.rotation(secret.arn, { Step: step, SecretId: secret.arn, ClientRequestToken: token });
+  }
+
+  /** The stages of each version (what DescribeSecret answers), for tests. */
+  stages(name: string): Record<string, string[]> {
+    return Object.fromEntries((this.secrets.get(name)?.versions ?? []).map((v) => [v.id, [...v.stages]]));
+  }
+}
+
+/** The event Secrets Manager invokes a rotation function with. */
+export interface RotationEvent {
+  readonly Step: "createSecret" | "setSecret" | "testSecret" | "finishSecret";
+  readonly SecretId: string;
+  readonly ClientRequestToken: string;
+}
+
+/** GetRandomPassword: PasswordLength (default 32), ExcludePunctuation, ExcludeCharacters. */
+function randomPassword(input: Record<string, unknown>): string {
+  const length = Number(input.PasswordLength ?? 32);
+  let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  if (input.ExcludePunctuation !== true) alphabet += "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+  const excluded = String(input.ExcludeCharacters ?? "");
+  alphabet = [...alphabet].filter((c) => !excluded.includes(c)).join("");
+  const bytes = randomBytes(length);
+  return [...bytes].map((b) => alphabet[b % alphabet.length]).join("");
 }

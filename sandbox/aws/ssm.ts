@@ -49,7 +49,7 @@ export interface Invocation {
   readonly instanceId: string;
   /** The document it runs. */
   readonly document: AgentDocumentContent;
-  status: "InProgress" | "Success" | "Failed";
+  status: "InProgress" | "Success" | "Failed" | "Undeliverable";
   exitCode: number | null;
   stdout: string;
   stderr: string;
@@ -108,6 +108,16 @@ export class LocalSsm {
   ): void {
     if (caller && this.access.iam?.enforcing)
       this.access.iam.authorize({ principal: caller, action, resource, ...(context ? { context } : {}) });
+  }
+
+  private readonly faults: { instanceId: string; match: (env: Record<string, string>) => boolean }[] = [];
+
+  /**
+   * A fault a test cannot cause for real here: the next command to `instanceId` whose parameters
+   * match never reaches the host (the instance went offline), and ends Undeliverable.
+   */
+  failNext(instanceId: string, match: (parameters: Record<string, string>) => boolean): void {
+    this.faults.push({ instanceId, match });
   }
 
   /** Instances matching SSM's tag filters (`tag:<key>`) and targets. */
@@ -238,6 +248,22 @@ export class LocalSsm {
     host: SandboxHost,
     parameterEnv: Record<string, string>,
   ): Invocation {
+    const fault = this.faults.findIndex((f) => f.instanceId === host.instanceId && f.match(parameterEnv));
+    if (fault >= 0) {
+      this.faults.splice(fault, 1);
+      const undelivered: Invocation = {
+        commandId,
+        instanceId: host.instanceId,
+        document,
+        status: "Undeliverable",
+        exitCode: null,
+        stdout: "",
+        stderr: "the instance did not receive the command (a fault the sandbox injected)",
+        done: Promise.resolve(),
+      };
+      this.invocations.set(`${commandId}/${host.instanceId}`, undelivered);
+      return undelivered;
+    }
     // Host paths live under the host's own root directory.
     const root = hostRoot(host);
     const onHost = (hostPath: string) => path.join(root, hostPath);

@@ -186,6 +186,15 @@ export class MariaDbServer {
     );
   }
 
+  /** Goes on replicating from the same source as another user (its IO thread reconnects as it). */
+  async replicateAs(repl: SqlUser): Promise<void> {
+    await this.query(
+      `STOP SLAVE IO_THREAD;
+       CHANGE MASTER TO MASTER_USER='${repl.user}', MASTER_PASSWORD='${repl.password.replace(/'/g, "\\'")}';
+       START SLAVE IO_THREAD;`,
+    );
+  }
+
   async gtidBinlogPos(): Promise<string> {
     return (await this.scalar("SELECT @@gtid_binlog_pos")) ?? "";
   }

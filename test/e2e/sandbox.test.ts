@@ -3,6 +3,7 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/clien
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accountsSecretName } from "../../core/contracts/accounts.js";
 import { HISTORY_ID } from "../../core/history.js";
+import { readStreamStatus } from "../../host-agent/binlog/stream-status.js";
 import { accountOf } from "../../sandbox/hosts/agent.js";
 import { removeStatement, Sandbox, waitForReplica } from "../../sandbox/sandbox.js";
 import { runFailover, runRollBack, runStory } from "../../sandbox/story.js";
@@ -120,6 +121,89 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       await sandbox.standby.query(alter(password));
     }
   }, 180_000);
+
+  it("rotates the accounts secret through the rotation Lambda and the agents: new passwords everywhere, the old refused, replication and the streamer never stop, a backup during it succeeds", async () => {
+    const secrets = sandbox.aws.secretsManager!;
+    const id = accountsSecretName("orders");
+    const account = (name: "backup" | "replication" | "admin") =>
+      accountOf({ secrets, accountsSecretId: id }, name);
+    const old = { backup: account("backup"), replication: account("replication") };
+    const servers = [sandbox.primary, sandbox.replica, sandbox.standby];
+    const streamed = () =>
+      readStreamStatus(path.join(sandbox.host("primary").dir, "state"))?.lastChunkAt ?? "";
+    const before = streamed();
+    // A backup started as the rotation starts: select-source, the agent and verify all log in during it.
+    const backup = sandbox.controlPlane.startExecution("Rewind-Backup", { cluster: "orders", type: "full" });
+    const token = await secrets.rotate(id);
+    const backedUp = await backup;
+    expect(backedUp.status, backedUp.cause).toBe("SUCCEEDED");
+    expect(secrets.stages(id)[token]).toEqual(["AWSCURRENT"]);
+    const now = account("backup");
+    expect(now.password).not.toBe(old.backup.password);
+    expect(account("replication").password).not.toBe(old.replication.password);
+    for (const server of servers) {
+      expect(await server.scalarAs({ user: now.username, password: now.password }, "SELECT 1")).toBe("1");
+      await expect(
+        server.scalarAs({ user: old.backup.username, password: old.backup.password }, "SELECT 1"),
+      ).rejects.toThrow(/Access denied/);
+    }
+    // The replica logs in to the primary with the new replication password, and keeps up.
+    const status = await sandbox.replica.query("SHOW SLAVE STATUS");
+    expect(status.length).toBe(1);
+    await sandbox.primary.query(
+      "CREATE TABLE IF NOT EXISTS rewind_test.after_rotation (id INT PRIMARY KEY); INSERT INTO rewind_test.after_rotation VALUES (1)",
+    );
+    await waitForReplica(sandbox.primary, sandbox.replica);
+    expect(await sandbox.replica.scalar("SELECT COUNT(*) FROM rewind_test.after_rotation")).toBe("1");
+    // The streamer on the primary went on shipping with the new password, without a restart.
+    await expect.poll(streamed, { timeout: 30_000 }).not.toBe(before);
+    expect(readStreamStatus(path.join(sandbox.host("primary").dir, "state"))?.lastError ?? null).toBeNull();
+  }, 300_000);
+
+  it("a rotation that fails in setSecret or testSecret puts every host back on the current passwords and leaves AWSCURRENT as it was; each step repeated is harmless", async () => {
+    const secrets = sandbox.aws.secretsManager!;
+    const id = accountsSecretName("orders");
+    const current = () => accountOf({ secrets, accountsSecretId: id }, "backup");
+    const works = async (credentials: { username: string; password: string }) => {
+      for (const server of [sandbox.primary, sandbox.replica, sandbox.standby])
+        expect(
+          await server.scalarAs({ user: credentials.username, password: credentials.password }, "SELECT 1"),
+        ).toBe("1");
+    };
+    // setSecret: the replica does not get the command (it went offline) after the primary and
+    // the standby took the new passwords.
+    const stagesBefore = secrets.stages(id);
+    const before = current();
+    sandbox.controlPlane.ssm.failNext(sandbox.host("replica").instanceId, (env) => env.SSM_Step === "set");
+    await expect(secrets.rotate(id)).rejects.toMatchObject({ name: "RotationFailed" });
+    expect(Object.values(secrets.stages(id)).flat()).not.toContain("AWSPENDING");
+    expect(secrets.stages(id)).toMatchObject(
+      Object.fromEntries(Object.entries(stagesBefore).filter(([, stages]) => stages.includes("AWSCURRENT"))),
+    );
+    await works(before);
+    await waitForReplica(sandbox.primary, sandbox.replica);
+
+    // Every step run twice (Secrets Manager retries), then testSecret failing: the standby lost
+    // the new password after setSecret.
+    const { token } = secrets.beginRotation(id);
+    await secrets.rotationStep(id, "createSecret", token);
+    await secrets.rotationStep(id, "createSecret", token);
+    await secrets.rotationStep(id, "setSecret", token);
+    await secrets.rotationStep(id, "setSecret", token);
+    await sandbox.standby.query(
+      `ALTER USER '${before.username}'@'localhost' IDENTIFIED BY '${before.password}'`,
+    );
+    await expect(secrets.rotationStep(id, "testSecret", token)).rejects.toMatchObject({
+      name: "RotationFailed",
+    });
+    expect(current()).toEqual(before);
+    await works(before);
+    await waitForReplica(sandbox.primary, sandbox.replica);
+
+    // And a rotation afterwards goes through.
+    await secrets.rotate(id);
+    await works(current());
+  }, 300_000);
 
   // Last: it loses the primary for good.
   it("the primary lost with kill -9 mid-workload, the replica promoted: a restore to a point after the failover, from the backup taken before it, is exact", async () => {

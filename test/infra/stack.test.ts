@@ -10,6 +10,7 @@ import {
 } from "../../infra/agent-document.js";
 import { parseRewindConfig } from "../../infra/config.js";
 import type { RewindStack } from "../../infra/rewind-stack.js";
+import { ROTATION_PARAMETERS } from "../../lambdas/lib/rotate-accounts.js";
 import { run } from "../../sandbox/processes.js";
 import {
   resolveIntrinsics,
@@ -578,7 +579,7 @@ describe("the Rewind stack", () => {
     expect(new RegExp(AGENT_DOCUMENT_PARAMETERS[name].pattern).test(value)).toBe(false);
   });
 
-  it("declares only parameters a state machine sends", () => {
+  it("declares only parameters a state machine or the rotation function sends", () => {
     const definitions = stateMachineDefinitions(template().toJSON() as never);
     const sent = new Set<string>();
     const visit = (value: unknown) => {
@@ -591,6 +592,7 @@ describe("the Rewind stack", () => {
       }
     };
     visit(definitions);
+    for (const name of ROTATION_PARAMETERS) sent.add(name);
     expect([...sent].sort()).toEqual(Object.keys(AGENT_DOCUMENT_PARAMETERS).sort());
   });
 

@@ -142,6 +142,7 @@ const replica = (instanceId: string, lagSeconds: number): HostStatus => ({
     replication: {
       sourceHost: "10.0.1.10",
       sourcePort: 3306,
+      sourceUser: "rewind_repl",
       ioRunning: true,
       sqlRunning: true,
       lagSeconds,

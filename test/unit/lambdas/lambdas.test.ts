@@ -400,6 +400,7 @@ describe("select-source", () => {
       replication: {
         sourceHost: "10.0.1.10",
         sourcePort: 3306,
+        sourceUser: "rewind_repl",
         ioRunning: true,
         sqlRunning: lastError === null,
         lagSeconds,
