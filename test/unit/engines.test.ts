@@ -70,6 +70,7 @@ describe("engines", () => {
       replicationFromStatusRow({
         Source_Host: "10.0.0.5",
         Source_Port: "3306",
+        Source_User: "rewind_repl",
         Replica_IO_Running: "Yes",
         Replica_SQL_Running: "Yes",
         Seconds_Behind_Source: "3",
@@ -78,6 +79,7 @@ describe("engines", () => {
     ).toEqual({
       sourceHost: "10.0.0.5",
       sourcePort: 3306,
+      sourceUser: "rewind_repl",
       ioRunning: true,
       sqlRunning: true,
       lagSeconds: 3,
@@ -92,7 +94,12 @@ describe("engines", () => {
         Seconds_Behind_Master: null,
         Last_IO_Error: "error connecting to master",
       }),
-    ).toMatchObject({ ioRunning: false, lagSeconds: null, lastError: "error connecting to master" });
+    ).toMatchObject({
+      sourceUser: null,
+      ioRunning: false,
+      lagSeconds: null,
+      lastError: "error connecting to master",
+    });
     expect(replicationFromStatusRow(undefined)).toBeNull();
   });
 });
