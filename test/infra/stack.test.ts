@@ -297,6 +297,14 @@ describe("the Rewind stack", () => {
         }),
       },
     });
+    // Rotated by the rotation function every 30 days, never at deploy (the hosts come later).
+    t.resourceCountIs("AWS::SecretsManager::RotationSchedule", 1);
+    t.hasResourceProperties("AWS::SecretsManager::RotationSchedule", {
+      RotationLambdaARN: Match.anyValue(),
+      RotateImmediatelyOnUpdate: false,
+    });
+    const rotation = JSON.stringify(t.findResources("AWS::SecretsManager::RotationSchedule"));
+    expect(rotation).toMatch(/30 days|"AutomaticallyAfterDays":30/);
   });
 
   it("runs the Lambdas on Node 22, ARM64, with their own log groups", () => {
@@ -308,7 +316,7 @@ describe("the Rewind stack", () => {
         Environment: { Variables: Record<string, unknown> };
       };
     }[];
-    expect(functions).toHaveLength(5);
+    expect(functions).toHaveLength(6);
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe("nodejs22.x");
       expect(fn.Properties.Architectures).toEqual(["arm64"]);

@@ -16,7 +16,7 @@ export function synthStack(raw: unknown = MINIMAL_CONFIG, app = new App()): Rewi
   return new RewindStack(app, "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
 }
 
-/** Each config is synthesized once per test file (bundling five Lambdas each time is the cost). */
+/** Each config is synthesized once per test file (bundling six Lambdas each time is the cost). */
 const synthesized = new Map<string, Record<string, unknown>>();
 
 /** The template of a config, as `cdk synth` writes it; a fresh copy each call, so a test may edit it. */
