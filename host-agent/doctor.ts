@@ -81,7 +81,7 @@ export async function doctor(context: AgentContext): Promise<DoctorResult> {
 
   for (const tool of ["zstd", engine.tools.stream, engine.tools.binlog]) {
     await check(`${tool}`, async () => {
-      await runTool(tool, ["--version"]);
+      await runTool(tool, ["--help"]);
       return { ok: true, found: `${tool} runs` };
     });
   }
@@ -139,10 +139,10 @@ function fixFor(error: unknown): string {
   const message = (error as Error).message;
   if (name === "AccessDeniedException" || name === "AccessDenied" || /not authorized/i.test(message))
     return "attach the stack's HostPolicyArn-<cluster> output to the instance role (it allows this cluster's data keys, objects and secret)";
+  if (error instanceof RewindError && message.includes(";"))
+    return message.slice(message.indexOf(";") + 1).trim();
   if (name === "NotFoundException") return "set encryption.kmsKeyId to the stack's KeyArn output";
-  if (/ENOENT|not found/i.test(message))
+  if (/ENOENT|not found|exited with/i.test(message))
     return "install the tool (scripts/setup.sh lists the packages) and put it on root's PATH";
-  if (error instanceof RewindError)
-    return message.includes(";") ? message.slice(message.indexOf(";") + 1).trim() : message;
-  return message;
+  return "see the message";
 }

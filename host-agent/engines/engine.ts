@@ -64,8 +64,8 @@ export interface Engine {
   keepReplicaReadOnly(sql: SqlClient): Promise<void>;
   stopReplication(sql: SqlClient): Promise<void>;
   /**
-   * A rotated replication password for the source this replica replicates from: only the
-   * receiver (IO) thread is stopped and restarted with it; the applier goes on.
+   * A rotated replication password for the source this replica replicates from, restarting
+   * replication with it (MySQL: the receiver thread only; MariaDB: both, for milliseconds).
    */
   changeSourcePassword(sql: SqlClient, password: string): Promise<void>;
   /** Starts GTID replication from `source` at the position the restored server adopted. */

@@ -29,7 +29,7 @@ export interface RotateResult {
  * - `set` with the pending version: a server that replicates from nobody (the primary, a
  *   standby) takes the new passwords (`users ensure` with that version: ALTER USER where they
  *   differ); a replica changes the password it logs in to its source with, when that is the
- *   replication account (only the IO thread restarts). The Lambda sets the primary first, so a
+ *   replication account (replication restarts at once with it). The Lambda sets the primary first, so a
  *   replica reconnects with a password its source already has.
  * - `test` with the pending version: the backup and admin accounts log in with it here, and a
  *   replica's IO thread runs again.

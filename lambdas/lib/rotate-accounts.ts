@@ -49,8 +49,9 @@ export interface RotationHosts {
  *   (explicit ones: the stack's seed is dropped), unless that version exists.
  * - setSecret: the hosts take it, the ones that replicate from nobody first (the primary's ALTER
  *   USERs reach its replicas through replication), then each replica changes the password it logs
- *   in to its source with (only its IO thread restarts, and the source already has the new
- *   password, so replication never stops).
+ *   in to its source with and restarts replication at once (MySQL only its IO thread, MariaDB
+ *   both threads for milliseconds; the source already has the new password, so no reconnect
+ *   is refused).
  * - testSecret: every host logs in with the new passwords and every replica replicates.
  * - finishSecret: AWSCURRENT moves to the new version.
  *

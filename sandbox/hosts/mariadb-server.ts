@@ -186,12 +186,12 @@ export class MariaDbServer {
     );
   }
 
-  /** Goes on replicating from the same source as another user (its IO thread reconnects as it). */
+  /** Goes on replicating from the same source as another user (MariaDB: both threads restart). */
   async replicateAs(repl: SqlUser): Promise<void> {
     await this.query(
-      `STOP SLAVE IO_THREAD;
+      `STOP SLAVE;
        CHANGE MASTER TO MASTER_USER='${repl.user}', MASTER_PASSWORD='${repl.password.replace(/'/g, "\\'")}';
-       START SLAVE IO_THREAD;`,
+       START SLAVE;`,
     );
   }
 

@@ -56,6 +56,7 @@ const NO_RESOURCE_LEVEL = new Set([
   "states:SendTaskHeartbeat",
   "ssm:DescribeInstanceInformation",
   "ssm:GetCommandInvocation",
+  "secretsmanager:GetRandomPassword",
   "xray:PutTraceSegments",
   "xray:PutTelemetryRecords",
   "xray:GetSamplingRules",
@@ -233,13 +234,28 @@ describe("the Rewind stack", () => {
     );
   });
 
-  it("lets only the hosts read secrets, and only the roles that handle objects or messages use a key", () => {
+  it("lets only the hosts read secrets and the rotation function rotate them, and only the roles that handle objects, messages or secrets use a key", () => {
     const t = template();
     const grants = allowStatements(t);
     const secretReaders = grants.filter(({ actions }) =>
       actions.some((a) => a.startsWith("secretsmanager:")),
     );
-    expect(secretReaders.map(({ policy }) => policy)).toEqual([expect.stringMatching(/^HostPolicyorders/)]);
+    expect(secretReaders.map(({ policy }) => policy.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
+      "FunctionsRotateAccountsRoleDefaultPolicy",
+      "FunctionsRotateAccountsRoleDefaultPolicy",
+      "HostPolicyordersPolicy",
+    ]);
+    // The rotation function reaches only the accounts secrets, and their key only through Secrets Manager.
+    const rotator = secretReaders.filter(({ policy }) => policy.startsWith("FunctionsRotateAccounts"));
+    expect(JSON.stringify(rotator)).toContain("secret:rewind/orders/accounts-*");
+    expect(
+      JSON.stringify(
+        grants.filter(
+          ({ policy, actions }) =>
+            policy.startsWith("FunctionsRotateAccounts") && actions.some((a) => a.startsWith("kms:")),
+        ),
+      ),
+    ).toContain("secretsmanager.");
     const keyUsers = new Set(
       grants.filter(({ actions }) => actions.some((a) => a.startsWith("kms:"))).map(({ policy }) => policy),
     );
@@ -247,6 +263,7 @@ describe("the Rewind stack", () => {
       "FunctionsNotifyRoleDefaultPolicy",
       "FunctionsPlanRestoreRoleDefaultPolicy",
       "FunctionsRetentionRoleDefaultPolicy",
+      "FunctionsRotateAccountsRoleDefaultPolicy",
       "FunctionsVerifyRoleDefaultPolicy",
       "HostPolicyordersPolicy",
     ]);
