@@ -173,10 +173,11 @@ export class LocalSecretsManager {
         (stage === undefined || v.stages.includes(stage)) &&
         (input.VersionId === undefined || v.id === input.VersionId),
     );
-    if (!version)
+    // RotateSecret's new version has no value until createSecret puts one.
+    if (!version || version.value === undefined)
       throw new AwsApiError(
         "ResourceNotFoundException",
-        "Secrets Manager can't find the specified secret value for staging label: " + (stage ?? "") + ".",
+        `Secrets Manager can't find the specified secret value for staging label: ${stage ?? ""}`,
       );
     if (secret.kmsKeyArn)
       this.kms?.authorizeVia(
