@@ -111,6 +111,14 @@ export async function rotateAccounts(
           ...(current ? { RemoveFromVersionId: current } : {}),
         }),
       );
+      // Done: the version is current, and no longer pending (agents stop trying AWSPENDING).
+      await secrets.send(
+        new UpdateSecretVersionStageCommand({
+          SecretId: secretId,
+          VersionStage: "AWSPENDING",
+          RemoveFromVersionId: token,
+        }),
+      );
       logger.info("rotation finished", { secret: described.Name, token });
       return;
     }

@@ -309,6 +309,8 @@ export class LocalSecretsManager {
         "InvalidRequestException",
         `A previous rotation isn't complete (AWSPENDING is on version ${pending.id})`,
       );
+    // A label is on one version at a time: a finished rotation may have left AWSPENDING on the current one.
+    for (const version of secret.versions) version.stages = version.stages.filter((s) => s !== "AWSPENDING");
     secret.versions.push({ id: token, value: undefined, created: new Date(), stages: ["AWSPENDING"] });
     return { arn: secret.arn, token };
   }
