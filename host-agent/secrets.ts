@@ -143,11 +143,7 @@ export async function fetchAccountsSecret(
 ): Promise<AccountsSecret & { readonly cached: boolean }> {
   const secretId = accountsSecretId(config);
   const { text, cached } = await fetchSecretText(config, secretId, fresh, version);
-  try {
-    return { ...parseAccountsSecret(text, secretId), cached };
-  } catch (error) {
-    throw configError((error as Error).message);
-  }
+  return { ...parseAccountsSecret(text, secretId), cached };
 }
 
 /** One account's credentials from the cluster's accounts secret. */

@@ -11,7 +11,7 @@ import type { VerifyReport } from "../lambdas/lib/verify-backup.js";
  * The state machines' JSONPaths, derived from the typed shapes of what each state holds: the
  * Lambdas' outputs, the agent's results, the operators' inputs. A path that names no field of
  * the state, or hands a Lambda a field of the wrong type, fails `tsc`; the contract tests
- * (test/unit/state-paths.test.ts) check that every path in the synthesized template is one of these.
+ * (test/infra/state-paths.test.ts) check that every path in the synthesized template is one of these.
  */
 
 type Leaf = string | number | boolean | bigint | symbol | null | undefined;

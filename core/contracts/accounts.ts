@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import { z } from "zod";
+import { configError } from "../errors.js";
 
 /**
  * The database accounts Rewind uses on a cluster, all in one Secrets Manager secret,
@@ -74,12 +75,12 @@ export function parseAccountsSecret(text: string, describe: string): AccountsSec
   try {
     value = JSON.parse(text);
   } catch {
-    throw new Error(`secret ${describe} is not JSON; it must hold ${SHAPE}`);
+    throw configError(`secret ${describe} is not JSON; it must hold ${SHAPE}`);
   }
   const parsed = AccountsSecretSchema.safeParse(value);
   if (!parsed.success) {
     const where = parsed.error.issues.map((issue) => issue.path.join(".") || "(top)").join(", ");
-    throw new Error(`secret ${describe} does not hold ${SHAPE} (check ${where})`);
+    throw configError(`secret ${describe} does not hold ${SHAPE} (check ${where})`);
   }
   return parsed.data;
 }
