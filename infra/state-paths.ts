@@ -1,9 +1,9 @@
 import type { AgentStatus } from "../core/agent-output.js";
+import type { BackupInput, RestoreInput, VerifyInput } from "../core/contracts/state-machine-inputs.js";
 import type { PlannedRestore } from "../core/store/planned-restore.js";
 import type { BackupResult } from "../host-agent/commands/backup.js";
 import type { BinlogPushResult } from "../host-agent/commands/binlog-push.js";
 import type { RestoreResult } from "../host-agent/restore/restore.js";
-import type { BackupInput, RestoreInput, VerifyInput } from "../core/contracts/state-machine-inputs.js";
 import type { SelectedSource } from "../lambdas/lib/select-source.js";
 import type { VerifyReport } from "../lambdas/lib/verify-backup.js";
 

@@ -94,8 +94,9 @@ describe("the cluster's accounts: rewind-agent users ensure", () => {
     const run = await ensure();
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.output?.result).toMatchObject({ changed: false });
-    for (const account of run.output?.result?.accounts as { changes: string[] }[])
-      expect(account.changes).toEqual([]);
+    const accounts = (run.output?.result?.accounts ?? []) as { changes: string[] }[];
+    expect(accounts).toHaveLength(3);
+    for (const account of accounts) expect(account.changes).toEqual([]);
     expect(run.stderr).not.toMatch(/root over the socket/);
   });
 
