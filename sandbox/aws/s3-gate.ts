@@ -193,9 +193,12 @@ export class S3Gate {
     return this.versions.now();
   }
 
-  /** Creates the shadow bucket that keeps noncurrent versions' bytes. */
+  /** Creates the shadow bucket that keeps noncurrent versions' bytes; adopts unrecorded objects. */
   async prepare(buckets: readonly string[]): Promise<void> {
-    for (const bucket of buckets) await this.versions.createShadowBucket(bucket);
+    for (const bucket of buckets) {
+      await this.versions.createShadowBucket(bucket);
+      await this.versions.adoptUnrecorded(bucket);
+    }
   }
 
   async listen(port: number): Promise<number> {

@@ -105,6 +105,15 @@ export async function upstreamRequest(
 const objectPath = (bucket: string, key: string) =>
   `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
 
+function unescapeXml(text: string): string {
+  return text
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, "&");
+}
+
 export class VersionModel {
   private readonly keys = new Map<string, ObjectVersion[]>();
   private readonly uploads = new Map<string, { bucket: string; key: string; initiated: number }>();
@@ -146,6 +155,30 @@ export class VersionModel {
 
   async createShadowBucket(bucket: string): Promise<void> {
     await upstreamRequest(this.upstream, "PUT", `/${shadowBucket(bucket)}`);
+  }
+
+  /**
+   * After a restart: an object fauxqs stored whose version the model never recorded (the stand-in
+   * was killed between the two) is adopted as the key's current version. On S3 an upload that
+   * was answered is a version; here it must not become an object only some listings show.
+   */
+  async adoptUnrecorded(bucket: string): Promise<number> {
+    let adopted = 0;
+    let token: string | undefined;
+    do {
+      const query = `?list-type=2&max-keys=1000${token ? `&continuation-token=${encodeURIComponent(token)}` : ""}`;
+      const answer = await upstreamRequest(this.upstream, "GET", `/${bucket}${query}`);
+      const xml = answer.body.toString();
+      for (const [, raw] of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) {
+        const key = unescapeXml(raw!);
+        if (this.versionsOf(bucket, key).length > 0) continue;
+        if (await this.current(bucket, key)) adopted++;
+      }
+      token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+        ? unescapeXml(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? "")
+        : undefined;
+    } while (token);
+    return adopted;
   }
 
   /** Newest first. */
