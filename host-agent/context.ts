@@ -38,6 +38,8 @@ export function makeContext(config: AgentConfig, signal: AbortSignal, heartbeat:
 /** Where an account's credentials may come from, in the order they are tried. */
 interface CredentialSource {
   readonly describe: string;
+  /** A source that usually does not exist (AWSPENDING outside a rotation): not worth a log line. */
+  readonly quiet?: boolean;
   readonly load: (fresh: boolean) => Promise<DatabaseCredentials & { readonly cached: boolean }>;
   readonly forget?: () => void;
 }
@@ -69,6 +71,7 @@ function accountSources(context: AgentContext, account: AccountName): Credential
     {
       describe: `the ${account} account of secret ${secretId} (AWSPENDING, a rotation under way)`,
       load: () => fetchAccount(context.config, account, { version: { VersionStage: "AWSPENDING" } }),
+      quiet: true,
     },
   ];
 }
@@ -116,7 +119,7 @@ async function workingCredentials(
     } catch (error) {
       if (!(error instanceof SecretNotFound)) throw error;
       first ??= error;
-      if (next && !source.describe.includes("AWSPENDING")) log("warn", `${error.message}; trying ${next}`);
+      if (next && !source.quiet) log("warn", `${error.message}; trying ${next}`);
     }
   }
   throw first!;

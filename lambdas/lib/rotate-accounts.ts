@@ -6,7 +6,7 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
-import { ACCOUNT_NAMES, parseAccountsSecret } from "../../core/contracts/accounts.js";
+import { ACCOUNT_NAMES, ACCOUNTS, parseAccountsSecret } from "../../core/contracts/accounts.js";
 import type { RotateStep } from "../../core/contracts/agent-document.js";
 import { ErrorNames } from "../../core/errors.js";
 import type { HostAnswer } from "./host-status.js";
@@ -145,7 +145,7 @@ async function createSecret(secrets: SecretsManagerClient, secretId: string, tok
       new GetRandomPasswordCommand({ PasswordLength: 32, ExcludePunctuation: true }),
     );
     next[account] = {
-      username: secret[account]?.username ?? defaultUser(account),
+      username: secret[account]?.username ?? ACCOUNTS[account].username,
       password: RandomPassword!,
     };
   }
@@ -157,10 +157,6 @@ async function createSecret(secrets: SecretsManagerClient, secretId: string, tok
       VersionStages: ["AWSPENDING"],
     }),
   );
-}
-
-function defaultUser(account: (typeof ACCOUNT_NAMES)[number]): string {
-  return { backup: "rewind_backup", replication: "rewind_repl", admin: "rewind_admin" }[account];
 }
 
 /**
