@@ -412,7 +412,13 @@ async function startAndReplay(
       await replayFromLocalServer({ ...applier, sql });
     } else if (replayedBy === "client") {
       await withLargePackets(sql, async () => {
-        for (const run of range.runs) await replayBinlogs(engine, run, binlogDir, defaultsFile);
+        for (const run of range.runs) {
+          // Each run is a new login, and the binlogs replayed so far may have changed the
+          // password of the account it logs in as (a rotation's ALTER USER): a refused login makes
+          // the client find the working credentials again and rewrite the option file first.
+          await sql.rows("SELECT 1");
+          await replayBinlogs(engine, run, binlogDir, defaultsFile);
+        }
       });
     }
     replaySeconds += (Date.now() - replayStarted) / 1000;
