@@ -77,7 +77,7 @@ function accountSources(context: AgentContext, account: AccountName): Credential
 }
 
 /** The server's refusal of these credentials, or undefined when it lets them in. */
-async function refusal(
+export async function loginRefusal(
   context: AgentContext,
   credentials: DatabaseCredentials,
 ): Promise<RewindError | undefined> {
@@ -107,11 +107,11 @@ async function workingCredentials(
     const next = sources[index + 1]?.describe;
     try {
       let credentials = await source.load(false);
-      let refused = await refusal(context, credentials);
+      let refused = await loginRefusal(context, credentials);
       if (refused && credentials.cached) {
         source.forget?.();
         credentials = await source.load(true);
-        refused = await refusal(context, credentials);
+        refused = await loginRefusal(context, credentials);
       }
       if (!refused) return { username: credentials.username, password: credentials.password };
       first ??= refused;

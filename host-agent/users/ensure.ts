@@ -3,13 +3,12 @@ import { ACCOUNT_NAMES, ACCOUNTS, type AccountName, accountFrom } from "../../co
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { accountGrants, grantSet } from "../../core/privileges.js";
 import { accountsSecretId } from "../config.js";
-import { type AgentContext, asRestoreUser } from "../context.js";
-import { withDefaultsFile } from "../defaults-file.js";
+import { type AgentContext, asRestoreUser, loginRefusal } from "../context.js";
 import { readServerRole } from "../engines/engine.js";
 import { sqlString } from "../engines/mariadb.js";
 import { log } from "../log.js";
 import { fetchAccountsSecret, type SecretVersion } from "../secrets.js";
-import { type Row, SqlClient } from "../sql-client.js";
+import type { Row, SqlClient } from "../sql-client.js";
 
 /** What `users ensure` did to one account. */
 export interface EnsuredAccount {
@@ -148,15 +147,7 @@ async function passwordMatches(
       existing.hash === nativePasswordHash(credentials.password)
     );
   }
-  try {
-    await withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-      new SqlClient(context.engine.tools.client, file).rows("SELECT 1"),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof RewindError && error.name === ErrorNames.credentials) return false;
-    throw error;
-  }
+  return (await loginRefusal(context, credentials)) === undefined;
 }
 
 /**

@@ -2,12 +2,10 @@ import { ACCOUNTS, accountFrom } from "../../core/contracts/accounts.js";
 import type { RotateStep } from "../../core/contracts/agent-document.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { accountsSecretId } from "../config.js";
-import { type AgentContext, asRestoreUser } from "../context.js";
-import { withDefaultsFile } from "../defaults-file.js";
+import { type AgentContext, asRestoreUser, loginRefusal } from "../context.js";
 import { readServerRole } from "../engines/engine.js";
 import { log } from "../log.js";
 import { fetchAccountsSecret, type SecretVersion } from "../secrets.js";
-import { SqlClient } from "../sql-client.js";
 import { type EnsureResult, ensureAccounts } from "./ensure.js";
 
 export type { RotateStep };
@@ -96,15 +94,10 @@ async function testLogins(
     if (!credentials) throw new RewindError(ErrorNames.configInvalid, `the secret has no ${account} account`);
     // On a replica the new password arrives through replication: give it a moment.
     for (;;) {
-      try {
-        await withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-          new SqlClient(context.engine.tools.client, file).rows("SELECT 1"),
-        );
-        break;
-      } catch (error) {
-        if (role !== "replica" || Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      const failure = await loginRefusal(context, credentials).catch((error: Error) => error);
+      if (!failure) break;
+      if (role !== "replica" || Date.now() > deadline) throw failure;
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
     tested.push(`${credentials.username}@${ACCOUNTS[account].host}`);
   }
