@@ -81,14 +81,15 @@ export async function loginRefusal(
   context: AgentContext,
   credentials: DatabaseCredentials,
 ): Promise<RewindError | undefined> {
+  const sql = new SqlClient(context.config.connection, credentials);
   try {
-    await withDefaultsFile(credentials, context.config.connection, context.config.stateDir, (file) =>
-      new SqlClient(context.engine.tools.client, file).rows("SELECT 1"),
-    );
+    await sql.connect();
     return undefined;
   } catch (error) {
     if (error instanceof RewindError && error.name === ErrorNames.credentials) return error;
     throw error;
+  } finally {
+    await sql.close();
   }
 }
 
@@ -148,18 +149,22 @@ async function withWorkingCredentials<T>(
   sources: readonly CredentialSource[],
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
 ): Promise<T> {
-  const { config, engine } = context;
+  const { config } = context;
   const credentials = await workingCredentials(context, sources);
-  return withDefaultsFile(credentials, config.connection, config.stateDir, (file) =>
-    use(
-      file,
-      new SqlClient(engine.tools.client, file, async () => {
-        log("info", "the server refused the account's password (rotated?); reading the secret again");
-        for (const source of sources) source.forget?.();
-        writeDefaultsFile(file, await workingCredentials(context, sources), config.connection);
-      }),
-    ),
-  );
+  return withDefaultsFile(credentials, config.connection, config.stateDir, async (file) => {
+    const sql = new SqlClient(config.connection, credentials, async () => {
+      log("info", "the server refused the account's password (rotated?); reading the secret again");
+      for (const source of sources) source.forget?.();
+      const working = await workingCredentials(context, sources);
+      writeDefaultsFile(file, working, config.connection);
+      return working;
+    });
+    try {
+      return await use(file, sql);
+    } finally {
+      await sql.close();
+    }
+  });
 }
 
 /** The server's identity, refusing one without a binary log: `consequence` says what that breaks. */

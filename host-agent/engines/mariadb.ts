@@ -110,11 +110,12 @@ export const mariadbEngine: Engine = {
   // 10.11), so both stop for the change and start again in one batch: a pause of milliseconds,
   // resumed from the GTID position, nothing lost or applied twice.
   async changeSourcePassword(sql, password) {
-    await sql.rows(`STOP SLAVE; CHANGE MASTER TO MASTER_PASSWORD=${sqlString(password)}; START SLAVE`);
+    await sql.rows("STOP SLAVE; CHANGE MASTER TO MASTER_PASSWORD=?; START SLAVE", [password]);
   },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
-      `STOP SLAVE; CHANGE MASTER TO MASTER_HOST=${sqlString(host)}, MASTER_PORT=${Number(port)}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)}, MASTER_USE_GTID=slave_pos; START SLAVE`,
+      `STOP SLAVE; CHANGE MASTER TO MASTER_HOST=${sqlString(host)}, MASTER_PORT=${Number(port)}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos; START SLAVE`,
+      [password],
     );
   },
   async initializeDatadir(defaultsFile) {

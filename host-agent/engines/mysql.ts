@@ -81,12 +81,14 @@ export const mysqlEngine: Engine = {
   // SOURCE TO: "options that affect only the receiver thread").
   async changeSourcePassword(sql, password) {
     await sql.rows(
-      `STOP REPLICA IO_THREAD; CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD=${sqlString(password)}; START REPLICA IO_THREAD`,
+      "STOP REPLICA IO_THREAD; CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD=?; START REPLICA IO_THREAD",
+      [password],
     );
   },
   async startReplication(sql, { host, port, user, password }) {
     await sql.rows(
-      `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=${sqlString(password)}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,
+      `STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST=${sqlString(host)}, SOURCE_PORT=${Number(port)}, SOURCE_USER=${sqlString(user)}, SOURCE_PASSWORD=?, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA`,
+      [password],
     );
   },
   async initializeDatadir(defaultsFile) {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { Engine } from "../engines/engine.js";
 import { SqlClient } from "../sql-client.js";
-import { runTool, StderrTail } from "../tool.js";
+import { StderrTail } from "../tool.js";
 
 /**
  * Runs "$@" (the server) and stops it with SIGTERM when stdin reaches EOF; exits with the
@@ -98,7 +98,10 @@ export async function startPrivateServer(
   );
   server.stdin!.on("error", () => {});
   server.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
+  // skip-grant-tables: root over the socket with any password.
+  const sql = new SqlClient({ socket }, { username: "root", password: "" });
   const stop = async () => {
+    await sql.close();
     if (server.exitCode !== null || server.signalCode !== null) return;
     const exited = once(server, "exit");
     server.stdin!.end();
@@ -114,7 +117,7 @@ export async function startPrivateServer(
       );
     }
     try {
-      await runTool(engine.tools.admin, [`--defaults-file=${defaultsFile}`, "ping"]);
+      await sql.connect();
       break;
     } catch {
       if (Date.now() > deadline) {
@@ -128,5 +131,5 @@ export async function startPrivateServer(
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  return { defaultsFile, sql: new SqlClient(engine.tools.client, defaultsFile), errorLog, stop };
+  return { defaultsFile, sql, errorLog, stop };
 }

@@ -357,7 +357,7 @@ async function copyTables(
         const notRestored = await dependents(scratch.sql, database, table);
         // Renamed in the scratch copy (ours), so the dump's INSERTs name the stage, never a live table.
         await scratch.sql.rows(`RENAME TABLE ${qualified(database, table)} TO ${qualified(database, stage)}`);
-        const create = await showCreateTable(engine.tools.client, scratch.defaultsFile, database, stage);
+        const create = await showCreateTable(scratch.sql, database, stage);
         const { ddl: stageDdl, foreignKeys } = portableDefinition(create, stage);
         const { ddl: targetDdl } = portableDefinition(create, target);
         created.push({ database, table: target });
@@ -437,18 +437,9 @@ async function copyTables(
  * SHOW CREATE TABLE through the client without --raw, so the statement's newlines come escaped
  * on one line, then unescaped.
  */
-async function showCreateTable(client: string, defaultsFile: string, database: string, table: string) {
-  const { stdout } = await runTool(
-    client,
-    [`--defaults-extra-file=${defaultsFile}`, "--batch", "--skip-column-names"],
-    {
-      input: `SHOW CREATE TABLE ${qualified(database, table)}`,
-    },
-  );
-  const escaped = stdout.replace(/\n$/, "").split("\t")[1] ?? "";
-  return escaped.replace(/\\(.)/g, (_, c: string) =>
-    c === "n" ? "\n" : c === "t" ? "\t" : c === "0" ? "\0" : c,
-  );
+async function showCreateTable(sql: SqlClient, database: string, table: string): Promise<string> {
+  const row = await sql.row(`SHOW CREATE TABLE ${qualified(database, table)}`);
+  return row["Create Table"] ?? "";
 }
 
 /** Triggers on the table, views that name it, and foreign keys that point at it: reported, not recreated. */

@@ -100,10 +100,10 @@ async function ensureAccount(
     `SELECT plugin, authentication_string AS hash FROM mysql.user WHERE User = ${sqlString(credentials.username)} AND Host = ${sqlString(host)}`,
   );
   if (!existing) {
-    await sql.rows(`CREATE USER ${quoted} IDENTIFIED BY ${sqlString(credentials.password)}`);
+    await sql.rows(`CREATE USER ${quoted} IDENTIFIED BY ?`, [credentials.password]);
     changes.push("created");
   } else if (!(await passwordMatches(context, existing, credentials))) {
-    await sql.rows(`ALTER USER ${quoted} IDENTIFIED BY ${sqlString(credentials.password)}`);
+    await sql.rows(`ALTER USER ${quoted} IDENTIFIED BY ?`, [credentials.password]);
     changes.push("password");
   }
   const shown = await sql.rows(`SHOW GRANTS FOR ${quoted}`);

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { format } from "mysql2";
 import { describe, expect, it } from "vitest";
 import { backupGrants } from "../../core/privileges.js";
 import { parseConfig } from "../../host-agent/config.js";
@@ -19,8 +20,9 @@ const UUID = "396e294c-1ca4-11f1-9ae7-00155da79c6b";
 function recordingSql(): { sql: SqlClient; statements: string[] } {
   const statements: string[] = [];
   const sql = {
-    rows: async (statement: string) => {
-      statements.push(statement);
+    // The text the driver sends: bound values escaped into the statement, as mysql2 does.
+    rows: async (statement: string, values?: string[]) => {
+      statements.push(values ? format(statement, values) : statement);
       return [];
     },
   } as unknown as SqlClient;

@@ -23,8 +23,8 @@ describe("named errors", () => {
   it("for tools and SQL that fail", async () => {
     const engine = { ...mariadbEngine, tools: { ...mariadbEngine.tools, backup: "false" } };
     await expect(prepareBackup(engine, "/nonexistent")).rejects.toEqual(named("PrepareFailed"));
-    await expect(new SqlClient("false", "/nonexistent.cnf").rows("SELECT 1")).rejects.toEqual(
-      named("SqlFailed"),
-    );
+    await expect(
+      new SqlClient({ socket: "/nonexistent.sock" }, { username: "u", password: "p" }).rows("SELECT 1"),
+    ).rejects.toEqual(named("SqlFailed"));
   });
 });
