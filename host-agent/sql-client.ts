@@ -123,7 +123,7 @@ export class SqlClient {
     }
     return new RewindError(
       ErrorNames.sql,
-      `could not connect to the database at ${this.describeEndpoint()}: ${error.message}`,
+      `could not connect to the database at ${this.describeEndpoint()} (${error.message}); check that the server runs and that the agent's connection.socket (or host and port) names it`,
     );
   }
 

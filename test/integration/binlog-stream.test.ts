@@ -9,7 +9,12 @@ import { s3Client } from "../../host-agent/clients.js";
 import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
-import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
+import {
+  accountOf,
+  setUpLocalAgent,
+  startAgent,
+  writeRestoreTargetConfig,
+} from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { newestShippedGtid, ShippingProbe } from "../../sandbox/hosts/shipping-probe.js";
 import { WriteWorkload } from "../../sandbox/hosts/workload.js";
@@ -42,6 +47,7 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
   const client = () => s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
   const sourceOf = (server: MariaDbServer) => `${server.serverId}-db-${server.serverId}`;
   let primaryBackup = "";
+  let backupUser = "";
 
   function startStreamer(config: string) {
     const streamer = startAgent(AGENT_BUNDLE, ["binlog-stream", "--config", config]);
@@ -100,6 +106,7 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
       extra: { stream },
     });
     primaryConfig = first.configFile;
+    backupUser = accountOf(first, "backup").username;
     // One cluster, one key: every host must read what the others shipped.
     const second = await setUpLocalAgent({
       dir: `${scratch.dir}/agent-replica`,
@@ -149,6 +156,14 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
     const firstId = Number(
       await primary.scalar(`SELECT COALESCE(MAX(id), 0) + 1 FROM ${WriteWorkload.table}`),
     );
+    // The streamer's own sessions on the primary (it checks the role every second here), from
+    // 15 s in (it has started) to the end.
+    const streamerSessions = async () =>
+      (
+        await primary.query(
+          `SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${backupUser}' ORDER BY ID`,
+        )
+      ).map((row) => row[0]);
     const workload = await WriteWorkload.start(primary, { pauseMs: 5 });
     const probe = new ShippingProbe(
       client(),
@@ -160,8 +175,10 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
       firstId,
     );
     const until = Date.now() + 60_000;
+    let sessionsBefore: (string | null | undefined)[] | undefined;
     while (Date.now() < until) {
       await probe.sample();
+      if (!sessionsBefore && until - Date.now() < 45_000) sessionsBefore = await streamerSessions();
       await sleep(250);
     }
     const lastId = await workload.stop();
@@ -173,6 +190,10 @@ describe("binlog-stream: binlogs in S3 within seconds, one window across a failo
     // The streamer follows the active file: no FLUSH BINARY LOGS, no extra files.
     expect((await primary.query("SHOW BINARY LOGS")).map((row) => row[0])).toEqual(filesBefore);
     expect(await chunksOf(sourceOf(replica))).toEqual([]);
+    // A minute of status and role checks ran on the one connection the streamer opened, not on
+    // a new login (a client process) each time.
+    expect(sessionsBefore).toHaveLength(1);
+    expect(await streamerSessions()).toEqual(sessionsBefore);
   }, 180_000);
 
   it("restores from the chunks of the active file to the newest shipped transaction", async () => {
