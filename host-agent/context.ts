@@ -185,17 +185,27 @@ export async function readBinloggingServer(
 }
 
 /**
- * Runs `use` as the account that restores into a live server and replays binlogs: a configured
- * `secrets.restore`, else the accounts secret's admin account, else root over the socket
- * (unix_socket, as MariaDB installs it: how `users ensure` bootstraps a new cluster).
+ * Runs `use` as the account that restores into a live server and replays binlogs: a login given
+ * on the command line (`users ensure --login-user`), a configured `secrets.restore`, else the
+ * accounts secret's admin account, else root over the socket (unix_socket or auth_socket, as
+ * MariaDB and MySQL's Debian packages install it: how `users ensure` bootstraps a new cluster).
  */
 export async function asRestoreUser<T>(
   context: AgentContext,
   use: (defaultsFile: string, sql: SqlClient) => Promise<T>,
+  { login }: { readonly login?: DatabaseCredentials } = {},
 ): Promise<T> {
   return withWorkingCredentials(
     context,
     [
+      ...(login
+        ? [
+            {
+              describe: `${login.username} (the password given on stdin)`,
+              load: async () => ({ ...login, cached: false }),
+            },
+          ]
+        : []),
       ...legacySource(context, context.config.secrets.restore),
       ...accountSources(context, "admin"),
       ...(context.config.connection.socket ? [socketRoot] : []),

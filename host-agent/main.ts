@@ -19,6 +19,7 @@ import { type AgentConfig, CONFIG_FLAGS, loadConfig } from "./config.js";
 import { type AgentContext, makeContext } from "./context.js";
 import { doctor } from "./doctor.js";
 import { log } from "./log.js";
+import type { DatabaseCredentials } from "./secrets.js";
 import { TASK_TOKEN_VARIABLE, TaskReporter } from "./task-reporter.js";
 import { ensureAccounts } from "./users/ensure.js";
 import { rotateStep } from "./users/rotate.js";
@@ -50,10 +51,12 @@ commands:
                                        a host's part in a rotation of the accounts secret (the rotation
                                        Lambda sends it): set the pending passwords (a replica: its
                                        source password), test them, or roll back to the current ones
-  users ensure                         on the primary: create or repair the accounts of the cluster's
+  users ensure [--login-user U --login-password-stdin]
+                                       on the primary: create or repair the accounts of the cluster's
                                        accounts secret (backup, replication, admin) with exactly the
                                        privileges Rewind needs; reports what it changed; as the admin
-                                       account, or root over the socket on a new cluster
+                                       account, or root over the socket on a new cluster, or as U with
+                                       the password read from stdin (a root with a password)
   verify --backup-id ID [--deep]       check a backup against its manifest; --deep downloads and decodes it
   restore (--until TIME|GTID | --backup-id ID | --plan FILE) --datadir DIR [--move-aside] [--dry-run]
                                        plan; fetch and verify the backup and binlogs; prepare it beside DIR and
@@ -104,6 +107,26 @@ function requireString(flags: Flags, name: string): string {
   return value;
 }
 
+/**
+ * `users ensure --login-user U --login-password-stdin`: an account to set the accounts up with on
+ * a server whose root has a password (MySQL from RPM packages, no auth_socket). The password is
+ * read from stdin, never argv.
+ */
+async function bootstrapLogin(flags: Flags): Promise<DatabaseCredentials | undefined> {
+  const user = flags["login-user"];
+  const fromStdin = flags["login-password-stdin"] === true;
+  if (user === undefined && !fromStdin) return undefined;
+  if (typeof user !== "string" || user === "" || !fromStdin)
+    throw usageError("--login-user NAME and --login-password-stdin go together (the password on stdin)");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+  if (password === "") throw usageError("--login-password-stdin read no password from stdin");
+  return { username: user, password };
+}
+
 async function dispatch(
   command: string,
   flags: Flags,
@@ -124,7 +147,7 @@ async function dispatch(
     }
     case "users":
       if (subcommand !== "ensure") throw usageError(`users takes ensure, not "${subcommand ?? ""}"`);
-      return ensureAccounts(context);
+      return ensureAccounts(context, { login: await bootstrapLogin(flags) });
     case "status":
       return status(context);
     case "backup": {
@@ -259,6 +282,8 @@ function parse(argv: string[]): {
       "unit-dir": { type: "string" },
       "install-dir": { type: "string" },
       "no-accounts": { type: "boolean" },
+      "login-user": { type: "string" },
+      "login-password-stdin": { type: "boolean" },
       step: { type: "string" },
       "secret-version": { type: "string" },
       json: { type: "boolean" },

@@ -11,8 +11,8 @@ export function scratchDir(name: string): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function agent(args: readonly string[], env?: NodeJS.ProcessEnv) {
-  return runAgent(AGENT_BUNDLE, args, env);
+export function agent(args: readonly string[], env?: NodeJS.ProcessEnv, input?: string) {
+  return runAgent(AGENT_BUNDLE, args, env, input);
 }
 
 /** The backup id of a successful `backup` run; fails with the agent's stderr otherwise. */

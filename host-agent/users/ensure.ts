@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { ACCOUNT_NAMES, ACCOUNTS, type AccountName, accountFrom } from "../../core/contracts/accounts.js";
+import {
+  ACCOUNT_NAMES,
+  ACCOUNTS,
+  type AccountName,
+  type AccountsSecret,
+  accountFrom,
+} from "../../core/contracts/accounts.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { accountGrants, grantSet } from "../../core/privileges.js";
 import { accountsSecretId } from "../config.js";
@@ -7,7 +13,7 @@ import { type AgentContext, asRestoreUser, loginRefusal } from "../context.js";
 import { readServerRole } from "../engines/engine.js";
 import { sqlString } from "../engines/mariadb.js";
 import { log } from "../log.js";
-import { fetchAccountsSecret, type SecretVersion } from "../secrets.js";
+import { type DatabaseCredentials, fetchAccountsSecret, type SecretVersion } from "../secrets.js";
 import type { Row, SqlClient } from "../sql-client.js";
 
 /** What `users ensure` did to one account. */
@@ -47,43 +53,72 @@ export async function ensureAccounts(
   {
     onReplica = "refuse",
     version,
-  }: { readonly onReplica?: "refuse" | "skip"; readonly version?: SecretVersion } = {},
+    login,
+  }: {
+    readonly onReplica?: "refuse" | "skip";
+    readonly version?: SecretVersion;
+    /** An account with the privileges to create users, tried first (a root with a password). */
+    readonly login?: DatabaseCredentials;
+  } = {},
+): Promise<EnsureResult> {
+  const secretId = accountsSecretId(context.config);
+  // Always the current value (or the version a rotation sets): what the servers must match.
+  const secret = await fetchAccountsSecret(context.config, { fresh: true, ...(version ? { version } : {}) });
+  let loggedIn = false;
+  return asRestoreUser(
+    context,
+    async (_file, sql) => {
+      loggedIn = true;
+      return ensureOnServer(context, sql, secret, onReplica);
+    },
+    login ? { login } : {},
+  ).catch((error: unknown) => {
+    if (loggedIn || !(error instanceof RewindError && error.name === ErrorNames.credentials)) throw error;
+    throw new RewindError(
+      ErrorNames.credentials,
+      `no account could log in to set up the accounts: ${login ? `${login.username} (stdin), ` : ""}the admin account of secret ${secretId} and root over the socket were all refused; on a server whose root has a password (MySQL from RPM packages) run \`rewind-agent users ensure --login-user root --login-password-stdin\` once, the password on stdin`,
+      error.message,
+    );
+  });
+}
+
+async function ensureOnServer(
+  context: AgentContext,
+  sql: SqlClient,
+  secret: AccountsSecret,
+  onReplica: "refuse" | "skip",
 ): Promise<EnsureResult> {
   const { config, engine } = context;
   const secretId = accountsSecretId(config);
-  // Always the current value (or the version a rotation sets): what the servers must match.
-  const secret = await fetchAccountsSecret(config, { fresh: true, ...(version ? { version } : {}) });
-  return asRestoreUser(context, async (_file, sql) => {
-    const { role, replication } = await readServerRole(engine, sql);
-    if (role === "replica") {
-      const source = replication?.sourceHost
-        ? `${replication.sourceHost}${replication.sourcePort ? `:${replication.sourcePort}` : ""}`
-        : "its source";
-      if (onReplica === "skip") {
-        return { secret: secretId, changed: false, accounts: [], skipped: `a replica of ${source}` };
-      }
+  const { role, replication } = await readServerRole(engine, sql);
+  if (role === "replica") {
+    const source = replication?.sourceHost
+      ? `${replication.sourceHost}${replication.sourcePort ? `:${replication.sourcePort}` : ""}`
+      : "its source";
+    if (onReplica === "skip") {
+      return { secret: secretId, changed: false, accounts: [], skipped: `a replica of ${source}` };
+    }
+    throw new RewindError(
+      ErrorNames.usage,
+      `this server is a replica of ${source}: run \`rewind-agent users ensure\` on that primary; replicas get the accounts through replication`,
+    );
+  }
+  const accounts: EnsuredAccount[] = [];
+  for (const account of ACCOUNT_NAMES) {
+    const credentials = accountFrom(secret, account);
+    if (!credentials) {
       throw new RewindError(
-        ErrorNames.usage,
-        `this server is a replica of ${source}: run \`rewind-agent users ensure\` on that primary; replicas get the accounts through replication`,
+        ErrorNames.configInvalid,
+        `secret ${secretId} has no ${account} account: add "${account}": {"username": "…", "password": "…"}, or keep the "seed" the stack generated`,
       );
     }
-    const accounts: EnsuredAccount[] = [];
-    for (const account of ACCOUNT_NAMES) {
-      const credentials = accountFrom(secret, account);
-      if (!credentials) {
-        throw new RewindError(
-          ErrorNames.configInvalid,
-          `secret ${secretId} has no ${account} account: add "${account}": {"username": "…", "password": "…"}, or keep the "seed" the stack generated`,
-        );
-      }
-      accounts.push(await ensureAccount(context, sql, account, credentials));
-    }
-    const changed = accounts.some((a) => a.changes.length > 0);
-    for (const a of accounts) {
-      if (a.changes.length > 0) log("info", `account ${a.user}: ${a.changes.join(", ")}`, { ...a });
-    }
-    return { secret: secretId, changed, accounts };
-  });
+    accounts.push(await ensureAccount(context, sql, account, credentials));
+  }
+  const changed = accounts.some((a) => a.changes.length > 0);
+  for (const a of accounts) {
+    if (a.changes.length > 0) log("info", `account ${a.user}: ${a.changes.join(", ")}`, { ...a });
+  }
+  return { secret: secretId, changed, accounts };
 }
 
 async function ensureAccount(

@@ -192,9 +192,15 @@ export interface AgentRun {
 }
 
 /** Runs the bundled agent as a database host would: `node rewind-agent.mjs …`, static credentials for S3. */
-export function startAgent(bundle: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+export function startAgent(
+  bundle: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  /** Written to its stdin (a password for `--login-password-stdin`); stdin is closed otherwise. */
+  input?: string,
+) {
   const child = spawn(process.execPath, [bundle, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     // No AWS_REGION: nothing sets it on a host (the config names the region).
     env: {
       ...withoutRegion(process.env),
@@ -203,12 +209,13 @@ export function startAgent(bundle: string, args: readonly string[], env: NodeJS.
       ...env,
     },
   });
+  if (input !== undefined) child.stdin!.end(input);
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
+  child.stdout!.on("data", (chunk: Buffer) => {
     stdout += chunk.toString();
   });
-  child.stderr.on("data", (chunk: Buffer) => {
+  child.stderr!.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const done = new Promise<AgentRun>((resolve) => {
@@ -225,6 +232,7 @@ export function runAgent(
   bundle: string,
   args: readonly string[],
   env?: NodeJS.ProcessEnv,
+  input?: string,
 ): Promise<AgentRun> {
-  return startAgent(bundle, args, env).done;
+  return startAgent(bundle, args, env, input).done;
 }

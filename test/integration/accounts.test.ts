@@ -151,6 +151,48 @@ describe("the cluster's accounts: rewind-agent users ensure", () => {
     );
   });
 
+  it("bootstraps as an account given on stdin where neither the admin account nor root over the socket logs in", async () => {
+    // A server reached over TCP, where root (unix_socket) cannot log in, as on a MySQL whose root
+    // has a password; a DBA account with one, and no admin account yet.
+    const tcpConfig = `${scratch.dir}/agent/tcp.json`;
+    writeFileSync(
+      tcpConfig,
+      JSON.stringify({ ...config, connection: { host: "127.0.0.1", port: primary.port } }),
+    );
+    const dba = { user: "bootstrap_dba", password: "dba-Pa55 word'\"" };
+    await primary.query(
+      `CREATE USER '${dba.user}'@'%' IDENTIFIED BY '${dba.password.replace(/'/g, "''")}'; GRANT ALL ON *.* TO '${dba.user}'@'%' WITH GRANT OPTION; DROP USER 'rewind_admin'@'localhost'`,
+    );
+
+    const refused = await agent(["users", "ensure", "--config", tcpConfig]);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.output?.error).toMatchObject({ name: "CredentialsRejected" });
+    expect(refused.output?.error?.message).toContain("--login-user root --login-password-stdin");
+
+    const wrong = await agent(
+      ["users", "ensure", "--login-user", dba.user, "--login-password-stdin", "--config", tcpConfig],
+      undefined,
+      "not-the-password\n",
+    );
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.output?.error?.message).toContain(`${dba.user} (stdin)`);
+
+    const run = await agent(
+      ["users", "ensure", "--login-user", dba.user, "--login-password-stdin", "--config", tcpConfig],
+      undefined,
+      `${dba.password}\n`,
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.output?.result?.accounts).toContainEqual(
+      expect.objectContaining({ account: "admin", changes: ["created", "grants"] }),
+    );
+    // The password never reached the agent's output or logs.
+    for (const text of [wrong.stderr, run.stderr, JSON.stringify(wrong.output), JSON.stringify(run.output)])
+      expect(text).not.toContain("dba-Pa55");
+    // From now on the admin account (@localhost: over the socket) works, no login needed.
+    expect((await ensure()).output?.result?.changed).toBe(false);
+  });
+
   it("install (the association, on every tagged host) ensures the accounts on the primary and skips a replica", async () => {
     const installOn = (file: string, name: string) =>
       agent([
