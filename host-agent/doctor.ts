@@ -79,7 +79,14 @@ export async function doctor(context: AgentContext): Promise<DoctorResult> {
     return { ok: true, found: `${engine.tools.backup} ${version}` };
   });
 
-  for (const tool of ["zstd", engine.tools.stream, engine.tools.binlog]) {
+  // The data tools that stay processes: decoding, binlog replay, the table copy.
+  for (const tool of [
+    "zstd",
+    engine.tools.stream,
+    engine.tools.binlog,
+    engine.tools.client,
+    engine.tools.dump,
+  ]) {
     await check(`${tool}`, async () => {
       await runTool(tool, ["--help"]);
       return { ok: true, found: `${tool} runs` };

@@ -24,8 +24,6 @@ export interface Engine {
     readonly client: string;
     /** mysqld | mariadbd */
     readonly server: string;
-    /** mysqladmin | mariadb-admin */
-    readonly admin: string;
     /** mysqldump | mariadb-dump */
     readonly dump: string;
   };

@@ -44,7 +44,6 @@ export const mariadbEngine: Engine = {
     binlog: "mariadb-binlog",
     client: "mariadb",
     server: "mariadbd",
-    admin: "mariadb-admin",
     dump: "mariadb-dump",
   },
   binlogInfoFiles: ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"],

@@ -16,7 +16,6 @@ export const mysqlEngine: Engine = {
     binlog: "mysqlbinlog",
     client: "mysql",
     server: "mysqld",
-    admin: "mysqladmin",
     dump: "mysqldump",
   },
   binlogInfoFiles: ["xtrabackup_binlog_info"],

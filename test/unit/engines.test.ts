@@ -29,7 +29,6 @@ describe("engines", () => {
       binlog: "mysqlbinlog",
       client: "mysql",
       server: "mysqld",
-      admin: "mysqladmin",
       dump: "mysqldump",
     });
     const args = mysqlEngine.backupArgs({
