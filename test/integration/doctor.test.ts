@@ -93,6 +93,8 @@ describe("rewind-agent doctor", () => {
       "zstd",
       "mbstream",
       "mariadb-binlog",
+      "mariadb",
+      "mariadb-dump",
       "data key",
       "S3",
       "work space",
