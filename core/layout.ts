@@ -111,6 +111,15 @@ export function restoreReportKey(location: ClusterLocation, restoreId: string): 
   return `${restorePrefix(location, restoreId)}report.json`;
 }
 
+/** Each host's latest doctor record (the install association's), by the config's `host`. */
+export function hostChecksPrefix(location: ClusterLocation): string {
+  return `${root(location)}/hosts/`;
+}
+
+export function hostChecksKey(location: ClusterLocation, host: string): string {
+  return `${hostChecksPrefix(location)}${host}/doctor.json`;
+}
+
 /**
  * Cluster names appear in S3 keys, secret names and resource names. The tightest of those is the
  * binlog schedule, `rewind-binlogs-<cluster>`, which EventBridge Scheduler limits to 64 characters.

@@ -1,25 +1,19 @@
 import { mkdirSync } from "node:fs";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import type { DoctorCheck, HostChecks } from "../core/contracts/host-checks.js";
 import { ErrorNames, RewindError } from "../core/errors.js";
-import { clusterPrefix } from "../core/layout.js";
+import { clusterPrefix, hostChecksKey } from "../core/layout.js";
 import { s3Client } from "./clients.js";
 import { accountsSecretId } from "./config.js";
 import { type AgentContext, asBackupUser } from "./context.js";
 import { freeBytes } from "./disk.js";
 import { dataKeyring, decryptBuffer, encryptBuffer } from "./encryption.js";
 import { readServerRole } from "./engines/engine.js";
+import { log } from "./log.js";
+import { putJson } from "./s3/put-json.js";
 import { runTool } from "./tool.js";
 import { missingPrivileges } from "./users/ensure.js";
-
-/** One thing a host needs, checked. */
-export interface DoctorCheck {
-  readonly check: string;
-  readonly ok: boolean;
-  /** What was found. */
-  readonly found: string;
-  /** What to do, when it failed. */
-  readonly fix?: string;
-}
+import { AGENT_VERSION } from "./version.js";
 
 export interface DoctorResult {
   readonly ok: boolean;
@@ -36,6 +30,20 @@ const MiB = 1024 * 1024;
  * Fails (ConfigInvalid) when any check fails, listing every fix.
  */
 export async function doctor(context: AgentContext): Promise<DoctorResult> {
+  const { checks } = await runChecks(context);
+  const failed = checks.filter((c) => !c.ok);
+  if (failed.length > 0) {
+    throw new RewindError(
+      ErrorNames.configInvalid,
+      `doctor found ${failed.length} problem(s): ${failed.map((c) => `${c.check}: ${c.found}; ${c.fix}`).join(" | ")}`,
+      JSON.stringify(checks),
+    );
+  }
+  return { ok: true, checks };
+}
+
+/** Every check, passed or failed; never throws for a failed one. */
+export async function runChecks(context: AgentContext): Promise<DoctorResult> {
   const { config, engine } = context;
   const checks: DoctorCheck[] = [];
   const check = async (name: string, run: () => Promise<Omit<DoctorCheck, "check">>) => {
@@ -129,15 +137,31 @@ export async function doctor(context: AgentContext): Promise<DoctorResult> {
     };
   });
 
-  const failed = checks.filter((c) => !c.ok);
-  if (failed.length > 0) {
-    throw new RewindError(
-      ErrorNames.configInvalid,
-      `doctor found ${failed.length} problem(s): ${failed.map((c) => `${c.check}: ${c.found}; ${c.fix}`).join(" | ")}`,
-      JSON.stringify(checks),
-    );
+  return { ok: checks.every((c) => c.ok), checks };
+}
+
+/**
+ * Writes this host's doctor record where `list` reads it (`<cluster>/hosts/<host>/doctor.json`);
+ * the install association does each run. A failed write is logged, not fatal: the checks' result
+ * is in the command's output either way.
+ */
+export async function recordChecks(context: AgentContext, result: DoctorResult): Promise<void> {
+  const { config } = context;
+  const record: HostChecks = {
+    host: config.host,
+    checkedAt: new Date().toISOString(),
+    agentVersion: AGENT_VERSION,
+    ok: result.ok,
+    checks: [...result.checks],
+  };
+  const key = hostChecksKey(context.location, config.host);
+  try {
+    await putJson(s3Client(config), config.bucket, key, record);
+  } catch (error) {
+    log("warn", `could not record the doctor's result at s3://${config.bucket}/${key}`, {
+      error: (error as Error).message,
+    });
   }
-  return { ok: true, checks };
 }
 
 /** The fix for a check that threw: the agent's own errors say it; AWS's are named by what to grant. */

@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { DoctorCheck } from "../../core/contracts/host-checks.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { AgentContext } from "../context.js";
+import { recordChecks, runChecks } from "../doctor.js";
 import { log } from "../log.js";
 import { runTool } from "../tool.js";
 import { type EnsureResult, ensureAccounts } from "../users/ensure.js";
@@ -27,6 +29,8 @@ export interface InstallResult {
   readonly started: boolean;
   /** What `users ensure` did (on a primary; skipped on a replica), unless told not to run it. */
   readonly accounts?: EnsureResult;
+  /** The doctor's checks that failed (recorded for `list` at `<cluster>/hosts/<host>/doctor.json`). */
+  readonly doctor: { readonly ok: boolean; readonly failed: readonly DoctorCheck[] };
 }
 
 /** The systemd unit: restarted on any exit, stopped with SIGTERM so the chunk in flight finishes. */
@@ -96,7 +100,20 @@ export async function install(context: AgentContext, options: InstallOptions): P
   // Tagging a host of a new cluster is enough: its primary gets the accounts here (a no-op once
   // they match), its replicas through replication. Before the streamer starts, which needs them.
   const accounts = options.noAccounts ? undefined : await ensureAccounts(context, { onReplica: "skip" });
-  const result = { unit, bundle, ...(accounts ? { accounts } : {}) };
+  // What this host lacks, recorded where `list` shows it: a host that fails is seen without
+  // logging in to it. Not fatal: the service is still installed.
+  const checks = await runChecks(context);
+  await recordChecks(context, checks);
+  const failed = checks.checks.filter((c) => !c.ok);
+  if (failed.length > 0) {
+    log("warn", `doctor: ${failed.map((c) => `${c.check}: ${c.found}; ${c.fix}`).join(" | ")}`);
+  }
+  const result = {
+    unit,
+    bundle,
+    ...(accounts ? { accounts } : {}),
+    doctor: { ok: checks.ok, failed },
+  };
   if (options.noStart) return { ...result, started: false };
   await runTool("systemctl", ["daemon-reload"]);
   await runTool("systemctl", ["enable", STREAM_UNIT]);

@@ -1,4 +1,5 @@
 import { isChunked } from "../../core/binlog/chunk.js";
+import type { DoctorCheck } from "../../core/contracts/host-checks.js";
 import {
   backupServes,
   currentHistory,
@@ -12,6 +13,7 @@ import { bySource, type RestorableWindow, restorableWindow } from "../../core/re
 import type { Catalog } from "../../core/store/catalog.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { readHistoryTree } from "../../core/store/histories.js";
+import { readHostChecks } from "../../core/store/host-checks.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
 
@@ -50,6 +52,17 @@ export interface ListResult {
   /** The newest point a restore can reach now, and how far behind the present it is. */
   readonly latestRestorableTime: string | null;
   readonly lagSeconds: number | null;
+  /**
+   * Each host's latest doctor record (the install association's, every 30 minutes): whether it
+   * passed, what failed and how to fix it, and `stale` when it has not run there for hours.
+   */
+  readonly hosts: {
+    host: string;
+    checkedAt: string;
+    ok: boolean;
+    stale: boolean;
+    failed: DoctorCheck[];
+  }[];
 }
 
 export interface ListedHistory {
@@ -168,6 +181,12 @@ function printTable(result: ListResult): void {
   );
   if (result.lagSeconds !== null) lines.push(`  latest restorable time is ${result.lagSeconds} s behind now`);
   for (const gap of w.gaps) lines.push(`  GAP after ${gap.after}: ${gap.reason}; the window is cut there`);
+  lines.push("HOSTS (doctor, run by the install association)");
+  for (const h of result.hosts) {
+    const when = `checked ${h.checkedAt || "never"}${h.stale ? ", STALE: the association has not run there since" : ""}`;
+    lines.push(`  ${h.host}: ${h.ok ? "ok" : `FAILS ${h.failed.length} check(s)`} (${when})`);
+    for (const c of h.failed) lines.push(`    ${c.check}: ${c.found}; fix: ${c.fix ?? "see the message"}`);
+  }
   process.stderr.write(`${lines.join("\n")}\n`);
 }
 
@@ -219,6 +238,13 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
     conflicts,
     latestRestorableTime: window.to,
     lagSeconds: window.to === null ? null : Math.round((Date.now() - Date.parse(window.to)) / 1000),
+    hosts: (await readHostChecks(client, context.config.bucket, context.location)).map((h) => ({
+      host: h.host,
+      checkedAt: h.checkedAt,
+      ok: h.ok,
+      stale: h.stale,
+      failed: h.checks.filter((c) => !c.ok),
+    })),
   };
   if (!json) printTable(result);
   return result;

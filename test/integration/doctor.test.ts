@@ -159,4 +159,53 @@ describe("rewind-agent doctor", () => {
       /data key: .*; attach the stack's HostPolicyArn-<cluster> output/,
     );
   });
+
+  it("the install association runs it on every host and records it: list shows the host that fails, with its fix", async () => {
+    const installOn = (file: string, name: string) =>
+      agent(
+        [
+          "install",
+          "--no-start",
+          "--no-accounts",
+          "--unit-dir",
+          `${scratch.dir}/${name}/systemd`,
+          "--install-dir",
+          `${scratch.dir}/${name}/opt`,
+          "--config",
+          file,
+        ],
+        hostEnv,
+      );
+    const good = await installOn(configFile, "install-good");
+    expect(good.exitCode, good.stderr).toBe(0);
+    expect(good.output?.result?.doctor).toEqual({ ok: true, failed: [] });
+    // A second host of the cluster with binary logging off: installed all the same, and seen.
+    const broken = configWith("install-no-binlog", {
+      host: "db-802",
+      connection: { socket: noBinlog.socket },
+    });
+    const bad = await installOn(broken, "install-bad");
+    expect(bad.exitCode, bad.stderr).toBe(0);
+    expect(bad.output?.result?.doctor).toMatchObject({
+      ok: false,
+      failed: [{ check: "database", ok: false, found: expect.stringMatching(/binary logging is off/) }],
+    });
+
+    const listed = await agent(["list", "--config", configFile], hostEnv);
+    expect(listed.exitCode, listed.stderr).toBe(0);
+    const hosts = listed.output?.result?.hosts as {
+      host: string;
+      ok: boolean;
+      stale: boolean;
+      failed: { fix?: string }[];
+    }[];
+    expect(hosts.map(({ host, ok, stale }) => ({ host, ok, stale }))).toEqual([
+      { host: "db-801", ok: true, stale: false },
+      { host: "db-802", ok: false, stale: false },
+    ]);
+    expect(hosts[1]!.failed[0]!.fix).toMatch(/set log_bin/);
+    expect(listed.stderr).toMatch(
+      /db-802: FAILS 1 check\(s\)[^\n]*\n\s+database: binary logging is off.*fix: .*log_bin/,
+    );
+  });
 });
