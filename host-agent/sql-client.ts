@@ -117,7 +117,7 @@ export class SqlClient {
     if (error.errno !== undefined && ACCESS_DENIED.has(error.errno)) {
       return new RewindError(
         ErrorNames.credentials,
-        `the database refused ${this.credentials.username}'s credentials: the server's password differs from the cluster's accounts secret (rewind/<cluster>/accounts) or the account does not exist; run \`rewind-agent users ensure\` on the primary, which makes them match`,
+        `the database refused the account's credentials (${this.credentials.username}): the server's password differs from the cluster's accounts secret (rewind/<cluster>/accounts) or the account does not exist; run \`rewind-agent users ensure\` on the primary, which makes them match`,
         error.message,
       );
     }
