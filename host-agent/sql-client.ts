@@ -63,6 +63,25 @@ export class SqlClient {
     await this.open();
   }
 
+  /**
+   * Logs in afresh, beside the open connection (which stays logged in whatever the password
+   * became): credentials the server no longer takes (a replayed ALTER USER, a rotation) are found
+   * again through `refresh`, so tools started next with the defaults file log in too.
+   */
+  async verifyLogin(): Promise<void> {
+    const probe = new SqlClient(this.endpoint, this.credentials);
+    try {
+      await probe.connect();
+    } catch (error) {
+      if (!this.refresh || !(error instanceof RewindError && error.name === ErrorNames.credentials))
+        throw error;
+      this.credentials = await this.refresh();
+      await this.close();
+    } finally {
+      await probe.close();
+    }
+  }
+
   async close(): Promise<void> {
     const opening = this.connection;
     this.connection = undefined;
