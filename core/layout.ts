@@ -97,13 +97,22 @@ export function historyWriterKey(location: ClusterLocation, id: string, source: 
   return `${historiesPrefix(location)}${id}/writers/${source}.json`;
 }
 
+export function restoresPrefix(location: ClusterLocation): string {
+  return `${root(location)}/restores/`;
+}
+
 export function restorePrefix(location: ClusterLocation, restoreId: string): string {
-  return `${root(location)}/restores/${restoreId}/`;
+  return `${restoresPrefix(location)}${restoreId}/`;
 }
 
 /** The plan plan-restore writes and the agent executes. */
 export function restorePlanKey(location: ClusterLocation, restoreId: string): string {
   return `${restorePrefix(location, restoreId)}plan.json`;
+}
+
+/** Where a running restore says how far it is (core/contracts/restore-progress.ts). */
+export function restoreProgressKey(location: ClusterLocation, restoreId: string): string {
+  return `${restorePrefix(location, restoreId)}progress.json`;
 }
 
 /** The outcome the agent writes beside the plan of a restore, success or failure. */

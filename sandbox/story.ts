@@ -1,4 +1,5 @@
 import path from "node:path";
+import type { PhaseProgress } from "../core/contracts/restore-progress.js";
 import { mariadbGtids } from "../core/gtid/mariadb.js";
 import { readStreamStatus } from "../host-agent/binlog/stream-status.js";
 import type { ExecutionResult, ScheduledCommandResult, ScheduledInvocationResult } from "./control-plane.js";
@@ -31,6 +32,22 @@ export interface StoryReport {
   readonly tableRestoreSeconds: number;
   readonly replaySeconds: number;
   readonly pointInTime: string;
+}
+
+/** A restore's phases as the agent reported them: "download 0.2 s (1.2 MiB), extract 3.1 s …". */
+function phasesLine(result: unknown): string {
+  const phases = (result as { phases?: PhaseProgress[] } | undefined)?.phases ?? [];
+  return phases
+    .map((p) => {
+      const amount =
+        p.unit === "bytes"
+          ? p.total === null
+            ? ""
+            : ` (${(p.done / MiB).toFixed(1)} MiB)`
+          : ` (${p.done} ${p.unit})`;
+      return `${p.phase} ${p.seconds ?? "?"} s${amount}`;
+    })
+    .join(", ");
 }
 
 function expectSucceeded(execution: ExecutionResult): Record<string, unknown> {
@@ -221,6 +238,7 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
     info(
       `restored in ${tableRestoreSeconds.toFixed(1)} s: ${copied!.restoredAs}, ${copied!.rows.live} rows, ${(copied!.bytes / MiB).toFixed(1)} MiB copied through the primary's binlog in ${copied!.seconds} s`,
     );
+    info(`phases: ${phasesLine(tablesRun.restore)}`);
     prove(
       "the dropped table is back on the live primary, identical, while the workload kept writing",
       (await checksum(primary)) === datasetBefore,
@@ -264,6 +282,7 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
     info(
       `restored in ${restoreSeconds.toFixed(1)} s: backup ${(restored.plan as { backupId: string }).backupId}, then ${result.binlogs.length} binlog(s) replayed by the ${result.replayedBy} in ${result.replaySeconds} s; GTID ${result.gtidReached}`,
     );
+    info(`phases: ${phasesLine(restored.restore)}`);
     info(`the standby's previous datadir was kept as ${result.movedAside}`);
 
     step("Proving the restore");
@@ -289,6 +308,7 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
         gtidReached: string;
         scratch: { checkedTables: number; removed: boolean };
       };
+      info(`phases: ${phasesLine(drill.restore)}`);
       prove(
         "the newest backup restored on a scratch datadir, replayed to the newest shipped point, and CHECK TABLE passed",
         drillResult.scratch.checkedTables >= 1 && drillResult.scratch.removed,

@@ -14,6 +14,7 @@ import type { Catalog } from "../../core/store/catalog.js";
 import { readCatalog } from "../../core/store/catalog.js";
 import { readHistoryTree } from "../../core/store/histories.js";
 import { readHostChecks } from "../../core/store/host-checks.js";
+import { type ListedRestoreProgress, readRestoreProgress } from "../../core/store/restore-progress.js";
 import { s3Client } from "../clients.js";
 import type { AgentContext } from "../context.js";
 
@@ -63,6 +64,8 @@ export interface ListResult {
     stale: boolean;
     failed: DoctorCheck[];
   }[];
+  /** Restores under way (and the last few that ended): phase, share done, time left. */
+  readonly restores: ListedRestoreProgress[];
 }
 
 export interface ListedHistory {
@@ -181,6 +184,18 @@ function printTable(result: ListResult): void {
   );
   if (result.lagSeconds !== null) lines.push(`  latest restorable time is ${result.lagSeconds} s behind now`);
   for (const gap of w.gaps) lines.push(`  GAP after ${gap.after}: ${gap.reason}; the window is cut there`);
+  if (result.restores.length > 0) lines.push("RESTORES (newest first)");
+  for (const r of result.restores) {
+    const state = r.stalled ? "STALLED (no progress for 10 min: is its agent running?)" : r.state;
+    const now =
+      r.state === "running" && r.phase
+        ? `, ${r.phase} ${r.percent === null ? "" : `${r.percent}%`}${r.etaSeconds === null ? "" : `, about ${Math.ceil(r.etaSeconds)} s left in it`}`
+        : "";
+    const phases = r.phases
+      .map((p) => `${p.phase} ${p.seconds === null ? "…" : `${p.seconds} s`}`)
+      .join(", ");
+    lines.push(`  ${r.restoreId} on ${r.host} (${r.kind}): ${state}${now}; ${phases}`);
+  }
   lines.push("HOSTS (doctor, run by the install association)");
   for (const h of result.hosts) {
     const when = `checked ${h.checkedAt || "never"}${h.stale ? ", STALE: the association has not run there since" : ""}`;
@@ -238,6 +253,7 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
     conflicts,
     latestRestorableTime: window.to,
     lagSeconds: window.to === null ? null : Math.round((Date.now() - Date.parse(window.to)) / 1000),
+    restores: await readRestoreProgress(client, context.config.bucket, context.location),
     hosts: (await readHostChecks(client, context.config.bucket, context.location)).map((h) => ({
       host: h.host,
       checkedAt: h.checkedAt,

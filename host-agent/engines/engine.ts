@@ -99,10 +99,24 @@ export interface Engine {
    * every later one).
    */
   readonly clientReplaySession: readonly string[];
-  readApplier(sql: SqlClient): Promise<{ running: boolean; error: string | null }>;
+  /** The applier's state, and the source binlog coordinates it has executed up to (for progress). */
+  readApplier(sql: SqlClient): Promise<ApplierState>;
   removeApplier(sql: SqlClient): Promise<void>;
   /** The `<source>` part of binlog keys: server_uuid on MySQL, `<server_id>-<host>` on MariaDB. */
   binlogSource(identity: ServerIdentity, host: string): string;
+}
+
+export interface ApplierState {
+  readonly running: boolean;
+  readonly error: string | null;
+  readonly executed?: { readonly file: string; readonly position: number };
+}
+
+/** The executed source coordinates of a SHOW REPLICA/SLAVE STATUS row (8.0.22+ names, then the old). */
+export function executedCoordinates(row: Record<string, string | null>): ApplierState["executed"] {
+  const file = row.Relay_Source_Log_File ?? row.Relay_Master_Log_File;
+  const position = Number(row.Exec_Source_Log_Pos ?? row.Exec_Master_Log_Pos);
+  return file && Number.isFinite(position) ? { file, position } : undefined;
 }
 
 export interface BackupArgsOptions {

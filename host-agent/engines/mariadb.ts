@@ -3,6 +3,7 @@ import type { Row, SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
 import {
   type Engine,
+  executedCoordinates,
   majorMinor,
   prepareArgs,
   type ReplicationState,
@@ -141,6 +142,7 @@ START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`
     return {
       running: row.Slave_SQL_Running === "Yes",
       error: row.Last_SQL_Error || (row.Slave_IO_Running === "No" && row.Last_IO_Error) || null,
+      executed: executedCoordinates(row),
     };
   },
   async removeApplier(sql) {

@@ -2,7 +2,14 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
-import { type Engine, majorMinor, prepareArgs, type ServerIdentity, streamingBackupArgs } from "./engine.js";
+import {
+  type Engine,
+  executedCoordinates,
+  majorMinor,
+  prepareArgs,
+  type ServerIdentity,
+  streamingBackupArgs,
+} from "./engine.js";
 import { replicationFromStatusRow, sqlString } from "./mariadb.js";
 
 /** The host the replay channel names: its receiver never runs, the SQL thread reads relay logs. */
@@ -121,7 +128,11 @@ START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = ${sqlString(until)}`;
   async readApplier(sql) {
     const row = (await sql.rows("SHOW REPLICA STATUS"))[0];
     if (!row) return { running: false, error: null };
-    return { running: row.Replica_SQL_Running === "Yes", error: row.Last_SQL_Error || null };
+    return {
+      running: row.Replica_SQL_Running === "Yes",
+      error: row.Last_SQL_Error || null,
+      executed: executedCoordinates(row),
+    };
   },
   async removeApplier(sql) {
     await sql.rows("STOP REPLICA; RESET REPLICA ALL");

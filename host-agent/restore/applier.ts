@@ -16,6 +16,8 @@ interface ApplierReplay {
   readonly parallelWorkers: number;
   readonly heartbeat: () => void;
   readonly timeoutSeconds: number;
+  /** The source binlog (its base name) and position the applier has executed up to. */
+  readonly onExecuted?: (file: string, position: number) => void;
 }
 
 /**
@@ -163,6 +165,7 @@ async function applyUntil(options: ApplierReplay, sql: SqlClient, source: Applie
           `the replication applier stopped with an error: ${state.error}`,
         );
       }
+      if (state.executed) options.onExecuted?.(path.basename(state.executed.file), state.executed.position);
       if (!state.running) break;
       if (Date.now() > deadline) {
         throw new RewindError(

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { appendFileSync, createReadStream, createWriteStream, mkdirSync, rmSync } from "node:fs";
+import { appendFileSync, createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -38,10 +38,22 @@ export function downloadedName(binlog: { readonly source: string; readonly file:
 export async function fetchBinlogs(
   plan: RestorePlan<RestoreBinlog>,
   dir: string,
-  options: { client: S3Client; bucket: string; keyring: KeyringNode; concurrency: number },
+  options: {
+    client: S3Client;
+    bucket: string;
+    keyring: KeyringNode;
+    concurrency: number;
+    /** The binlog bytes written so far (of binlogBytes(plan)). */
+    onBytes?: (bytes: number) => void;
+  },
 ): Promise<void> {
   // Chunks share their file's data key: it is unwrapped once per file, not once per chunk.
   const materials = cachedDataKeys(options.keyring);
+  let fetched = 0;
+  const count = (bytes: number) => {
+    fetched += bytes;
+    options.onBytes?.(fetched);
+  };
   for (const { manifest } of plan.binlogs) {
     const file = path.join(dir, downloadedName(manifest));
     mkdirSync(path.dirname(file), { recursive: true });
@@ -58,6 +70,7 @@ export async function fetchBinlogs(
         }
         const { bytes } = await fetchChunk({ ...options, chunk, index, materials, expectedContext, label });
         appendFileSync(file, bytes);
+        count(bytes.length);
       }
       continue;
     }
@@ -67,6 +80,7 @@ export async function fetchBinlogs(
     const hashing = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         hash.update(chunk);
+        count(chunk.length);
         callback(null, chunk);
       },
     });
@@ -88,6 +102,115 @@ export async function fetchBinlogs(
       );
     }
   }
+}
+
+/** Where one pass's replay is, in its files' byte coordinates, for progress. */
+export class ReplayMeter {
+  private readonly spans: { run: number; file: string; start: number; end: number }[];
+  readonly total: number;
+
+  constructor(
+    range: ReplayRange,
+    dir: string,
+    sizeOf: (file: string) => number = (file) => statSync(path.join(dir, file)).size,
+  ) {
+    // A pass reads its first file from its start position, the others from their first event.
+    this.spans = range.runs.flatMap((run, r) =>
+      run.files.map((file, i) => ({
+        run: r,
+        file,
+        start: i === 0 ? run.startPosition : 4,
+        end: i === run.files.length - 1 ? run.stopPosition : sizeOf(file),
+      })),
+    );
+    this.total = this.spans.reduce((sum, span) => sum + Math.max(span.end - span.start, 0), 0);
+  }
+
+  /** Bytes replayed once pass `run` has executed up to `position` of its `fileIndex`-th file. */
+  doneAt(run: number, fileIndex: number, position: number): number {
+    let done = 0;
+    let seen = 0;
+    for (const span of this.spans) {
+      const whole = Math.max(span.end - span.start, 0);
+      if (span.run < run) done += whole;
+      else if (span.run === run) {
+        if (seen < fileIndex) done += whole;
+        else if (seen === fileIndex) done += Math.min(Math.max(position - span.start, 0), whole);
+        seen += 1;
+      }
+    }
+    return done;
+  }
+
+  /** As doneAt, the file named by its base name (what an applier reports). */
+  doneAtFile(run: number, file: string, position: number): number | undefined {
+    const index = this.spans
+      .filter((span) => span.run === run)
+      .findIndex((span) => path.basename(span.file) === file);
+    return index === -1 ? undefined : this.doneAt(run, index, position);
+  }
+}
+
+/**
+ * Follows the decoder's text on its way to the client: each event's `# at N` and each file's
+ * format description line (`Start: binlog v 4`), so replay's position is known without asking
+ * the server (the client's session does not binlog). Only whole lines are read; the head of a
+ * very long line (a row event's BINLOG statement) is kept, the rest skipped.
+ */
+export class DecodedPositions {
+  private file = -1;
+  private position = 0;
+  private carry = "";
+  private skipping = false;
+
+  /** The pass's file index (0 = its first) and the offset of the last event begun there. */
+  get current(): { file: number; position: number } | undefined {
+    return this.file < 0 ? undefined : { file: this.file, position: this.position };
+  }
+
+  push(chunk: Buffer): void {
+    let text = chunk.toString("latin1");
+    if (this.skipping) {
+      const newline = text.indexOf("\n");
+      if (newline === -1) return;
+      this.skipping = false;
+      text = text.slice(newline);
+    }
+    text = this.carry + text;
+    const end = text.lastIndexOf("\n") + 1;
+    for (const match of text.slice(0, end).matchAll(/^# at (\d+)$|^#\d{6} [^\n]*Start: binlog v/gm)) {
+      if (match[1] !== undefined) this.position = Number(match[1]);
+      else this.file += 1;
+    }
+    const rest = text.slice(end);
+    this.skipping = rest.length > 512;
+    this.carry = this.skipping ? rest.slice(0, 512) : rest;
+  }
+}
+
+/** Passes the decoder's text on unchanged, reporting where it is at most every 250 ms. */
+function positionTap(onPosition: ((file: number, position: number) => void) | undefined): Transform {
+  const positions = new DecodedPositions();
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (onPosition) {
+        positions.push(chunk);
+        const now = Date.now();
+        const at = positions.current;
+        if (at && now - last >= 250) {
+          last = now;
+          onPosition(at.file, at.position);
+        }
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
+/** The bytes fetchBinlogs writes for the plan: every planned binlog as the server wrote it. */
+export function binlogBytes(plan: RestorePlan<RestoreBinlog>): number {
+  return plan.binlogs.reduce((sum, { manifest }) => sum + manifest.size, 0);
 }
 
 /** One mariadb-binlog (or applier) pass: consecutive files of one source, from a position to a position. */
@@ -260,6 +383,8 @@ export async function replayBinlogs(
   range: ReplayRun,
   dir: string,
   defaultsFile: string,
+  /** The pass's file index and the offset of the event the decoder has reached. */
+  onPosition?: (file: number, position: number) => void,
 ): Promise<void> {
   if (range.files.length === 0) return;
   const decoder = startTool(
@@ -287,7 +412,7 @@ export async function replayBinlogs(
   });
   await supervisor.run([
     ["decoder", decoder.exited],
-    ["pipe", pipeline(decoder.stdout, client.stdin)],
+    ["pipe", pipeline(decoder.stdout, positionTap(onPosition), client.stdin)],
     ["client", client.exited],
   ]);
   const failures = supervisor.failures();

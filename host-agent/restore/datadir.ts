@@ -38,6 +38,8 @@ export async function installBackup(
     beforeSwap?: () => Promise<void>;
     /** Runs on the extracted, verified, not yet prepared copy (a table restore: the table list). */
     afterExtract?: (staging: string) => Promise<void>;
+    /** Called as the prepare starts. */
+    beforePrepare?: () => void;
   },
 ): Promise<{ movedAside: string | null }> {
   checkTarget(target, options.moveAside);
@@ -47,6 +49,7 @@ export async function installBackup(
     await extractBackup(manifest, { ...options, targetDir: staging });
     await options.afterExtract?.(staging);
     log("info", "backup downloaded and verified; preparing", { backupId: manifest.backupId, staging });
+    options.beforePrepare?.();
     await prepareBackup(options.engine, staging);
     // A restored server must get a fresh identity (DESIGN §3).
     rmSync(path.join(staging, "auto.cnf"), { force: true });

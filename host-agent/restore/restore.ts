@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import type { PhaseProgress } from "../../core/contracts/restore-progress.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { INITIAL_HISTORY } from "../../core/history.js";
-import { restoreReportKey } from "../../core/layout.js";
+import { restoreProgressKey, restoreReportKey } from "../../core/layout.js";
 import { parseRestoreTarget, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import type { RestoreBinlog } from "../../core/store/plan-from-store.js";
 import { planWithManifests } from "../../core/store/plan-from-store.js";
@@ -17,14 +18,15 @@ import { dataKeyring } from "../encryption.js";
 import type { ReplicationState } from "../engines/engine.js";
 import { activeBinlogFile, beginHistory, continueBinlogNumbering, writeHostHistory } from "../history.js";
 import { acquireHostLock } from "../lock.js";
-import { log, Progress } from "../log.js";
+import { log } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "./applier.js";
-import { fetchBinlogs, replayBinlogs, replayRange } from "./binlogs.js";
+import { binlogBytes, fetchBinlogs, ReplayMeter, replayBinlogs, replayRange } from "./binlogs.js";
 import { checkTarget, installBackup } from "./datadir.js";
 import { startPrivateServer } from "./private-server.js";
+import { RestoreProgress } from "./progress.js";
 
 export interface RestoreOptions {
   readonly backupId?: string;
@@ -75,6 +77,8 @@ export interface RestoreOptions {
   readonly onScratch?: (scratch: {
     sql: SqlClient;
     defaultsFile: string;
+    /** The restore's progress: the copy is its last phase. */
+    progress: RestoreProgress;
   }) => Promise<Record<string, unknown>>;
 }
 
@@ -104,6 +108,8 @@ export interface RestoreResult {
   /** The history the target resolved on, and the one a promotion began. */
   readonly history?: string;
   readonly began?: { id: string; parent: string; branch: { gtids: string; time: string | null } };
+  /** Each phase that ran, in order, with its duration and how much it did. */
+  readonly phases?: PhaseProgress[];
 }
 
 /**
@@ -161,23 +167,36 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
   // The plan says where its report goes (restores/<restoreId>/report.json), not its URI.
   const planned = options.planned ?? (options.plan ? await readPlan(context, options.plan) : undefined);
   const restoreId = planned?.stored?.restoreId;
+  const { config, location } = context;
+  // Where the restore is, for whoever watches it: restores/<id>/progress.json and the log.
+  const progress = new RestoreProgress({
+    restoreId: options.dryRun ? undefined : restoreId,
+    host: config.host,
+    kind: !options.scratch ? "whole" : options.onScratch ? "tables" : "scratch",
+    sink: (record) =>
+      putJson(s3Client(config), config.bucket, restoreProgressKey(location, record.restoreId), record),
+  });
   const report = async (outcome: Record<string, unknown>) => {
     if (!restoreId || options.dryRun) return;
-    const key = restoreReportKey(context.location, restoreId);
-    await putJson(s3Client(context.config), context.config.bucket, key, {
+    const key = restoreReportKey(location, restoreId);
+    await putJson(s3Client(config), config.bucket, key, {
       ...outcome,
-      host: context.config.host,
+      host: config.host,
       datadir: path.resolve(options.datadir),
       finishedAt: new Date().toISOString(),
+      phases: progress.phases(),
     }).catch((error: Error) =>
       log("warn", "could not write the restore report", { key, error: error.message }),
     );
   };
   try {
-    const result = await restoreFromPlan(context, { ...options, ...(planned ? { planned } : {}) });
-    await report({ ok: true, result });
-    return result;
+    const result = await restoreFromPlan(context, { ...options, ...(planned ? { planned } : {}) }, progress);
+    await progress.finish(true);
+    const withPhases = options.dryRun ? result : { ...result, phases: progress.phases() };
+    await report({ ok: true, result: withPhases });
+    return withPhases;
   } catch (error) {
+    await progress.finish(false);
     const name = error instanceof RewindError ? error.name : "AgentError";
     await report({ ok: false, error: { name, message: (error as Error).message } });
     throw error;
@@ -187,6 +206,7 @@ export async function restore(context: AgentContext, options: RestoreOptions): P
 /** What the steps of one restore share once it is planned. */
 interface RestoreRun {
   readonly context: AgentContext;
+  readonly progress: RestoreProgress;
   readonly options: RestoreOptions;
   readonly plan: RestorePlan<RestoreBinlog>;
   readonly datadir: string;
@@ -205,8 +225,12 @@ interface RestoreRun {
  * Plans, fetches and verifies everything, and only then touches the datadir; starts the server
  * and replays the binlogs from the backup's exact position to the target.
  */
-async function restoreFromPlan(context: AgentContext, options: RestoreOptions): Promise<RestoreResult> {
-  const run = await planRestoreRun(context, options);
+async function restoreFromPlan(
+  context: AgentContext,
+  options: RestoreOptions,
+  progress: RestoreProgress,
+): Promise<RestoreResult> {
+  const run = await planRestoreRun(context, options, progress);
   const { config } = context;
   const { plan, datadir, summary } = run;
   if (options.dryRun) return { ...summary, dryRun: true };
@@ -258,7 +282,11 @@ async function restoreFromPlan(context: AgentContext, options: RestoreOptions): 
 }
 
 /** Step 1: every input checked, then the plan (the stored one, verified, or one made now). */
-async function planRestoreRun(context: AgentContext, options: RestoreOptions): Promise<RestoreRun> {
+async function planRestoreRun(
+  context: AgentContext,
+  options: RestoreOptions,
+  progress: RestoreProgress,
+): Promise<RestoreRun> {
   const { config, location } = context;
   const { stored, target } =
     options.planned ??
@@ -299,17 +327,24 @@ async function planRestoreRun(context: AgentContext, options: RestoreOptions): P
     history: plan.history,
     binlogs: plan.binlogs.map((binlog) => binlog.file),
   };
-  return { context, options, plan, datadir, client, replicaSource, summary };
+  return { context, progress, options, plan, datadir, client, replicaSource, summary };
 }
 
 /** Step 2: the binlogs fetched and verified, then the backup installed in the datadir. */
 async function fetchAndInstall(run: RestoreRun, work: string) {
-  const { context, options, plan, datadir, client } = run;
+  const { context, options, plan, datadir, client, progress } = run;
   const { config, engine } = context;
   const keyring = dataKeyring(config).keyring;
   const transfer = { client, bucket: config.bucket, keyring, concurrency: config.backup.uploadConcurrency };
   const binlogDir = path.join(work, "binlogs");
-  await fetchBinlogs(plan, binlogDir, transfer);
+  progress.begin("download", "bytes", binlogBytes(plan));
+  await fetchBinlogs(plan, binlogDir, {
+    ...transfer,
+    onBytes: (bytes) => {
+      progress.advance(bytes);
+      context.heartbeat();
+    },
+  });
   const range = await replayRange(plan, binlogDir);
   log("info", "binlogs fetched and verified", {
     runs: range.runs.map((r) => ({ files: r.files, start: r.startPosition, stop: r.stopPosition })),
@@ -318,15 +353,17 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
     plan,
     range.files.map((file) => path.join(binlogDir, file)),
   );
-  const progress = new Progress(`restore ${plan.backup.backupId}`);
+  progress.begin("extract", "bytes", plan.backup.storedBytes);
   const { movedAside } = await installBackup(plan.backup, datadir, {
     ...transfer,
     engine,
     moveAside: options.moveAside,
     onBytes: (bytes) => {
-      progress.update(bytes);
+      progress.advance(bytes);
       context.heartbeat();
     },
+    // mariabackup/xtrabackup --prepare reports no total to measure against.
+    beforePrepare: () => progress.begin("prepare", "bytes", null),
     ...(options.afterExtract
       ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
       : {}),
@@ -335,7 +372,7 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
         await runServerCommand(config.server.stop, "stop").catch(() => undefined);
     },
   });
-  progress.done();
+  progress.end();
   return { range, binlogDir, movedAside };
 }
 
@@ -350,8 +387,18 @@ async function startAndReplay(
   binlogDir: string,
   range: Awaited<ReturnType<typeof replayRange>>,
 ) {
-  const { context, options, plan, datadir, client, replicaSource } = run;
+  const { context, options, plan, datadir, client, replicaSource, progress } = run;
   const { config, engine } = context;
+  // Replay's progress: bytes of the binlogs' replayed stretches, as the applier or the decoder
+  // reaches them (never backwards).
+  const meter = new ReplayMeter(range, binlogDir);
+  let replayedBytes = 0;
+  const replayedTo = (done: number | undefined) => {
+    if (done === undefined || done <= replayedBytes) return;
+    replayedBytes = done;
+    progress.advance(done);
+  };
+  progress.begin("replay", "bytes", meter.total);
   // A chain that switches sources replays each source's stretch from its own position, which
   // the client does run by run; one stretch goes through the applier when asked.
   const replayedBy: "none" | "applier" | "client" =
@@ -378,6 +425,7 @@ async function startAndReplay(
     parallelWorkers: config.restore.parallelWorkers,
     heartbeat: context.heartbeat,
     timeoutSeconds: config.restore.replayTimeoutSeconds,
+    onExecuted: (file: string, position: number) => replayedTo(meter.doneAtFile(0, file, position)),
   };
   let replaySeconds = 0;
   // MySQL's applier reads the binlogs as relay logs of a private server on the datadir, before
@@ -412,20 +460,24 @@ async function startAndReplay(
       await replayFromLocalServer({ ...applier, sql });
     } else if (replayedBy === "client") {
       await withLargePackets(sql, async () => {
-        for (const run of range.runs) {
+        for (const [index, run] of range.runs.entries()) {
           // Each run is a new login, and the binlogs replayed so far may have changed the
           // password of the account it logs in as (a rotation's ALTER USER): a refused login makes
           // the client find the working credentials again and rewrite the option file first.
-          await sql.rows("SELECT 1");
-          await replayBinlogs(engine, run, binlogDir, defaultsFile);
+          await sql.verifyLogin();
+          await replayBinlogs(engine, run, binlogDir, defaultsFile, (file, position) =>
+            replayedTo(meter.doneAt(index, file, position)),
+          );
         }
       });
     }
     replaySeconds += (Date.now() - replayStarted) / 1000;
     const reached = await engine.adoptRestoredPosition(sql, range.untilPosition, replayedBy);
     checkReached(range.lastTransaction?.gtid, reached);
-    if (scratchServer && options.onScratch) onScratch = await options.onScratch({ sql, defaultsFile });
-    else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat);
+    progress.end();
+    if (scratchServer && options.onScratch)
+      onScratch = await options.onScratch({ sql, defaultsFile, progress });
+    else if (scratchServer) checkedTables = await checkUserTables(sql, context.heartbeat, progress);
     if (!scratchServer) began = await takeOverHost(run, sql, reached, range.lastTransaction);
     return {
       gtidReached: reached,
@@ -528,13 +580,19 @@ function sweepStaleWork(workDir: string, keep: string): void {
  * A drill's proof that the data reads back: CHECK TABLE on every user table of the scratch server
  * (every page of InnoDB tables is read and checked). Returns how many tables were checked.
  */
-async function checkUserTables(sql: SqlClient, heartbeat: () => void): Promise<number> {
+async function checkUserTables(
+  sql: SqlClient,
+  heartbeat: () => void,
+  progress: RestoreProgress,
+): Promise<number> {
   const tables = await sql.rows(
     "SELECT CONCAT('`', REPLACE(TABLE_SCHEMA, '`', '``'), '`.`', REPLACE(TABLE_NAME, '`', '``'), '`') AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
   );
+  progress.begin("check", "tables", tables.length);
   const problems: string[] = [];
-  for (const { name } of tables) {
+  for (const [index, { name }] of tables.entries()) {
     heartbeat();
+    progress.advance(index);
     for (const row of await sql.rows(`CHECK TABLE ${name}`)) {
       if (row.Msg_type === "error" || (row.Msg_type === "status" && row.Msg_text !== "OK")) {
         problems.push(`${name}: ${row.Msg_text}`);

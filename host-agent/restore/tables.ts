@@ -10,6 +10,7 @@ import { log } from "../log.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
+import type { RestoreProgress } from "./progress.js";
 import { type PlanRead, restore } from "./restore.js";
 
 const MiB = 1024 * 1024;
@@ -204,6 +205,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     scratchRemoved: result.scratch?.removed ?? false,
     tables: (result.onScratch?.tables ?? []) as TableReport[],
     seconds: (Date.now() - started.getTime()) / 1000,
+    phases: result.phases ?? [],
   };
 }
 
@@ -305,7 +307,7 @@ function checkScratchSpace(plan: RestorePlan<RestoreBinlog>, workDir: string, mi
 
 async function copyTables(
   context: AgentContext,
-  scratch: { sql: SqlClient; defaultsFile: string },
+  scratch: { sql: SqlClient; defaultsFile: string; progress: RestoreProgress },
   run: {
     selectors: Selector[];
     live: Map<string, Set<string>>;
@@ -344,6 +346,7 @@ async function copyTables(
 
   const reports: TableReport[] = [];
   const created: { database: string; table: string }[] = [];
+  scratch.progress.begin("copy", "tables", chosen.length);
   return asRestoreUser(context, async (liveFile, liveSql) => {
     try {
       for (const [i, { database, table }] of chosen.entries()) {
@@ -393,6 +396,7 @@ async function copyTables(
           seconds: (Date.now() - began) / 1000,
           notRestored: { ...notRestored, foreignKeys },
         });
+        scratch.progress.advance(reports.length);
         context.heartbeat();
       }
       // Every replaced table in one statement: either all swap in, or none.

@@ -2,7 +2,9 @@ import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accountsSecretName } from "../../core/contracts/accounts.js";
+import type { RestoreProgressRecord } from "../../core/contracts/restore-progress.js";
 import { HISTORY_ID } from "../../core/history.js";
+import { readRestoreProgress } from "../../core/store/restore-progress.js";
 import { readStreamStatus } from "../../host-agent/binlog/stream-status.js";
 import { accountOf } from "../../sandbox/hosts/agent.js";
 import { removeStatement, Sandbox, waitForReplica } from "../../sandbox/sandbox.js";
@@ -28,6 +30,27 @@ describe("the sandbox: the deployed control plane on one machine", () => {
   });
 
   it("backs up from the replica, streams binlogs, and restores to the second before a DROP TABLE, exactly", async () => {
+    const s3 = new S3Client({
+      region: "us-east-1",
+      endpoint: sandbox.state.s3Endpoint,
+      forcePathStyle: true,
+      credentials: sandbox.operator,
+    });
+    // Watches the restores' progress files while the story runs, as an operator would.
+    const running: RestoreProgressRecord[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const now = await readRestoreProgress(
+          s3,
+          sandbox.state.bucket,
+          { cluster: "orders" },
+          { finished: 0 },
+        );
+        running.push(...now.filter((record) => record.state === "running"));
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    })();
     const report = await runStory(sandbox, {
       shippingRounds: 2,
       drill: true,
@@ -35,6 +58,8 @@ describe("the sandbox: the deployed control plane on one machine", () => {
       info: () => {},
       prove: (claim, ok, detail = "") => proofs.push({ claim, ok, detail }),
     });
+    watching = false;
+    await watcher;
     expect(proofs.filter((proof) => !proof.ok)).toEqual([]);
     expect(proofs.map((proof) => proof.claim)).toEqual(
       expect.arrayContaining([
@@ -50,12 +75,6 @@ describe("the sandbox: the deployed control plane on one machine", () => {
     expect(report.backupSource).toBe(sandbox.host("replica").instanceId);
     expect(report.rpoSeconds).toBeLessThan(30);
     // Each restore leaves its plan and, written by the agent, its report (DESIGN §3).
-    const s3 = new S3Client({
-      region: "us-east-1",
-      endpoint: sandbox.state.s3Endpoint,
-      forcePathStyle: true,
-      credentials: sandbox.operator,
-    });
     const listed = await s3.send(
       new ListObjectsV2Command({ Bucket: sandbox.state.bucket, Prefix: "orders/restores/" }),
     );
@@ -64,11 +83,39 @@ describe("the sandbox: the deployed control plane on one machine", () => {
     // The table restore, the whole-server restore and the drill.
     expect(reports).toHaveLength(3);
     expect(keys.filter((key) => key.endsWith("/plan.json"))).toHaveLength(3);
+    const progressed = await readRestoreProgress(s3, sandbox.state.bucket, { cluster: "orders" });
+    const expectedPhases = {
+      tables: ["download", "extract", "prepare", "replay", "copy"],
+      whole: ["download", "extract", "prepare", "replay"],
+      scratch: ["download", "extract", "prepare", "replay", "check"],
+    };
+    expect(progressed.map((p) => p.kind).sort()).toEqual(["scratch", "tables", "whole"]);
     for (const key of reports) {
       const body = await s3.send(new GetObjectCommand({ Bucket: sandbox.state.bucket, Key: key }));
       const written = JSON.parse(await body.Body!.transformToString());
       expect(written).toMatchObject({ ok: true, result: { gtidReached: expect.any(String) } });
+      // Its progress file ended at 100% with the phases in order, each timed as in the report.
+      const id = key.split("/").at(-2)!;
+      const progress = progressed.find((p) => p.restoreId === id)!;
+      expect(progress).toMatchObject({ state: "succeeded", percent: 100, etaSeconds: 0 });
+      expect(progress.phases.map((p) => p.phase)).toEqual(expectedPhases[progress.kind]);
+      for (const phase of progress.phases) {
+        expect(phase.seconds).not.toBeNull();
+        if (phase.total !== null) expect(phase.done).toBe(phase.total);
+      }
+      expect(written.phases).toEqual(progress.phases);
+      // ...and was seen under way while the restore ran.
+      const during = running.filter((p) => p.restoreId === id);
+      expect(during.length, `progress of ${progress.kind} restore ${id} seen while it ran`).toBeGreaterThan(
+        0,
+      );
+      for (const p of during) {
+        if (p.percent !== null) expect(p.percent).toBeLessThanOrEqual(100);
+      }
     }
+    process.stderr.write(
+      `restore phases: ${JSON.stringify(progressed.map((p) => ({ kind: p.kind, phases: p.phases.map((ph) => [ph.phase, ph.seconds, ph.done, ph.total]) })))}\n`,
+    );
   }, 600_000);
 
   it("refuses a restore before the oldest backup in planning, and never reaches the host", async () => {
