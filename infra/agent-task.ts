@@ -1,4 +1,4 @@
-import { Aws, type Duration } from "aws-cdk-lib";
+import { Aws, Duration } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
@@ -24,6 +24,14 @@ export interface AgentTaskProps {
  * document parameter; the agent reports SendTaskSuccess/Failure itself (results never travel
  * through SSM's truncated output). Heartbeat and task timeouts catch a host that died or hangs.
  */
+/**
+ * SendCommand refused for its rate (a fleet's schedules starting together): no command was
+ * created, so it is sent again with exponential backoff and full jitter. Step Functions names an
+ * SDK integration's error `<Service>.<Error>` ("Learning to use AWS service SDK integrations",
+ * Step Functions Developer Guide); SSM's throttling error is ThrottlingException.
+ */
+export const SEND_COMMAND_THROTTLED = "Ssm.ThrottlingException";
+
 export function agentTask(scope: Construct, id: string, props: AgentTaskProps): tasks.CallAwsService {
   const parameters: Record<string, unknown> = { Command: [props.parameters.Command ?? "status"] };
   for (const [name, value] of Object.entries(props.parameters)) {
@@ -34,7 +42,7 @@ export function agentTask(scope: Construct, id: string, props: AgentTaskProps): 
   parameters["TaskToken.$"] = "States.Array($$.Task.Token)";
   // Every Rewind state machine's input names its cluster: the host refuses a request for another.
   parameters["Cluster.$"] = "States.Array($.cluster)";
-  return new tasks.CallAwsService(scope, id, {
+  const task = new tasks.CallAwsService(scope, id, {
     comment: props.comment,
     service: "ssm",
     action: "sendCommand",
@@ -60,4 +68,13 @@ export function agentTask(scope: Construct, id: string, props: AgentTaskProps): 
     taskTimeout: sfn.Timeout.duration(props.timeout),
     resultPath: props.resultPath,
   });
+  task.addRetry({
+    errors: [SEND_COMMAND_THROTTLED],
+    interval: Duration.seconds(2),
+    backoffRate: 2,
+    maxAttempts: 8,
+    maxDelay: Duration.minutes(1),
+    jitterStrategy: sfn.JitterType.FULL,
+  });
+  return task;
 }

@@ -54,6 +54,13 @@ export const RewindConfigSchema = z
          * the rotation Lambda changes the passwords on the hosts through the agent).
          */
         rotationDays: z.number().int().min(1).max(1000).default(30),
+        /**
+         * Minutes after its time within which each cluster's full backup, drill and retention may
+         * start (EventBridge Scheduler's FlexibleTimeWindow, mode FLEXIBLE; 1–1440): a fleet's
+         * backups due at 03:15 spread over the window instead of all starting at once. 0 starts
+         * each exactly on time. The binlog watchdog always runs on the minute.
+         */
+        spreadMinutes: z.number().int().min(0).max(1440).default(15),
       })
       .strict()
       .prefault({}),

@@ -96,11 +96,18 @@ export class Schedules extends Construct {
       deadLetterConfig: { arn: this.deadLetters.queueArn },
       retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
     });
+    // Scheduler invokes a FLEXIBLE schedule at a random time within the window after the
+    // scheduled one (Scheduler User Guide, "Configuring flexible time windows").
+    const spread: scheduler.CfnSchedule.FlexibleTimeWindowProperty =
+      config.schedules.spreadMinutes > 0
+        ? { mode: "FLEXIBLE", maximumWindowInMinutes: config.schedules.spreadMinutes }
+        : { mode: "OFF" };
     const schedule = (
       id: string,
       expression: string,
       description: string,
       scheduleTarget: scheduler.CfnSchedule.TargetProperty,
+      window: scheduler.CfnSchedule.FlexibleTimeWindowProperty = spread,
     ) => {
       const made = new scheduler.CfnSchedule(this, id, {
         name: `rewind-${id}`,
@@ -108,7 +115,7 @@ export class Schedules extends Construct {
         description,
         scheduleExpression: expression,
         scheduleExpressionTimezone: config.schedules.timeZone,
-        flexibleTimeWindow: { mode: "OFF" },
+        flexibleTimeWindow: window,
         state: "ENABLED",
         target: scheduleTarget,
       });
@@ -153,6 +160,8 @@ export class Schedules extends Construct {
             CloudWatchLogGroupName: props.agentLogs.logGroupName,
           },
         }),
+        // Every minute, on the minute: its lag metric is what the RPO alarm reads.
+        { mode: "OFF" },
       );
     }
   }

@@ -1,3 +1,4 @@
+import { Duration } from "aws-cdk-lib";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
@@ -37,7 +38,7 @@ export function lambdaStep(
   resultPath: string,
   comment: string,
 ): tasks.LambdaInvoke {
-  return new tasks.LambdaInvoke(scope, id, {
+  const step = new tasks.LambdaInvoke(scope, id, {
     lambdaFunction: fn,
     payload: payload ? sfn.TaskInput.fromObject(payload) : undefined,
     payloadResponseOnly: true,
@@ -46,6 +47,17 @@ export function lambdaStep(
     resultPath: resultPath === "$" ? undefined : resultPath,
     comment,
   });
+  // The account's Lambda concurrency reached (a fleet's executions at once): the invocation did
+  // not run, so it is made again with backoff. CDK's own retry covers Lambda's service errors.
+  step.addRetry({
+    errors: ["Lambda.TooManyRequestsException"],
+    interval: Duration.seconds(1),
+    backoffRate: 2,
+    maxAttempts: 6,
+    maxDelay: Duration.seconds(30),
+    jitterStrategy: sfn.JitterType.FULL,
+  });
+  return step;
 }
 
 /**

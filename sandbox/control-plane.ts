@@ -281,7 +281,8 @@ export class LocalControlPlane {
       if (error instanceof AccessDenied) throw taskError("Ssm.AccessDeniedException", error.message);
       if (error instanceof SsmRequestError) {
         const [type, ...rest] = error.message.split(": ");
-        throw taskError(`Ssm.${type}Exception`, rest.join(": "));
+        // Step Functions names it <Service>.<Error>, with the Exception suffix always there.
+        throw taskError(`Ssm.${type!.endsWith("Exception") ? type : `${type}Exception`}`, rest.join(": "));
       }
       throw error;
     }

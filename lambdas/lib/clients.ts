@@ -25,9 +25,16 @@ export function s3Client(): S3Client {
   return s3;
 }
 
+/**
+ * SSM throttles SendCommand and GetCommandInvocation per account and Region (ThrottlingException):
+ * a fleet's schedules start many at once, so the SDK's standard retries (exponential backoff with
+ * jitter, ThrottlingException among the errors it retries) get more attempts than the default 3.
+ */
+export const SSM_MAX_ATTEMPTS = 8;
+
 export function ssmClient(): SSMClient {
   const endpoint = process.env.REWIND_SSM_ENDPOINT;
-  ssm ??= new SSMClient(endpoint ? { endpoint } : {});
+  ssm ??= new SSMClient({ ...(endpoint ? { endpoint } : {}), maxAttempts: SSM_MAX_ATTEMPTS });
   return ssm;
 }
 

@@ -112,6 +112,33 @@ export class LocalSsm {
 
   private readonly faults: { instanceId: string; match: (env: Record<string, string>) => boolean }[] = [];
 
+  private bucket: { perSecond: number; burst: number; tokens: number; at: number } | undefined;
+  /** SendCommand requests refused with ThrottlingException so far. */
+  throttled = 0;
+
+  /**
+   * SSM throttles its API per account and Region and refuses the excess with ThrottlingException
+   * ("the service is throttling requests", SSM API Reference); the rates are account quotas
+   * (Service Quotas), not published constants, so a test sets the stand-in's: SendCommand through
+   * a token bucket of `burst` requests refilled at `perSecond`. Undefined: no limit.
+   */
+  throttleSendCommand(rate: { perSecond: number; burst: number } | undefined): void {
+    this.bucket = rate ? { ...rate, tokens: rate.burst, at: Date.now() } : undefined;
+  }
+
+  private takeSendToken(): void {
+    const bucket = this.bucket;
+    if (!bucket) return;
+    const now = Date.now();
+    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.perSecond);
+    bucket.at = now;
+    if (bucket.tokens < 1) {
+      this.throttled += 1;
+      throw new SsmRequestError("ThrottlingException: Rate exceeded");
+    }
+    bucket.tokens -= 1;
+  }
+
   /**
    * A fault a test cannot cause for real here: the next command to `instanceId` whose parameters
    * match never reaches the host (the instance went offline), and ends Undeliverable.
@@ -138,6 +165,7 @@ export class LocalSsm {
     caller?: IamPrincipal,
   ): { commandId: string; invocations: Invocation[] } {
     this.access.counts?.add("SSM", "SendCommand");
+    this.takeSendToken();
     this.authorize(
       caller,
       "ssm:SendCommand",

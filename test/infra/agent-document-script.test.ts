@@ -12,6 +12,8 @@ import {
 import path from "node:path";
 import { GetCommandInvocationCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, describe, expect, it } from "vitest";
+import { SSM_MAX_ATTEMPTS } from "../../lambdas/lib/clients.js";
+import { runOnHosts } from "../../lambdas/lib/host-status.js";
 import { downloadContent, LocalSsm } from "../../sandbox/aws/ssm.js";
 import { agentDocuments } from "../../sandbox/control-plane.js";
 import type { Template } from "../../sandbox/state-machine-definitions.js";
@@ -145,6 +147,74 @@ describe("the Rewind-RunAgent shell step", () => {
     );
     expect(JSON.parse(answer.StandardOutputContent!.trim())).toEqual(["status", "--config", host.configFile]);
   });
+
+  it("SendCommand above SSM's rate is refused with ThrottlingException, and the Lambdas' SSM client sends it again until it goes through", async () => {
+    const resultAgent = path.join(scratch.dir, "result-agent.mjs");
+    writeFileSync(
+      resultAgent,
+      'console.log(JSON.stringify({ ok: true, command: "status", result: { argv: process.argv.slice(2) } }));\n',
+    );
+    const throttled = new LocalSsm(documents, [host], resultAgent);
+    // Two at once, then four a second: ten Lambdas asking together exceed it.
+    throttled.throttleSendCommand({ perSecond: 4, burst: 2 });
+    const endpoint = await throttled.listen();
+    try {
+      const client = new SSMClient({
+        endpoint,
+        region: "us-east-1",
+        credentials: { accessKeyId: "sandbox", secretAccessKey: "sandbox" },
+        maxAttempts: SSM_MAX_ATTEMPTS,
+      });
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          runOnHosts(
+            client,
+            [host.instanceId],
+            { Command: ["status"] },
+            {
+              documentName: "Rewind-RunAgent",
+              timeoutSeconds: 60,
+              pollMilliseconds: 100,
+              comment: `stampede ${i}`,
+            },
+          ),
+        ),
+      );
+      expect(answers.flat().map((answer) => answer.problem)).toEqual(Array(10).fill(undefined));
+      expect(throttled.throttled).toBeGreaterThan(0);
+      process.stderr.write(
+        `SendCommand throttled ${throttled.throttled} time(s) for 10 commands, all sent\n`,
+      );
+      // Without retries the first refusal is the caller's error.
+      const once = new SSMClient({
+        endpoint,
+        region: "us-east-1",
+        credentials: { accessKeyId: "sandbox", secretAccessKey: "sandbox" },
+        maxAttempts: 1,
+      });
+      throttled.throttleSendCommand({ perSecond: 0.001, burst: 1 });
+      const [first, second] = await Promise.allSettled(
+        [0, 1].map(() =>
+          runOnHosts(
+            once,
+            [host.instanceId],
+            { Command: ["status"] },
+            {
+              documentName: "Rewind-RunAgent",
+              timeoutSeconds: 60,
+              pollMilliseconds: 100,
+              comment: "once",
+            },
+          ),
+        ),
+      );
+      expect([first!.status, second!.status].sort()).toEqual(["fulfilled", "rejected"]);
+      const refused = (first!.status === "rejected" ? first : second) as PromiseRejectedResult;
+      expect((refused.reason as Error).name).toBe("ThrottlingException");
+    } finally {
+      throttled.close();
+    }
+  }, 120_000);
 
   it("names the SSM Agent version it needs when the host's agent passes no parameters", () => {
     const script = document.runCommand.join("\n");

@@ -376,6 +376,7 @@ describe("the Rewind stack", () => {
         Name: string;
         ScheduleExpression: string;
         ScheduleExpressionTimezone: string;
+        FlexibleTimeWindow: { Mode: string; MaximumWindowInMinutes?: number };
         Target: { Arn: unknown; Input: string; DeadLetterConfig: { Arn: unknown }; RetryPolicy: unknown };
       };
     }[];
@@ -405,6 +406,17 @@ describe("the Rewind stack", () => {
         "Fn::GetAtt": [expect.stringMatching(/^SchedulesDeadLetters/), "Arn"],
       });
     }
+    // A fleet's backups, drills and retention spread over 15 minutes (schedules.spreadMinutes);
+    // the watchdog runs on the minute.
+    for (const name of ["rewind-full-orders", "rewind-drill-orders", "rewind-expire-orders"])
+      expect(byName[name]!.FlexibleTimeWindow, name).toEqual({
+        Mode: "FLEXIBLE",
+        MaximumWindowInMinutes: 15,
+      });
+    expect(byName["rewind-binlogs-orders"]!.FlexibleTimeWindow).toEqual({ Mode: "OFF" });
+    const exact = template({ ...minimal, schedules: { spreadMinutes: 0 } });
+    for (const schedule of Object.values(exact.findResources("AWS::Scheduler::Schedule")))
+      expect(schedule.Properties.FlexibleTimeWindow).toEqual({ Mode: "OFF" });
     const full = byName["rewind-full-orders"]!;
     expect(full.ScheduleExpression).toBe("cron(15 3 * * ? *)");
     expect(JSON.parse(full.Target.Input)).toEqual({ cluster: "orders", type: "full" });

@@ -285,6 +285,41 @@ describe("Backup", () => {
     expect(attempts).toBe(2);
   });
 
+  it("sends the command again when SSM throttles SendCommand, and invokes a Lambda again when Lambda throttles", async () => {
+    let sends = 0;
+    let selects = 0;
+    const handlers = backupHandlers();
+    const result = await run(
+      "Rewind-Backup",
+      { cluster: "orders", type: "full" },
+      {
+        ...handlers,
+        SelectSource: async (input, state) =>
+          ++selects === 1
+            ? fail("Lambda.TooManyRequestsException", "Rate Exceeded.")
+            : handlers.SelectSource!(input, state),
+        RunBackup: async () =>
+          ++sends <= 3 ? fail("Ssm.ThrottlingException", "Rate exceeded") : backupResult,
+      },
+    );
+    expect(result.status).toBe("SUCCEEDED");
+    expect([selects, sends]).toEqual([2, 4]);
+    // Every agent task and every Lambda step has these retries, with backoff and jitter.
+    for (const [name, definition] of Object.entries(definitions)) {
+      for (const [stateName, state] of Object.entries(definition.States)) {
+        if (state.Type !== "Task") continue;
+        const throttle = state.Resource?.endsWith(":ssm:sendCommand.waitForTaskToken")
+          ? "Ssm.ThrottlingException"
+          : "Lambda.TooManyRequestsException";
+        const retry = (
+          state as { Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxAttempts?: number }[] }
+        ).Retry?.find((r) => r.ErrorEquals.includes(throttle));
+        expect(retry, `${name}.${stateName} retries ${throttle}`).toMatchObject({ JitterStrategy: "FULL" });
+        expect(retry!.MaxAttempts).toBeGreaterThanOrEqual(6);
+      }
+    }
+  });
+
   it("fails, and tells the operators, when verify finds a mismatch", async () => {
     const result = await run(
       "Rewind-Backup",
