@@ -129,6 +129,11 @@ export function hostChecksKey(location: ClusterLocation, host: string): string {
   return `${hostChecksPrefix(location)}${host}/doctor.json`;
 }
 
+/** What the doctor writes (and tries, and must fail, to delete) to check the host's S3 access. */
+export function hostProbeKey(location: ClusterLocation, host: string): string {
+  return `${hostChecksPrefix(location)}${host}/probe.json`;
+}
+
 /**
  * Cluster names appear in S3 keys, secret names and resource names. The tightest of those is the
  * binlog schedule, `rewind-binlogs-<cluster>`, which EventBridge Scheduler limits to 64 characters.

@@ -1,14 +1,17 @@
 import { mkdirSync } from "node:fs";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { MINIMUM_SSM_AGENT } from "../core/contracts/agent-document.js";
 import type { DoctorCheck, HostChecks } from "../core/contracts/host-checks.js";
 import { ErrorNames, RewindError } from "../core/errors.js";
-import { clusterPrefix, hostChecksKey } from "../core/layout.js";
+import { clusterPrefix, hostChecksKey, hostProbeKey } from "../core/layout.js";
+import { readNewestBackups } from "../core/store/catalog.js";
+import { readHostChecks } from "../core/store/host-checks.js";
 import { s3Client } from "./clients.js";
 import { accountsSecretId } from "./config.js";
 import { type AgentContext, asBackupUser } from "./context.js";
 import { freeBytes } from "./disk.js";
 import { dataKeyring, decryptBuffer, encryptBuffer } from "./encryption.js";
-import { readServerRole } from "./engines/engine.js";
+import { binlogSettingProblems, readServerRole } from "./engines/engine.js";
 import { log } from "./log.js";
 import { putJson } from "./s3/put-json.js";
 import { runTool } from "./tool.js";
@@ -18,6 +21,8 @@ import { AGENT_VERSION } from "./version.js";
 export interface DoctorResult {
   readonly ok: boolean;
   readonly checks: readonly DoctorCheck[];
+  /** The server's server_id, when the database answered. */
+  readonly serverId?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -55,11 +60,46 @@ export async function runChecks(context: AgentContext): Promise<DoctorResult> {
     }
   };
 
+  await check("SSM Agent", async () => {
+    const version = await ssmAgentVersion();
+    if (!version) {
+      return {
+        ok: false,
+        found: "amazon-ssm-agent is not installed (not on PATH, in /usr/bin or /snap/amazon-ssm-agent)",
+        fix: `install SSM Agent ${MINIMUM_SSM_AGENT} or later: the state machines, the schedules and the install association reach this host only through it`,
+      };
+    }
+    if (compareVersions(version, MINIMUM_SSM_AGENT) < 0) {
+      return {
+        ok: false,
+        found: `SSM Agent ${version}`,
+        fix: `update amazon-ssm-agent to ${MINIMUM_SSM_AGENT} or later (the AWS-UpdateSSMAgent document): older agents pass Rewind-RunAgent no parameters`,
+      };
+    }
+    return { ok: true, found: `SSM Agent ${version}` };
+  });
+
+  await check("node", async () => {
+    const fix =
+      "install Node.js 22 or later as `node` on root's PATH: the SSM documents run `node rewind-agent.mjs`";
+    let version: string;
+    try {
+      version = (await runTool("node", ["--version"])).stdout.trim();
+    } catch (error) {
+      return { ok: false, found: `no node on PATH (${(error as Error).message.split("\n")[0]})`, fix };
+    }
+    const major = Number(/^v(\d+)\./.exec(version)?.[1]);
+    if (!(major >= 22)) return { ok: false, found: `node ${version} on PATH`, fix };
+    return { ok: true, found: `node ${version}` };
+  });
+
   let serverVersion: string | undefined;
+  let serverId: number | undefined;
   await check("database", () =>
     asBackupUser(context, async (_file, sql) => {
       const { identity, role } = await readServerRole(engine, sql);
       serverVersion = identity.version;
+      serverId = identity.serverId;
       const found = `${engine.name} ${identity.version}, ${role}, logged in as the backup account of ${accountsSecretId(config)}`;
       const missing = await missingPrivileges(context, sql, "backup");
       if (missing.length > 0) {
@@ -77,6 +117,21 @@ export async function runChecks(context: AgentContext): Promise<DoctorResult> {
         };
       }
       return { ok: true, found };
+    }),
+  );
+
+  await check("binlog settings", () =>
+    asBackupUser(context, async (_file, sql) => {
+      const problems = await binlogSettingProblems(engine, sql);
+      if (problems.length > 0) {
+        return {
+          ok: false,
+          found: problems.map((p) => p.found).join("; "),
+          fix: problems.map((p) => p.fix).join("; "),
+        };
+      }
+      const settings = engine.requiredBinlogSettings.map((s) => s.names[0]).join(", ");
+      return { ok: true, found: `${settings} as point-in-time restore needs` };
     }),
   );
 
@@ -111,33 +166,84 @@ export async function runChecks(context: AgentContext): Promise<DoctorResult> {
   });
 
   await check("S3", async () => {
-    await s3Client(config).send(
+    const client = s3Client(config);
+    const prefix = `s3://${config.bucket}/${clusterPrefix(context.location)}`;
+    await client.send(
       new ListObjectsV2Command({
         Bucket: config.bucket,
         Prefix: clusterPrefix(context.location),
         MaxKeys: 1,
       }),
     );
-    return { ok: true, found: `s3://${config.bucket}/${clusterPrefix(context.location)} is listable` };
+    // A host writes its cluster's prefix, and must never delete: what it backs up would be at
+    // the mercy of whoever controls it.
+    const probe = hostProbeKey(context.location, config.host);
+    await putJson(client, config.bucket, probe, { host: config.host, at: new Date().toISOString() });
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: probe }));
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (name === "AccessDenied" || name === "AccessDeniedException")
+        return { ok: true, found: `${prefix} is listable and writable; deleting is refused, as it must be` };
+      throw error;
+    }
+    return {
+      ok: false,
+      found: `the instance role may delete objects in ${prefix}`,
+      fix: "give the instance role only the stack's HostPolicyArn-<cluster> policy (no s3:DeleteObject): a host that can delete can destroy the backups it protects",
+    };
+  });
+
+  await check("server_id", async () => {
+    if (serverId === undefined)
+      return { ok: false, found: "the database did not answer", fix: "see the database check" };
+    if (serverId === 0) {
+      return {
+        ok: false,
+        found: "server_id is 0",
+        fix: "give the server a non-zero server_id, unique in the cluster, in its config",
+      };
+    }
+    const others = (await readHostChecks(s3Client(config), config.bucket, context.location)).filter(
+      (h) => h.host !== config.host && !h.stale && h.serverId === serverId,
+    );
+    if (others.length > 0) {
+      return {
+        ok: false,
+        found: `server_id ${serverId} is also ${others.map((h) => h.host).join(", ")}'s`,
+        fix: "give each server of the cluster its own server_id: replication skips events of its own id, and binlog sources are named by it",
+      };
+    }
+    return {
+      ok: true,
+      found: `server_id ${serverId}, unique among the cluster's hosts that recorded theirs`,
+    };
   });
 
   await check("work space", async () => {
     mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
     const free = freeBytes(config.workDir);
-    if (free !== null && free < config.minFreeMiB * MiB) {
+    // A table restore (and a drill, by default beside it) restores the newest backup whole there.
+    const [newest] = await readNewestBackups(s3Client(config), config.bucket, context.location, () => true);
+    const restoreBytes = newest?.rawBytes ?? 0;
+    const needed = config.minFreeMiB * MiB + restoreBytes;
+    const what = newest
+      ? `minFreeMiB (${config.minFreeMiB} MiB) and a scratch restore of backup ${newest.backupId} (${Math.ceil(restoreBytes / MiB)} MiB)`
+      : `minFreeMiB (${config.minFreeMiB} MiB)`;
+    if (free !== null && free < needed) {
       return {
         ok: false,
-        found: `${Math.floor(free / MiB)} MiB free in ${config.workDir}`,
-        fix: `free space there or point workDir elsewhere: a backup needs minFreeMiB (${config.minFreeMiB} MiB)`,
+        found: `${Math.floor(free / MiB)} MiB free in ${config.workDir}; ${Math.ceil(needed / MiB)} MiB needed`,
+        fix: `free space there or point workDir elsewhere: it must hold ${what}`,
       };
     }
     return {
       ok: true,
-      found: `${free === null ? "unknown" : Math.floor(free / MiB)} MiB free in ${config.workDir}`,
+      found: `${free === null ? "unknown" : Math.floor(free / MiB)} MiB free in ${config.workDir}, room for ${what}`,
     };
   });
 
-  return { ok: checks.every((c) => c.ok), checks };
+  return { ok: checks.every((c) => c.ok), checks, ...(serverId !== undefined ? { serverId } : {}) };
 }
 
 /**
@@ -152,6 +258,7 @@ export async function recordChecks(context: AgentContext, result: DoctorResult):
     checkedAt: new Date().toISOString(),
     agentVersion: AGENT_VERSION,
     ok: result.ok,
+    serverId: result.serverId ?? null,
     checks: [...result.checks],
   };
   const key = hostChecksKey(context.location, config.host);
@@ -162,6 +269,35 @@ export async function recordChecks(context: AgentContext, result: DoctorResult):
       error: (error as Error).message,
     });
   }
+}
+
+/** The installed SSM Agent's version, or undefined when none is found. */
+async function ssmAgentVersion(): Promise<string | undefined> {
+  for (const binary of [
+    "amazon-ssm-agent",
+    "/usr/bin/amazon-ssm-agent",
+    "/snap/amazon-ssm-agent/current/amazon-ssm-agent",
+  ]) {
+    try {
+      const { stdout, stderr } = await runTool(binary, ["-version"]);
+      const version = /(\d+\.\d+\.\d+\.\d+)/.exec(stdout + stderr)?.[1];
+      if (version) return version;
+    } catch {
+      // Not there: the next place.
+    }
+  }
+  return undefined;
+}
+
+/** Dotted versions compared part by part as numbers. */
+export function compareVersions(a: string, b: string): number {
+  const left = a.split(".").map(Number);
+  const right = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const difference = (left[i] ?? 0) - (right[i] ?? 0);
+    if (difference !== 0) return Math.sign(difference);
+  }
+  return 0;
 }
 
 /** The fix for a check that threw: the agent's own errors say it; AWS's are named by what to grant. */

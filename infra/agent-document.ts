@@ -2,7 +2,7 @@ import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { AGENT_SHELL_STEP } from "../core/agent-output.js";
-import { DOCUMENT_PATTERNS } from "../core/contracts/agent-document.js";
+import { DOCUMENT_PATTERNS, MINIMUM_SSM_AGENT } from "../core/contracts/agent-document.js";
 
 export interface AgentDocumentProps {
   /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
@@ -28,8 +28,6 @@ export const AGENT_DOCUMENT_PARAMETERS = {
   SecretVersion: { pattern: DOCUMENT_PATTERNS.SecretVersion, default: "" },
 } as const;
 
-/** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
-export const MINIMUM_SSM_AGENT = "3.3.2746.0";
 const MINIMUM_AGENT_MESSAGE = `Rewind-RunAgent needs SSM Agent ${MINIMUM_SSM_AGENT} or later (parameters as environment variables); this host's agent is older and passed none. Update amazon-ssm-agent on this host (AWS-UpdateSSMAgent) and run the command again`;
 
 /** Each declared parameter as SSM takes it: a string, constrained, passed as an environment variable. */

@@ -9,6 +9,9 @@ import { BACKUP_TYPES } from "../manifest.js";
  */
 
 /** S3 general purpose bucket names (S3 User Guide, "Bucket naming rules"), as one pattern. */
+/** SSM Agent 3.3.2746.0 is the first to pass parameters as environment variables (ENV_VAR). */
+export const MINIMUM_SSM_AGENT = "3.3.2746.0";
+
 export const S3_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 export { BACKUP_TYPES, BackupType } from "../manifest.js";

@@ -21,6 +21,8 @@ export const HostChecksSchema = z.object({
   checkedAt: z.string(),
   agentVersion: z.string(),
   ok: z.boolean(),
+  /** The server's server_id, so the next host's doctor can tell it is not unique in the cluster. */
+  serverId: z.number().int().nullable().default(null),
   checks: z.array(DoctorCheckSchema),
 });
 export type HostChecks = z.infer<typeof HostChecksSchema>;

@@ -33,6 +33,7 @@ export async function readHostChecks(
         checkedAt: "",
         agentVersion: "",
         ok: false,
+        serverId: null,
         checks: [
           {
             check: "doctor record",

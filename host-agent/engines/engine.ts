@@ -42,6 +42,11 @@ export interface Engine {
   /** The tool's last words on success; exit code 0 without them is still a failure. */
   readonly completedMarker: string;
   readServerIdentity(sql: SqlClient): Promise<ServerIdentity>;
+  /**
+   * The binary log settings point-in-time restore relies on: ROW events, GTIDs, and a replica's
+   * binlog holding what it replicates (so a promoted replica's binlogs carry the window on).
+   */
+  readonly requiredBinlogSettings: readonly RequiredSetting[];
   readReplication(sql: SqlClient): Promise<ReplicationState | null>;
   /**
    * After a restore and replay: the position the restored server reached, recorded as the
@@ -110,6 +115,39 @@ export interface ApplierState {
   readonly running: boolean;
   readonly error: string | null;
   readonly executed?: { readonly file: string; readonly position: number };
+}
+
+/** A server setting point-in-time restore relies on. */
+export interface RequiredSetting {
+  /** Its names, newest first (MySQL renamed log_slave_updates to log_replica_updates in 8.0.26). */
+  readonly names: readonly string[];
+  /** Accepted values, upper-case; the first is what to set. */
+  readonly allowed: readonly string[];
+  /** What breaks without it. */
+  readonly why: string;
+}
+
+/** Each required binary log setting the server does not have, with its fix. */
+export async function binlogSettingProblems(
+  engine: Engine,
+  sql: SqlClient,
+): Promise<{ found: string; fix: string }[]> {
+  const names = engine.requiredBinlogSettings.flatMap((setting) => setting.names);
+  const rows = await sql.rows(
+    `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${names.map((name) => `'${name}'`).join(", ")})`,
+  );
+  const values = new Map(rows.map((row) => [row.Variable_name ?? "", (row.Value ?? "").toUpperCase()]));
+  const problems: { found: string; fix: string }[] = [];
+  for (const setting of engine.requiredBinlogSettings) {
+    const name = setting.names.find((each) => values.has(each)) ?? setting.names[0]!;
+    const value = values.get(name);
+    if (value !== undefined && setting.allowed.includes(value)) continue;
+    problems.push({
+      found: `${name} is ${value ?? "not a setting of this server"}: ${setting.why}`,
+      fix: `set ${name}=${setting.allowed[0]} in the server's config and restart it`,
+    });
+  }
+  return problems;
 }
 
 /** The executed source coordinates of a SHOW REPLICA/SLAVE STATUS row (8.0.22+ names, then the old). */

@@ -122,6 +122,20 @@ export const mariadbEngine: Engine = {
     await runTool("mariadb-install-db", [`--defaults-file=${defaultsFile}`, "--skip-test-db"]);
   },
   skipReplicaStart: "skip-slave-start",
+  // MariaDB always writes GTIDs.
+  requiredBinlogSettings: [
+    {
+      names: ["binlog_format"],
+      // MIXED logs every statement unsafe for statement replay as rows.
+      allowed: ["ROW", "MIXED"],
+      why: "statement-based events replay non-deterministic statements differently from what the server did",
+    },
+    {
+      names: ["log_slave_updates"],
+      allowed: ["ON"],
+      why: "a replica's binlog lacks what it replicates, so after a failover its binlogs do not continue the window",
+    },
+  ],
   applierSource: "local-server",
   replicateUntilSql({ source, until, parallelWorkers }) {
     if (source.kind !== "local-server") throw new Error("MariaDB replays from a local binlog server");

@@ -101,6 +101,25 @@ export const mysqlEngine: Engine = {
     await runTool("mysqld", [`--defaults-file=${defaultsFile}`, "--initialize-insecure"]);
   },
   skipReplicaStart: "skip-replica-start",
+  requiredBinlogSettings: [
+    {
+      names: ["binlog_format"],
+      // MIXED logs every statement unsafe for statement replay as rows.
+      allowed: ["ROW", "MIXED"],
+      why: "statement-based events replay non-deterministic statements differently from what the server did",
+    },
+    { names: ["gtid_mode"], allowed: ["ON"], why: "Rewind stitches and replays binlogs by GTID" },
+    {
+      names: ["enforce_gtid_consistency"],
+      allowed: ["ON"],
+      why: "gtid_mode=ON requires it",
+    },
+    {
+      names: ["log_replica_updates", "log_slave_updates"],
+      allowed: ["ON"],
+      why: "a replica's binlog lacks what it replicates, so after a failover its binlogs do not continue the window",
+    },
+  ],
   applierSource: "relay-log",
   /**
    * The relay-log method: the downloaded binlogs are the relay logs of a private server on the

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
+import { MINIMUM_SSM_AGENT } from "../../core/contracts/agent-document.js";
 import { track } from "../processes.js";
 import type { IamPrincipal, SandboxIam } from "./iam.js";
 import { AwsApiError, jsonCaller, serveAwsJson } from "./json-endpoint.js";
@@ -307,6 +308,8 @@ export class LocalSsm {
         env: {
           ...withoutRegion(process.env),
           ...this.env,
+          // The host's SSM Agent, as `rewind-agent doctor` looks for it: the stand-in is one.
+          PATH: `${ssmAgentShim(root)}:${process.env.PATH ?? ""}`,
           // What SSM Agent sets for Run Command (amazon-ssm-agent's runscript plugin): no AWS_REGION.
           AWS_SSM_INSTANCE_ID: host.instanceId,
           ...host.environment,
@@ -451,6 +454,20 @@ export class LocalSsm {
  * (SSM Agent names it AWS_SSM_REGION_NAME; a systemd unit names none), so the agent must not
  * depend on it.
  */
+/** The SSM Agent version the stand-in plays: the first that passes parameters as environment variables. */
+export const STAND_IN_SSM_AGENT_VERSION = MINIMUM_SSM_AGENT;
+
+/** A directory under the host's root with an `amazon-ssm-agent` that answers `-version` like the real one. */
+export function ssmAgentShim(root: string, version = STAND_IN_SSM_AGENT_VERSION): string {
+  const dir = path.join(root, "ssm-agent-bin");
+  const binary = path.join(dir, "amazon-ssm-agent");
+  if (!existsSync(binary)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(binary, `#!/bin/sh\necho "SSM Agent version: ${version}"\n`, { mode: 0o755 });
+  }
+  return dir;
+}
+
 export function withoutRegion(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { AWS_REGION: _region, AWS_DEFAULT_REGION: _default, ...rest } = env;
   return rest;

@@ -5,6 +5,7 @@ import { SandboxIam } from "../../sandbox/aws/iam.js";
 import { LocalKms } from "../../sandbox/aws/kms.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
 import type { LocalSecretsManager } from "../../sandbox/aws/secrets-manager.js";
+import { ssmAgentShim } from "../../sandbox/aws/ssm.js";
 import type { SynthesizedControlPlane } from "../../sandbox/control-plane.js";
 import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
@@ -55,7 +56,13 @@ describe("rewind-agent doctor", () => {
     const bundle = path.join(scratch.dir, "rewind-agent.mjs");
     writeFileSync(bundle, "// stand-in\n");
     synthesized = synthesizeControlPlane(scratch.dir, bundle);
-    s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });
+    // S3 behind the template's IAM: the host role writes its prefix and may not delete.
+    s3 = await S3Server.start({
+      storageDir: `${scratch.dir}/s3`,
+      buckets: [BUCKET],
+      rules: { iam: new SandboxIam(sandboxIamModel(synthesized, BUCKET), () => {}).model },
+      log: () => {},
+    });
     server = await MariaDbServer.start({ baseDir: `${scratch.dir}/server`, serverId: 801 });
     noBinlog = await MariaDbServer.start({
       baseDir: `${scratch.dir}/no-binlog`,
@@ -63,7 +70,8 @@ describe("rewind-agent doctor", () => {
       extraConfig: ["skip-log-bin"],
     });
     const { kms, keyArn, env } = await kmsFor();
-    hostEnv = env;
+    // The host's SSM Agent (a stand-in answering -version) and node 22 on PATH, as on a real host.
+    hostEnv = { ...env, PATH: `${ssmAgentShim(scratch.dir)}:${process.env.PATH}` };
     ({ configFile, config, secrets } = await setUpLocalAgent({
       dir: `${scratch.dir}/agent`,
       server,
@@ -88,7 +96,10 @@ describe("rewind-agent doctor", () => {
     expect(run.exitCode, run.stderr).toBe(0);
     const { checks } = (run.output?.result ?? { checks: [] }) as { checks: { check: string; ok: boolean }[] };
     expect(checks.map((c) => c.check)).toEqual([
+      "SSM Agent",
+      "node",
       "database",
+      "binlog settings",
       "backup tool",
       "zstd",
       "mbstream",
@@ -97,6 +108,7 @@ describe("rewind-agent doctor", () => {
       "mariadb-dump",
       "data key",
       "S3",
+      "server_id",
       "work space",
     ]);
     expect(checks.every((c) => c.ok)).toBe(true);
@@ -160,6 +172,48 @@ describe("rewind-agent doctor", () => {
     );
   });
 
+  it("an SSM Agent older than the document needs: names both versions and how to update", async () => {
+    const old = ssmAgentShim(path.join(scratch.dir, "old-ssm"), "3.2.582.0");
+    const run = await doctorOf(configFile, { ...hostEnv, PATH: `${old}:${process.env.PATH}` });
+    expect(run.exitCode).toBe(1);
+    expect(run.output?.error?.message).toMatch(
+      /SSM Agent: SSM Agent 3\.2\.582\.0; update amazon-ssm-agent to 3\.3\.2746\.0 or later/,
+    );
+    expect(run.output?.error?.message).toMatch(/^doctor found 1 problem/);
+  });
+
+  it("statement-based binary logging: names the setting and what to set", async () => {
+    await server.query("SET GLOBAL binlog_format = 'STATEMENT'");
+    try {
+      const run = await doctorOf(configFile);
+      expect(run.exitCode).toBe(1);
+      expect(run.output?.error?.message).toMatch(
+        /binlog settings: binlog_format is STATEMENT: .*; set binlog_format=ROW in the server's config/,
+      );
+      expect(run.output?.error?.message).toMatch(/^doctor found 1 problem/);
+    } finally {
+      await server.query("SET GLOBAL binlog_format = 'ROW'");
+    }
+  });
+
+  it("an instance role that may delete in the bucket: says to attach only the host policy", async () => {
+    // The same bucket without the template's IAM: every request is allowed, deletes too.
+    const open = await S3Server.start({
+      storageDir: `${scratch.dir}/s3-open`,
+      buckets: [BUCKET],
+      log: () => {},
+    });
+    try {
+      const run = await doctorOf(configWith("open-s3", { s3Endpoint: open.endpoint }));
+      expect(run.exitCode).toBe(1);
+      expect(run.output?.error?.message).toMatch(
+        /S3: the instance role may delete objects in s3:\/\/[^ ]+\/orders\/; give the instance role only the stack's HostPolicyArn-<cluster> policy/,
+      );
+    } finally {
+      await open.stop();
+    }
+  });
+
   it("the install association runs it on every host and records it: list shows the host that fails, with its fix", async () => {
     const installOn = (file: string, name: string) =>
       agent(
@@ -204,6 +258,12 @@ describe("rewind-agent doctor", () => {
       { host: "db-802", ok: false, stale: false },
     ]);
     expect(hosts[1]!.failed[0]!.fix).toMatch(/set log_bin/);
+    // A third host whose server has db-801's server_id: named, with the fix.
+    const twin = await doctorOf(configWith("twin", { host: "db-803" }));
+    expect(twin.exitCode).toBe(1);
+    expect(twin.output?.error?.message).toMatch(
+      /server_id: server_id 801 is also db-801's; give each server of the cluster its own server_id/,
+    );
     expect(listed.stderr).toMatch(
       /db-802: FAILS 1 check\(s\)[^\n]*\n\s+database: binary logging is off.*fix: .*log_bin/,
     );

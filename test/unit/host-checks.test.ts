@@ -17,6 +17,7 @@ describe("hosts' doctor records, as list reads them", () => {
     checkedAt,
     agentVersion: "test",
     ok,
+    serverId: null,
     checks: [
       {
         check: "database",
