@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 /**
  * `npm run demo`: the deployed control plane on one machine. The CDK app is synthesized; its
  * Backup, Restore and RestoreDrill state machines run under aws-local-stepfunctions with the real
@@ -75,7 +76,17 @@ try {
 } catch (error) {
   console.error(`\n✘ demo failed: ${(error as Error).message}`);
   failures.push((error as Error).message);
+  // What the streamers said last: most failures of the story show there first.
+  for (const [instanceId, streamer] of sandbox?.streamers ?? []) {
+    const tail = existsSync(streamer.logFile)
+      ? readFileSync(streamer.logFile, "utf8").trim().split("\n").slice(-15).join("\n")
+      : "(no log)";
+    console.error(`\n--- binlog-stream on ${instanceId}, last lines of ${streamer.logFile}:\n${tail}`);
+  }
 } finally {
-  await sandbox?.down();
+  // A failed run keeps its files (logs, datadirs, the S3 stand-in's objects) for a look.
+  await sandbox?.down({ remove: failures.length === 0 });
+  if (sandbox && failures.length > 0)
+    console.error(`\nthe sandbox's files are kept in ${sandbox.state.root}`);
 }
 process.exitCode = failures.length === 0 ? 0 : 1;

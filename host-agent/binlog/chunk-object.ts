@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import zlib from "node:zlib";
 import type { KeyringNode, NodeCachingMaterialsManager } from "@aws-crypto/client-node";
-import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   BinlogChunkManifest,
   type ChunkObject,
@@ -10,6 +10,7 @@ import {
 } from "../../core/binlog/chunk.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { decryptBuffer, encryptBuffer } from "../encryption.js";
+import { putWholeObject } from "../s3/put-whole.js";
 import { startTool } from "../tool.js";
 
 /** Node's own zstd (22.15 and later; the same frame format as the zstd tool), when it has one. */
@@ -43,9 +44,10 @@ async function zstdBuffer(input: Buffer, args: string[]): Promise<Buffer> {
 export type ChunkFacts = Omit<BinlogChunkManifest, "storedBytes" | "storedSha256" | "compression">;
 
 /**
- * Stores one chunk as ONE object (one PutObject, its SHA-256 checksum sent): zstd, then the
- * Encryption SDK with a cached data key for the file's context, behind the header that is its
- * manifest. A PUT is atomic, so the chunk exists whole or not at all.
+ * Stores one chunk as ONE object (one PutObject, or a multipart upload when a large transaction
+ * makes it big; SHA-256 checksums sent): zstd, then the Encryption SDK with a cached data key for
+ * the file's context, behind the header that is its manifest. Either is atomic, so the chunk
+ * exists whole or not at all.
  */
 export async function storeChunk(options: {
   readonly client: S3Client;
@@ -55,6 +57,8 @@ export async function storeChunk(options: {
   readonly compressionLevel: number;
   readonly bytes: Buffer;
   readonly facts: ChunkFacts;
+  /** Above this many stored bytes the chunk goes up as a multipart upload (s3/put-whole.ts). */
+  readonly partBytes?: number;
 }): Promise<BinlogChunkManifest> {
   const { facts } = options;
   const what = `shipping chunk ${facts.chunk} of ${facts.file}`;
@@ -75,15 +79,9 @@ export async function storeChunk(options: {
   });
   const body = encodeChunkObject(manifest, payload);
   try {
-    await options.client.send(
-      new PutObjectCommand({
-        Bucket: options.bucket,
-        Key: options.key,
-        Body: body,
-        ContentType: "application/octet-stream",
-        ChecksumSHA256: createHash("sha256").update(body).digest("base64"),
-      }),
-    );
+    await putWholeObject(options.client, options.bucket, options.key, body, {
+      ...(options.partBytes ? { partBytes: options.partBytes } : {}),
+    });
   } catch (error) {
     throw new RewindError(ErrorNames.upload, `${what} failed: ${(error as Error).message}`, undefined, {
       cause: error,

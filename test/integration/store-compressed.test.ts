@@ -9,6 +9,7 @@ import {
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
+import { GetObjectAttributesCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BINLOG_CHUNK_FORMAT_VERSION } from "../../core/binlog/chunk.js";
 import { binlogChunkKey } from "../../core/layout.js";
@@ -18,6 +19,7 @@ import { type ChunkFacts, fetchChunk, storeChunk } from "../../host-agent/binlog
 import { storeCompressed } from "../../host-agent/binlog/ship-file.js";
 import { s3Client } from "../../host-agent/clients.js";
 import { cachedDataKeys } from "../../host-agent/encryption.js";
+import { WHOLE_OBJECT_PART_BYTES } from "../../host-agent/s3/put-whole.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
 import { BUCKET, scratchDir } from "../support.js";
 
@@ -197,6 +199,38 @@ describe("storeChunk and fetchChunk", () => {
       fetched.push(bytes);
     }
     expect(Buffer.concat(fetched).equals(Buffer.concat(pieces))).toBe(true);
+  });
+
+  it("a chunk bigger than a part (one large transaction) goes up as a multipart upload and reads back whole", async () => {
+    const file = "mariadb-bin.000009";
+    // Incompressible: 12 MiB stored, over WHOLE_OBJECT_PART_BYTES (and fauxqs's 11 MiB request limit).
+    const bytes = randomBytes(12 * 1024 * 1024);
+    const key = binlogChunkKey(location, "1-db1", file, 0, bytes.length);
+    const manifest = await storeChunk({
+      client: client(),
+      bucket: BUCKET,
+      key,
+      materials: cachedDataKeys(keyring()),
+      compressionLevel: 3,
+      bytes,
+      facts: facts(file, 0, 0, bytes),
+    });
+    expect(manifest.storedBytes).toBeGreaterThan(WHOLE_OBJECT_PART_BYTES);
+    const listing = await listFileChunks(client(), BUCKET, location, "1-db1", file);
+    const attributes = await client().send(
+      new GetObjectAttributesCommand({ Bucket: BUCKET, Key: key, ObjectAttributes: ["ObjectParts"] }),
+    );
+    expect(attributes.ObjectParts?.TotalPartsCount).toBe(2);
+    const { bytes: fetched } = await fetchChunk({
+      client: client(),
+      bucket: BUCKET,
+      chunk: listing.chain[0]!,
+      index: 0,
+      materials: cachedDataKeys(keyring()),
+      expectedContext: { cluster: "orders", source: "1-db1", file },
+      label: "chunk 0",
+    });
+    expect(fetched.equals(bytes)).toBe(true);
   });
 
   it("refuses a chunk whose stored bytes changed, or that another file's chunk replaced", async () => {
