@@ -8,9 +8,15 @@ import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
+import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { accountsSecretName } from "../core/contracts/accounts.js";
-import { settingsToEnv } from "../core/contracts/lambda-settings.js";
+import {
+  CLUSTER_PARAMETERS,
+  type ClusterSettings,
+  clusterParameterName,
+  settingsToEnv,
+} from "../core/contracts/lambda-settings.js";
 import { objectLock, type RewindConfig } from "./config.js";
 import {
   acknowledge,
@@ -52,12 +58,7 @@ export class ControlPlaneFunctions extends Construct {
     const environment = {
       ...settingsToEnv({
         bucket: props.bucket.bucketName,
-        clusters: config.clusters.map(({ name, engine, sourcePolicy, maxReplicaLagSeconds }) => ({
-          name,
-          engine,
-          sourcePolicy,
-          maxReplicaLagSeconds,
-        })),
+        clusterParameters: CLUSTER_PARAMETERS,
         retention: {
           fullBackups: config.retention.fullBackups,
           pitrDays: config.retention.pitrDays,
@@ -154,6 +155,24 @@ export class ControlPlaneFunctions extends Construct {
       // Objects are SSE-KMS: reading needs the key.
       allow(fn, "DecryptObjects", ["kms:Decrypt"], [props.key.keyArn], throughS3);
     }
+    // Each cluster's settings, as data: one SSM parameter per cluster, read by the Lambdas that
+    // take a cluster in their input (the environment stays the same size however many there are).
+    for (const cluster of config.clusters) {
+      const value: ClusterSettings = {
+        name: cluster.name,
+        engine: cluster.engine,
+        sourcePolicy: cluster.sourcePolicy,
+        maxReplicaLagSeconds: cluster.maxReplicaLagSeconds,
+      };
+      new ssm.StringParameter(this, `Settings-${cluster.name}`, {
+        parameterName: clusterParameterName(cluster.name),
+        stringValue: JSON.stringify(value),
+        description: `Rewind settings of cluster ${cluster.name}`,
+      });
+    }
+    const parameters = `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${CLUSTER_PARAMETERS}*`;
+    for (const fn of [this.selectSource, this.planRestore, this.retention])
+      allow(fn, "ReadClusterSettings", ["ssm:GetParameter"], [parameters]);
     allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
     allow(this.planRestore, "EncryptPlans", ["kms:GenerateDataKey"], [props.key.keyArn], throughS3);
     // Retention deletes versions by id (a plain DELETE on this versioned bucket would only write a
@@ -223,6 +242,13 @@ export class ControlPlaneFunctions extends Construct {
         defaultPolicyOf(fn.role!),
         arnWildcard(props.bucket, "/*"),
         "Reads the manifests of any configured cluster (every cluster's prefix), never writes outside restores/",
+      );
+    }
+    for (const fn of [this.selectSource, this.planRestore, this.retention]) {
+      acknowledge(
+        defaultPolicyOf(fn.role!),
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${CLUSTER_PARAMETERS}*]`,
+        "Reads the settings of the cluster its input names: the deployment's cluster parameters, one per cluster, read only",
       );
     }
     acknowledge(

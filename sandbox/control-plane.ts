@@ -93,6 +93,12 @@ export class LocalControlPlane {
       { AWS_SSM_REGION_NAME: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" },
       { iam: this.iam, counts: this.counts },
     );
+    // The template's SSM parameters (each cluster's settings), as a deploy creates them.
+    for (const resource of Object.values(synthesized.template.Resources)) {
+      if (resource.Type !== "AWS::SSM::Parameter") continue;
+      const { Name, Value } = resource.Properties as { Name: string; Value: string };
+      this.ssm.parameters.set(Name, Value);
+    }
   }
 
   /** The principal a template role stands for (`state machine Rewind-Backup`, …), when IAM is on. */

@@ -44,7 +44,7 @@ function phasesLine(result: unknown): string {
           ? p.total === null
             ? ""
             : ` (${(p.done / MiB).toFixed(1)} MiB)`
-          : ` (${p.done} ${p.unit})`;
+          : ` (${p.done} ${p.done === 1 ? p.unit.replace(/s$/, "") : p.unit})`;
       return `${p.phase} ${p.seconds ?? "?"} s${amount}`;
     })
     .join(", ");

@@ -5,6 +5,9 @@ import { EngineName } from "../engine.js";
  * What the stack tells every Lambda: written by infra (`settingsToEnv`, CDK tokens allowed for the
  * bucket and topic), read once per cold start by the Lambdas (`settingsFromEnv`). The variable
  * names exist here only. A malformed environment is a deployment bug, so reading it throws plainly.
+ * Each cluster's settings are not in the environment (4 KB in all, a few dozen clusters) but in an
+ * SSM parameter of their own, `<clusterParameters><cluster>` (`clusterParameterName`), which a
+ * Lambda reads for the cluster its input names, once per cold start.
  */
 export const ClusterSettings = z.object({
   name: z.string(),
@@ -14,9 +17,17 @@ export const ClusterSettings = z.object({
 });
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
+/** Where the stack puts each cluster's settings (an SSM String parameter holding their JSON). */
+export const CLUSTER_PARAMETERS = "/rewind/clusters/";
+
+export function clusterParameterName(cluster: string, prefix = CLUSTER_PARAMETERS): string {
+  return `${prefix}${cluster}`;
+}
+
 export const LambdaSettings = z.object({
   bucket: z.string().min(1),
-  clusters: z.array(ClusterSettings),
+  /** The prefix of the clusters' parameters (`/rewind/clusters/`). */
+  clusterParameters: z.string().startsWith("/").endsWith("/").default(CLUSTER_PARAMETERS),
   retention: z.object({
     fullBackups: z.number().int().min(1),
     pitrDays: z.number().int().min(1),
@@ -30,7 +41,7 @@ export type LambdaSettings = z.infer<typeof LambdaSettings>;
 /** The environment variable of each setting. */
 export const SETTINGS_ENV = {
   bucket: "REWIND_BUCKET",
-  clusters: "REWIND_CLUSTERS",
+  clusterParameters: "REWIND_CLUSTER_PARAMETERS",
   retention: "REWIND_RETENTION",
   documentName: "REWIND_DOCUMENT_NAME",
   topicArn: "REWIND_TOPIC_ARN",
@@ -51,7 +62,7 @@ export function settingsFromEnv(env: Readonly<Record<string, string | undefined>
   const json = (name: string) => (env[name] ? JSON.parse(env[name]!) : undefined);
   return LambdaSettings.parse({
     bucket: env[SETTINGS_ENV.bucket],
-    clusters: json(SETTINGS_ENV.clusters) ?? [],
+    clusterParameters: env[SETTINGS_ENV.clusterParameters] || undefined,
     retention: json(SETTINGS_ENV.retention) ?? { fullBackups: 7, pitrDays: 7 },
     documentName: env[SETTINGS_ENV.documentName] || undefined,
     topicArn: env[SETTINGS_ENV.topicArn] || undefined,

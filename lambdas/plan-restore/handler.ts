@@ -16,7 +16,7 @@ const PlanRestoreEvent = z.object({
 export async function handler(event: unknown) {
   const { input: raw, restoreId } = parseInput(PlanRestoreEvent, event, "plan-restore");
   const input = parseInput(RestoreInput, raw, "Restore");
-  clusterSettings(settings, input.cluster);
+  await clusterSettings(settings, input.cluster);
   const planned = await planClusterRestore(s3Client(), settings.bucket, input, restoreId);
   logger.info("restore planned", { ...planned });
   return planned;

@@ -12,7 +12,7 @@ const RetentionEvent = z.object({ cluster: z.string() }).loose();
 /** Deletes what the PITR-aware policy no longer needs, or nothing and why. */
 export async function handler(event: unknown) {
   const { cluster } = parseInput(RetentionEvent, event, "retention");
-  clusterSettings(settings, cluster);
+  await clusterSettings(settings, cluster);
   const report = await applyRetention(s3Client(), settings.bucket, cluster, settings.retention, new Date());
   if (report.refused) logger.warn("retention deleted nothing", { ...report });
   else logger.info("retention applied", { ...report });

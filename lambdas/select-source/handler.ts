@@ -10,7 +10,7 @@ const settings = readSettings();
 /** Backup step 1: ask every host of the cluster for its status and pick the source by policy. */
 export async function handler(event: unknown) {
   const input = parseInput(BackupInput, event, "Backup");
-  const cluster = clusterSettings(settings, input.cluster);
+  const cluster = await clusterSettings(settings, input.cluster);
   const chosen = await selectSource(
     {
       instances: (name) => clusterInstances(ssmClient(), name),

@@ -114,6 +114,9 @@ export class LocalSsm {
   private readonly faults: { instanceId: string; match: (env: Record<string, string>) => boolean }[] = [];
 
   private bucket: { perSecond: number; burst: number; tokens: number; at: number } | undefined;
+
+  /** Parameter Store: name → value (String parameters, as the template makes them). */
+  readonly parameters = new Map<string, string>();
   /** SendCommand requests refused with ThrottlingException so far. */
   throttled = 0;
 
@@ -366,6 +369,20 @@ export class LocalSsm {
   }
 
   private answer(target: string, input: Record<string, unknown>, caller: IamPrincipal | undefined): unknown {
+    if (target === "GetParameter") {
+      // Authorised on the parameter: arn:aws:ssm:<region>:<account>:parameter/<name without its
+      // leading slash> (Systems Manager User Guide, "Parameter Store" IAM examples).
+      this.access.counts?.add("SSM", target);
+      const name = String(input.Name ?? "");
+      this.authorize(
+        caller,
+        "ssm:GetParameter",
+        `arn:aws:ssm:us-east-1:123456789012:parameter/${name.replace(/^\//, "")}`,
+      );
+      const value = this.parameters.get(name);
+      if (value === undefined) throw new SsmRequestError(`ParameterNotFound: ${name}`);
+      return { Parameter: { Name: name, Type: "String", Value: value, Version: 1 } };
+    }
     if (target !== "SendCommand") {
       this.access.counts?.add("SSM", target);
       this.authorize(caller, `ssm:${target}`, "*");

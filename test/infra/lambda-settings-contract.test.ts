@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { SETTINGS_ENV, settingsFromEnv, settingsToEnv } from "../../core/contracts/lambda-settings.js";
+import {
+  CLUSTER_PARAMETERS,
+  ClusterSettings,
+  clusterParameterName,
+  SETTINGS_ENV,
+  settingsFromEnv,
+  settingsToEnv,
+} from "../../core/contracts/lambda-settings.js";
 import { resolveIntrinsics, type Template } from "../../sandbox/state-machine-definitions.js";
 import { synthTemplate } from "./synth.js";
 
@@ -26,10 +33,7 @@ describe("the Lambdas' settings contract", () => {
         template,
       ) as Record<string, string>;
       const settings = settingsFromEnv(env);
-      expect(settings.clusters).toEqual([
-        { name: "orders", engine: "mariadb", sourcePolicy: "prefer-replica", maxReplicaLagSeconds: 300 },
-        { name: "billing", engine: "mysql", sourcePolicy: "primary", maxReplicaLagSeconds: 60 },
-      ]);
+      expect(settings.clusterParameters).toBe(CLUSTER_PARAMETERS);
       // pitrDays 5 + a day between nightly full backups + a day.
       expect(settings.retention).toEqual({ fullBackups: 3, pitrDays: 5, objectLockDays: 7 });
       expect(settings.documentName).toBe("Rewind-RunAgent");
@@ -41,17 +45,43 @@ describe("the Lambdas' settings contract", () => {
     }
   });
 
+  it("each cluster's settings are an SSM parameter the Lambdas that take a cluster may read, and the environment does not grow with the clusters", () => {
+    const parameters = Object.values(template.Resources).filter((r) => r.Type === "AWS::SSM::Parameter");
+    const byName = Object.fromEntries(
+      parameters.map((p) => [
+        p.Properties!.Name as string,
+        ClusterSettings.parse(JSON.parse(p.Properties!.Value as string)),
+      ]),
+    );
+    expect(byName).toEqual({
+      [clusterParameterName("orders")]: {
+        name: "orders",
+        engine: "mariadb",
+        sourcePolicy: "prefer-replica",
+        maxReplicaLagSeconds: 300,
+      },
+      [clusterParameterName("billing")]: {
+        name: "billing",
+        engine: "mysql",
+        sourcePolicy: "primary",
+        maxReplicaLagSeconds: 60,
+      },
+    });
+    const envOf = (t: Template) =>
+      Object.values(t.Resources)
+        .filter((r) => r.Type === "AWS::Lambda::Function")
+        .map((fn) => JSON.stringify((fn.Properties!.Environment as { Variables: unknown }).Variables));
+    const many = synthTemplate({
+      ...config,
+      clusters: Array.from({ length: 25 }, (_, i) => ({ name: `c${i}`, engine: "mariadb" })),
+    }).toJSON() as Template;
+    expect(envOf(many).map((env) => env.length)).toEqual(envOf(template).map((env) => env.length));
+  });
+
   it("round-trips, and a malformed environment is refused", () => {
     const settings = {
       bucket: "b",
-      clusters: [
-        {
-          name: "orders",
-          engine: "mariadb" as const,
-          sourcePolicy: "primary" as const,
-          maxReplicaLagSeconds: 5,
-        },
-      ],
+      clusterParameters: "/rewind/clusters/",
       retention: { fullBackups: 1, pitrDays: 1 },
       documentName: "Rewind-RunAgent",
     };

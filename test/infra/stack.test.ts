@@ -340,11 +340,8 @@ describe("the Rewind stack", () => {
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe("nodejs22.x");
       expect(fn.Properties.Architectures).toEqual(["arm64"]);
-      expect(fn.Properties.Environment.Variables.REWIND_CLUSTERS).toBe(
-        JSON.stringify([
-          { name: "orders", engine: "mariadb", sourcePolicy: "prefer-replica", maxReplicaLagSeconds: 300 },
-        ]),
-      );
+      // Each cluster's settings are an SSM parameter (test/infra/lambda-settings-contract.test.ts).
+      expect(fn.Properties.Environment.Variables.REWIND_CLUSTER_PARAMETERS).toBe("/rewind/clusters/");
     }
   });
 
