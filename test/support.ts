@@ -15,6 +15,31 @@ export function agent(args: readonly string[], env?: NodeJS.ProcessEnv, input?: 
   return runAgent(AGENT_BUNDLE, args, env, input);
 }
 
+/**
+ * `rewind-agent install --no-start`, as the association runs it, with the systemd unit and the
+ * installed bundle under `dir` instead of /etc/systemd/system and /opt/rewind.
+ */
+export function installAgent(
+  dir: string,
+  configFile: string,
+  { env, noAccounts = false }: { env?: NodeJS.ProcessEnv; noAccounts?: boolean } = {},
+) {
+  return agent(
+    [
+      "install",
+      "--no-start",
+      ...(noAccounts ? ["--no-accounts"] : []),
+      "--unit-dir",
+      `${dir}/systemd`,
+      "--install-dir",
+      `${dir}/opt`,
+      "--config",
+      configFile,
+    ],
+    env,
+  );
+}
+
 /** The backup id of a successful `backup` run; fails with the agent's stderr otherwise. */
 export function backupIdOf(run: AgentRun): string {
   const backupId = run.output?.result?.backupId;

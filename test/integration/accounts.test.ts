@@ -7,7 +7,7 @@ import type { LocalSecretsManager } from "../../sandbox/aws/secrets-manager.js";
 import { accountOf, setUpLocalAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { waitFor } from "../../sandbox/processes.js";
-import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+import { agent, BUCKET, backupIdOf, installAgent, scratchDir } from "../support.js";
 
 /** `users ensure` on a real MariaDB primary and replica, with the accounts secret in the stand-in. */
 describe("the cluster's accounts: rewind-agent users ensure", () => {
@@ -194,17 +194,7 @@ describe("the cluster's accounts: rewind-agent users ensure", () => {
   });
 
   it("install (the association, on every tagged host) ensures the accounts on the primary and skips a replica", async () => {
-    const installOn = (file: string, name: string) =>
-      agent([
-        "install",
-        "--no-start",
-        "--unit-dir",
-        `${scratch.dir}/${name}/systemd`,
-        "--install-dir",
-        `${scratch.dir}/${name}/opt`,
-        "--config",
-        file,
-      ]);
+    const installOn = (file: string, name: string) => installAgent(`${scratch.dir}/${name}`, file);
     const onPrimary = await installOn(configFile, "primary-install");
     expect(onPrimary.exitCode, onPrimary.stderr).toBe(0);
     expect(onPrimary.output?.result?.accounts).toMatchObject({ changed: false });

@@ -10,7 +10,7 @@ import type { SynthesizedControlPlane } from "../../sandbox/control-plane.js";
 import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { removeStatement, sandboxIamModel, synthesizeControlPlane } from "../../sandbox/sandbox.js";
-import { agent, BUCKET, scratchDir } from "../support.js";
+import { agent, BUCKET, installAgent, scratchDir } from "../support.js";
 
 /**
  * `rewind-agent doctor` on a real MariaDB host, with the data key behind the template's IAM (the
@@ -216,20 +216,7 @@ describe("rewind-agent doctor", () => {
 
   it("the install association runs it on every host and records it: list shows the host that fails, with its fix", async () => {
     const installOn = (file: string, name: string) =>
-      agent(
-        [
-          "install",
-          "--no-start",
-          "--no-accounts",
-          "--unit-dir",
-          `${scratch.dir}/${name}/systemd`,
-          "--install-dir",
-          `${scratch.dir}/${name}/opt`,
-          "--config",
-          file,
-        ],
-        hostEnv,
-      );
+      installAgent(`${scratch.dir}/${name}`, file, { env: hostEnv, noAccounts: true });
     const good = await installOn(configFile, "install-good");
     expect(good.exitCode, good.stderr).toBe(0);
     expect(good.output?.result?.doctor).toEqual({ ok: true, failed: [] });
