@@ -3,6 +3,7 @@ import os from "node:os";
 import { z } from "zod";
 import { accountsSecretName } from "../core/contracts/accounts.js";
 import { S3_BUCKET_NAME } from "../core/contracts/agent-document.js";
+import { DEFAULT_DEPLOYMENT, validateDeploymentName } from "../core/contracts/deployment.js";
 import { EngineName } from "../core/engine.js";
 import { configError } from "../core/errors.js";
 import { validateClusterName } from "../core/layout.js";
@@ -27,6 +28,18 @@ export const AgentConfigSchema = z
       })
       .optional(),
     region: z.string().default("us-east-1"),
+    /**
+     * The Rewind deployment this host belongs to (the stack's `deployment`, default `rewind`): it
+     * names the accounts secret (`<deployment>/<cluster>/accounts`) and the host's tag
+     * (`<deployment>:cluster`).
+     */
+    deployment: z
+      .string()
+      .default(DEFAULT_DEPLOYMENT)
+      .superRefine((name, ctx) => {
+        const problem = validateDeploymentName(name);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
     /** Only for the sandbox or S3-compatible stores; AWS needs none. */
     s3Endpoint: z.url().optional(),
     /** Step Functions, KMS and Secrets Manager endpoint overrides (the sandbox, VPC endpoints). */
@@ -48,7 +61,7 @@ export const AgentConfigSchema = z
       .object({
         /**
          * The secret holding every account Rewind uses (core/contracts/accounts.ts); the
-         * stack creates `rewind/<cluster>/accounts`, the default.
+         * stack creates `<deployment>/<cluster>/accounts`, the default.
          */
         accounts: z.string().min(1).optional(),
         /**
@@ -233,6 +246,6 @@ export function parseConfig(raw: unknown, where: string): AgentConfig {
 }
 
 /** The cluster's accounts secret: the config's, or the one the stack creates. */
-export function accountsSecretId(config: Pick<AgentConfig, "cluster" | "secrets">): string {
-  return config.secrets.accounts ?? accountsSecretName(config.cluster);
+export function accountsSecretId(config: Pick<AgentConfig, "cluster" | "secrets" | "deployment">): string {
+  return config.secrets.accounts ?? accountsSecretName(config.cluster, config.deployment);
 }

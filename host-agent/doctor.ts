@@ -1,13 +1,14 @@
 import { mkdirSync } from "node:fs";
 import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { MINIMUM_SSM_AGENT } from "../core/contracts/agent-document.js";
+import { deploymentNames } from "../core/contracts/deployment.js";
 import type { DoctorCheck, HostChecks } from "../core/contracts/host-checks.js";
 import { ErrorNames, RewindError } from "../core/errors.js";
 import { clusterPrefix, hostChecksKey, hostProbeKey } from "../core/layout.js";
 import { readNewestBackups } from "../core/store/catalog.js";
 import { readHostChecks } from "../core/store/host-checks.js";
 import { s3Client } from "./clients.js";
-import { accountsSecretId } from "./config.js";
+import { type AgentConfig, accountsSecretId } from "./config.js";
 import { type AgentContext, asBackupUser } from "./context.js";
 import { freeBytes } from "./disk.js";
 import { dataKeyring, decryptBuffer, encryptBuffer } from "./encryption.js";
@@ -56,7 +57,7 @@ export async function runChecks(context: AgentContext): Promise<DoctorResult> {
       checks.push({ check: name, ...(await run()) });
     } catch (error) {
       const message = (error as Error).message;
-      checks.push({ check: name, ok: false, found: message.split("\n")[0]!, fix: fixFor(error) });
+      checks.push({ check: name, ok: false, found: message.split("\n")[0]!, fix: fixFor(error, config) });
     }
   };
 
@@ -190,7 +191,7 @@ export async function runChecks(context: AgentContext): Promise<DoctorResult> {
     return {
       ok: false,
       found: `the instance role may delete objects in ${prefix}`,
-      fix: "give the instance role only the stack's HostPolicyArn-<cluster> policy (no s3:DeleteObject): a host that can delete can destroy the backups it protects",
+      fix: `give the instance role only the stack's ${hostPolicyName(config)} policy (no s3:DeleteObject): a host that can delete can destroy the backups it protects`,
     };
   });
 
@@ -300,12 +301,17 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/** The managed policy the stack makes for this host's cluster (`rewind-host-orders`). */
+function hostPolicyName(config: Pick<AgentConfig, "cluster" | "deployment">): string {
+  return deploymentNames(config.deployment).hostPolicy(config.cluster);
+}
+
 /** The fix for a check that threw: the agent's own errors say it; AWS's are named by what to grant. */
-function fixFor(error: unknown): string {
+function fixFor(error: unknown, config: AgentConfig): string {
   const name = (error as Error).name;
   const message = (error as Error).message;
   if (name === "AccessDeniedException" || name === "AccessDenied" || /not authorized/i.test(message))
-    return "attach the stack's HostPolicyArn-<cluster> output to the instance role (it allows this cluster's data keys, objects and secret)";
+    return `attach the stack's ${hostPolicyName(config)} managed policy to the instance role (it allows this cluster's data keys, objects and secret)`;
   if (error instanceof RewindError && message.includes(";"))
     return message.slice(message.indexOf(";") + 1).trim();
   if (name === "NotFoundException") return "set encryption.kmsKeyId to the stack's KeyArn output";

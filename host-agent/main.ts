@@ -398,7 +398,7 @@ function checkRequestedCluster(flags: Flags, config: AgentConfig, configFile: st
   if (expected !== config.cluster) {
     throw new RewindError(
       ErrorNames.configInvalid,
-      `this request is for cluster ${expected}, but this host's agent config (${configFile}) is for cluster ${config.cluster}; nothing was done. Fix the host's rewind:cluster tag or its agent config so that they name the same cluster`,
+      `this request is for cluster ${expected}, but this host's agent config (${configFile}) is for cluster ${config.cluster}; nothing was done. Fix the host's ${config.deployment}:cluster tag or its agent config so that they name the same cluster`,
     );
   }
 }

@@ -3,6 +3,7 @@ import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { AGENT_SHELL_STEP } from "../core/agent-output.js";
 import { DOCUMENT_PATTERNS, MINIMUM_SSM_AGENT } from "../core/contracts/agent-document.js";
+import { deploymentNames } from "../core/contracts/deployment.js";
 
 export interface AgentDocumentProps {
   /** The bundled agent (`dist/rewind-agent.mjs`), shipped as an S3 asset. */
@@ -12,6 +13,8 @@ export interface AgentDocumentProps {
    * @default /etc/rewind/agent.json
    */
   readonly configPath?: string;
+  /** The document's name (`Rewind-RunAgent`; DeploymentNames.runAgentDocument). */
+  readonly name?: string;
 }
 
 /**
@@ -97,12 +100,12 @@ function commandDocument(
 
 /** `Rewind-RunAgent`: downloads the agent bundle and runs one command of it on a database host. */
 export class AgentDocument extends Construct {
-  static readonly NAME = "Rewind-RunAgent";
   readonly document: ssm.CfnDocument;
-  readonly documentName = AgentDocument.NAME;
+  readonly documentName: string;
 
   constructor(scope: Construct, id: string, props: AgentDocumentProps) {
     super(scope, id);
+    this.documentName = props.name ?? deploymentNames().runAgentDocument;
     const configPath = checkedConfigPath(props.configPath);
     const parameters = documentParameters(AGENT_DOCUMENT_PARAMETERS);
     const script = [
@@ -120,7 +123,7 @@ export class AgentDocument extends Construct {
       'exec node "$agent" "$@"',
     ];
     this.document = commandDocument(this, {
-      name: AgentDocument.NAME,
+      name: this.documentName,
       description:
         "Runs one command of the Rewind host agent; the result goes to Step Functions by task token",
       parameters,
@@ -161,12 +164,16 @@ export const INSTALLED_AGENT = "/opt/rewind/rewind-agent.mjs";
  * association keeps the installed bundle current (every 30 minutes and after each deploy).
  */
 export class InstalledAgentDocument extends Construct {
-  static readonly NAME = "Rewind-RunInstalledAgent";
   readonly document: ssm.CfnDocument;
-  readonly documentName = InstalledAgentDocument.NAME;
+  readonly documentName: string;
 
-  constructor(scope: Construct, id: string, props: { readonly configPath?: string } = {}) {
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { readonly configPath?: string; readonly name?: string } = {},
+  ) {
     super(scope, id);
+    this.documentName = props.name ?? deploymentNames().installedAgentDocument;
     const configPath = checkedConfigPath(props.configPath);
     const parameters = documentParameters(INSTALLED_AGENT_DOCUMENT_PARAMETERS);
     const script = [
@@ -180,7 +187,7 @@ export class InstalledAgentDocument extends Construct {
       'exec node "$agent" "$@"',
     ];
     this.document = commandDocument(this, {
-      name: InstalledAgentDocument.NAME,
+      name: this.documentName,
       description:
         "Runs the Rewind host agent installed on the host (the binlog watchdog); downloads nothing",
       parameters,

@@ -15,8 +15,12 @@ export interface AgentTaskProps {
   readonly heartbeat: Duration;
   readonly timeout: Duration;
   readonly resultPath: string;
-  /** Cluster names the instances must be tagged with (rewind:cluster). */
-  readonly clusters: readonly string[];
+  /**
+   * The deployment's host tag (`rewind:cluster`): the command may run only on instances that carry
+   * it, whatever its value, so the policy stays the same size however many clusters there are; the
+   * host itself refuses a request for another cluster (`--expect-cluster`).
+   */
+  readonly hostTag: string;
 }
 
 /**
@@ -61,7 +65,7 @@ export function agentTask(scope: Construct, id: string, props: AgentTaskProps): 
       new iam.PolicyStatement({
         actions: ["ssm:SendCommand"],
         resources: [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
-        conditions: { StringEquals: { "ssm:resourceTag/rewind:cluster": [...props.clusters] } },
+        conditions: { StringLike: { [`ssm:resourceTag/${props.hostTag}`]: "*" } },
       }),
     ],
     heartbeatTimeout: sfn.Timeout.duration(props.heartbeat),

@@ -4,6 +4,7 @@
  */
 import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { deploymentNames } from "../core/contracts/deployment.js";
 import { bundleAgent } from "./bundle-agent.js";
 import { loadRewindConfig } from "./config.js";
 import { RewindStack } from "./rewind-stack.js";
@@ -13,5 +14,5 @@ const app = new App();
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 const configFile = app.node.tryGetContext("rewindConfig") ?? "rewind.config.json";
 const config = loadRewindConfig(configFile);
-new RewindStack(app, "Rewind", { config, agentBundle: await bundleAgent() });
+new RewindStack(app, deploymentNames(config.deployment).stack, { config, agentBundle: await bundleAgent() });
 app.synth();

@@ -53,7 +53,7 @@ export class BackupStateMachine extends Construct {
 
     const backup = agentTask(this, "RunBackup", {
       documentName: props.documentName,
-      clusters: props.clusters,
+      hostTag: props.hostTag,
       instanceIdPath: at("source.instanceId"),
       comment: "rewind-agent backup on the chosen source",
       parameters: { Command: "backup", Type: at("type") },
@@ -94,7 +94,7 @@ export class BackupStateMachine extends Construct {
     );
 
     this.stateMachine = rewindStateMachine(this, {
-      name: "Rewind-Backup",
+      name: props.name,
       comment: "Rewind full backup of one cluster",
       definition: select.next(backup).next(verify).next(done),
       invokes: [fns.selectSource, fns.verify, fns.notify],

@@ -1,12 +1,14 @@
-import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { RemovalPolicy } from "aws-cdk-lib";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
-import { ACCOUNTS_SEED, accountsSecretName, initialAccountsTemplate } from "../core/contracts/accounts.js";
+import { ACCOUNTS_SEED, initialAccountsTemplate } from "../core/contracts/accounts.js";
+import type { DeploymentNames } from "../core/contracts/deployment.js";
 
 export interface ClusterSecretsProps {
   readonly cluster: string;
+  readonly names: DeploymentNames;
   /** The key the hosts already use for backups; they decrypt their secrets with it. */
   readonly key: kms.IKey;
   /** The rotation function (lambdas/rotate-accounts) and how often it runs. */
@@ -14,7 +16,7 @@ export interface ClusterSecretsProps {
 }
 
 /**
- * The cluster's one secret, `rewind/<cluster>/accounts`: every database account Rewind uses
+ * The cluster's one secret, `<deployment>/<cluster>/accounts` (`rewind/…` by default): every database account Rewind uses
  * (backup, replication, admin; core/contracts/accounts.ts), as usernames and a generated seed the
  * passwords are derived from until they are set explicitly. `users ensure` makes the servers
  * match it, and Secrets Manager rotates it on a schedule through the rotation function
@@ -32,7 +34,7 @@ export class ClusterSecrets extends Construct {
   constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
     super(scope, id);
     this.accounts = new secretsmanager.Secret(this, "accounts", {
-      secretName: accountsSecretName(props.cluster),
+      secretName: props.names.accountsSecret(props.cluster),
       description: `The MariaDB/MySQL accounts Rewind uses on cluster ${props.cluster}: backup, replication, admin`,
       encryptionKey: props.key,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -43,11 +45,19 @@ export class ClusterSecrets extends Construct {
         excludePunctuation: true,
       },
     });
-    // Not at deploy: a new cluster's hosts are not onboarded yet, and a rotation needs them.
-    this.accounts.addRotationSchedule("Rotation", {
-      rotationLambda: props.rotation.fn,
-      automaticallyAfter: Duration.days(props.rotation.days),
+    // The schedule alone (L1): `addRotationSchedule` would also add this secret's ARN to the
+    // rotation function's role and a grant on the key, so the shared role would grow with the
+    // fleet (and, from a nested stack, depend on every cluster's stack). The function's policy
+    // names the deployment's secrets by pattern, and Secrets Manager's permission to invoke it is
+    // granted once (ControlPlaneFunctions).
+    new secretsmanager.CfnRotationSchedule(this, "Rotation", {
+      secretId: this.accounts.secretArn,
+      rotationLambdaArn: props.rotation.fn.functionArn,
+      rotationRules: { scheduleExpression: `rate(${props.rotation.days} days)` },
+      // Not at deploy: a new cluster's hosts are not onboarded yet, and a rotation needs them.
       rotateImmediatelyOnUpdate: false,
     });
+    // As addRotationSchedule did: the account's root may not delete the secret.
+    this.accounts.denyAccountRootDelete();
   }
 }

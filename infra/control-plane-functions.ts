@@ -8,15 +8,9 @@ import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
-import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
-import { accountsSecretName } from "../core/contracts/accounts.js";
-import {
-  CLUSTER_PARAMETERS,
-  type ClusterSettings,
-  clusterParameterName,
-  settingsToEnv,
-} from "../core/contracts/lambda-settings.js";
+import type { DeploymentNames } from "../core/contracts/deployment.js";
+import { settingsToEnv } from "../core/contracts/lambda-settings.js";
 import { objectLock, type RewindConfig } from "./config.js";
 import {
   acknowledge,
@@ -37,6 +31,7 @@ export interface ControlPlaneFunctionsProps {
   readonly topicKey: kms.IKey;
   /** Name of the Rewind-RunAgent document, for select-source's `status` calls. */
   readonly documentName: string;
+  readonly names: DeploymentNames;
 }
 
 /**
@@ -53,12 +48,12 @@ export class ControlPlaneFunctions extends Construct {
 
   constructor(scope: Construct, id: string, props: ControlPlaneFunctionsProps) {
     super(scope, id);
-    const { config } = props;
+    const { config, names } = props;
     const lock = objectLock(config);
     const environment = {
       ...settingsToEnv({
         bucket: props.bucket.bucketName,
-        clusterParameters: CLUSTER_PARAMETERS,
+        clusterParameters: names.clusterParameters,
         retention: {
           fullBackups: config.retention.fullBackups,
           pitrDays: config.retention.pitrDays,
@@ -66,9 +61,10 @@ export class ControlPlaneFunctions extends Construct {
         },
         documentName: props.documentName,
         topicArn: props.topic.topicArn,
+        hostTag: names.hostTag,
       }),
       POWERTOOLS_SERVICE_NAME: "rewind",
-      POWERTOOLS_METRICS_NAMESPACE: "Rewind",
+      POWERTOOLS_METRICS_NAMESPACE: names.metricsNamespace,
     };
     const make = (name: string, description: string, timeout: Duration) => {
       const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.THREE_MONTHS });
@@ -155,22 +151,10 @@ export class ControlPlaneFunctions extends Construct {
       // Objects are SSE-KMS: reading needs the key.
       allow(fn, "DecryptObjects", ["kms:Decrypt"], [props.key.keyArn], throughS3);
     }
-    // Each cluster's settings, as data: one SSM parameter per cluster, read by the Lambdas that
-    // take a cluster in their input (the environment stays the same size however many there are).
-    for (const cluster of config.clusters) {
-      const value: ClusterSettings = {
-        name: cluster.name,
-        engine: cluster.engine,
-        sourcePolicy: cluster.sourcePolicy,
-        maxReplicaLagSeconds: cluster.maxReplicaLagSeconds,
-      };
-      new ssm.StringParameter(this, `Settings-${cluster.name}`, {
-        parameterName: clusterParameterName(cluster.name),
-        stringValue: JSON.stringify(value),
-        description: `Rewind settings of cluster ${cluster.name}`,
-      });
-    }
-    const parameters = `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${CLUSTER_PARAMETERS}*`;
+    // Each cluster's settings are data: one SSM parameter per cluster (in the cluster's nested
+    // stack), read by the Lambdas that take a cluster in their input, so neither the environment
+    // nor these policies grow with the fleet.
+    const parameters = `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${names.clusterParameters}*`;
     for (const fn of [this.selectSource, this.planRestore, this.retention])
       allow(fn, "ReadClusterSettings", ["ssm:GetParameter"], [parameters]);
     allow(this.planRestore, "WritePlans", ["s3:PutObject"], [props.bucket.arnForObjects("*/restores/*")]);
@@ -195,14 +179,15 @@ export class ControlPlaneFunctions extends Construct {
         "AskTaggedHosts",
         ["ssm:SendCommand"],
         [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
-        { StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) } },
+        // Any host of this deployment: the same size for any fleet.
+        { StringLike: { [`ssm:resourceTag/${names.hostTag}`]: "*" } },
       );
     }
-    // The rotation function: the clusters' accounts secrets only, and their key through Secrets Manager.
-    const accountSecrets = config.clusters.map(
-      (c) =>
-        `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${accountsSecretName(c.name)}-*`,
-    );
+    // The rotation function: the deployment's accounts secrets only (`<deployment>/<cluster>/accounts`,
+    // whose ARNs end in a random suffix), and their key through Secrets Manager.
+    const accountSecrets = [
+      `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${names.secretsPrefix}*/accounts-*`,
+    ];
     allow(
       this.rotateAccounts,
       "RotateAccountSecrets",
@@ -214,6 +199,12 @@ export class ControlPlaneFunctions extends Construct {
       ],
       accountSecrets,
     );
+    // Secrets Manager invokes it for every cluster's rotation (the schedules are in the clusters'
+    // nested stacks; one permission for all, from this account only).
+    this.rotateAccounts.addPermission("SecretsManagerRotates", {
+      principal: new iam.ServicePrincipal("secretsmanager.amazonaws.com"),
+      sourceAccount: Aws.ACCOUNT_ID,
+    });
     allow(this.rotateAccounts, "RandomPasswords", ["secretsmanager:GetRandomPassword"], ["*"]);
     allow(this.rotateAccounts, "SecretsKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.key.keyArn], {
       StringEquals: { "kms:ViaService": `secretsmanager.${Aws.REGION}.amazonaws.com` },
@@ -231,12 +222,11 @@ export class ControlPlaneFunctions extends Construct {
       "ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and secretsmanager:GetRandomPassword have no resource-level permissions",
     );
     acknowledge(defaultPolicyOf(this.rotateAccounts.role!), INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON);
-    for (const c of config.clusters)
-      acknowledge(
-        defaultPolicyOf(this.rotateAccounts.role!),
-        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${accountsSecretName(c.name)}-*]`,
-        "A secret's ARN ends in a random suffix: each cluster's accounts secret, by name",
-      );
+    acknowledge(
+      defaultPolicyOf(this.rotateAccounts.role!),
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${names.secretsPrefix}*/accounts-*]`,
+      "The accounts secret of any cluster of this deployment (<deployment>/<cluster>/accounts; an ARN ends in a random suffix): one pattern, so the policy does not grow with the fleet",
+    );
     for (const fn of [this.verify, this.planRestore, this.retention]) {
       acknowledge(
         defaultPolicyOf(fn.role!),
@@ -247,7 +237,7 @@ export class ControlPlaneFunctions extends Construct {
     for (const fn of [this.selectSource, this.planRestore, this.retention]) {
       acknowledge(
         defaultPolicyOf(fn.role!),
-        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${CLUSTER_PARAMETERS}*]`,
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${names.clusterParameters}*]`,
         "Reads the settings of the cluster its input names: the deployment's cluster parameters, one per cluster, read only",
       );
     }

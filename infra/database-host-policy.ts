@@ -1,14 +1,16 @@
-import { Aws } from "aws-cdk-lib";
+import { Aws, Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import { Construct } from "constructs";
+import type { DeploymentNames } from "../core/contracts/deployment.js";
 import { acknowledge, arnWildcard } from "./nag.js";
 
 export interface DatabaseHostPolicyProps {
   readonly cluster: string;
+  readonly names: DeploymentNames;
   readonly bucket: s3.IBucket;
   readonly key: kms.IKey;
   readonly agentAsset: s3assets.Asset;
@@ -27,8 +29,11 @@ export class DatabaseHostPolicy extends Construct {
   constructor(scope: Construct, id: string, props: DatabaseHostPolicyProps) {
     super(scope, id);
     const prefix = `${props.cluster}/*`;
-    const clusterSecrets = `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:rewind/${props.cluster}/*`;
+    const secrets = `${props.names.secretsPrefix}${props.cluster}/*`;
+    const clusterSecrets = `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${secrets}`;
     this.policy = new iam.ManagedPolicy(this, "Policy", {
+      // Named, so a platform engineer attaches it by a name they can predict (no output per cluster).
+      managedPolicyName: props.names.hostPolicy(props.cluster),
       description: `Rewind agent on the ${props.cluster} database hosts`,
       statements: [
         new iam.PolicyStatement({
@@ -107,15 +112,19 @@ export class DatabaseHostPolicy extends Construct {
       ],
     });
     const resource = this.policy.node.defaultChild!;
+    const bucketArnRef = (Stack.of(this).resolve(props.bucket.bucketArn) as { Ref?: string }).Ref;
     acknowledge(
       resource,
-      arnWildcard(props.bucket, `/${props.cluster}/*`),
+      // In a clusters' nested stack the bucket's ARN is its parameter (`<BucketArn>/orders/*`).
+      bucketArnRef
+        ? `AwsSolutions-IAM5[Resource::<${bucketArnRef}>/${props.cluster}/*]`
+        : arnWildcard(props.bucket, `/${props.cluster}/*`),
       "The agent writes backups and binlogs under its own cluster's prefix with names it makes up (backup ids, binlog files); nothing outside that prefix",
     );
     acknowledge(
       resource,
-      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:rewind/${props.cluster}/*]`,
-      "Secret ARNs end in a random suffix; the cluster's own rewind/<cluster>/ secrets only",
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${secrets}]`,
+      "Secret ARNs end in a random suffix; the cluster's own <deployment>/<cluster>/ secrets only",
     );
     acknowledge(
       resource,

@@ -9,6 +9,7 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import type { DeploymentNames } from "../core/contracts/deployment.js";
 import type { BinlogPushResult } from "../host-agent/commands/binlog-push.js";
 import type { RewindConfig } from "./config.js";
 import { statePath, type WatchdogLine } from "./state-paths.js";
@@ -16,19 +17,30 @@ import { statePath, type WatchdogLine } from "./state-paths.js";
 /** Paths into the watchdog's result line (what the metric filters read). */
 const line = statePath<WatchdogLine>();
 
-/** Metrics the notify Lambda emits (Powertools adds the `service` dimension). */
-function rewindMetric(name: string, cluster: string, statistic: string, period: Duration): cloudwatch.Metric {
-  return new cloudwatch.Metric({
-    namespace: "Rewind",
-    metricName: name,
-    dimensionsMap: { Cluster: cluster, service: "rewind" },
-    statistic,
-    period,
-  });
-}
-
 export interface MonitoringProps {
   readonly config: RewindConfig;
+  readonly names: DeploymentNames;
+}
+
+/**
+ * A graph of one metric for every cluster that reports it: a CloudWatch SEARCH expression, so the
+ * dashboard stays the same size however many clusters there are (a widget per cluster would pass
+ * CloudWatch's 500 widgets a dashboard at about 160 clusters).
+ */
+function everyCluster(
+  namespace: string,
+  metricName: string,
+  statistic: string,
+  period: Duration,
+  withService: boolean,
+): cloudwatch.MathExpression {
+  const schema = withService ? `{${namespace},Cluster,service}` : `{${namespace},Cluster}`;
+  return new cloudwatch.MathExpression({
+    expression: `SEARCH('${schema} MetricName="${metricName}"', '${statistic}', ${period.toSeconds()})`,
+    usingMetrics: {},
+    label: "",
+    period,
+  });
 }
 
 /**
@@ -44,11 +56,10 @@ export class Monitoring extends Construct {
   readonly agentLogs: logs.LogGroup;
   readonly dashboard: cloudwatch.Dashboard;
   private readonly alarmAction: actions.SnsAction;
-  private readonly config: RewindConfig;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    this.config = props.config;
+    const namespace = props.names.metricsNamespace;
     const key = new kms.Key(this, "TopicKey", {
       description: "Rewind notifications topic",
       enableKeyRotation: true,
@@ -92,7 +103,7 @@ export class Monitoring extends Construct {
           logs.FilterPattern.stringValue(line("command"), "=", "binlog-push"),
           logs.FilterPattern.numberValue(line(`result.${field}`), comparison, threshold),
         ),
-        metricNamespace: "Rewind",
+        metricNamespace: namespace,
         metricName,
         metricValue: value,
         dimensions: { Cluster: line("cluster") },
@@ -124,7 +135,28 @@ export class Monitoring extends Construct {
       line("result.chunkOnlySeconds"),
       cloudwatch.Unit.SECONDS,
     );
-    this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: "Rewind" });
+    this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", { dashboardName: props.names.dashboard });
+    // The fleet: one line per cluster in each graph (the per-cluster alarms are in each cluster's
+    // nested stack, ClusterAlarms).
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: "Backups succeeded, per cluster",
+        left: [everyCluster(namespace, "BackupSucceeded", "Sum", Duration.hours(1), true)],
+      }),
+      new cloudwatch.GraphWidget({
+        title: "Latest restorable time, seconds behind now, per cluster",
+        left: [everyCluster(namespace, "RestorableLagSeconds", "Maximum", Duration.minutes(5), false)],
+        leftAnnotations: [{ value: props.config.alarms.rpoSeconds, label: "RPO" }],
+      }),
+      new cloudwatch.GraphWidget({
+        title: "Closed binlogs held only as chunks (seconds; alarm above 3600), per cluster",
+        left: [everyCluster(namespace, "ChunkOnlyBinlogSeconds", "Maximum", Duration.minutes(5), false)],
+      }),
+      new cloudwatch.GraphWidget({
+        title: "Drills failed, per cluster",
+        left: [everyCluster(namespace, "DrillFailed", "Sum", Duration.days(1), true)],
+      }),
+    );
   }
 
   /** An alarm on any occurrence of `metric` in a period (no data means none happened). */
@@ -143,88 +175,6 @@ export class Monitoring extends Construct {
     const alarm = new cloudwatch.Alarm(this, id, props);
     alarm.addAlarmAction(this.alarmAction);
     return alarm;
-  }
-
-  /** Per cluster: no successful backup in time, binlog lag above the RPO, a failed drill. */
-  watchCluster(cluster: string): void {
-    const { alarms } = this.config;
-    const backups = rewindMetric("BackupSucceeded", cluster, "Sum", Duration.hours(1));
-    this.alarm(`NoRecentBackup-${cluster}`, {
-      alarmDescription: `No backup of ${cluster} succeeded in ${alarms.hoursWithoutBackup} hours: point-in-time restores grow longer and the window may break. Check the Rewind-Backup executions`,
-      metric: backups,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-      evaluationPeriods: alarms.hoursWithoutBackup,
-      datapointsToAlarm: alarms.hoursWithoutBackup,
-      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    });
-    const lag = new cloudwatch.Metric({
-      namespace: "Rewind",
-      metricName: "RestorableLagSeconds",
-      dimensionsMap: { Cluster: cluster },
-      statistic: "Maximum",
-      period: Duration.minutes(Math.max(5, this.config.schedules.binlogIntervalMinutes * 2)),
-    });
-    this.alarm(`RestorableLag-${cluster}`, {
-      alarmDescription: `The latest point ${cluster} can be restored to is more than ${alarms.rpoSeconds} s behind now (or no host reports it): a restore now could lose that much. Check binlog-stream on the primary (systemctl status rewind-binlog-stream) and the binlog-push watchdog runs in SSM Run Command`,
-      metric: lag,
-      threshold: alarms.rpoSeconds,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    });
-    this.alarmOnAny(
-      `TwoPrimaries-${cluster}`,
-      new cloudwatch.Metric({
-        namespace: "Rewind",
-        metricName: "TwoPrimaries",
-        dimensionsMap: { Cluster: cluster },
-        statistic: "Sum",
-        period: Duration.minutes(5),
-      }),
-      `Two hosts of ${cluster} act as primary: one writes a history that is not the cluster's current one (an old primary still taking writes after a roll-back or failover). Its writes are kept apart and are not restored by default. Retire it or restore it as a replica; \`rewind-agent list\` shows the histories`,
-    );
-    const chunkOnly = new cloudwatch.Metric({
-      namespace: "Rewind",
-      metricName: "ChunkOnlyBinlogSeconds",
-      dimensionsMap: { Cluster: cluster },
-      statistic: "Maximum",
-      period: Duration.minutes(5),
-    });
-    this.alarm(`ChunkOnlyBinlogs-${cluster}`, {
-      alarmDescription: `A closed binlog of ${cluster} has been held only as chunks for more than an hour: binlog-stream on the primary cannot ship it whole or cannot index it. Restores still reach it through its chunks; the whole file and its index record are what keep listings and retention cheap. The watchdog's closedError (SSM Run Command output of binlog-push) and \`rewind-agent list\` say which files and why`,
-      metric: chunkOnly,
-      threshold: 3600,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const drillFailed = rewindMetric("DrillFailed", cluster, "Sum", Duration.hours(1));
-    this.alarmOnAny(
-      `DrillFailed-${cluster}`,
-      drillFailed,
-      `The restore drill of ${cluster} failed: the newest backup may not restore. Open the Rewind-RestoreDrill execution for the error`,
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: `${cluster}: backups`,
-        left: [backups, rewindMetric("BackupBytes", cluster, "Maximum", Duration.hours(1))],
-      }),
-      new cloudwatch.GraphWidget({
-        title: `${cluster}: latest restorable time, seconds behind now`,
-        left: [lag],
-        leftAnnotations: [{ value: alarms.rpoSeconds, label: "RPO" }],
-        // Seconds the oldest closed binlog has been held only as chunks (alarm above 3600).
-        right: [chunkOnly],
-      }),
-      new cloudwatch.GraphWidget({
-        title: `${cluster}: drills`,
-        left: [
-          rewindMetric("DrillSucceeded", cluster, "Sum", Duration.days(1)),
-          rewindMetric("DrillFailed", cluster, "Sum", Duration.days(1)),
-        ],
-      }),
-    );
   }
 
   /** Any failed execution of a state machine. */

@@ -18,7 +18,7 @@ export function defaultPolicyOf(role: IConstruct): IConstruct {
 export const INSTANCE_WILDCARD =
   "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]";
 export const INSTANCE_WILDCARD_REASON =
-  "Database hosts come and go; ssm:SendCommand is limited to instances tagged rewind:cluster=<a configured cluster> by an ssm:resourceTag condition";
+  "Database hosts come and go; ssm:SendCommand is limited to instances that carry the deployment's host tag (<deployment>:cluster) by an ssm:resourceTag condition, and the host refuses a request for another cluster";
 
 /** The IAM5 finding id of a wildcard under a resource's ARN, as cdk-nag spells it: `<LogicalId.Arn>/x/*`. */
 export function arnWildcard(resource: IConstruct, suffix: string): string {

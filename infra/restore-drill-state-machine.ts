@@ -92,7 +92,7 @@ export class RestoreDrillStateMachine extends Construct {
 
     const drill = agentTask(this, "RunDrill", {
       documentName: props.documentName,
-      clusters: props.clusters,
+      hostTag: props.hostTag,
       instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent restore --scratch: restore, replay, check, remove",
       // The plan says mode scratch and the datadir.
@@ -117,7 +117,7 @@ export class RestoreDrillStateMachine extends Construct {
     );
 
     this.stateMachine = rewindStateMachine(this, {
-      name: "Rewind-RestoreDrill",
+      name: props.name,
       comment: "Rewind restore drill: the newest backup, restored and checked on a scratch datadir",
       definition: select.next(plan).next(verify).next(drill).next(done),
       invokes: [fns.selectSource, fns.planRestore, fns.verify, fns.notify],

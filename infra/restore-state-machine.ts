@@ -71,7 +71,7 @@ export class RestoreStateMachine extends Construct {
 
     const restore = agentTask(this, "RunRestore", {
       documentName: props.documentName,
-      clusters: props.clusters,
+      hostTag: props.hostTag,
       instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent restore --plan on the target host",
       // The plan is the one source of how to restore (mode, datadir, replica source, tables).
@@ -84,7 +84,7 @@ export class RestoreStateMachine extends Construct {
 
     const health = agentTask(this, "HealthCheck", {
       documentName: props.documentName,
-      clusters: props.clusters,
+      hostTag: props.hostTag,
       instanceIdPath: at("plan.targetInstanceId"),
       comment: "rewind-agent status on the restored server",
       parameters: { Command: "status" },
@@ -141,7 +141,7 @@ export class RestoreStateMachine extends Construct {
     );
 
     this.stateMachine = rewindStateMachine(this, {
-      name: "Rewind-Restore",
+      name: props.name,
       comment: "Rewind restore of one cluster to a time, a GTID or a backup",
       definition,
       invokes: [fns.planRestore, fns.verify, fns.notify],

@@ -6,6 +6,7 @@ import * as scheduler from "aws-cdk-lib/aws-scheduler";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import type { DeploymentNames } from "../core/contracts/deployment.js";
 import type { RewindConfig } from "./config.js";
 import { acknowledge, defaultPolicyOf, INSTANCE_WILDCARD, INSTANCE_WILDCARD_REASON } from "./nag.js";
 
@@ -19,9 +20,8 @@ export interface SchedulesProps {
   readonly documentName: string;
   /** Where SSM writes binlog-push output (the lag metric is read from it). */
   readonly agentLogs: logs.ILogGroup;
+  readonly names: DeploymentNames;
 }
-
-export const SCHEDULE_GROUP = "rewind";
 
 /**
  * EventBridge Scheduler (DESIGN §5, §7): full backups and drills start the state machines, retention
@@ -32,12 +32,16 @@ export const SCHEDULE_GROUP = "rewind";
  */
 export class Schedules extends Construct {
   readonly deadLetters: sqs.Queue;
-  readonly schedules: scheduler.CfnSchedule[] = [];
+  readonly group: scheduler.CfnScheduleGroup;
+  readonly role: iam.Role;
+  /** What the clusters' schedules are made from (clusterSchedules). */
+  readonly settings: SchedulesProps;
 
   constructor(scope: Construct, id: string, props: SchedulesProps) {
     super(scope, id);
-    const { config } = props;
-    const group = new scheduler.CfnScheduleGroup(this, "Group", { name: SCHEDULE_GROUP });
+    this.settings = props;
+    const { names } = props;
+    this.group = new scheduler.CfnScheduleGroup(this, "Group", { name: names.scheduleGroup });
     this.deadLetters = new sqs.Queue(this, "DeadLetters", {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -69,9 +73,8 @@ export class Schedules extends Construct {
         sid: "ShipBinlogsHosts",
         actions: ["ssm:SendCommand"],
         resources: [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`],
-        conditions: {
-          StringEquals: { "ssm:resourceTag/rewind:cluster": config.clusters.map((c) => c.name) },
-        },
+        // Any host of this deployment (the tag's value is the cluster): the same size for any fleet.
+        conditions: { StringLike: { [`ssm:resourceTag/${names.hostTag}`]: "*" } },
       }),
     );
     role.addToPolicy(
@@ -88,81 +91,94 @@ export class Schedules extends Construct {
       "AwsSolutions-SQS3",
       "This queue is the dead-letter queue of the schedules (cdk-nag does not see Scheduler's DeadLetterConfig)",
     );
-
-    const target = (arn: string, input: unknown): scheduler.CfnSchedule.TargetProperty => ({
-      arn,
-      roleArn: role.roleArn,
-      input: JSON.stringify(input),
-      deadLetterConfig: { arn: this.deadLetters.queueArn },
-      retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
-    });
-    // Scheduler invokes a FLEXIBLE schedule at a random time within the window after the
-    // scheduled one (Scheduler User Guide, "Configuring flexible time windows").
-    const spread: scheduler.CfnSchedule.FlexibleTimeWindowProperty =
-      config.schedules.spreadMinutes > 0
-        ? { mode: "FLEXIBLE", maximumWindowInMinutes: config.schedules.spreadMinutes }
-        : { mode: "OFF" };
-    const schedule = (
-      id: string,
-      expression: string,
-      description: string,
-      scheduleTarget: scheduler.CfnSchedule.TargetProperty,
-      window: scheduler.CfnSchedule.FlexibleTimeWindowProperty = spread,
-    ) => {
-      const made = new scheduler.CfnSchedule(this, id, {
-        name: `rewind-${id}`,
-        groupName: group.name,
-        description,
-        scheduleExpression: expression,
-        scheduleExpressionTimezone: config.schedules.timeZone,
-        flexibleTimeWindow: window,
-        state: "ENABLED",
-        target: scheduleTarget,
-      });
-      made.node.addDependency(group);
-      this.schedules.push(made);
-    };
-
-    for (const cluster of config.clusters) {
-      schedule(
-        `full-${cluster.name}`,
-        config.schedules.full,
-        `Full backup of ${cluster.name}`,
-        target(props.backup.stateMachineArn, { cluster: cluster.name, type: "full" }),
-      );
-      schedule(
-        `drill-${cluster.name}`,
-        config.schedules.drill,
-        `Restore drill of ${cluster.name}`,
-        target(props.drill.stateMachineArn, { cluster: cluster.name }),
-      );
-      schedule(
-        `expire-${cluster.name}`,
-        config.schedules.retention,
-        `PITR-aware retention of ${cluster.name} (deletes what no retained backup or the window needs)`,
-        target(props.retention.functionArn, { cluster: cluster.name }),
-      );
-      const minutes = config.schedules.binlogIntervalMinutes;
-      schedule(
-        `binlogs-${cluster.name}`,
-        `rate(${minutes} ${minutes === 1 ? "minute" : "minutes"})`,
-        `Binlog watchdog of ${cluster.name} (binlog-push on every tagged host: ships closed binlogs binlog-stream missed, reports the restorable lag)`,
-        target(`arn:${Aws.PARTITION}:scheduler:::aws-sdk:ssm:sendCommand`, {
-          DocumentName: props.documentName,
-          Targets: [{ Key: "tag:rewind:cluster", Values: [cluster.name] }],
-          Parameters: { Command: ["binlog-push"] },
-          TimeoutSeconds: 600,
-          MaxConcurrency: "100%",
-          MaxErrors: "100%",
-          Comment: `Rewind binlog shipping for ${cluster.name}`,
-          CloudWatchOutputConfig: {
-            CloudWatchOutputEnabled: true,
-            CloudWatchLogGroupName: props.agentLogs.logGroupName,
-          },
-        }),
-        // Every minute, on the minute: its lag metric is what the RPO alarm reads.
-        { mode: "OFF" },
-      );
-    }
+    this.role = role;
   }
+}
+
+/**
+ * One cluster's schedules, in the scope given (the cluster's nested stack), through the shared
+ * group, role and dead-letter queue: its full backup, drill and retention within the flexible
+ * window, and the binlog watchdog every N minutes on the minute.
+ */
+export function clusterSchedules(
+  scope: Construct,
+  shared: Schedules,
+  cluster: string,
+): scheduler.CfnSchedule[] {
+  const { config, names } = shared.settings;
+  const made: scheduler.CfnSchedule[] = [];
+  const target = (arn: string, input: unknown): scheduler.CfnSchedule.TargetProperty => ({
+    arn,
+    roleArn: shared.role.roleArn,
+    input: JSON.stringify(input),
+    deadLetterConfig: { arn: shared.deadLetters.queueArn },
+    retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+  });
+  // Scheduler invokes a FLEXIBLE schedule at a random time within the window after the
+  // scheduled one (Scheduler User Guide, "Configuring flexible time windows").
+  const spread: scheduler.CfnSchedule.FlexibleTimeWindowProperty =
+    config.schedules.spreadMinutes > 0
+      ? { mode: "FLEXIBLE", maximumWindowInMinutes: config.schedules.spreadMinutes }
+      : { mode: "OFF" };
+  const schedule = (
+    kind: "full" | "drill" | "expire" | "binlogs",
+    expression: string,
+    description: string,
+    scheduleTarget: scheduler.CfnSchedule.TargetProperty,
+    window: scheduler.CfnSchedule.FlexibleTimeWindowProperty = spread,
+  ) => {
+    const one = new scheduler.CfnSchedule(scope, `${kind}-${cluster}`, {
+      // Unique within the deployment's group; BINLOG_SCHEDULE_PREFIX bounds the cluster name.
+      name: `rewind-${kind}-${cluster}`,
+      groupName: names.scheduleGroup,
+      description,
+      scheduleExpression: expression,
+      scheduleExpressionTimezone: config.schedules.timeZone,
+      flexibleTimeWindow: window,
+      state: "ENABLED",
+      target: scheduleTarget,
+    });
+    one.node.addDependency(shared.group);
+    made.push(one);
+  };
+  schedule(
+    "full",
+    config.schedules.full,
+    `Full backup of ${cluster}`,
+    target(shared.settings.backup.stateMachineArn, { cluster, type: "full" }),
+  );
+  schedule(
+    "drill",
+    config.schedules.drill,
+    `Restore drill of ${cluster}`,
+    target(shared.settings.drill.stateMachineArn, { cluster }),
+  );
+  schedule(
+    "expire",
+    config.schedules.retention,
+    `PITR-aware retention of ${cluster} (deletes what no retained backup or the window needs)`,
+    target(shared.settings.retention.functionArn, { cluster }),
+  );
+  const minutes = config.schedules.binlogIntervalMinutes;
+  schedule(
+    "binlogs",
+    `rate(${minutes} ${minutes === 1 ? "minute" : "minutes"})`,
+    `Binlog watchdog of ${cluster} (binlog-push on every tagged host: ships closed binlogs binlog-stream missed, reports the restorable lag)`,
+    target(`arn:${Aws.PARTITION}:scheduler:::aws-sdk:ssm:sendCommand`, {
+      DocumentName: shared.settings.documentName,
+      Targets: [{ Key: `tag:${names.hostTag}`, Values: [cluster] }],
+      Parameters: { Command: ["binlog-push"] },
+      TimeoutSeconds: 600,
+      MaxConcurrency: "100%",
+      MaxErrors: "100%",
+      Comment: `Rewind binlog shipping for ${cluster}`,
+      CloudWatchOutputConfig: {
+        CloudWatchOutputEnabled: true,
+        CloudWatchLogGroupName: shared.settings.agentLogs.logGroupName,
+      },
+    }),
+    // Every minute, on the minute: its lag metric is what the RPO alarm reads.
+    { mode: "OFF" },
+  );
+  return made;
 }

@@ -24,8 +24,10 @@ export interface RewindStateMachineProps {
   readonly functions: ControlPlaneFunctions;
   /** The Rewind-RunAgent document the agent steps send. */
   readonly documentName: string;
-  /** Clusters whose tagged hosts the agent steps may run on. */
-  readonly clusters: readonly string[];
+  /** The tag of the deployment's hosts, which the agent steps may run on. */
+  readonly hostTag: string;
+  /** The state machine's name (`Rewind-Backup`, `staging-Backup`: DeploymentNames.stateMachine). */
+  readonly name: string;
 }
 
 /** A Lambda step whose result (the handler's return value) lands at `resultPath`. */

@@ -26,6 +26,7 @@ import { accountOf, setUpLocalAgent, writeRestoreTargetConfig } from "./hosts/ag
 import { MariaDbServer } from "./hosts/mariadb-server.js";
 import { StreamerService } from "./hosts/streamer-service.js";
 import { loadDataset } from "./hosts/workload.js";
+import { deploymentTemplate } from "./nested-templates.js";
 import { run, waitFor } from "./processes.js";
 import { resolveIntrinsics, type Template } from "./state-machine-definitions.js";
 
@@ -105,7 +106,8 @@ export function synthesizeControlPlane(root: string, agentBundle: string): Synth
     [functions.notify, "notify"],
     [functions.rotateAccounts, "rotate-accounts"],
   ];
-  const template = app.synth().getStackByName("Rewind").template as Template;
+  // The parent and its clusters' nested stacks, as one template.
+  const template = deploymentTemplate(stack, app.synth()) as Template;
   return {
     template,
     functions: Object.fromEntries(folders.map(([fn, folder]) => [logicalId(fn), folder])),
@@ -478,7 +480,7 @@ export async function waitForReplica(primary: MariaDbServer, replica: MariaDbSer
 
 /**
  * Removes the statement `sid` from the policies of the template whose logical id starts with
- * `policyPrefix` (`HostPolicyorders`, `FunctionsRetentionRoleDefaultPolicy`), failing loudly when
+ * `policyPrefix` (`ordersHostPolicy`, `FunctionsRetentionRoleDefaultPolicy`), failing loudly when
  * there is none, so a test cannot remove nothing.
  */
 export function removeStatement(template: Template, policyPrefix: string, sid: string): void {

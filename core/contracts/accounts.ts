@@ -1,10 +1,11 @@
 import { createHmac } from "node:crypto";
 import { z } from "zod";
 import { configError } from "../errors.js";
+import { DEFAULT_DEPLOYMENT, deploymentNames } from "./deployment.js";
 
 /**
  * The database accounts Rewind uses on a cluster, all in one Secrets Manager secret,
- * `rewind/<cluster>/accounts` (the stack creates it; `users ensure` makes the servers match it):
+ * `<deployment>/<cluster>/accounts` (`rewind/<cluster>/accounts` by default; the stack creates it; `users ensure` makes the servers match it):
  *
  * ```json
  * { "backup":      { "username": "rewind_backup", "password": "…" },
@@ -30,9 +31,9 @@ export const ACCOUNTS = {
 export type AccountName = keyof typeof ACCOUNTS;
 export const ACCOUNT_NAMES = Object.keys(ACCOUNTS) as AccountName[];
 
-/** The secret's name for a cluster; the hosts' policy lets them read `rewind/<cluster>/*`. */
-export function accountsSecretName(cluster: string): string {
-  return `rewind/${cluster}/accounts`;
+/** The secret's name for a cluster; the hosts' policy lets them read `<deployment>/<cluster>/*`. */
+export function accountsSecretName(cluster: string, deployment: string = DEFAULT_DEPLOYMENT): string {
+  return deploymentNames(deployment).accountsSecret(cluster);
 }
 
 const Entry = z.object({

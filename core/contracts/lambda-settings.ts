@@ -17,7 +17,7 @@ export const ClusterSettings = z.object({
 });
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
-/** Where the stack puts each cluster's settings (an SSM String parameter holding their JSON). */
+/** Where the default deployment puts each cluster's settings (an SSM String parameter holding their JSON; DeploymentNames.clusterParameters). */
 export const CLUSTER_PARAMETERS = "/rewind/clusters/";
 
 export function clusterParameterName(cluster: string, prefix = CLUSTER_PARAMETERS): string {
@@ -34,6 +34,8 @@ export const LambdaSettings = z.object({
     objectLockDays: z.number().int().optional(),
   }),
   documentName: z.string().default("Rewind-RunAgent"),
+  /** The tag key that makes an instance one of the deployment's hosts (`rewind:cluster`). */
+  hostTag: z.string().min(1).default("rewind:cluster"),
   topicArn: z.string().optional(),
 });
 export type LambdaSettings = z.infer<typeof LambdaSettings>;
@@ -44,6 +46,7 @@ export const SETTINGS_ENV = {
   clusterParameters: "REWIND_CLUSTER_PARAMETERS",
   retention: "REWIND_RETENTION",
   documentName: "REWIND_DOCUMENT_NAME",
+  hostTag: "REWIND_HOST_TAG",
   topicArn: "REWIND_TOPIC_ARN",
 } as const satisfies Record<keyof LambdaSettings, string>;
 

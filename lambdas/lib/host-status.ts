@@ -18,15 +18,15 @@ export interface AskOptions {
   readonly pollMilliseconds?: number;
 }
 
-/** The online managed instances tagged `rewind:cluster=<cluster>`. */
-export async function clusterInstances(ssm: SSMClient, cluster: string): Promise<string[]> {
+/** The online managed instances tagged `<hostTag>=<cluster>` (`rewind:cluster=orders`). */
+export async function clusterInstances(ssm: SSMClient, cluster: string, hostTag: string): Promise<string[]> {
   const ids: string[] = [];
   let token: string | undefined;
   do {
     const page = await ssm.send(
       new DescribeInstanceInformationCommand({
         Filters: [
-          { Key: "tag:rewind:cluster", Values: [cluster] },
+          { Key: `tag:${hostTag}`, Values: [cluster] },
           { Key: "PingStatus", Values: ["Online"] },
         ],
         NextToken: token,

@@ -27,6 +27,8 @@ export class RotationFailed extends Error {
 export const ROTATION_PARAMETERS = ["Step", "SecretVersion"] as const;
 
 export interface RotationHosts {
+  /** The tag hosts carry (`rewind:cluster`), for the error when none answers. */
+  readonly hostTag?: string;
   /** The cluster's hosts with their role (status), as select-source asks them. */
   roles(
     cluster: string,
@@ -178,7 +180,8 @@ async function onHosts(
     .filter((host) => !host.problem && host.role === "replica")
     .map((host) => host.instanceId);
   const problems: string[] = unreachable.map((host) => `${host.instanceId}: ${host.problem}`);
-  if (roles.length === 0) problems.push(`no online host is tagged rewind:cluster=${cluster}`);
+  if (roles.length === 0)
+    problems.push(`no online host is tagged ${hosts.hostTag ?? "rewind:cluster"}=${cluster}`);
   if (problems.length === 0) {
     for (const step of steps) {
       for (const group of [sources, replicas]) {

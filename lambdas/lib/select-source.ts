@@ -6,6 +6,8 @@ import { chooseSource, type HostStatus, type SourceChoice } from "./source-polic
 export interface HostDirectory {
   instances(cluster: string): Promise<string[]>;
   status(instanceIds: readonly string[]): Promise<HostStatus[]>;
+  /** The tag hosts carry (`rewind:cluster`), for the error when none answers. */
+  readonly hostTag?: string;
 }
 
 export interface SelectedSource extends BackupInput {
@@ -20,7 +22,7 @@ export async function selectSource(
   input: BackupInput,
 ): Promise<SelectedSource> {
   const hosts = await directory.status(await directory.instances(cluster.name));
-  const source = chooseSource(hosts, cluster);
+  const source = chooseSource(hosts, cluster, directory.hostTag);
   return {
     ...input,
     source,

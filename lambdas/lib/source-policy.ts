@@ -31,7 +31,11 @@ function replicaProblem(host: HostStatus, maxLag: number): string | undefined {
  * The source policy (DESIGN §5): `primary`, `replica` (a healthy replica within the lag bound, or
  * fail), `prefer-replica` (such a replica, else the primary). Among replicas the least lagged wins.
  */
-export function chooseSource(hosts: readonly HostStatus[], cluster: ClusterSettings): SourceChoice {
+export function chooseSource(
+  hosts: readonly HostStatus[],
+  cluster: ClusterSettings,
+  hostTag = "rewind:cluster",
+): SourceChoice {
   const answered = hosts.filter((host) => host.status);
   const primaries = answered.filter((host) => host.status!.role === "primary" && !host.status!.readOnly);
   const replicas = answered.filter((host) => host.status!.role === "replica");
@@ -68,7 +72,7 @@ export function chooseSource(hosts: readonly HostStatus[], cluster: ClusterSetti
     .join("; ");
   const why =
     hosts.length === 0
-      ? `no managed instance is tagged rewind:cluster=${cluster.name} and online in SSM; tag the database hosts and check the SSM agent`
+      ? `no managed instance is tagged ${hostTag}=${cluster.name} and online in SSM; tag the database hosts and check the SSM agent`
       : primaries.length > 1
         ? `more than one writable primary answered (${seen}); fix the topology before backing up`
         : `policy ${cluster.sourcePolicy} found no eligible host (${seen})`;

@@ -13,8 +13,13 @@ export async function handler(event: RotationEvent) {
   await rotateAccounts(
     secretsClient(),
     {
+      hostTag: settings.hostTag,
       roles: async (cluster) => {
-        const statuses = await askHostStatus(ssmClient(), await clusterInstances(ssmClient(), cluster), ask);
+        const statuses = await askHostStatus(
+          ssmClient(),
+          await clusterInstances(ssmClient(), cluster, settings.hostTag),
+          ask,
+        );
         return statuses.map((host) => ({
           instanceId: host.instanceId,
           ...(host.status ? { role: host.status.role, readOnly: host.status.readOnly } : {}),

@@ -13,7 +13,8 @@ export async function handler(event: unknown) {
   const cluster = await clusterSettings(settings, input.cluster);
   const chosen = await selectSource(
     {
-      instances: (name) => clusterInstances(ssmClient(), name),
+      instances: (name) => clusterInstances(ssmClient(), name, settings.hostTag),
+      hostTag: settings.hostTag,
       status: (ids) =>
         askHostStatus(ssmClient(), ids, { documentName: settings.documentName, timeoutSeconds: 90 }),
     },

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { HOST_POLICY_METADATA } from "../../core/contracts/deployment.js";
 import {
   type NameOverrides,
   PLACEHOLDER,
@@ -134,8 +135,6 @@ export function hostRoleArn(cluster: string): string {
   return `arn:aws:iam::${PLACEHOLDER.account}:role/rewind-host-${cluster}`;
 }
 
-type Resource = Template["Resources"][string];
-
 /** The sandbox operator: the person at the console or the tests, allowed everything. */
 export function operatorPrincipal(): IamPrincipal {
   return principal("sandbox operator", `arn:aws:iam::${PLACEHOLDER.account}:role/sandbox-operator`, [
@@ -178,7 +177,7 @@ function roleOf(value: unknown): string | undefined {
 /**
  * The principals of a deployed Rewind, from its template: each Lambda's role (named by its
  * handler folder), each state machine's role, Scheduler's role, and one instance role per
- * cluster with that cluster's host policy attached (the stack's `HostPolicyArn<cluster>` output).
+ * cluster with that cluster's host policy attached (the managed policy whose metadata names it).
  */
 export function iamModelFromTemplate(
   template: Template & { Outputs?: Record<string, { Value: unknown }> },
@@ -205,11 +204,9 @@ export function iamModelFromTemplate(
   for (const [, schedule] of ofType("AWS::Scheduler::Schedule")) {
     addRole("EventBridge Scheduler", roleOf((schedule.Properties?.Target as { RoleArn?: unknown })?.RoleArn));
   }
-  for (const [output, { Value }] of Object.entries(template.Outputs ?? {})) {
-    const cluster = /^HostPolicyArn(.+)$/.exec(output)?.[1];
-    const policyId = (Value as { Ref?: string }).Ref;
-    if (!cluster || !policyId) continue;
-    const policy = template.Resources[policyId] as Resource;
+  for (const [policyId, policy] of ofType("AWS::IAM::ManagedPolicy")) {
+    const cluster = (policy as { Metadata?: Record<string, unknown> }).Metadata?.[HOST_POLICY_METADATA];
+    if (typeof cluster !== "string") continue;
     principals.push(
       principal(`${cluster} database hosts`, hostRoleArn(cluster), [
         {

@@ -306,7 +306,7 @@ describe("the sandbox enforces the template's IAM", () => {
       datasetMb: 2,
       log: (line) => log.push(line),
       // The hosts' data keys: without them no agent can encrypt a backup.
-      editTemplate: (template) => removeStatement(template, "HostPolicyorders", "DataKeys"),
+      editTemplate: (template) => removeStatement(template, "ordersHostPolicy", "DataKeys"),
     });
     const story = runStory(sandbox, {
       shippingRounds: 1,

@@ -84,6 +84,7 @@ describe("the Lambdas' settings contract", () => {
       clusterParameters: "/rewind/clusters/",
       retention: { fullBackups: 1, pitrDays: 1 },
       documentName: "Rewind-RunAgent",
+      hostTag: "rewind:cluster",
     };
     expect(settingsFromEnv(settingsToEnv(settings))).toEqual(settings);
     expect(() =>

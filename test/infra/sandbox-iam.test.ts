@@ -103,7 +103,7 @@ describe("the sandbox's IAM, from the synthesized template", () => {
 
       // Without the statement the policy lacked until the strict sandbox ran, every agent run
       // fails reading its database user: this is what the sandbox now catches before AWS does.
-      const old = iamFor((s) => removeStatement(s.template, "HostPolicyorders", "ClusterSecretsKey"));
+      const old = iamFor((s) => removeStatement(s.template, "ordersHostPolicy", "ClusterSecretsKey"));
       const { secrets: strict } = await standIns(old);
       const denied = new SecretsManagerClient({
         region,
@@ -393,14 +393,20 @@ describe("the sandbox's IAM, from the synthesized template", () => {
   });
 
   describe("SSM and Step Functions", () => {
-    it("lets select-source send the agent document only to instances tagged with a configured cluster", async () => {
+    it("lets select-source send the agent document only to this deployment's hosts (tagged rewind:cluster)", async () => {
       const iam = iamFor();
-      const hosts = ["orders", "billing"].map((cluster, i) => ({
+      // A host of this deployment, one of another deployment (staging), one untagged.
+      const tagsOf: Record<string, string>[] = [
+        { "rewind:cluster": "orders" },
+        { "staging:cluster": "orders" },
+        {},
+      ];
+      const hosts = tagsOf.map((tags, i) => ({
         instanceId: `i-00000000000000${i}0a`,
-        name: `db-${cluster}`,
-        tags: { "rewind:cluster": cluster },
-        configFile: path.join(scratch.dir, `${cluster}.json`),
-        dir: path.join(scratch.dir, `host-${cluster}`),
+        name: `db-${i}`,
+        tags,
+        configFile: path.join(scratch.dir, `host-${i}.json`),
+        dir: path.join(scratch.dir, `host-${i}`),
       }));
       const bundle = path.join(scratch.dir, "echo-agent.mjs");
       writeFileSync(bundle, "console.log(JSON.stringify({ ok: true }));\n");
@@ -421,12 +427,14 @@ describe("the sandbox's IAM, from the synthesized template", () => {
             }),
           );
         await expect(send(hosts[0]!.instanceId)).resolves.toMatchObject({ Command: { Status: "Pending" } });
-        await expect(send(hosts[1]!.instanceId)).rejects.toMatchObject({
-          name: "AccessDeniedException",
-          message: expect.stringContaining(
-            `may not ssm:SendCommand on arn:aws:ec2:us-east-1:123456789012:instance/${hosts[1]!.instanceId}`,
-          ),
-        });
+        for (const other of hosts.slice(1)) {
+          await expect(send(other.instanceId)).rejects.toMatchObject({
+            name: "AccessDeniedException",
+            message: expect.stringContaining(
+              `may not ssm:SendCommand on arn:aws:ec2:us-east-1:123456789012:instance/${other.instanceId}`,
+            ),
+          });
+        }
       } finally {
         ssm.close();
       }
@@ -477,7 +485,7 @@ describe("the sandbox's IAM, from the synthesized template", () => {
       };
       expect(await outputOf(iamFor())).toBe("delivered");
       expect(
-        await outputOf(iamFor((s) => removeStatement(s.template, "HostPolicyorders", "AgentOutput"))),
+        await outputOf(iamFor((s) => removeStatement(s.template, "ordersHostPolicy", "AgentOutput"))),
       ).toBe("denied");
     });
 

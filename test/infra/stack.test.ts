@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { App, Validations } from "aws-cdk-lib";
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -242,15 +242,16 @@ describe("the Rewind stack", () => {
     );
     expect(
       [...new Set(secretReaders.map(({ policy }) => policy.replace(/[0-9A-F]{8}$/, "")))].sort(),
-    ).toEqual(["FunctionsRotateAccountsRoleDefaultPolicy", "HostPolicyordersPolicy"]);
-    // Each names the cluster's own secrets (CDK's rotation schedule adds its grants on the secret too).
+    ).toEqual(["FunctionsRotateAccountsRoleDefaultPolicy", "ordersHostPolicy"]);
+    // The hosts name their cluster's own secrets; the rotation function the deployment's accounts
+    // secrets by one pattern (its policy does not grow with the fleet).
     for (const { policy, statement } of secretReaders)
       expect(JSON.stringify(statement.Resource), policy).toMatch(
-        /rewind\/orders\/|Secretsorders|GetRandomPassword|"\*"/,
+        /secret:rewind\/orders\/\*|secret:rewind\/\*\/accounts-\*|"\*"/,
       );
     // The rotation function reaches only the accounts secrets, and their key only through Secrets Manager.
     const rotator = secretReaders.filter(({ policy }) => policy.startsWith("FunctionsRotateAccounts"));
-    expect(JSON.stringify(rotator)).toContain("secret:rewind/orders/accounts-*");
+    expect(JSON.stringify(rotator)).toContain("secret:rewind/*/accounts-*");
     expect(
       JSON.stringify(
         grants.filter(
@@ -268,7 +269,7 @@ describe("the Rewind stack", () => {
       "FunctionsRetentionRoleDefaultPolicy",
       "FunctionsRotateAccountsRoleDefaultPolicy",
       "FunctionsVerifyRoleDefaultPolicy",
-      "HostPolicyordersPolicy",
+      "ordersHostPolicy",
     ]);
     // Only retention deletes, and only object versions by id (a compromised host cannot destroy
     // backups; a plain delete would leave the bytes behind a marker); only plan-restore writes,
@@ -282,14 +283,14 @@ describe("the Rewind stack", () => {
       ({ policy, actions }) => actions.includes("s3:PutObject") && policy.startsWith("Functions"),
     );
     expect(JSON.stringify(writers.map(({ statement }) => statement.Resource))).toContain("/*/restores/*");
-    // The agent task may send commands only to hosts tagged with a configured cluster.
+    // Agent commands go only to this deployment's hosts: those that carry its tag (whatever the
+    // cluster; the host refuses another cluster's request), a condition that does not grow with
+    // the fleet.
     const senders = grants.filter(({ actions }) => actions.includes("ssm:SendCommand"));
     for (const { statement } of senders) {
       const resource = JSON.stringify(statement.Resource);
       if (resource.includes(":instance/")) {
-        expect(statement.Condition).toEqual({
-          StringEquals: { "ssm:resourceTag/rewind:cluster": ["orders"] },
-        });
+        expect(statement.Condition).toEqual({ StringLike: { "ssm:resourceTag/rewind:cluster": "*" } });
       } else {
         // The state machines' tasks send Rewind-RunAgent; the schedules only the watchdog's document.
         expect(resource).toMatch(/:document\/Rewind-Run(Installed)?Agent"/);
@@ -518,7 +519,8 @@ describe("the Rewind stack", () => {
     const t = template();
     t.hasOutput("BucketName", { Value: { Ref: Match.stringLikeRegexp("^StorageBucket") } });
     t.hasOutput("KeyArn", { Value: { "Fn::GetAtt": [Match.stringLikeRegexp("^StorageKey"), "Arn"] } });
-    t.hasOutput("HostPolicyArnorders", { Value: { Ref: Match.stringLikeRegexp("^HostPolicyorders") } });
+    t.hasOutput("HostPolicyArnorders", { Value: { Ref: Match.stringLikeRegexp("^ordersHostPolicy") } });
+    t.hasResourceProperties("AWS::IAM::ManagedPolicy", { ManagedPolicyName: "rewind-host-orders" });
     t.hasOutput("RestoreStateMachineArn", { Value: { Ref: Match.stringLikeRegexp("^RestoreStateMachine") } });
   });
 
@@ -677,7 +679,18 @@ describe("cdk synth", () => {
         "AWS::SSM::Document",
         "AWS::Lambda::Function",
         "AWS::StepFunctions::StateMachine",
+        "AWS::CloudFormation::Stack",
+      ]),
+    );
+    // The cluster's own resources are in its nested stack's template, written beside it.
+    const nested = readdirSync(out).filter((file) => file.endsWith(".nested.template.json"));
+    expect(nested).toHaveLength(1);
+    const clusterTemplate = JSON.parse(readFileSync(`${out}/${nested[0]}`, "utf8"));
+    expect(Object.values(clusterTemplate.Resources).map((r) => (r as { Type: string }).Type)).toEqual(
+      expect.arrayContaining([
         "AWS::Scheduler::Schedule",
+        "AWS::SecretsManager::Secret",
+        "AWS::SSM::Association",
       ]),
     );
   }, 180_000);

@@ -1,8 +1,10 @@
 import { writeFileSync } from "node:fs";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
+import { deploymentNames } from "../../core/contracts/deployment.js";
 import { parseRewindConfig } from "../../infra/config.js";
 import { RewindStack } from "../../infra/rewind-stack.js";
+import { deploymentTemplate } from "../../sandbox/nested-templates.js";
 import { scratchDir } from "../support.js";
 
 const scratch = scratchDir("infra");
@@ -13,7 +15,8 @@ export const MINIMAL_CONFIG = { clusters: [{ name: "orders", engine: "mariadb" }
 
 /** A fresh stack from a raw config, as `cdk synth` would build it (Lambdas bundled by local esbuild). */
 export function synthStack(raw: unknown = MINIMAL_CONFIG, app = new App()): RewindStack {
-  return new RewindStack(app, "Rewind", { config: parseRewindConfig(raw, "test"), agentBundle });
+  const config = parseRewindConfig(raw, "test");
+  return new RewindStack(app, deploymentNames(config.deployment).stack, { config, agentBundle });
 }
 
 /** Each config is synthesized once per test file (bundling six Lambdas each time is the cost). */
@@ -24,7 +27,10 @@ export function synthTemplate(raw: unknown = MINIMAL_CONFIG): Template {
   const key = JSON.stringify(raw);
   let json = synthesized.get(key);
   if (!json) {
-    json = Template.fromStack(synthStack(raw)).toJSON();
+    // The parent with its clusters' nested stacks, as one template.
+    const app = new App();
+    const stack = synthStack(raw, app);
+    json = deploymentTemplate(stack, app.synth()) as Record<string, unknown>;
     synthesized.set(key, json);
   }
   return Template.fromJSON(structuredClone(json));

@@ -162,13 +162,13 @@ describe("rewind-agent doctor", () => {
 
   it("an instance role without the data key statement: names the policy to attach", async () => {
     const { kms, keyArn, env } = await kmsFor((s) =>
-      removeStatement(s.template, "HostPolicyorders", "DataKeys"),
+      removeStatement(s.template, "ordersHostPolicy", "DataKeys"),
     );
     const file = configWith("no-key", { kmsEndpoint: kms.endpoint, encryption: { kmsKeyId: keyArn } });
     const run = await doctorOf(file, env);
     expect(run.exitCode).toBe(1);
     expect(run.output?.error?.message).toMatch(
-      /data key: .*; attach the stack's HostPolicyArn-<cluster> output/,
+      /data key: .*; attach the stack's rewind-host-orders managed policy/,
     );
   });
 
@@ -207,7 +207,7 @@ describe("rewind-agent doctor", () => {
       const run = await doctorOf(configWith("open-s3", { s3Endpoint: open.endpoint }));
       expect(run.exitCode).toBe(1);
       expect(run.output?.error?.message).toMatch(
-        /S3: the instance role may delete objects in s3:\/\/[^ ]+\/orders\/; give the instance role only the stack's HostPolicyArn-<cluster> policy/,
+        /S3: the instance role may delete objects in s3:\/\/[^ ]+\/orders\/; give the instance role only the stack's rewind-host-orders policy/,
       );
     } finally {
       await open.stop();

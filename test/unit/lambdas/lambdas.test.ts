@@ -478,7 +478,7 @@ describe("select-source", () => {
       StandardOutputContent: `${JSON.stringify({ ok: false, error: { name: "CredentialsRejected", message: "Access denied for rewind_backup" } })}\n`,
     });
     const client = new SSMClient({ region: "us-east-1" });
-    const ids = await clusterInstances(client, CLUSTER);
+    const ids = await clusterInstances(client, CLUSTER, "rewind:cluster");
     expect(ids).toEqual(["i-01", "i-02"]);
     expect(ssm.commandCalls(DescribeInstanceInformationCommand)[0]!.args[0].input.Filters).toEqual([
       { Key: "tag:rewind:cluster", Values: [CLUSTER] },
