@@ -2,9 +2,10 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
+import { DEFAULT_DEPLOYMENT, deploymentNames } from "../core/contracts/deployment.js";
 import { SETTINGS_ENV } from "../core/contracts/lambda-settings.js";
 import { describeOutcome, Outcome, readableCause } from "../lambdas/lib/notify.js";
-import { AccessDenied, type IamPrincipal, SandboxIam } from "./aws/iam.js";
+import { AccessDenied, deploymentPrefix, type IamPrincipal, SandboxIam } from "./aws/iam.js";
 import { LocalLambda } from "./aws/lambda.js";
 import { RequestCounts } from "./aws/request-counts.js";
 import { TaskCallbacks } from "./aws/sfn-callbacks.js";
@@ -79,6 +80,12 @@ export class LocalControlPlane {
       readonly counts?: RequestCounts;
       /** The Secrets Manager stand-in, for the rotation function. */
       readonly secretsEndpoint?: string;
+      /**
+       * Another deployment than the default (two side by side): its principals are named
+       * `<deployment>: …` in the shared IAM model, and only its own hosts (those with its tag)
+       * report to this control plane.
+       */
+      readonly deployment?: string;
     },
   ) {
     this.names = { [synthesized.bucketLogicalId]: sandbox.bucket };
@@ -103,7 +110,9 @@ export class LocalControlPlane {
 
   /** The principal a template role stands for (`state machine Rewind-Backup`, …), when IAM is on. */
   private principal(name: string): IamPrincipal | undefined {
-    return this.iam.enforcing ? this.iam.principalNamed(name) : undefined;
+    return this.iam.enforcing
+      ? this.iam.principalNamed(`${deploymentPrefix(this.sandbox.deployment ?? DEFAULT_DEPLOYMENT)}${name}`)
+      : undefined;
   }
 
   /** Throws a Step Functions-style error when IAM refuses `caller` the call. */
@@ -126,7 +135,9 @@ export class LocalControlPlane {
   async start(): Promise<void> {
     await this.ssm.listen();
     await this.callbacks.listen();
+    const hostTag = deploymentNames(this.sandbox.deployment).hostTag;
     for (const host of this.sandbox.hosts) {
+      if (host.tags[hostTag] === undefined) continue;
       const config = JSON.parse(readFileSync(host.configFile, "utf8"));
       writeFileSync(
         host.configFile,

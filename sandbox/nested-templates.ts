@@ -122,3 +122,52 @@ export function deploymentTemplate(stack: RewindStack, assembly: CloudAssembly):
     assembly.directory,
   );
 }
+
+/**
+ * The same template with every resource's logical id prefixed (`Staging` + id) and every
+ * reference rewritten, so two deployments' templates can share the sandbox's stand-ins: the
+ * stand-ins make ARNs from logical ids, and two synths of the app have the same ones.
+ */
+export function prefixLogicalIds(template: FullTemplate, prefix: string): FullTemplate {
+  const ids = new Set(Object.keys(template.Resources));
+  const renamed = (id: string) => (ids.has(id) ? `${prefix}${id}` : id);
+  const rewrite = (value: Json): Json => {
+    if (Array.isArray(value)) return value.map(rewrite);
+    if (typeof value !== "object" || value === null) return value;
+    const entries = Object.entries(value);
+    if (entries.length === 1) {
+      const [[fn, args]] = entries as [[string, Json]];
+      if (fn === "Ref" && typeof args === "string") return { Ref: renamed(args) };
+      if (fn === "Fn::GetAtt") {
+        const [id, ...rest] = typeof args === "string" ? args.split(".") : (args as string[]);
+        return { "Fn::GetAtt": [renamed(id!), rest.join(".")] };
+      }
+      if (fn === "Fn::Sub") {
+        const sub = (text: string) =>
+          text.replace(
+            /\$\{([^}!.]+)(\.[^}]*)?\}/g,
+            (_, id: string, attr = "") => `\${${renamed(id)}${attr}}`,
+          );
+        return {
+          "Fn::Sub":
+            typeof args === "string"
+              ? sub(args)
+              : [sub((args as [string, Json])[0]), rewrite((args as [string, Json])[1])],
+        };
+      }
+    }
+    return Object.fromEntries(entries.map(([key, item]) => [key, rewrite(item)]));
+  };
+  const resources: FullTemplate["Resources"] = {};
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    const copy = rewrite(resource) as FullTemplate["Resources"][string] & { DependsOn?: string | string[] };
+    if (copy.DependsOn !== undefined)
+      copy.DependsOn = (Array.isArray(copy.DependsOn) ? copy.DependsOn : [copy.DependsOn]).map(renamed);
+    resources[renamed(id)] = copy;
+  }
+  return {
+    ...template,
+    Resources: resources,
+    Outputs: rewrite(template.Outputs ?? {}) as FullTemplate["Outputs"],
+  };
+}

@@ -3,9 +3,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import path from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
+import { deploymentNames } from "../core/contracts/deployment.js";
 import { INSTALLED_AGENT } from "../infra/agent-document.js";
 import { bundleAgent } from "../infra/bundle-agent.js";
-import { parseRewindConfig } from "../infra/config.js";
+import { parseRewindConfig, type RewindConfig } from "../infra/config.js";
 import { RewindStack } from "../infra/rewind-stack.js";
 import {
   type IamModel,
@@ -94,9 +95,13 @@ function logicalId(construct: IConstruct): string {
 }
 
 /** `cdk synth` of the Rewind app in-process, as deployed: the template and which Lambda is which. */
-export function synthesizeControlPlane(root: string, agentBundle: string): SynthesizedControlPlane {
-  const app = new App({ outdir: path.join(root, "cdk.out") });
-  const stack = new RewindStack(app, "Rewind", { config: sandboxRewindConfig(root), agentBundle });
+export function synthesizeControlPlane(
+  root: string,
+  agentBundle: string,
+  config: RewindConfig = sandboxRewindConfig(root),
+): SynthesizedControlPlane {
+  const app = new App({ outdir: path.join(root, `cdk.out-${config.deployment}`) });
+  const stack = new RewindStack(app, deploymentNames(config.deployment).stack, { config, agentBundle });
   const functions = stack.functions;
   const folders: [IConstruct, string][] = [
     [functions.selectSource, "select-source"],

@@ -69,5 +69,6 @@ export function settingsFromEnv(env: Readonly<Record<string, string | undefined>
     retention: json(SETTINGS_ENV.retention) ?? { fullBackups: 7, pitrDays: 7 },
     documentName: env[SETTINGS_ENV.documentName] || undefined,
     topicArn: env[SETTINGS_ENV.topicArn] || undefined,
+    hostTag: env[SETTINGS_ENV.hostTag] || undefined,
   });
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { HOST_POLICY_METADATA } from "../../core/contracts/deployment.js";
+import { DEFAULT_DEPLOYMENT, HOST_POLICY_METADATA } from "../../core/contracts/deployment.js";
 import {
   type NameOverrides,
   PLACEHOLDER,
@@ -131,8 +131,16 @@ function principal(name: string, arn: string, policies: IamPrincipal["policies"]
 }
 
 /** The instance role a cluster's database hosts share in the sandbox (outside the stack, as in AWS). */
-export function hostRoleArn(cluster: string): string {
-  return `arn:aws:iam::${PLACEHOLDER.account}:role/rewind-host-${cluster}`;
+export function hostRoleArn(cluster: string, deployment = DEFAULT_DEPLOYMENT): string {
+  return `arn:aws:iam::${PLACEHOLDER.account}:role/${deployment}-host-${cluster}`;
+}
+
+/**
+ * How a deployment's principals are named in the sandbox: `Lambda select-source` for the default
+ * one, `staging: Lambda select-source` for another, so two deployments can share the stand-ins.
+ */
+export function deploymentPrefix(deployment: string): string {
+  return deployment === DEFAULT_DEPLOYMENT ? "" : `${deployment}: `;
 }
 
 /** The sandbox operator: the person at the console or the tests, allowed everything. */
@@ -183,13 +191,16 @@ export function iamModelFromTemplate(
   template: Template & { Outputs?: Record<string, { Value: unknown }> },
   names: NameOverrides,
   lambdaNames: Readonly<Record<string, string>>,
+  /** A deployment other than the default: its principals' names start `<deployment>: `. */
+  deployment = DEFAULT_DEPLOYMENT,
 ): IamModel {
+  const named = (name: string) => `${deploymentPrefix(deployment)}${name}`;
   const resources = Object.entries(template.Resources);
   const principals: IamPrincipal[] = [];
   const roleArn = (roleId: string) => resolveIntrinsics({ "Fn::GetAtt": [roleId, "Arn"] }, template, names);
   const addRole = (name: string, roleId: string | undefined) => {
     if (!roleId || principals.some((p) => p.arn === roleArn(roleId))) return;
-    principals.push(principal(name, String(roleArn(roleId)), rolePolicies(template, roleId, names)));
+    principals.push(principal(named(name), String(roleArn(roleId)), rolePolicies(template, roleId, names)));
   };
   const ofType = (type: string) => resources.filter(([, resource]) => resource.Type === type);
   for (const [id, fn] of ofType("AWS::Lambda::Function")) {
@@ -208,7 +219,7 @@ export function iamModelFromTemplate(
     const cluster = (policy as { Metadata?: Record<string, unknown> }).Metadata?.[HOST_POLICY_METADATA];
     if (typeof cluster !== "string") continue;
     principals.push(
-      principal(`${cluster} database hosts`, hostRoleArn(cluster), [
+      principal(named(`${cluster} database hosts`), hostRoleArn(cluster, deployment), [
         {
           name: policyId,
           policy: resolveIntrinsics(policy.Properties?.PolicyDocument, template, names) as PolicyDocument,

@@ -12,6 +12,8 @@ export interface S3GateRules {
   readonly iam?: IamModel;
   /** The bucket's default SSE-KMS key: using it through S3 needs kms:GenerateDataKey / kms:Decrypt. */
   readonly kmsKeyArn?: string;
+  /** Buckets with a key of their own (two deployments side by side), instead of kmsKeyArn. */
+  readonly bucketKeyArns?: Readonly<Record<string, string>>;
   /** The bucket's default Object Lock retention. */
   readonly objectLock?: { readonly mode: "governance" | "compliance"; readonly days: number };
   /** The bucket's lifecycle rules (from the template), applied whenever the clock moves. */
@@ -495,7 +497,7 @@ export class S3Gate {
 
   /** SSE-KMS with the bucket key: S3 asks KMS on the caller's behalf, so the caller needs the key. */
   private authorizeKeyUse(principal: IamPrincipal | undefined, operation: S3Operation): void {
-    const { kmsKeyArn } = this.rules;
+    const kmsKeyArn = this.rules.bucketKeyArns?.[operation.bucket] ?? this.rules.kmsKeyArn;
     if (!principal || !kmsKeyArn) return;
     const action = ["PutObject", "CreateMultipartUpload", "CopyObject"].includes(operation.name)
       ? "kms:GenerateDataKey"

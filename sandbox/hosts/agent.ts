@@ -45,8 +45,12 @@ export function accountOf(
  * Stores the cluster's accounts secret as the stack creates it (the usernames and a generated
  * seed), unless the cluster has one already.
  */
-export function putInitialAccountsSecret(secrets: LocalSecretsManager, cluster: string): string {
-  const id = accountsSecretName(cluster);
+export function putInitialAccountsSecret(
+  secrets: LocalSecretsManager,
+  cluster: string,
+  deployment?: string,
+): string {
+  const id = accountsSecretName(cluster, deployment);
   if (!secrets.has(id)) {
     secrets.put(id, {
       ...initialAccountsTemplate(),
@@ -76,6 +80,8 @@ export async function setUpLocalAgent(options: {
   readonly s3Endpoint: string;
   readonly bucket: string;
   readonly cluster: string;
+  /** The deployment the host belongs to (default `rewind`): its accounts secret's name. */
+  readonly deployment?: string;
   readonly host: string;
   readonly secrets?: LocalSecretsManager;
   /** A KMS key and the KMS endpoint; without it, a local key file. */
@@ -85,7 +91,7 @@ export async function setUpLocalAgent(options: {
 }): Promise<LocalAgentSetup> {
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   const secrets = options.secrets ?? (await startSecretsManager());
-  const accountsSecretId = putInitialAccountsSecret(secrets, options.cluster);
+  const accountsSecretId = putInitialAccountsSecret(secrets, options.cluster, options.deployment);
   let encryption: Record<string, string>;
   if (options.kms) {
     encryption = { kmsKeyId: options.kms.keyArn };
@@ -96,6 +102,7 @@ export async function setUpLocalAgent(options: {
   }
   const config = {
     cluster: options.cluster,
+    ...(options.deployment ? { deployment: options.deployment } : {}),
     engine: "mariadb",
     bucket: options.bucket,
     region: "us-east-1",

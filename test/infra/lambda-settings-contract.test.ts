@@ -84,7 +84,8 @@ describe("the Lambdas' settings contract", () => {
       clusterParameters: "/rewind/clusters/",
       retention: { fullBackups: 1, pitrDays: 1 },
       documentName: "Rewind-RunAgent",
-      hostTag: "rewind:cluster",
+      // Not the default: a setting the reader drops would come back as the default.
+      hostTag: "staging:cluster",
     };
     expect(settingsFromEnv(settingsToEnv(settings))).toEqual(settings);
     expect(() =>
