@@ -10,11 +10,12 @@
  * 1 day and 30 days of per-minute history (3 sources, index and manifests) in an in-memory bucket.
  * Prices: published us-east-1 list prices, without free tiers.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRewindConfig } from "../infra/config.js";
+import { synthFleet } from "../infra/fleet-report.js";
 import type {
   ExecutionResult,
   ScheduledCommandResult,
@@ -27,6 +28,8 @@ import {
   add,
   type Counts,
   clusterMetricHours,
+  deploymentBill,
+  isClusterAlarm,
   monthBill,
   PRICE,
   printBill,
@@ -168,7 +171,27 @@ const binlogGb = binlogGbPerDay * backupRatio * defaults.retention.pitrDays;
 console.log(
   `\nstorage for a ${dbGb} GB database writing ${binlogGbPerDay} GB of binlogs a day (compressed ${(backupRatio * 100).toFixed(0)}% as measured, ${defaults.retention.fullBackups} full backups, ${defaults.retention.pitrDays}-day window, the default retention): ${(fullGb + binlogGb).toFixed(0)} GB, $${((fullGb + binlogGb) * PRICE.s3StandardGbMonth).toFixed(2)} per month in S3 Standard`,
 );
+// What the deployment pays once, shared by its clusters: measured on this template, and on a
+// synth of 1,000 clusters to show it does not grow with the fleet.
+const shared = deploymentBill(template, isClusterAlarm);
+if (shared.alarms !== deploymentAlarms) throw new Error("the deployment's alarms were counted two ways");
+const fleetDir = path.join(os.tmpdir(), `rewind-bench-cost-fleet-${process.pid}`);
+let fleetShared: ReturnType<typeof deploymentBill>;
+try {
+  const fleet = synthFleet(1000, fleetDir);
+  fleetShared = deploymentBill(JSON.parse(fleet.parent.json), isClusterAlarm);
+  const perNested = fleet.nested.map((t) => deploymentBill(JSON.parse(t.json), isClusterAlarm));
+  if (perNested.some((bill) => bill.usd > 0))
+    throw new Error("a clusters' nested stack holds a key, a dashboard or a deployment alarm");
+} finally {
+  rmSync(fleetDir, { recursive: true, force: true });
+}
 console.log(
-  `(per deployment, shared by its clusters: the KMS key $1.00, the dashboard $3.00 and ${deploymentAlarms} alarms $${(deploymentAlarms * PRICE.cwAlarmMonth).toFixed(2)} a month)`,
+  `\nper deployment, shared by its clusters: ${shared.keys} KMS keys, ${shared.dashboards} dashboard and ${shared.alarms} alarms, $${shared.usd.toFixed(2)} a month (with 1,000 clusters: ${fleetShared.keys} keys, ${fleetShared.dashboards} dashboard, ${fleetShared.alarms} alarms, $${fleetShared.usd.toFixed(2)})`,
 );
+for (const clusters of [1, 100, 1000]) {
+  console.log(
+    `per cluster-month at ${clusters.toLocaleString()} cluster${clusters === 1 ? "" : "s"}: $${(total + fleetShared.usd / clusters).toFixed(2)} ($${total.toFixed(2)} of its own + $${(fleetShared.usd / clusters).toFixed(3)} of the deployment's)`,
+  );
+}
 console.log(`cost per cluster-month: $${total.toFixed(2)} (excluding storage)`);

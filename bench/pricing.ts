@@ -18,7 +18,34 @@ export const PRICE = {
   cwMetricMonth: 0.3,
   cwAlarmMonth: 0.1,
   cwLogsIngestGb: 0.5,
+  kmsKeyMonth: 1.0,
+  dashboardMonth: 3.0,
 };
+
+/**
+ * What a deployment pays once, whatever its fleet: its customer-managed KMS keys, dashboards and
+ * the alarms on no cluster's metrics (failed executions, schedule errors, dead letters).
+ */
+export function deploymentBill(
+  template: Template,
+  clusterAlarmOf: (alarm: Template["Resources"][string]) => boolean,
+) {
+  const resources = Object.values(template.Resources);
+  const keys = resources.filter((r) => r.Type === "AWS::KMS::Key").length;
+  const dashboards = resources.filter((r) => r.Type === "AWS::CloudWatch::Dashboard").length;
+  const alarms = resources.filter((r) => r.Type === "AWS::CloudWatch::Alarm" && !clusterAlarmOf(r)).length;
+  return {
+    keys,
+    dashboards,
+    alarms,
+    usd: keys * PRICE.kmsKeyMonth + dashboards * PRICE.dashboardMonth + alarms * PRICE.cwAlarmMonth,
+  };
+}
+
+/** Whether an alarm watches one cluster's metrics (its dimensions name a cluster). */
+export function isClusterAlarm(alarm: Template["Resources"][string]): boolean {
+  return JSON.stringify(alarm.Properties?.Dimensions ?? []).includes('"Cluster"');
+}
 const S3_FREE = new Set(["DeleteObject", "DeleteObjects", "DeleteObjects (keys)", "AbortMultipartUpload"]);
 const S3_CLASS_A = new Set([
   "PutObject",
