@@ -1,6 +1,7 @@
 import type { ReplicationState } from "../../core/agent-output.js";
 import type { EngineName } from "../../core/engine.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { ReplicationFilter } from "../restore/partial.js";
 import type { SqlClient } from "../sql-client.js";
 
 /** Where the restored server's replication applier reads the downloaded binlogs from. */
@@ -83,7 +84,13 @@ export interface Engine {
   /** How this engine's applier reads downloaded binlogs. */
   readonly applierSource: ApplierSource["kind"];
   /** The statements that start the applier on `source`, stopping right after the GTIDs in `until`. */
-  replicateUntilSql(options: { source: ApplierSource; until: string; parallelWorkers: number }): string;
+  replicateUntilSql(options: {
+    source: ApplierSource;
+    until: string;
+    parallelWorkers: number;
+    /** Apply only these tables' transactions (a partial table restore; MariaDB only). */
+    filter?: ReplicationFilter;
+  }): string;
   /** The applier's state while it replays: running, or stopped with an error. */
   /**
    * The binlog tool's arguments for the client fallback (`mysqlbinlog … | mysql`): every

@@ -137,13 +137,25 @@ export const mariadbEngine: Engine = {
     },
   ],
   applierSource: "local-server",
-  replicateUntilSql({ source, until, parallelWorkers }) {
+  replicateUntilSql({ source, until, parallelWorkers, filter }) {
     if (source.kind !== "local-server") throw new Error("MariaDB replays from a local binlog server");
+    // Replication filters are per connection (`SET GLOBAL <connection>.replicate_do_table`), set
+    // once the connection exists and before it starts. A filtered-out transaction's GTID still
+    // advances the connection's position, so UNTIL stops where it must.
+    const filters = filter
+      ? [
+          `SET GLOBAL ${APPLIER_CONNECTION}.replicate_do_table = ${sqlString(filter.doTables.join(","))};`,
+          `SET GLOBAL ${APPLIER_CONNECTION}.replicate_wild_do_table = ${sqlString(filter.wildDoTables.join(","))};`,
+        ]
+      : [];
     // A named connection leaves the default one free for --replica-of.
-    return `SET GLOBAL slave_parallel_threads = ${Number(parallelWorkers)};
-SET GLOBAL slave_parallel_mode = 'optimistic';
-CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(source.port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;
-START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`;
+    return [
+      `SET GLOBAL slave_parallel_threads = ${Number(parallelWorkers)};`,
+      "SET GLOBAL slave_parallel_mode = 'optimistic';",
+      `CHANGE MASTER '${APPLIER_CONNECTION}' TO MASTER_HOST='127.0.0.1', MASTER_PORT=${Number(source.port)}, MASTER_USER='rewind', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos;`,
+      ...filters,
+      `START SLAVE '${APPLIER_CONNECTION}' UNTIL master_gtid_pos = ${sqlString(until)}`,
+    ].join("\n");
   },
   clientReplaySession: ["--init-command=SET SESSION sql_log_bin = 0"],
   clientReplayArgs({ files, startPosition, stopPosition }) {

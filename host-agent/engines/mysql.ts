@@ -126,8 +126,10 @@ export const mysqlEngine: Engine = {
    * restored datadir, and its SQL thread applies them with parallel workers from the backup's
    * exact position until every GTID of `until` is applied. Already executed GTIDs are skipped.
    */
-  replicateUntilSql({ source, until, parallelWorkers }) {
+  replicateUntilSql({ source, until, parallelWorkers, filter }) {
     if (source.kind !== "relay-log") throw new Error("MySQL replays from relay logs");
+    // A table restore on MySQL restores the whole backup (no partial copy is proven here).
+    if (filter) throw new Error("MySQL's replay takes no table filter");
     return `SET GLOBAL replica_parallel_workers = ${Number(parallelWorkers)};
 CHANGE REPLICATION SOURCE TO RELAY_LOG_FILE=${sqlString(source.file)}, RELAY_LOG_POS=${Number(source.position)}, SOURCE_HOST='${RELAY_SOURCE_HOST}';
 START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = ${sqlString(until)}`;

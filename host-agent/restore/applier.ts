@@ -6,6 +6,7 @@ import { log } from "../log.js";
 import { freeLoopbackPort } from "../net.js";
 import type { SqlClient } from "../sql-client.js";
 import type { ReplayRun } from "./binlogs.js";
+import type { ReplicationFilter } from "./partial.js";
 import { type PrivateServer, startPrivateServer } from "./private-server.js";
 
 interface ApplierReplay {
@@ -18,6 +19,8 @@ interface ApplierReplay {
   readonly timeoutSeconds: number;
   /** The source binlog (its base name) and position the applier has executed up to. */
   readonly onExecuted?: (file: string, position: number) => void;
+  /** Replay only these tables' transactions (a partial table restore). */
+  readonly filter?: ReplicationFilter;
 }
 
 /**
@@ -154,6 +157,7 @@ async function applyUntil(options: ApplierReplay, sql: SqlClient, source: Applie
         source,
         until: range.untilPosition,
         parallelWorkers: options.parallelWorkers,
+        ...(options.filter ? { filter: options.filter } : {}),
       }),
     );
     const deadline = Date.now() + options.timeoutSeconds * 1000;

@@ -7,6 +7,7 @@ import type { BackupManifest } from "../../core/manifest.js";
 import type { Engine } from "../engines/engine.js";
 import { log } from "../log.js";
 import { extractBackup } from "./extract.js";
+import type { XbstreamFilter } from "./partial.js";
 import { prepareBackup } from "./prepare.js";
 
 /** Refuses a non-empty target unless the old datadir may be moved aside. Touches nothing. */
@@ -40,6 +41,8 @@ export async function installBackup(
     afterExtract?: (staging: string) => Promise<void>;
     /** Called as the prepare starts. */
     beforePrepare?: () => void;
+    /** Only the files this passes are extracted (a partial table restore). */
+    filter?: XbstreamFilter;
   },
 ): Promise<{ movedAside: string | null }> {
   checkTarget(target, options.moveAside);

@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
@@ -7,6 +8,7 @@ import type { Engine } from "../engines/engine.js";
 import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
 import { backupStream } from "./download.js";
+import type { XbstreamFilter } from "./partial.js";
 
 export interface ExtractOptions {
   readonly client: S3Client;
@@ -17,6 +19,8 @@ export interface ExtractOptions {
   readonly targetDir: string;
   readonly concurrency: number;
   readonly onBytes?: (bytes: number) => void;
+  /** Only the files this passes reach the directory (a partial table restore). */
+  readonly filter?: XbstreamFilter;
 }
 
 /**
@@ -29,5 +33,14 @@ export async function extractBackup(manifest: BackupManifest, options: ExtractOp
     throw new RewindError(ErrorNames.usage, `staging directory ${options.targetDir} is not empty`);
   }
   const stream = startTool(options.engine.tools.stream, ["-x", "-C", options.targetDir]);
-  await decodeStream(backupStream(manifest), { ...options, sink: stream.stdin, sinkDone: stream.exited });
+  if (!options.filter) {
+    await decodeStream(backupStream(manifest), { ...options, sink: stream.stdin, sinkDone: stream.exited });
+    return;
+  }
+  const filtered = pipeline(options.filter, stream.stdin);
+  await decodeStream(backupStream(manifest), {
+    ...options,
+    sink: options.filter,
+    sinkDone: Promise.all([filtered, stream.exited]).then(() => undefined),
+  });
 }

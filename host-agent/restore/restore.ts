@@ -25,6 +25,12 @@ import { runTool } from "../tool.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "./applier.js";
 import { binlogBytes, fetchBinlogs, ReplayMeter, replayBinlogs, replayRange } from "./binlogs.js";
 import { checkTarget, installBackup } from "./datadir.js";
+import {
+  PartialRestoreImpossible,
+  type PartialStats,
+  type ReplicationFilter,
+  XbstreamFilter,
+} from "./partial.js";
 import { startPrivateServer } from "./private-server.js";
 import { RestoreProgress } from "./progress.js";
 
@@ -61,7 +67,12 @@ export interface RestoreOptions {
   /** Checks the plan before anything is downloaded (a table restore: the scratch space). */
   readonly beforeFetch?: (plan: RestorePlan<RestoreBinlog>) => Promise<void>;
   /** Checks the fetched binlogs before the backup is downloaded (a table restore: the tables exist). */
-  readonly beforeBackup?: (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => Promise<void>;
+  readonly beforeBackup?: (
+    plan: RestorePlan<RestoreBinlog>,
+    binlogFiles: readonly string[],
+    /** Where replay starts in the first of them (the backup's position). */
+    startPosition: number,
+  ) => Promise<void>;
   /**
    * Runs once the backup is downloaded, verified and unpacked, before it is prepared, with the
    * tables its files hold (core/xbstream's tablesInStream).
@@ -80,6 +91,18 @@ export interface RestoreOptions {
     /** The restore's progress: the copy is its last phase. */
     progress: RestoreProgress;
   }) => Promise<Record<string, unknown>>;
+  /**
+   * A partial scratch restore (a table restore, MariaDB, replayed by the applier): only the files
+   * `keep` accepts are extracted, and the applier replays only the transactions `filter` names.
+   * Whatever makes it impossible throws PartialRestoreImpossible before the result is used, so
+   * the caller restores the whole backup instead.
+   */
+  readonly partial?: {
+    readonly keep: (path: string) => boolean;
+    readonly filter: ReplicationFilter;
+    /** Runs on the scratch server before replay: throws PartialRestoreImpossible when unsafe. */
+    readonly check: (sql: SqlClient) => Promise<void>;
+  };
 }
 
 export interface RestoreResult {
@@ -110,6 +133,8 @@ export interface RestoreResult {
   readonly began?: { id: string; parent: string; branch: { gtids: string; time: string | null } };
   /** Each phase that ran, in order, with its duration and how much it did. */
   readonly phases?: PhaseProgress[];
+  /** A partial restore's extraction: what reached the scratch datadir and what did not. */
+  readonly partial?: PartialStats;
 }
 
 /**
@@ -249,7 +274,7 @@ async function restoreFromPlan(
   sweepStaleWork(config.workDir, datadir);
   const work = mkdtempSync(path.join(config.workDir, "restore-"));
   try {
-    const { range, binlogDir, movedAside } = await fetchAndInstall(run, work);
+    const { range, binlogDir, movedAside, partial } = await fetchAndInstall(run, work);
     if (options.noStart) {
       return { ...summary, dryRun: false, movedAside, seconds: (Date.now() - started) / 1000 };
     }
@@ -274,6 +299,7 @@ async function restoreFromPlan(
         ? { scratch: { checkedTables: replayed.checkedTables, removed: !existsSync(datadir) } }
         : {}),
       ...(replayed.onScratch ? { onScratch: replayed.onScratch } : {}),
+      ...(partial ? { partial } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -352,7 +378,16 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
   await options.beforeBackup?.(
     plan,
     range.files.map((file) => path.join(binlogDir, file)),
+    range.runs[0]?.startPosition ?? 4,
   );
+  // A partial copy needs the applier's table filter: binlogs that switch sources are replayed by
+  // the client, which has none.
+  if (options.partial && replayedByFor(range, options) === "client") {
+    throw new PartialRestoreImpossible(
+      "the binlogs up to the target switch sources, which the client replays, and it cannot skip other tables",
+    );
+  }
+  const filter = options.partial ? new XbstreamFilter(options.partial.keep) : undefined;
   progress.begin("extract", "bytes", plan.backup.storedBytes);
   const { movedAside } = await installBackup(plan.backup, datadir, {
     ...transfer,
@@ -364,16 +399,26 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
     },
     // mariabackup/xtrabackup --prepare reports no total to measure against.
     beforePrepare: () => progress.begin("prepare", "bytes", null),
-    ...(options.afterExtract
-      ? { afterExtract: async (staging: string) => options.afterExtract!(plan, tablesInDirectory(staging)) }
-      : {}),
+    ...(filter ? { filter } : {}),
+    afterExtract: async (staging: string) => {
+      if (filter && filter.stats.renames.length > 0) {
+        throw new PartialRestoreImpossible(
+          `the backup recorded tables renamed while it ran (${filter.stats.renames.join(", ")}), which its prepare applies by name`,
+        );
+      }
+      if (filter)
+        log("info", "partial extraction: only the chosen tables' files and the system's", {
+          ...filter.stats,
+        });
+      await options.afterExtract?.(plan, tablesInDirectory(staging));
+    },
     beforeSwap: async () => {
       if (options.moveAside && !options.scratch)
         await runServerCommand(config.server.stop, "stop").catch(() => undefined);
     },
   });
   progress.end();
-  return { range, binlogDir, movedAside };
+  return { range, binlogDir, movedAside, partial: filter?.stats };
 }
 
 /**
@@ -401,8 +446,7 @@ async function startAndReplay(
   progress.begin("replay", "bytes", meter.total);
   // A chain that switches sources replays each source's stretch from its own position, which
   // the client does run by run; one stretch goes through the applier when asked.
-  const replayedBy: "none" | "applier" | "client" =
-    range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
+  const replayedBy = replayedByFor(range, options);
   if (replayedBy !== options.replay && range.files.length > 0) {
     log("info", "the binlogs switch sources; replaying them with the client, source by source", {
       sources: range.runs.map((run) => run.source),
@@ -442,6 +486,12 @@ async function startAndReplay(
         serverId: 4_000_000_001,
         role: "scratch server",
         heartbeat: context.heartbeat,
+      }).catch((error: Error) => {
+        if (!options.partial) throw error;
+        rmSync(datadir, { recursive: true, force: true });
+        throw new PartialRestoreImpossible(
+          `the scratch server did not start on the partial copy: ${error.message}`,
+        );
       })
     : undefined;
   if (!scratchServer) await runServerCommand(config.server.start, "start");
@@ -457,7 +507,21 @@ async function startAndReplay(
     const replayStarted = Date.now();
     if (replayedBy === "applier" && engine.applierSource === "local-server") {
       await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
-      await replayFromLocalServer({ ...applier, sql });
+      await options.partial?.check(sql);
+      try {
+        await replayFromLocalServer({
+          ...applier,
+          sql,
+          ...(options.partial ? { filter: options.partial.filter } : {}),
+        });
+      } catch (error) {
+        // A partial copy lacks the other tables' data: a transaction the filter lets through
+        // that touches one (a cascade, an INSERT … SELECT logged as a statement) stops the
+        // applier. The whole backup restores it.
+        if (options.partial && error instanceof RewindError && error.name === ErrorNames.replay)
+          throw new PartialRestoreImpossible(`the applier stopped on the partial copy: ${error.message}`);
+        throw error;
+      }
     } else if (replayedBy === "client") {
       await withLargePackets(sql, async () => {
         for (const [index, run] of range.runs.entries()) {
@@ -491,6 +555,14 @@ async function startAndReplay(
     rmSync(datadir, { recursive: true, force: true });
   });
   return { replayedBy, replaySeconds, gtidReached, replication, checkedTables, onScratch, began };
+}
+
+/** How the binlogs are replayed: none to replay, the client when they switch sources, else as asked. */
+function replayedByFor(
+  range: Awaited<ReturnType<typeof replayRange>>,
+  options: Pick<RestoreOptions, "replay">,
+): "none" | "applier" | "client" {
+  return range.files.length === 0 ? "none" : range.runs.length > 1 ? "client" : options.replay;
 }
 
 /**

@@ -10,6 +10,7 @@ import { log } from "../log.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import type { SqlClient } from "../sql-client.js";
 import { runTool, startTool } from "../tool.js";
+import { PartialRestoreImpossible, partialKeep, replicationFilter } from "./partial.js";
 import type { RestoreProgress } from "./progress.js";
 import { type PlanRead, restore } from "./restore.js";
 
@@ -153,13 +154,22 @@ export async function restoreTables(context: AgentContext, options: TablesOption
     for (const database of new Set(selectors.map((s) => s.database))) {
       existing.set(database, new Set(await tableNames(sql, database)));
     }
-    return existing;
+    // What a partial copy leaves out, as the live server sizes it now: every other user table.
+    const chosen = (schema: string, table: string) =>
+      selectors.some((s) => s.database === schema && (!s.table || s.table === table));
+    let otherTablesBytes = 0;
+    for (const row of await sql.rows(
+      "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS bytes FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')",
+    )) {
+      if (!chosen(row.db!, row.name!)) otherTablesBytes += Number(row.bytes);
+    }
+    return { tables: existing, otherTablesBytes };
   });
   const finalName = (table: string) => (options.replace ? table : `${table}${suffix}`);
   /** Refuses a table whose copy would take a name that is too long or already taken live. */
   const checkName = (database: string, table: string) => {
     const name = finalName(table);
-    const taken = live.get(database)!;
+    const taken = live.tables.get(database)!;
     if (name.length > 64)
       throw usage(`${database}.${name} would be longer than 64 characters; choose a shorter --as`);
     if (!options.replace && taken.has(name))
@@ -169,34 +179,77 @@ export async function restoreTables(context: AgentContext, options: TablesOption
   };
   for (const { database, table } of selectors) if (table) checkName(database, table);
 
-  const datadir = path.join(config.workDir, `tables-${stamp(started)}`);
   mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
-  const result = await restore(context, {
-    ...(options.until ? { until: options.until } : {}),
-    ...(options.plan ? { plan: options.plan } : {}),
-    ...(options.planned ? { planned: options.planned } : {}),
-    datadir,
-    moveAside: false,
-    dryRun: false,
-    noStart: false,
-    scratch: true,
-    ...(options.history ? { history: options.history } : {}),
-    replay: options.replay,
-    beforeFetch: async (plan) => checkScratchSpace(plan, config.workDir, config.minFreeMiB),
-    ...tablesCheck(context, selectors),
-    onScratch: async (scratch) => ({
-      tables: await copyTables(context, scratch, {
-        selectors,
-        live,
-        finalName,
-        checkName,
-        keepSuffix,
-        replace: options.replace,
-        runStamp: stamp(started),
+  // Partial when it can be: only the chosen tables' files extracted and their transactions
+  // replayed, so scratch space and time follow the tables' size; otherwise, or when the partial
+  // copy turns out impossible, the whole backup, saying why.
+  const partialRefused =
+    engine.name !== "mariadb"
+      ? "a partial copy is built for MariaDB's mariabackup and applier; MySQL restores the whole backup"
+      : options.replay !== "applier"
+        ? "the client replay (--replay client) cannot skip other tables' transactions"
+        : undefined;
+  const attempt = async (partial: boolean) =>
+    restore(context, {
+      ...(options.until ? { until: options.until } : {}),
+      ...(options.plan ? { plan: options.plan } : {}),
+      ...(options.planned ? { planned: options.planned } : {}),
+      datadir: path.join(config.workDir, `tables-${stamp(started)}${partial ? "" : "-whole"}`),
+      moveAside: false,
+      dryRun: false,
+      noStart: false,
+      scratch: true,
+      ...(options.history ? { history: options.history } : {}),
+      replay: options.replay,
+      beforeFetch: async (plan) =>
+        checkScratchSpace(plan, config.workDir, config.minFreeMiB, partial ? live.otherTablesBytes : 0),
+      ...tablesCheck(context, selectors, partial),
+      ...(partial
+        ? {
+            partial: {
+              keep: partialKeep({ tables: selectors }),
+              filter: replicationFilter({ tables: selectors }),
+              check: (sql: SqlClient) => checkPartialSafe(sql, selectors),
+            },
+          }
+        : {}),
+      onScratch: async (scratch) => ({
+        tables: await copyTables(context, scratch, {
+          selectors,
+          live: live.tables,
+          finalName,
+          checkName,
+          keepSuffix,
+          replace: options.replace,
+          runStamp: stamp(started),
+        }),
       }),
-    }),
-  });
+    });
+  let result: Awaited<ReturnType<typeof restore>>;
+  let partialReport: { used: boolean; reason?: string; extractedBytes?: number; skippedBytes?: number };
+  if (partialRefused) {
+    log("info", "restoring the whole backup for the tables", { why: partialRefused });
+    result = await attempt(false);
+    partialReport = { used: false, reason: partialRefused };
+  } else {
+    try {
+      result = await attempt(true);
+      partialReport = {
+        used: true,
+        extractedBytes: result.partial?.keptBytes ?? 0,
+        skippedBytes: result.partial?.droppedBytes ?? 0,
+      };
+    } catch (error) {
+      if (!(error instanceof PartialRestoreImpossible)) throw error;
+      log("warn", "a partial copy is impossible here; restoring the whole backup for the tables", {
+        why: error.message,
+      });
+      result = await attempt(false);
+      partialReport = { used: false, reason: error.message };
+    }
+  }
   return {
+    partial: partialReport,
     backupId: result.backupId,
     target: result.target,
     binlogs: result.binlogs,
@@ -218,11 +271,18 @@ export async function restoreTables(context: AgentContext, options: TablesOption
  * in a binlog counts): whether the table really exists at the target is checked again on the
  * scratch copy.
  */
-function tablesCheck(context: AgentContext, selectors: readonly Selector[]) {
+function tablesCheck(context: AgentContext, selectors: readonly Selector[], partial: boolean) {
   let binlogs: readonly string[] = [];
   return {
-    beforeBackup: async (plan: RestorePlan<RestoreBinlog>, binlogFiles: readonly string[]) => {
+    beforeBackup: async (
+      plan: RestorePlan<RestoreBinlog>,
+      binlogFiles: readonly string[],
+      startPosition: number,
+    ) => {
       binlogs = binlogFiles;
+      // Before the backup is downloaded: binlogs that change foreign keys or triggers make a
+      // partial replay unsafe (below).
+      if (partial) await checkPartialBinlogs(context, binlogFiles, startPosition);
       const known = plan.backup.tables;
       if (known && known.length > 0) {
         await checkTablesKnown(context, selectors, known, binlogFiles, {
@@ -250,6 +310,76 @@ function tablesCheck(context: AgentContext, selectors: readonly Selector[]) {
       });
     },
   };
+}
+
+/**
+ * What a partial replay cannot do right, found on the scratch copy (the schema at the backup):
+ * a foreign key between a chosen table and one that is not (a cascade from the other table is
+ * not in the binlog under row logging: the replica's engine does it, and the other table's
+ * transactions are filtered out; and the other table's data is not there to check against), and
+ * a trigger on another table that names a chosen one (a statement-logged change to that table
+ * would fire it, and the filter drops the statement). Either makes it PartialRestoreImpossible.
+ */
+async function checkPartialSafe(sql: SqlClient, selectors: readonly Selector[]): Promise<void> {
+  const chosen = (schema: string, table: string) =>
+    selectors.some((s) => s.database === schema && (!s.table || s.table === table));
+  const keys = await sql.rows(
+    "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS child, UNIQUE_CONSTRAINT_SCHEMA AS parentDb, REFERENCED_TABLE_NAME AS parent FROM information_schema.REFERENTIAL_CONSTRAINTS",
+  );
+  const crossing = keys.filter((k) => chosen(k.db!, k.child!) !== chosen(k.parentDb!, k.parent!));
+  if (crossing.length > 0) {
+    throw new PartialRestoreImpossible(
+      `foreign keys join a chosen table to one that is not (${crossing.map((k) => `${k.db}.${k.child} → ${k.parentDb}.${k.parent}`).join(", ")}): cascades and checks need both tables`,
+    );
+  }
+  const triggers = await sql.rows(
+    "SELECT TRIGGER_SCHEMA AS db, TRIGGER_NAME AS name, EVENT_OBJECT_TABLE AS tbl, ACTION_STATEMENT AS body FROM information_schema.TRIGGERS",
+  );
+  const names = selectors.map((s) => s.table ?? s.database);
+  const writing = triggers.filter(
+    (t) =>
+      !chosen(t.db!, t.tbl!) &&
+      names.some((name) => new RegExp(`\\b${name.replaceAll("$", "\\$")}\\b`, "i").test(t.body ?? "")),
+  );
+  if (writing.length > 0) {
+    throw new PartialRestoreImpossible(
+      `triggers on other tables name a chosen table (${writing.map((t) => `${t.db}.${t.name}`).join(", ")}): a change they make would be filtered out with the statement that fired it`,
+    );
+  }
+}
+
+/** Binlogs up to the target that add or change foreign keys or triggers: a partial replay could miss their effects. */
+async function checkPartialBinlogs(
+  context: AgentContext,
+  binlogFiles: readonly string[],
+  startPosition: number,
+): Promise<void> {
+  if (binlogFiles.length === 0) return;
+  const pattern = /FOREIGN\s+KEY|\bREFERENCES\b|\bTRIGGER\b/i;
+  // From the backup's position on (the first file's earlier events are in the backup).
+  const decoder = startTool(context.engine.tools.binlog, [
+    `--start-position=${startPosition}`,
+    ...binlogFiles,
+  ]);
+  let tail = "";
+  const found = await new Promise<string | undefined>((resolve, reject) => {
+    decoder.stdout.on("data", (chunk: Buffer) => {
+      const text = tail + chunk.toString("latin1");
+      const match = pattern.exec(text);
+      if (match) {
+        decoder.stop();
+        resolve(match[0]);
+        return;
+      }
+      tail = text.slice(-64);
+    });
+    decoder.exited.then(() => resolve(undefined), reject);
+  });
+  if (found) {
+    throw new PartialRestoreImpossible(
+      `the binlogs up to the target change foreign keys or triggers ("${found}"), whose effects a replay of the chosen tables alone could miss`,
+    );
+  }
 }
 
 async function checkTablesKnown(
@@ -293,9 +423,19 @@ async function checkTablesKnown(
   );
 }
 
-/** The scratch restore needs the backup's raw size and the binlogs, beside minFreeMiB. */
-function checkScratchSpace(plan: RestorePlan<RestoreBinlog>, workDir: string, minFreeMiB: number): void {
-  const needed = plan.backup.rawBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0);
+/**
+ * The scratch restore needs the backup's raw size and the binlogs, beside minFreeMiB; a partial
+ * one less what it leaves out (`skippedBytes`: the other tables as the live server sizes them
+ * now, an estimate), never less than a tenth of the backup.
+ */
+function checkScratchSpace(
+  plan: RestorePlan<RestoreBinlog>,
+  workDir: string,
+  minFreeMiB: number,
+  skippedBytes: number,
+): void {
+  const backupBytes = Math.max(plan.backup.rawBytes - skippedBytes, Math.ceil(plan.backup.rawBytes / 10));
+  const needed = backupBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0);
   const free = freeBytes(workDir);
   if (free !== null && free - minFreeMiB * MiB < needed) {
     throw new RewindError(

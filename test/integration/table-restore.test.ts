@@ -75,6 +75,13 @@ describe.each(["ROW", "MIXED"])(
       );
       await primary.query("CREATE VIEW shop.order_items AS SELECT item, qty FROM shop.orders");
       await primary.query("INSERT INTO shop.customers VALUES (1, 'ada'), (2, 'grace')");
+      // A parent and a child whose rows a parent's delete removes by cascade (not in the binlog).
+      await primary.query("CREATE TABLE shop.parent (id INT PRIMARY KEY)");
+      await primary.query(
+        "CREATE TABLE shop.child (id INT PRIMARY KEY, parent_id INT, FOREIGN KEY (parent_id) REFERENCES shop.parent (id) ON DELETE CASCADE)",
+      );
+      await primary.query("INSERT INTO shop.parent VALUES (1), (2)");
+      await primary.query("INSERT INTO shop.child VALUES (10, 1), (11, 1), (20, 2)");
       // Written only before the backup, never again: only the backup knows it.
       await primary.query("CREATE TABLE shop.static (id INT PRIMARY KEY, v VARCHAR(20))");
       await primary.query("INSERT INTO shop.static VALUES (1, 'north'), (2, 'south'), (3, 'east')");
@@ -145,6 +152,21 @@ describe.each(["ROW", "MIXED"])(
         checksum: { scratch: ordersBefore, live: ordersBefore },
       });
       expect(report!.bytes).toBeGreaterThan(700 * 10);
+      // Partial: the scratch datadir got the system's files (the system tablespace with its undo,
+      // the redo, the mysql schema) and shop.orders' own, not shop.big's 40 MB or any other
+      // table's data: less than the whole backup, by at least shop.big.
+      const partial = run.output!.result!.partial as {
+        used: boolean;
+        extractedBytes: number;
+        skippedBytes: number;
+      };
+      console.log(
+        `partial table restore (${binlogFormat}): extracted ${Math.round(partial.extractedBytes / 1024)} KiB, skipped ${Math.round(partial.skippedBytes / 1024)} KiB`,
+      );
+      expect(partial.used).toBe(true);
+      expect(partial.skippedBytes).toBeGreaterThan(30 * 1024 * 1024);
+      const backupBytes = partial.extractedBytes + partial.skippedBytes;
+      expect(partial.extractedBytes).toBeLessThan(backupBytes - 30 * 1024 * 1024);
       expect(report!.notRestored.triggers).toEqual(["orders_audit"]);
       expect(report!.notRestored.views).toEqual(["shop.order_items"]);
 
@@ -156,10 +178,12 @@ describe.each(["ROW", "MIXED"])(
       expect(await count(replica, "shop.events")).toBe(eventsBefore);
       expect(await tables(primary)).toEqual([
         "big",
+        "child",
         "customers",
         "events",
         "order_items",
         "orders",
+        "parent",
         "static",
       ]);
       expect(readdirSync(workDir).filter((name) => name.startsWith("tables-"))).toEqual([]);
@@ -196,6 +220,47 @@ describe.each(["ROW", "MIXED"])(
       await caughtUp();
       expect(await checksum(replica, "shop.orders")).toBe(before);
       expect(await count(replica, report!.previousKeptAs)).toBe(0);
+    }, 300_000);
+
+    it("where a partial copy cannot be made (the client replay, which cannot skip other tables), the whole backup is restored and the report says why", async () => {
+      const before = await checksum(primary, "shop.customers");
+      const gtid = await primary.gtidBinlogPos();
+      await primary.query("UPDATE shop.customers SET name = 'changed'");
+      await ship();
+      const run = await restoreTables(
+        "shop.customers",
+        "--until",
+        gtid,
+        "--as",
+        "_whole",
+        "--replay",
+        "client",
+      );
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.output!.result!.partial).toEqual({
+        used: false,
+        reason: expect.stringContaining("client replay"),
+      });
+      expect(await checksum(primary, "shop.customers_whole")).toBe(before);
+    }, 300_000);
+
+    it("a child table whose rows a parent's delete cascaded away: a partial copy would keep them, so the whole backup is restored, exactly", async () => {
+      await primary.query("DELETE FROM shop.parent WHERE id = 1");
+      expect(await count(primary, "shop.child")).toBe(1);
+      const gtid = await primary.gtidBinlogPos();
+      const before = await checksum(primary, "shop.child");
+      await primary.query("DELETE FROM shop.child");
+      await ship();
+      const run = await restoreTables("shop.child", "--until", gtid, "--as", "_fk");
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.output!.result!.partial).toEqual({
+        used: false,
+        reason: expect.stringContaining(
+          "foreign keys join a chosen table to one that is not (shop.child → shop.parent)",
+        ),
+      });
+      expect(await checksum(primary, "shop.child_fk")).toBe(before);
+      expect(await count(primary, "shop.child_fk")).toBe(1);
     }, 300_000);
 
     async function interruptedCopy(interrupt: (agentPid: number, connectionId: string) => Promise<void>) {
