@@ -12,6 +12,14 @@
  *   (c) mariadb-binlog | mariadb   (rewind-agent restore --replay client)
  *   (d) the server's parallel replication applier fed by a local binlog source (the default)
  * Target: (d) at least twice as fast as (c).
+ *
+ * Then one table of about 5% of the server (rewind_test.small, in the backup), to the point after
+ * that workload (the hour of writes after the backup), restored two ways:
+ *   (e) the whole server restored to the point (the applier's run of (d): download, extract,
+ *       prepare, start, replay), as a table restore did before it could be partial
+ *   (f) rewind-agent restore --tables rewind_test.small --until … into the live server: only the
+ *       system's files and the table's extracted, only its transactions replayed, then copied
+ * Target: (f)/(e) ≤ 0.5, and the scratch bytes each used.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -27,7 +35,7 @@ import { toolCredentialsFile } from "./tool-credentials.js";
 
 const { values } = parseArgs({
   options: {
-    "size-mb": { type: "string", default: "600" },
+    "size-mb": { type: "string", default: "1200" },
     transactions: { type: "string", default: "200000" },
   },
 });
@@ -67,6 +75,12 @@ const server = await MariaDbServer.start({
 try {
   console.error(`loading ~${size} MB…`);
   await loadDataset(server, { megabytes: size });
+  // The table a DBA wants back: about 5% of the server, written before the backup.
+  const smallRows = Math.ceil((size * 0.05 * 1024 * 1024) / 1100);
+  await server.query(
+    `CREATE TABLE rewind_test.small (id BIGINT PRIMARY KEY, c VARCHAR(1024) NOT NULL);
+     INSERT INTO rewind_test.small SELECT id, c FROM rewind_test.dataset ORDER BY id LIMIT ${smallRows};`,
+  );
   const setup = await setUpLocalAgent({
     bundle,
     dir: path.join(root, "agent"),
@@ -121,6 +135,8 @@ try {
        DECLARE i BIGINT DEFAULT 1;
        WHILE i <= n DO
          INSERT INTO rewind_test.replay VALUES (i, i % 1000, SHA2(i, 256));
+         -- One write in 100 lands on the table restored below.
+         IF i % 100 = 0 THEN UPDATE rewind_test.small SET c = SHA2(i, 256) WHERE id = i / 100; END IF;
          SET i = i + 1;
        END WHILE;
      END//
@@ -159,14 +175,43 @@ try {
       const count = Number(await target.scalar("SELECT COUNT(*) FROM rewind_test.replay"));
       if (count !== transactions)
         throw new Error(`--replay ${method} restored ${count} rows, not ${transactions}`);
-      return run.output!.result!.replaySeconds as number;
+      const result = run.output!.result!;
+      return {
+        replaySeconds: result.replaySeconds as number,
+        totalSeconds: result.seconds as number,
+        smallChecksum: (await target.query("CHECKSUM TABLE rewind_test.small"))[0]![1],
+        // A whole restore extracts the whole backup.
+        extractedBytes: backup.output!.result!.rawBytes as number,
+      };
     } finally {
       await target.destroy();
     }
   };
   console.error("replaying…");
-  const clientSeconds = await replay("client", 11);
-  const applierSeconds = await replay("applier", 12);
+  const clientSeconds = (await replay("client", 11)).replaySeconds;
+  const whole = await replay("applier", 12);
+  const applierSeconds = whole.replaySeconds;
+
+  console.error("restoring rewind_test.small alone…");
+  const tableRun = await runAgent(bundle, [
+    "restore",
+    "--tables",
+    "rewind_test.small",
+    "--until",
+    latest,
+    "--as",
+    "_restored",
+    "--config",
+    setup.configFile,
+  ]);
+  if (tableRun.exitCode !== 0) throw new Error(`restore --tables failed: ${tableRun.stderr.slice(-2000)}`);
+  const tableResult = tableRun.output!.result!;
+  const partial = tableResult.partial as { used: boolean; reason?: string; extractedBytes?: number };
+  if (!partial.used) throw new Error(`the table restore was not partial: ${partial.reason}`);
+  const restoredChecksum = (await server.query("CHECKSUM TABLE rewind_test.small_restored"))[0]![1];
+  if (restoredChecksum !== whole.smallChecksum)
+    throw new Error("the table restore's rows differ from the whole restore's");
+  const tableSeconds = tableResult.seconds as number;
 
   console.log(`\ndataset ~${size} MB, stored stream ${storedMiB.toFixed(0)} MiB`);
   console.log(`(a) aws s3 cp | zstd -d | mbstream -x + prepare   ${pipelineSeconds.toFixed(2)} s`);
@@ -176,6 +221,17 @@ try {
   console.log(`(c) mariadb-binlog | mariadb                       ${clientSeconds.toFixed(2)} s`);
   console.log(`(d) parallel replication applier                   ${applierSeconds.toFixed(2)} s`);
   console.log(`speed-up (c)/(d): ${(clientSeconds / applierSeconds).toFixed(2)}x  (target ≥ 2)`);
+  const MiB = 1024 * 1024;
+  console.log(
+    `\none table of ~5% (rewind_test.small, ${smallRows} rows) to the point after those ${transactions} transactions`,
+  );
+  console.log(
+    `(e) the whole server restored                      ${whole.totalSeconds.toFixed(2)} s, scratch ${(whole.extractedBytes / MiB).toFixed(0)} MiB extracted`,
+  );
+  console.log(
+    `(f) restore --tables, partial                      ${tableSeconds.toFixed(2)} s, scratch ${((partial.extractedBytes ?? 0) / MiB).toFixed(0)} MiB extracted (same rows as (e))`,
+  );
+  console.log(`table restore / whole restore: ${(tableSeconds / whole.totalSeconds).toFixed(2)}`);
 } finally {
   await server.destroy();
   await s3.stop();
