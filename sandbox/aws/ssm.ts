@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import type http from "node:http";
 import path from "node:path";
 import { MINIMUM_SSM_AGENT } from "../../core/contracts/agent-document.js";
@@ -70,7 +70,12 @@ export function downloadContent(source: string, destination: string, objectName:
     destination.endsWith("/") || (existsSync(destination) && statSync(destination).isDirectory());
   const file = intoDirectory ? path.join(destination, objectName) : destination;
   mkdirSync(path.dirname(file), { recursive: true });
-  copyFileSync(source, file);
+  // As the SSM Agent does (agent/plugins/downloadcontent/s3resource/s3resource.go: the artifact is
+  // downloaded into the destination directory, then renamed onto the destination name): a command
+  // already running the file keeps reading a whole one while another command downloads it again.
+  const partial = `${file}.download-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  copyFileSync(source, partial);
+  renameSync(partial, file);
   return file;
 }
 
