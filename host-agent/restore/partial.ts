@@ -23,8 +23,10 @@ const DATA_FILE = /\.(ibd|new|isl|MYD|MYI|MAD|MAI|CSV|CSM|ARZ)$/i;
 
 /** Whether the backup's file at `path` (`db/t.ibd`, `ibdata1`) is needed for the chosen tables. */
 export function partialKeep(selection: PartialSelection): (path: string) => boolean {
-  const databases = new Set(selection.tables.filter((t) => !t.table).map((t) => t.database));
-  const tables = new Set(selection.tables.filter((t) => t.table).map((t) => `${t.database}/${t.table}`));
+  const databases = new Set(selection.tables.filter((t) => !t.table).map((t) => fileName(t.database)));
+  const tables = new Set(
+    selection.tables.filter((t) => t.table).map((t) => `${fileName(t.database)}/${fileName(t.table!)}`),
+  );
   return (path) => {
     const slash = path.indexOf("/");
     if (slash < 0) return true;
@@ -37,6 +39,14 @@ export function partialKeep(selection: PartialSelection): (path: string) => bool
     const table = file.replace(/\.[^.]+$/, "").replace(/#[Pp]#.*$/, "");
     return tables.has(`${database}/${table}`);
   };
+}
+
+/**
+ * A schema or table name as the server names its files: characters other than letters, digits
+ * and `_` become `@` and four hex digits (`a$b` → `a@0024b`). Table selectors allow `$` besides.
+ */
+export function fileName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_]/g, (c) => `@${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** What the filter passed and dropped. */

@@ -89,6 +89,9 @@ describe("a partial table restore's extraction", () => {
       "shop/db.opt",
       "xtrabackup_checkpoints",
     ]);
+    // Names as the server writes them to files: `$` is @0024.
+    expect(partialKeep({ tables: [{ database: "shop", table: "a$b" }] })("shop/a@0024b.ibd")).toBe(true);
+    expect(partialKeep({ tables: [{ database: "shop", table: "a$b" }] })("shop/a$b.ibd")).toBe(false);
     // db.* keeps the whole schema.
     expect(partialKeep({ tables: [{ database: "shop" }] })("shop/big.ibd")).toBe(true);
     expect(
