@@ -49,6 +49,13 @@ const awsEnv = {
   AWS_DEFAULT_REGION: "us-east-1",
 };
 
+/** `download 2.1 s, extract 3 s, …` from a restore's phases. */
+function phaseLine(phases: unknown): string {
+  return ((phases ?? []) as { phase: string; seconds: number | null }[])
+    .map((p) => `${p.phase} ${(p.seconds ?? 0).toFixed(1)} s`)
+    .join(", ");
+}
+
 async function shell(script: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
   const started = process.hrtime.bigint();
   const child = spawn("bash", ["-o", "pipefail", "-c", script], {
@@ -179,6 +186,7 @@ try {
       return {
         replaySeconds: result.replaySeconds as number,
         totalSeconds: result.seconds as number,
+        phases: phaseLine(result.phases),
         smallChecksum: (await target.query("CHECKSUM TABLE rewind_test.small"))[0]![1],
         // A whole restore extracts the whole backup.
         extractedBytes: backup.output!.result!.rawBytes as number,
@@ -231,6 +239,8 @@ try {
   console.log(
     `(f) restore --tables, partial                      ${tableSeconds.toFixed(2)} s, scratch ${((partial.extractedBytes ?? 0) / MiB).toFixed(0)} MiB extracted (same rows as (e))`,
   );
+  console.log(`    (e) ${whole.phases}`);
+  console.log(`    (f) ${phaseLine(tableResult.phases)}`);
   console.log(`table restore / whole restore: ${(tableSeconds / whole.totalSeconds).toFixed(2)}`);
 } finally {
   await server.destroy();

@@ -1,4 +1,6 @@
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { Transform, type TransformCallback } from "node:stream";
+import { EVENT_HEADER_LENGTH, EventType } from "../../core/binlog/events.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 
 /**
@@ -187,4 +189,48 @@ export function replicationFilter(selection: PartialSelection): ReplicationFilte
     doTables: selection.tables.filter((t) => t.table).map((t) => `${t.database}.${t.table}`),
     wildDoTables: selection.tables.filter((t) => !t.table).map((t) => `${t.database}.%`),
   };
+}
+
+/** MariaDB's QUERY_COMPRESSED_EVENT: a statement whose text is zlib-compressed (log_bin_compress). */
+const QUERY_COMPRESSED = 165;
+
+/**
+ * The first statement event (DDL, or a statement-logged DML) from `startPosition` in the first
+ * file on whose text `pattern` matches, read straight from the binlog files (event headers and
+ * query events only; row events are skipped by their size). A compressed or encrypted statement
+ * cannot be read, so it counts as a match: the caller then takes the safe path.
+ */
+export function findStatement(
+  files: readonly string[],
+  startPosition: number,
+  pattern: RegExp,
+): string | undefined {
+  const header = Buffer.alloc(EVENT_HEADER_LENGTH);
+  for (const [index, file] of files.entries()) {
+    const fd = openSync(file, "r");
+    try {
+      const size = fstatSync(fd).size;
+      let at = index === 0 ? startPosition : 4;
+      while (at + EVENT_HEADER_LENGTH <= size) {
+        readSync(fd, header, 0, EVENT_HEADER_LENGTH, at);
+        const type = header[4]!;
+        const length = header.readUInt32LE(9);
+        if (length < EVENT_HEADER_LENGTH) break;
+        if (type === EventType.mariadbStartEncryption) return "an encrypted binlog";
+        if (type === QUERY_COMPRESSED) return "a compressed statement";
+        if (type === EventType.query) {
+          const body = Buffer.alloc(length - EVENT_HEADER_LENGTH);
+          readSync(fd, body, 0, body.length, at + EVENT_HEADER_LENGTH);
+          // Post-header: thread id (4), exec time (4), db length (1), error code (2), status vars length (2).
+          const text = body.subarray(13 + body.readUInt16LE(11) + body[8]! + 1).toString("latin1");
+          const match = pattern.exec(text);
+          if (match) return match[0];
+        }
+        at += length;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return undefined;
 }
