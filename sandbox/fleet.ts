@@ -34,6 +34,8 @@ export interface FleetSandboxOptions {
   readonly root: string;
   readonly deployments: readonly FleetDeploymentSpec[];
   readonly log?: (line: string) => void;
+  /** An agent bundle already built (the tests' `dist/rewind-agent.mjs`); otherwise one is bundled. */
+  readonly agentBundle?: string;
 }
 
 /** A deployment running in the fleet sandbox. */
@@ -139,7 +141,7 @@ export class FleetSandbox {
     let secretsManager: LocalSecretsManager | undefined;
     try {
       log("bundling the host agent");
-      const agentBundle = await bundleAgent(path.join(root, "rewind-agent.mjs"));
+      const agentBundle = options.agentBundle ?? (await bundleAgent(path.join(root, "rewind-agent.mjs")));
       const synthesized = options.deployments.map((spec) => {
         log(`synthesizing deployment ${spec.deployment} (${spec.clusters.length} clusters)`);
         const made = synthesizeControlPlane(root, agentBundle, fleetRewindConfig(root, spec));

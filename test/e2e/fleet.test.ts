@@ -3,6 +3,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploymentNames } from "../../core/contracts/deployment.js";
+import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import type { IamPrincipal } from "../../sandbox/aws/iam.js";
 import { FleetSandbox } from "../../sandbox/fleet.js";
 import { scratchDir } from "../support.js";
@@ -21,7 +22,11 @@ describe("a fleet in the sandbox", () => {
     let fleet: FleetSandbox;
 
     beforeAll(async () => {
-      fleet = await FleetSandbox.up({ root: scratch.dir, deployments: [{ deployment: "rewind", clusters }] });
+      fleet = await FleetSandbox.up({
+        root: scratch.dir,
+        deployments: [{ deployment: "rewind", clusters }],
+        agentBundle: AGENT_BUNDLE,
+      });
     }, 600_000);
     afterAll(async () => {
       await fleet?.down();
@@ -74,6 +79,7 @@ describe("a fleet in the sandbox", () => {
           { deployment: "rewind", clusters: ["orders"] },
           { deployment: "staging", clusters: ["orders"] },
         ],
+        agentBundle: AGENT_BUNDLE,
       });
     }, 600_000);
     afterAll(async () => {
