@@ -3,7 +3,7 @@ import os from "node:os";
 import { z } from "zod";
 import { accountsSecretName } from "../core/contracts/accounts.js";
 import { S3_BUCKET_NAME } from "../core/contracts/agent-document.js";
-import { DEFAULT_DEPLOYMENT, validateDeploymentName } from "../core/contracts/deployment.js";
+import { DeploymentName } from "../core/contracts/deployment.js";
 import { EngineName } from "../core/engine.js";
 import { configError } from "../core/errors.js";
 import { validateClusterName } from "../core/layout.js";
@@ -33,13 +33,7 @@ export const AgentConfigSchema = z
      * names the accounts secret (`<deployment>/<cluster>/accounts`) and the host's tag
      * (`<deployment>:cluster`).
      */
-    deployment: z
-      .string()
-      .default(DEFAULT_DEPLOYMENT)
-      .superRefine((name, ctx) => {
-        const problem = validateDeploymentName(name);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }),
+    deployment: DeploymentName,
     /** Only for the sandbox or S3-compatible stores; AWS needs none. */
     s3Endpoint: z.url().optional(),
     /** Step Functions, KMS and Secrets Manager endpoint overrides (the sandbox, VPC endpoints). */

@@ -24,6 +24,18 @@ export function clusterMetric(
   });
 }
 
+/** An alarm on any occurrence of `metric` in a period (no data means none happened). */
+export function anyOccurrence(metric: cloudwatch.IMetric, description: string): cloudwatch.AlarmProps {
+  return {
+    alarmDescription: description,
+    metric,
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  };
+}
+
 export interface ClusterAlarmsProps {
   readonly cluster: string;
   readonly config: RewindConfig;
@@ -51,16 +63,8 @@ export class ClusterAlarms extends Construct {
       made.addAlarmAction(action);
       this.alarms.push(made);
     };
-    /** An alarm on any occurrence of `metric` in a period (no data means none happened). */
     const onAny = (alarmId: string, metric: cloudwatch.IMetric, description: string) =>
-      alarm(alarmId, {
-        alarmDescription: description,
-        metric,
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
+      alarm(alarmId, anyOccurrence(metric, description));
     const backupMachine = names.stateMachine("Backup");
     alarm("NoRecentBackup", {
       alarmDescription: `No backup of ${cluster} succeeded in ${alarms.hoursWithoutBackup} hours: point-in-time restores grow longer and the window may break. Check the ${backupMachine} executions`,

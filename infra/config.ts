@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { DEFAULT_DEPLOYMENT, validateDeploymentName } from "../core/contracts/deployment.js";
+import { DeploymentName } from "../core/contracts/deployment.js";
 import { EngineName } from "../core/engine.js";
 import { validateClusterName } from "../core/layout.js";
 
@@ -22,13 +22,7 @@ export const RewindConfigSchema = z
      * so a second deployment (staging beside production) can share the account and region. Hosts
      * of a deployment other than `rewind` set the same `deployment` in their agent config.
      */
-    deployment: z
-      .string()
-      .default(DEFAULT_DEPLOYMENT)
-      .superRefine((name, ctx) => {
-        const problem = validateDeploymentName(name);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }),
+    deployment: DeploymentName,
     clusters: z
       .array(
         z

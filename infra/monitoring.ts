@@ -11,6 +11,7 @@ import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import type { DeploymentNames } from "../core/contracts/deployment.js";
 import type { BinlogPushResult } from "../host-agent/commands/binlog-push.js";
+import { anyOccurrence } from "./cluster-alarms.js";
 import type { RewindConfig } from "./config.js";
 import { statePath, type WatchdogLine } from "./state-paths.js";
 
@@ -159,16 +160,8 @@ export class Monitoring extends Construct {
     );
   }
 
-  /** An alarm on any occurrence of `metric` in a period (no data means none happened). */
   private alarmOnAny(id: string, metric: cloudwatch.IMetric, description: string): cloudwatch.Alarm {
-    return this.alarm(id, {
-      alarmDescription: description,
-      metric,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    return this.alarm(id, anyOccurrence(metric, description));
   }
 
   private alarm(id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm {

@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /**
  * A deployment's name (config `deployment`, default `rewind`) prefixes every name it gives AWS
  * resources, so two deployments (production and staging) share an account and region without
@@ -16,6 +18,15 @@ export function validateDeploymentName(name: string): string | undefined {
     ? undefined
     : `deployment name "${name}" must be 1 to 16 lower-case letters, digits and hyphens, starting with a letter`;
 }
+
+/** The `deployment` field of the stack's config and of a host's agent config (default `rewind`). */
+export const DeploymentName = z
+  .string()
+  .default(DEFAULT_DEPLOYMENT)
+  .superRefine((name, ctx) => {
+    const problem = validateDeploymentName(name);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 /** The title-case prefix of the deployment's console-facing names (`Rewind-Backup`, `staging-Backup`). */
 function title(deployment: string): string {
