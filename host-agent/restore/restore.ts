@@ -410,7 +410,7 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
         log("info", "partial extraction: only the chosen tables' files and the system's", {
           ...filter.stats,
         });
-      await options.afterExtract?.(plan, tablesInDirectory(staging));
+      if (options.afterExtract) await options.afterExtract(plan, tablesInDirectory(staging));
     },
     beforeSwap: async () => {
       if (options.moveAside && !options.scratch)
