@@ -1,3 +1,4 @@
+import { byBackupId, chainOf, restorableBackups } from "./backup-chain.js";
 import { type BinlogRecord, gtidsAfter } from "./binlog/manifest.js";
 import type { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
@@ -45,6 +46,11 @@ export interface PlannedBinlog<B extends BinlogRecord = BinlogRecord> {
 export interface RestorePlan<B extends BinlogRecord = BinlogRecord> {
   readonly target: RestoreTarget;
   readonly backup: BackupManifest;
+  /**
+   * The backups restored, oldest first: the full backup, then each incremental up to `backup`
+   * (core/backup-chain); just `backup` when it is a full one.
+   */
+  readonly chain: readonly BackupManifest[];
   /** The history the target was resolved on (core/history): `initial` in a cluster without branches. */
   readonly history: string;
   /** Empty when the backup itself is the target. */
@@ -89,15 +95,11 @@ function reachesTime(manifest: BinlogRecord, target: number): boolean {
 }
 
 /**
- * The newest full backup that does not go past the target (a GTID target is checked against the
- * cluster's GTID syntax and normalized), or a refusal with the reason. Reads no binlogs.
- */
-/**
- * Whether a restore to `target` may start from this full backup: its consistent point is at or
- * before the target time, or does not hold the target GTID yet (a backup target: it is the one).
+ * Whether a restore to `target` may start from this backup (full, or incremental through its
+ * chain): its consistent point is at or before the target time, or does not hold the target GTID
+ * yet (a backup target: it is the one).
  */
 export function restoresTo(target: RestoreTarget, backup: BackupManifest): boolean {
-  if (backup.type !== "full") return false;
   if (target.kind === "backup") return backup.backupId === target.backupId;
   if (target.kind === "time") {
     return withinTime(
@@ -110,20 +112,42 @@ export function restoresTo(target: RestoreTarget, backup: BackupManifest): boole
   return !gtids.parseSet(backup.binlog.gtidSet).isPast(gtids.parseGtid(target.gtid));
 }
 
+/**
+ * The newest backup that does not go past the target and whose chain is complete (a GTID target
+ * is checked against the cluster's GTID syntax and normalized), with its chain, or a refusal with
+ * the reason. Reads no binlogs. `skipped`: newer backups that would have served but whose chain
+ * lacks a link.
+ */
 export function chooseBackup(
   target: RestoreTarget,
   backups: readonly BackupManifest[],
-): { backup: BackupManifest; target: RestoreTarget } {
-  const full = backups
-    .filter((backup) => backup.type === "full")
-    .sort((a, b) => a.backupId.localeCompare(b.backupId));
+): {
+  backup: BackupManifest;
+  target: RestoreTarget;
+  chain: BackupManifest[];
+  skipped: { backupId: string; missing: string; reason: string }[];
+} {
+  const sorted = [...backups].sort((a, b) => a.backupId.localeCompare(b.backupId));
+  const { usable, broken } = restorableBackups(sorted);
+  const byId = byBackupId(sorted);
+  const chainFor = (backup: BackupManifest) => chainOf(backup, byId).links;
   if (target.kind === "backup") {
-    const backup = full.find((candidate) => candidate.backupId === target.backupId);
-    if (!backup)
-      throw refuse(`there is no complete full backup ${target.backupId}; \`rewind-agent list\` shows them`);
-    return { backup, target };
+    const backup = usable.find((candidate) => candidate.backupId === target.backupId);
+    if (!backup) {
+      const lacking = broken.find((each) => each.backup.backupId === target.backupId);
+      const newest = usable.at(-1);
+      const reachable = newest
+        ? ` The newest backup that can be restored is ${newest.backupId} (${newest.endTime}, GTID ${newest.binlog.gtidSet}); a point-in-time target replays binlogs past it`
+        : "";
+      throw refuse(
+        lacking
+          ? `backup ${target.backupId} cannot be restored: its chain needs ${lacking.missing}, which is missing or unusable (${lacking.reason}).${reachable}`
+          : `there is no complete backup ${target.backupId}; \`rewind-agent list\` shows them`,
+      );
+    }
+    return { backup, target, chain: chainFor(backup), skipped: [] };
   }
-  const engine = full[0]?.engine.name ?? "mariadb";
+  const engine = sorted[0]?.engine.name ?? "mariadb";
   const gtids = gtidModel(engine);
   if (target.kind === "gtid" && !gtids.isGtid(target.gtid)) {
     throw refuse(
@@ -133,20 +157,27 @@ export function chooseBackup(
   if (target.kind === "time") requireMicros(target.time, "the target time");
   const normalized: RestoreTarget =
     target.kind === "gtid" ? { kind: "gtid", gtid: gtids.parseGtid(target.gtid) } : target;
-  const backup = full.filter((candidate) => restoresTo(normalized, candidate)).at(-1);
+  const backup = usable.filter((candidate) => restoresTo(normalized, candidate)).at(-1);
+  const skipped = broken
+    .filter(
+      (each) => restoresTo(normalized, each.backup) && (!backup || each.backup.backupId > backup.backupId),
+    )
+    .map((each) => ({ backupId: each.backup.backupId, missing: each.missing, reason: each.reason }));
   if (!backup) {
-    const oldest = full[0];
+    const oldest = usable[0];
+    if (skipped.length > 0) throw refuse(`${describe(target)} ${lackingLinks(skipped)}`);
     throw refuse(
       oldest
         ? `${describe(target)} is before the oldest full backup's consistent point (${oldest.backupId}, ${oldest.endTime}, GTID ${oldest.binlog.gtidSet}); nothing older is kept`
         : "there is no complete full backup to restore from; take one with `rewind-agent backup --type full`",
     );
   }
-  return { backup, target: normalized };
+  return { backup, target: normalized, chain: chainFor(backup), skipped };
 }
 
 /**
- * Picks the newest full backup from before the target and the binlogs from its exact position up
+ * Picks the newest backup from before the target whose chain is complete (a full backup, or an
+ * incremental with every link back to its full one) and the binlogs from its exact position up
  * to the file that reaches the target, refusing a target outside the restorable window or behind
  * a gap in the chain, with the reason.
  */
@@ -158,14 +189,26 @@ export function planRestore<B extends BinlogRecord>(
 ): RestorePlan<B> {
   const { tree } = histories;
   const history = resolveHistory(tree, binlogs, target, histories.history);
-  const { backup, target: normalized } = chooseBackup(target, backupsOnHistory(tree, history, backups));
+  const {
+    backup,
+    target: normalized,
+    chain: links,
+    skipped,
+  } = chooseBackup(target, backupsOnHistory(tree, history, backups));
+  // A refusal names the links that would have let a newer backup reach the target.
+  const refusePlan = (message: string) =>
+    refuse(
+      skipped.length > 0
+        ? `${message}. The target ${lackingLinks(skipped)}, which would have let a newer backup reach it`
+        : message,
+    );
   // A backup id, or a GTID the backup's consistent point already holds: nothing to replay.
   if (
     normalized.kind === "backup" ||
     (normalized.kind === "gtid" &&
       gtidModel(backup.engine.name).parseSet(backup.binlog.gtidSet).includes(normalized.gtid))
   ) {
-    return { target: normalized, backup, history, binlogs: [] };
+    return { target: normalized, backup, chain: links, history, binlogs: [] };
   }
   const engine = backup.engine.name;
   const gtid = normalized.kind === "gtid" ? normalized.gtid : "";
@@ -183,17 +226,17 @@ export function planRestore<B extends BinlogRecord>(
       ? `${last.lastEventTime} (GTID ${last.lastGtid} in ${last.source}/${last.file})`
       : `the backup's consistent point (${backup.endTime}, GTID ${backup.binlog.gtidSet})`;
     if (stitched.gap) {
-      throw refuse(
+      throw refusePlan(
         `${describe(target)} lies past a gap in the binlogs after ${stitched.gap.after}: ${stitched.gap.reason}. The newest reachable point is ${reachable}; restore to that or earlier`,
       );
     }
     if (last && stopAtOf(last)) {
-      throw refuse(
+      throw refusePlan(
         `${describe(target)} is past what history ${history} has shipped: it branched at GTID ${stopAtOf(last)}${last.lastEventTime ? ` (${last.lastEventTime})` : ""}, and its primary has shipped nothing since. Check that binlog-stream runs on its primary, or restore to that point; a target on the history it branched from needs \`--history\``,
       );
     }
     if (!last) {
-      throw refuse(
+      throw refusePlan(
         `no source has shipped the binlogs that follow backup ${backup.backupId} (GTID ${backup.binlog.gtidSet}); check that binlog-stream runs on the primary (\`rewind-agent status\`), or run \`rewind-agent binlog-push --flush\` there`,
       );
     }
@@ -203,17 +246,18 @@ export function planRestore<B extends BinlogRecord>(
       last.lastEventTime !== null &&
       secondOf(requireMicros(last.lastEventTime, "lastEventTime")) === secondOf(targetMicros)
     ) {
-      throw refuse(
+      throw refusePlan(
         `the last shipped event (${reachable}) is in the target second, and a target time includes its whole second: later transactions of that second may not be shipped yet. Wait for the next chunk, choose an earlier second, or give the GTID ${last.lastGtid}`,
       );
     }
-    throw refuse(
+    throw refusePlan(
       `${describe(target)} is after the last shipped event, ${reachable}; wait until it is shipped (binlog-stream ships within seconds) or choose an earlier target`,
     );
   }
   return {
     target: normalized,
     backup,
+    chain: links,
     history,
     binlogs: chain.slice(0, end + 1).map(({ record, startPosition }) => ({
       file: record.file,
@@ -247,6 +291,13 @@ export function backupsOnHistory(
     );
   }
   return serving;
+}
+
+/** Why newer backups that would have served a target could not: the links their chains lack. */
+export function lackingLinks(
+  skipped: readonly { backupId: string; missing: string; reason: string }[],
+): string {
+  return `needs ${skipped.map((each) => `${each.missing} (to restore ${each.backupId}: ${each.reason})`).join("; ")}`;
 }
 
 function describe(target: RestoreTarget): string {

@@ -1,3 +1,4 @@
+import { byBackupId, rootOf } from "./backup-chain.js";
 import type { BinlogRecord } from "./binlog/manifest.js";
 import { gtidsAfter } from "./binlog/manifest.js";
 import { gtidModel } from "./gtid/index.js";
@@ -39,17 +40,76 @@ const DAY = 24 * 3600 * 1000;
 
 /** A decision that deletes nothing, saying why when a rule would have been broken. */
 function keepEverything(
-  full: readonly BackupManifest[],
+  backups: readonly BackupManifest[],
   refused: string | null,
   notes: string[],
 ): RetentionDecision {
-  return { keepBackups: full.map((b) => b.backupId), deleteBackups: [], deleteBinlogs: [], refused, notes };
+  return {
+    keepBackups: backups.map((b) => b.backupId),
+    deleteBackups: [],
+    deleteBinlogs: [],
+    refused,
+    notes,
+  };
 }
 
 /** Until when an object written at `time` is under Object Lock, or null without a lock. */
 function objectLock(policy: RetentionPolicy): (time: string) => Date | null {
   return (time) =>
     policy.objectLockDays === undefined ? null : new Date(Date.parse(time) + policy.objectLockDays * DAY);
+}
+
+/**
+ * Full backups that may go, less those an incremental still under Object Lock is built on (it
+ * cannot go, and without its chain it could not be restored).
+ */
+function keptForLockedLinks(
+  backups: readonly BackupManifest[],
+  deletable: BackupManifest[],
+  lockedUntil: (time: string) => Date | null,
+  now: Date,
+  notes: string[],
+): BackupManifest[] {
+  const byId = byBackupId(backups);
+  return deletable.filter((full) => {
+    const locked = backups.find((backup) => {
+      if (backup.type !== "incremental" || rootOf(backup, byId) !== full) return false;
+      const until = lockedUntil(backup.endTime);
+      return until !== null && until > now;
+    });
+    if (locked)
+      notes.push(
+        `${full.backupId} is kept: incremental ${locked.backupId}, built on it, is under Object Lock`,
+      );
+    return !locked;
+  });
+}
+
+/**
+ * The decision over every backup: an incremental goes with the full backup its chain starts from,
+ * and stays while that one stays (retention never deletes a link a kept backup needs). One whose
+ * chain is already broken is kept, and noted: nothing can restore it, but it is evidence.
+ */
+function withIncrementals(
+  backups: readonly BackupManifest[],
+  retained: readonly BackupManifest[],
+  deletable: readonly BackupManifest[],
+  notes: string[],
+): { keepBackups: string[]; deleteBackups: string[] } {
+  const byId = byBackupId(backups);
+  const keepBackups = retained.map((b) => b.backupId);
+  const deleteBackups = deletable.map((b) => b.backupId);
+  for (const backup of backups) {
+    if (backup.type !== "incremental") continue;
+    const root = rootOf(backup, byId);
+    if (root && deletable.includes(root)) deleteBackups.push(backup.backupId);
+    else {
+      keepBackups.push(backup.backupId);
+      if (!root)
+        notes.push(`incremental ${backup.backupId} has a broken chain (nothing can restore it); kept`);
+    }
+  }
+  return { keepBackups: keepBackups.sort(), deleteBackups: deleteBackups.sort() };
 }
 
 /** The candidates Object Lock lets go now; each one it keeps is noted. */
@@ -78,7 +138,7 @@ export function planRetention(
 ): RetentionDecision {
   if (tree.histories.length > 0) return planRetentionOnHistories(backups, binlogs, policy, now, tree);
   const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
-  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(full, refused, notes);
+  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(backups, refused, notes);
   if (full.length === 0) return nothing(null, ["no complete full backup: nothing is deleted"]);
 
   const windowStart = new Date(now.getTime() - policy.pitrDays * DAY).toISOString();
@@ -92,7 +152,13 @@ export function planRetention(
 
   const notes: string[] = [];
   const lockedUntil = objectLock(policy);
-  const deletable = unlocked(candidates, lockedUntil, now, notes);
+  const deletable = keptForLockedLinks(
+    backups,
+    unlocked(candidates, lockedUntil, now, notes),
+    lockedUntil,
+    now,
+    notes,
+  );
 
   // Every kept backup must still reach the present through its binlogs, from any source; a gap
   // means the window is already broken, and deleting older backups could remove the only way
@@ -118,13 +184,7 @@ export function planRetention(
       deleteBinlogs.push(`${source}/${manifest.file}`);
     }
   }
-  return {
-    keepBackups: retained.map((b) => b.backupId),
-    deleteBackups: deletable.map((b) => b.backupId),
-    deleteBinlogs,
-    refused: null,
-    notes,
-  };
+  return { ...withIncrementals(backups, retained, deletable, notes), deleteBinlogs, refused: null, notes };
 }
 
 /**
@@ -145,7 +205,7 @@ function planRetentionOnHistories(
   const current = currentHistory(tree);
   const full = backups.filter((b) => b.type === "full").sort((a, b) => a.backupId.localeCompare(b.backupId));
   const serving = full.filter((backup) => backupServes(tree, backup, current));
-  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(full, refused, notes);
+  const nothing = (refused: string | null, notes: string[] = []) => keepEverything(backups, refused, notes);
   if (serving.length === 0) {
     return nothing(
       `no full backup serves the current history ${current}; nothing is deleted until one is taken on its primary`,
@@ -160,7 +220,13 @@ function planRetentionOnHistories(
     ...serving.slice(0, firstKept),
     ...full.filter((backup) => !serving.includes(backup) && backup.endTime <= windowStart),
   ];
-  const deletable = unlocked(candidates, lockedUntil, now, notes);
+  const deletable = keptForLockedLinks(
+    backups,
+    unlocked(candidates, lockedUntil, now, notes),
+    lockedUntil,
+    now,
+    notes,
+  );
   const retained = full.filter((backup) => !deletable.includes(backup));
   const records = [...binlogs.values()].flat();
   const ids = [INITIAL_HISTORY, ...tree.histories.map((history) => history.id)];
@@ -193,11 +259,5 @@ function planRetentionOnHistories(
     if (until && until > now) continue;
     deleteBinlogs.push(key(record));
   }
-  return {
-    keepBackups: retained.map((b) => b.backupId),
-    deleteBackups: deletable.map((b) => b.backupId),
-    deleteBinlogs,
-    refused: null,
-    notes,
-  };
+  return { ...withIncrementals(backups, retained, deletable, notes), deleteBinlogs, refused: null, notes };
 }

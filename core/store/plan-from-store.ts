@@ -82,8 +82,10 @@ const keyOf = (record: BinlogRecord) => `${record.source}/${record.file}`;
 
 /**
  * The backups a plan for `target` ("latest": the newest full backup) needs: newest first back to
- * the one that serves it, so a plan's requests do not grow with the backups kept; or all of them
- * once the cluster has branched (which history each is on decides which may serve).
+ * a full one that serves it, and on until every incremental read has its parent read too (ids
+ * sort by time, so a parent not read yet is older than everything read), so a plan's requests do
+ * not grow with the backups kept; or all of them once the cluster has branched (which history
+ * each is on decides which may serve).
  */
 export async function backupsFor(
   client: S3Client,
@@ -93,9 +95,14 @@ export async function backupsFor(
   histories: HistoryChoice,
 ): Promise<BackupManifest[]> {
   if (histories.tree.histories.length > 0) return (await readBackups(client, bucket, location)).backups;
-  return readNewestBackups(client, bucket, location, (newestFirst) =>
-    newestFirst.some((backup) => (target === "latest" ? backup.type === "full" : restoresTo(target, backup))),
-  );
+  return readNewestBackups(client, bucket, location, (newestFirst) => {
+    const oldest = newestFirst.at(-1)!.backupId;
+    return (
+      newestFirst.some(
+        (backup) => backup.type === "full" && (target === "latest" || restoresTo(target, backup)),
+      ) && newestFirst.every((backup) => backup.type === "full" || (backup.parentBackupId ?? "") >= oldest)
+    );
+  });
 }
 
 /**

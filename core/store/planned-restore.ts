@@ -1,9 +1,11 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
+import { linkProblem } from "../backup-chain.js";
 import { isChunked } from "../binlog/chunk.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { HISTORY_ID, INITIAL_HISTORY } from "../history.js";
 import { binlogManifestKey, type ClusterLocation } from "../layout.js";
+import type { BackupManifest } from "../manifest.js";
 import { linkGap } from "../restorable-window.js";
 import type { RestorePlan, RestoreTarget } from "../restore-plan.js";
 import { readBackupManifest } from "./backup-manifest.js";
@@ -67,6 +69,11 @@ export const StoredRestorePlan = z.object({
   target: RestoreTargetSchema,
   backupId: z.string(),
   backupStoredSha256: z.string(),
+  /**
+   * An incremental backup's chain before it, oldest (the full backup) first, each as verified;
+   * absent for a full backup.
+   */
+  chain: z.array(z.object({ backupId: z.string(), storedSha256: z.string() })).optional(),
   /** The history the target resolved on (core/history); absent in plans made before histories. */
   history: z.string().regex(HISTORY_ID).optional(),
   binlogs: z.array(PlannedBinlog),
@@ -95,10 +102,14 @@ export type PlannedRestore = z.infer<typeof PlannedRestore>;
 /** What a plan records of the backup and binlogs it chose. */
 export function describePlan(
   plan: RestorePlan,
-): Pick<StoredRestorePlan, "backupId" | "backupStoredSha256" | "history" | "binlogs"> {
+): Pick<StoredRestorePlan, "backupId" | "backupStoredSha256" | "chain" | "history" | "binlogs"> {
+  const before = plan.chain.slice(0, -1);
   return {
     backupId: plan.backup.backupId,
     backupStoredSha256: plan.backup.storedSha256,
+    ...(before.length > 0
+      ? { chain: before.map((link) => ({ backupId: link.backupId, storedSha256: link.storedSha256 })) }
+      : {}),
     history: plan.history,
     binlogs: plan.binlogs.map(({ manifest, startPosition, stopAt }) => ({
       source: manifest.source,
@@ -145,6 +156,35 @@ export async function loadPlannedRestore(
       `backup ${stored.backupId} now has stored SHA-256 ${backup.storedSha256}, the plan verified ${stored.backupStoredSha256}`,
     );
   }
+  const chain: BackupManifest[] = [];
+  for (const link of stored.chain ?? []) {
+    const manifest = await readBackupManifest(client, bucket, location, link.backupId).catch(
+      (error: Error) => {
+        throw changed(
+          restoreOf,
+          `backup ${link.backupId}, a link of ${stored.backupId}'s chain: ${error.message}`,
+        );
+      },
+    );
+    if (manifest.storedSha256 !== link.storedSha256) {
+      throw changed(
+        restoreOf,
+        `backup ${link.backupId} (a link of ${stored.backupId}'s chain) now has stored SHA-256 ${manifest.storedSha256}, the plan verified ${link.storedSha256}`,
+      );
+    }
+    chain.push(manifest);
+  }
+  chain.push(backup);
+  if (chain[0]!.type !== "full") {
+    throw changed(restoreOf, `the chain of ${stored.backupId} does not begin with a full backup`);
+  }
+  for (let i = 1; i < chain.length; i++) {
+    const problem =
+      chain[i]!.parentBackupId === chain[i - 1]!.backupId
+        ? linkProblem(chain[i - 1]!, chain[i]!)
+        : `${chain[i]!.backupId} is not based on ${chain[i - 1]!.backupId}`;
+    if (problem) throw changed(restoreOf, problem);
+  }
   const binlogs: RestorePlan<RestoreBinlog>["binlogs"] = [];
   for (const planned of stored.binlogs) {
     const manifest = planned.chunks
@@ -187,6 +227,7 @@ export async function loadPlannedRestore(
   return {
     target: stored.target as RestoreTarget,
     backup,
+    chain,
     history: stored.history ?? INITIAL_HISTORY,
     binlogs,
   };
