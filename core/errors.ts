@@ -82,6 +82,11 @@ export const ERRORS = {
     false,
     "the stored data differs from its manifest: do not use it; take a new backup",
   ),
+  noIncrementalBase: kind(
+    "NoIncrementalBase",
+    false,
+    'take a full backup of this host first, or set backup.incremental.whenNoBase to "full"',
+  ),
   notFound: kind("BackupNotFound", false, "`rewind-agent list` shows the complete backups"),
   targetNotEmpty: kind("TargetNotEmpty", false, "restore into an empty directory, or pass --move-aside"),
   planRefused: kind(

@@ -211,7 +211,8 @@ export function tablesInStream(paths: readonly string[]): string[] {
     name.replace(/@([0-9a-f]{4})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
   const tables = new Set<string>();
   for (const path of paths) {
-    const match = /^(?:\.\/)?([^/]+)\/([^/]+)\.(frm|ibd|sdi|MYD|MAD|CSV)$/.exec(path);
+    // An incremental stream holds an InnoDB file as `<file>.delta` and `<file>.meta`.
+    const match = /^(?:\.\/)?([^/]+)\/([^/]+)\.(frm|ibd|sdi|MYD|MAD|CSV)(?:\.delta|\.meta)?$/.exec(path);
     if (!match) continue;
     const [, schema, file, extension] = match as unknown as [string, string, string, string];
     if (SYSTEM_SCHEMAS.has(schema) || file.startsWith("#")) continue;

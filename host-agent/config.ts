@@ -147,6 +147,18 @@ export const AgentConfigSchema = z
           .default(8),
         segmentSizeMiB: z.number().int().min(5).default(4096),
         uploadConcurrency: z.number().int().min(1).max(32).default(4),
+        /** `backup --type incremental` (DESIGN §3: chains). */
+        incremental: z
+          .object({
+            /** Incrementals after a full backup before the next incremental is taken as a full one. */
+            maxChain: z.number().int().min(1).max(100).default(6),
+            /**
+             * When there is no valid base (no backup of this datadir since it was installed or
+             * restored, the base or its chain gone from S3): take a full backup and say so, or refuse.
+             */
+            whenNoBase: z.enum(["full", "refuse"]).default("full"),
+          })
+          .prefault({}),
       })
       .prefault({})
       .refine(

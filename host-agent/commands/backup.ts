@@ -5,7 +5,9 @@ import { parseBinlogInfo, parseCheckpoints } from "../../core/binlog-coordinates
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { backupManifestKey, backupPrefix, segmentKey } from "../../core/layout.js";
 import { BackupManifest, MANIFEST_FORMAT_VERSION } from "../../core/manifest.js";
+import { readBackupChain } from "../../core/store/backup-manifest.js";
 import { tablesInStream } from "../../core/xbstream.js";
+import { readBackupLineage, writeBackupLineage } from "../backup/lineage.js";
 import { streamBackup } from "../backup/stream-backup.js";
 import { UnfinishedBackupRecord } from "../backup/unfinished.js";
 import { s3Client } from "../clients.js";
@@ -13,11 +15,13 @@ import { partSize, segmentSize } from "../config.js";
 import { type AgentContext, asBackupUser, readBinloggingServer } from "../context.js";
 import { freeBytes } from "../disk.js";
 import { dataKeyring, encryptionRecord } from "../encryption.js";
+import type { ServerIdentity } from "../engines/engine.js";
 import { historyForBackup } from "../history.js";
 import { acquireHostLock } from "../lock.js";
 import { log, Progress } from "../log.js";
 import { putJson } from "../s3/put-json.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
+import type { SqlClient } from "../sql-client.js";
 import { runTool } from "../tool.js";
 import { missingPrivileges } from "../users/ensure.js";
 import { AGENT_VERSION } from "../version.js";
@@ -25,7 +29,12 @@ import { AGENT_VERSION } from "../version.js";
 export interface BackupResult {
   readonly backupId: string;
   readonly manifest: string;
+  /** What was taken: an incremental asked for without a valid base may be a full one. */
   readonly type: BackupType;
+  /** An incremental's base. */
+  readonly parentBackupId?: string;
+  /** Why an incremental asked for was taken as a full backup. */
+  readonly fullInstead?: string;
   readonly rawBytes: number;
   readonly storedBytes: number;
   readonly segments: number;
@@ -44,16 +53,60 @@ function readOptionFiles(paths: readonly string[]): string {
     .join("\n");
 }
 
-/** `rewind-agent backup --type full`: stream a physical backup to S3 and write the manifest last. */
-export async function backup(context: AgentContext, type: BackupType): Promise<BackupResult> {
-  if (type !== "full") {
-    throw new RewindError(
-      ErrorNames.usage,
-      "incremental backups are not available yet; run `backup --type full`",
-    );
-  }
+/**
+ * The base of an incremental backup of this host's server: the backup the host's lineage record
+ * names (the newest complete backup of this very datadir), its chain complete in S3, not past the
+ * server's LSN, and the chain not yet at its configured length; or why there is none.
+ */
+async function incrementalBase(
+  context: AgentContext,
+  client: ReturnType<typeof s3Client>,
+  identity: ServerIdentity,
+  sql: SqlClient,
+): Promise<{ parent: BackupManifest; incrementals: number } | { reason: string }> {
   const { config, engine, location } = context;
-  const release = acquireHostLock(config.stateDir, `backup --type ${type}`);
+  const lineage = readBackupLineage(config.stateDir);
+  if (!lineage) {
+    return {
+      reason: `no backup of this host's datadir is on record since it was installed or restored (${config.stateDir}/backup-lineage.json)`,
+    };
+  }
+  if (lineage.datadir !== identity.datadir || lineage.serverId !== identity.serverId) {
+    return {
+      reason: `the last backup on record here, ${lineage.backupId}, read ${lineage.datadir} of server ${lineage.serverId}; the server now runs on ${identity.datadir} as server ${identity.serverId}`,
+    };
+  }
+  const maxChain = config.backup.incremental.maxChain;
+  if (lineage.incrementals >= maxChain) {
+    return {
+      reason: `the chain since the last full backup already has ${lineage.incrementals} incrementals, the most backup.incremental.maxChain (${maxChain}) allows`,
+    };
+  }
+  const chain = await readBackupChain(client, config.bucket, location, lineage.backupId);
+  if (!chain.complete) {
+    return { reason: `its base ${lineage.backupId} cannot be restored: ${chain.reason}` };
+  }
+  const parent = chain.links.at(-1)!;
+  if (parent.lsn.toLsn !== lineage.toLsn || parent.host !== config.host) {
+    return { reason: `backup ${parent.backupId} in S3 is not the one this host recorded` };
+  }
+  const lsn = await engine.readLsn(sql);
+  if (!/^\d+$/.test(lsn) || BigInt(lsn) < BigInt(parent.lsn.toLsn)) {
+    return {
+      reason: `the server's LSN (${lsn || "unreadable"}) is behind its base ${parent.backupId}'s end (${parent.lsn.toLsn}): this is not the datadir that backup read`,
+    };
+  }
+  return { parent, incrementals: lineage.incrementals };
+}
+
+/**
+ * `rewind-agent backup --type full|incremental`: stream a physical backup to S3 and write the
+ * manifest last. An incremental holds the pages changed since its base (incrementalBase); without
+ * a valid base it is taken as a full backup and says why, or refused (backup.incremental.whenNoBase).
+ */
+export async function backup(context: AgentContext, requested: BackupType): Promise<BackupResult> {
+  const { config, engine, location } = context;
+  const release = acquireHostLock(config.stateDir, `backup --type ${requested}`);
   const client = s3Client(config);
   const unfinished = new UnfinishedBackupRecord(config.stateDir);
   try {
@@ -82,6 +135,23 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
       const versionOutput = await runTool(engine.tools.backup, ["--version"]);
       const toolVersion = engine.parseToolVersion(versionOutput.stderr + versionOutput.stdout);
       engine.checkToolVersion(identity.version, toolVersion);
+      const base =
+        requested === "incremental" ? await incrementalBase(context, client, identity, sql) : undefined;
+      let fullInstead: string | undefined;
+      if (base && "reason" in base) {
+        if (config.backup.incremental.whenNoBase === "refuse") {
+          throw new RewindError(
+            ErrorNames.noIncrementalBase,
+            `no incremental backup was taken: ${base.reason}. Take a full backup of this host (\`backup --type full\`), or set backup.incremental.whenNoBase to "full"`,
+          );
+        }
+        fullInstead = base.reason;
+        log("warn", "an incremental backup was asked for; taking a full backup instead", {
+          reason: base.reason,
+        });
+      }
+      const parent = base && "parent" in base ? base : undefined;
+      const type: BackupType = parent ? "incremental" : "full";
 
       const started = new Date();
       const backupId = makeBackupId(started, type, config.host);
@@ -118,6 +188,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
               tmpdir: work,
               parallel: config.backup.parallel,
               replicaInfo: replication !== null,
+              ...(parent ? { incrementalLsn: parent.parent.lsn.toLsn } : {}),
             }),
           ],
           completedMarker: engine.completedMarker,
@@ -147,6 +218,12 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           throw new RewindError(ErrorNames.backupTool, "the backup stream holds no xtrabackup_checkpoints");
         const binlog = parseBinlogInfo(binlogInfo);
         const lsn = parseCheckpoints(checkpoints);
+        if (parent && (lsn.backupType !== "incremental" || lsn.fromLsn !== parent.parent.lsn.toLsn)) {
+          throw new RewindError(
+            ErrorNames.backupTool,
+            `the incremental stream (backup_type ${lsn.backupType}) starts at LSN ${lsn.fromLsn}, not at its base ${parent.parent.backupId}'s end (${parent.parent.lsn.toLsn}); no manifest was written`,
+          );
+        }
         const ended = new Date();
         const history = await historyForBackup(context, client, binlog.gtidSet).catch((error: Error) => {
           log("warn", "could not tell which history this backup is on; it is taken as the initial one", {
@@ -159,7 +236,7 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
           cluster: config.cluster,
           backupId,
           type,
-          parentBackupId: null,
+          parentBackupId: parent?.parent.backupId ?? null,
           host: config.host,
           engine: { name: engine.name, version: identity.version },
           tool: { name: engine.tools.backup, version: toolVersion },
@@ -185,12 +262,22 @@ export async function backup(context: AgentContext, type: BackupType): Promise<B
         });
         await putJson(client, config.bucket, manifestKey, manifest);
         unfinished.finish();
+        // What the next incremental of this datadir builds on.
+        writeBackupLineage(config.stateDir, {
+          backupId,
+          datadir: identity.datadir,
+          serverId: identity.serverId,
+          toLsn: lsn.toLsn,
+          incrementals: parent ? parent.incrementals + 1 : 0,
+        });
         const seconds = (ended.getTime() - started.getTime()) / 1000;
         log("info", "backup complete", { backupId, manifest: manifestKey });
         return {
           backupId,
           manifest: `s3://${config.bucket}/${manifestKey}`,
           type,
+          ...(parent ? { parentBackupId: parent.parent.backupId } : {}),
+          ...(fullInstead ? { fullInstead } : {}),
           rawBytes: manifest.rawBytes,
           storedBytes: manifest.storedBytes,
           segments: manifest.segments.length,

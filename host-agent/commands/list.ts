@@ -1,3 +1,4 @@
+import { byBackupId, chainOf } from "../../core/backup-chain.js";
 import { isChunked } from "../../core/binlog/chunk.js";
 import type { DoctorCheck } from "../../core/contracts/host-checks.js";
 import {
@@ -26,6 +27,12 @@ export interface ListResult {
     endTime: string;
     storedBytes: number;
     binlog: { file: string; position: number; gtidSet: string };
+    /** An incremental's base. */
+    parentBackupId?: string;
+    /** Its place in its chain: 0 for a full backup, n for the nth incremental after it; null when broken. */
+    chain: number | null;
+    /** Why a broken chain cannot be restored (the first missing link). */
+    broken?: string;
   }[];
   readonly incompleteBackups: string[];
   readonly binlogs: {
@@ -143,12 +150,16 @@ function describeHistories(
 function printTable(result: ListResult): void {
   const lines = [
     "BACKUPS",
-    "  id                                     type  consistent at (end)        stored MiB  binlog position / GTID",
+    "  id                                            type     consistent at (end)        stored MiB  binlog position / GTID",
   ];
   for (const b of result.backups) {
+    // An incremental is indented under its base, one step per link of its chain.
+    const id = b.type === "incremental" ? `${"  ".repeat(b.chain ?? 1)}└ ${b.backupId}` : b.backupId;
+    const type = b.type === "incremental" ? "incr" : b.type;
     lines.push(
-      `  ${b.backupId.padEnd(38)} ${b.type.padEnd(5)} ${b.endTime.padEnd(26)} ${(b.storedBytes / MiB).toFixed(1).padStart(10)}  ${b.binlog.file}:${b.binlog.position} ${b.binlog.gtidSet}`,
+      `  ${id.padEnd(45)} ${type.padEnd(8)} ${b.endTime.padEnd(26)} ${(b.storedBytes / MiB).toFixed(1).padStart(10)}  ${b.binlog.file}:${b.binlog.position} ${b.binlog.gtidSet}`,
     );
+    if (b.broken) lines.push(`    (cannot be restored: ${b.broken})`);
   }
   for (const prefix of result.incompleteBackups) lines.push(`  (incomplete, never used) ${prefix}`);
   lines.push("BINLOGS");
@@ -214,16 +225,23 @@ export async function list(context: AgentContext, json: boolean): Promise<ListRe
   });
   const tree = await readHistoryTree(client, context.config.bucket, context.location);
   const { histories, conflicts } = describeHistories(tree, catalog);
+  const byId = byBackupId(catalog.backups);
   const window = histories.find((history) => history.current)!.window;
   const result: ListResult = {
-    backups: catalog.backups.map((b) => ({
-      backupId: b.backupId,
-      type: b.type,
-      host: b.host,
-      endTime: b.endTime,
-      storedBytes: b.storedBytes,
-      binlog: b.binlog,
-    })),
+    backups: catalog.backups.map((b) => {
+      const chain = chainOf(b, byId);
+      return {
+        backupId: b.backupId,
+        type: b.type,
+        host: b.host,
+        endTime: b.endTime,
+        storedBytes: b.storedBytes,
+        binlog: b.binlog,
+        ...(b.parentBackupId ? { parentBackupId: b.parentBackupId } : {}),
+        chain: chain.complete ? chain.links.length - 1 : null,
+        ...(chain.complete ? {} : { broken: chain.reason }),
+      };
+    }),
     incompleteBackups: catalog.incompleteBackups,
     binlogs: [...catalog.binlogs].map(([source, records]) => {
       const files = records.filter((record) => !isChunked(record));

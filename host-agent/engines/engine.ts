@@ -34,8 +34,14 @@ export interface Engine {
   readonly serviceName: string;
   /** Arguments after `--defaults-extra-file` for a streaming backup to stdout. */
   backupArgs(options: BackupArgsOptions): string[];
-  /** Arguments of the backup tool that apply the redo log to an extracted backup. */
-  prepareArgs(targetDir: string, useMemoryMiB: number): string[];
+  /**
+   * Arguments of the backup tool that apply the redo log to an extracted backup, or (`step`) one
+   * link of an incremental chain: the full backup, then each incremental's deltas
+   * (`--incremental-dir`) onto it, `moreToApply` while later links follow.
+   */
+  prepareArgs(targetDir: string, useMemoryMiB: number, step?: PrepareStep): string[];
+  /** The server's current InnoDB LSN: an incremental's base must not be past it. */
+  readLsn(sql: SqlClient): Promise<string>;
   /** The tool's version from its `--version` output. */
   parseToolVersion(output: string): string;
   /** Throws when the backup tool cannot back up this server version. */
@@ -164,6 +170,14 @@ export function executedCoordinates(row: Record<string, string | null>): Applier
   return file && Number.isFinite(position) ? { file, position } : undefined;
 }
 
+/** One prepare of an incremental chain (host-agent/restore/datadir). */
+export interface PrepareStep {
+  /** The incremental whose deltas this prepare applies; absent for the chain's full backup. */
+  readonly incrementalDir?: string;
+  /** Later links are still to be applied: the prepare must not roll back open transactions. */
+  readonly moreToApply: boolean;
+}
+
 export interface BackupArgsOptions {
   readonly datadir: string;
   readonly extraLsndir: string;
@@ -171,6 +185,8 @@ export interface BackupArgsOptions {
   readonly parallel: number;
   /** Record the replication source's coordinates when backing up a replica. */
   readonly replicaInfo: boolean;
+  /** An incremental backup: only the pages changed after this LSN (its base's end). */
+  readonly incrementalLsn?: string;
 }
 
 export interface ServerIdentity {
@@ -199,6 +215,7 @@ export function streamingBackupArgs({
   tmpdir,
   parallel,
   replicaInfo,
+  incrementalLsn,
 }: BackupArgsOptions): string[] {
   return [
     "--backup",
@@ -210,12 +227,39 @@ export function streamingBackupArgs({
     `--parallel=${parallel}`,
     // Records the primary's coordinates too when the source is a replica.
     ...(replicaInfo ? ["--slave-info"] : []),
+    // The LSN, not --incremental-basedir: the base's checkpoints are in its manifest, and the
+    // host keeps no copy of a backup.
+    ...(incrementalLsn !== undefined ? [`--incremental-lsn=${incrementalLsn}`] : []),
   ];
 }
 
-/** xtrabackup 8.0/8.4 and mariabackup prepare a backup the same way. */
-export function prepareArgs(targetDir: string, useMemoryMiB: number): string[] {
-  return ["--prepare", `--target-dir=${targetDir}`, `--use-memory=${useMemoryMiB}M`];
+/**
+ * mariabackup prepares a chain by preparing the full backup, then applying each incremental's
+ * deltas onto it with `--incremental-dir`; `--apply-log-only` is "not needed or supported
+ * anymore" (MariaDB, "mariadb-backup Options": --apply-log-only).
+ */
+export function prepareArgs(targetDir: string, useMemoryMiB: number, step?: PrepareStep): string[] {
+  return [
+    "--prepare",
+    `--target-dir=${targetDir}`,
+    ...(step?.incrementalDir ? [`--incremental-dir=${step.incrementalDir}`] : []),
+    `--use-memory=${useMemoryMiB}M`,
+  ];
+}
+
+/**
+ * xtrabackup 8.0/8.4 must not roll back uncommitted transactions while later links are still to
+ * be applied: every prepare of a chain but the last takes `--apply-log-only` (Percona XtraBackup
+ * 8.0, "Prepare an incremental backup": without it "your incremental backups are unusable").
+ */
+export function xtrabackupPrepareArgs(targetDir: string, useMemoryMiB: number, step?: PrepareStep): string[] {
+  return [
+    "--prepare",
+    ...(step?.moreToApply ? ["--apply-log-only"] : []),
+    `--target-dir=${targetDir}`,
+    ...(step?.incrementalDir ? [`--incremental-dir=${step.incrementalDir}`] : []),
+    `--use-memory=${useMemoryMiB}M`,
+  ];
 }
 
 /** What a server is to its cluster: it writes (primary), it follows one (replica), or neither. */

@@ -52,6 +52,10 @@ export const mariadbEngine: Engine = {
   serviceName: "mariadb",
   backupArgs: streamingBackupArgs,
   prepareArgs,
+  async readLsn(sql) {
+    const row = (await sql.rows("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'"))[0];
+    return row?.Value ?? "";
+  },
   parseToolVersion(output) {
     const match = /MariaDB server (\S+)/.exec(output) ?? /Ver (\S+)/.exec(output);
     if (!match)

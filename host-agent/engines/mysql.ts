@@ -6,9 +6,9 @@ import {
   type Engine,
   executedCoordinates,
   majorMinor,
-  prepareArgs,
   type ServerIdentity,
   streamingBackupArgs,
+  xtrabackupPrepareArgs,
 } from "./engine.js";
 import { replicationFromStatusRow, sqlString } from "./mariadb.js";
 
@@ -30,7 +30,14 @@ export const mysqlEngine: Engine = {
   // The unit of Oracle's and Percona's Debian/Ubuntu packages; RHEL's is mysqld (set server.start).
   serviceName: "mysql",
   backupArgs: streamingBackupArgs,
-  prepareArgs,
+  prepareArgs: xtrabackupPrepareArgs,
+  async readLsn(sql) {
+    // performance_schema.log_status (8.0.17+) needs BACKUP_ADMIN, which xtrabackup's account has.
+    const row = await sql.row(
+      "SELECT JSON_UNQUOTE(JSON_EXTRACT(STORAGE_ENGINES, '$.InnoDB.LSN')) AS lsn FROM performance_schema.log_status",
+    );
+    return row.lsn ?? "";
+  },
   parseToolVersion(output) {
     const match = /xtrabackup version (\S+)/.exec(output);
     if (!match)

@@ -22,11 +22,14 @@ export function checkTarget(target: string, moveAside: boolean): void {
 
 /**
  * A backup into `target`: extracted and prepared in a staging directory beside it, then swapped
- * in. With `moveAside`, a non-empty target is renamed to `<target>.rewind-<timestamp>` first;
- * nothing is ever deleted. `beforeSwap` runs once the staged copy is ready (to stop the server).
+ * in. An incremental's chain (full backup first) is extracted link by link, every link downloaded
+ * and verified before the first prepare; the full backup is prepared, then each incremental's
+ * deltas applied onto it in order. With `moveAside`, a non-empty target is renamed to
+ * `<target>.rewind-<timestamp>` first; nothing is ever deleted. `beforeSwap` runs once the staged
+ * copy is ready (to stop the server).
  */
 export async function installBackup(
-  manifest: BackupManifest,
+  chain: readonly BackupManifest[],
   target: string,
   options: {
     client: S3Client;
@@ -37,23 +40,57 @@ export async function installBackup(
     moveAside: boolean;
     onBytes?: (bytes: number) => void;
     beforeSwap?: () => Promise<void>;
-    /** Runs on the extracted, verified, not yet prepared copy (a table restore: the table list). */
-    afterExtract?: (staging: string) => Promise<void>;
+    /**
+     * Runs on the extracted, verified, not yet prepared copy (a table restore: the table list),
+     * with every link's directory, the full backup's first.
+     */
+    afterExtract?: (dirs: readonly string[]) => Promise<void>;
     /** Called as the prepare starts. */
     beforePrepare?: () => void;
-    /** Only the files this passes are extracted (a partial table restore). */
-    filter?: XbstreamFilter;
+    /** Only the files a filter from this passes are extracted (a partial table restore): one per link. */
+    filter?: () => XbstreamFilter;
   },
 ): Promise<{ movedAside: string | null }> {
   checkTarget(target, options.moveAside);
+  if (chain.length === 0 || chain[0]!.type !== "full") {
+    throw new RewindError(
+      ErrorNames.usage,
+      "a restore starts from a full backup; the chain given has none first",
+    );
+  }
   const stamp = new Date().toISOString().replace(/[-:.]/g, "");
   const staging = `${target}.rewind-staging-${stamp}`;
+  // Each incremental's deltas, until applied (beside the staging directory: the same file system).
+  const deltas = chain.slice(1).map((_, index) => `${staging}.incremental-${index + 1}`);
+  const dirs = [staging, ...deltas];
   try {
-    await extractBackup(manifest, { ...options, targetDir: staging });
-    await options.afterExtract?.(staging);
-    log("info", "backup downloaded and verified; preparing", { backupId: manifest.backupId, staging });
+    let before = 0;
+    for (const [index, link] of chain.entries()) {
+      const { onBytes, filter: makeFilter, ...rest } = options;
+      const filter = makeFilter?.();
+      await extractBackup(link, {
+        ...rest,
+        targetDir: dirs[index]!,
+        ...(onBytes ? { onBytes: (bytes: number) => onBytes(before + bytes) } : {}),
+        ...(filter ? { filter } : {}),
+      });
+      before += link.storedBytes;
+    }
+    await options.afterExtract?.(dirs);
+    log("info", "backup downloaded and verified; preparing", {
+      backupId: chain.at(-1)!.backupId,
+      chain: chain.map((link) => link.backupId),
+      staging,
+    });
     options.beforePrepare?.();
-    await prepareBackup(options.engine, staging);
+    await prepareBackup(options.engine, staging, { moreToApply: deltas.length > 0 });
+    for (const [index, incrementalDir] of deltas.entries()) {
+      await prepareBackup(options.engine, staging, {
+        incrementalDir,
+        moreToApply: index < deltas.length - 1,
+      });
+      rmSync(incrementalDir, { recursive: true, force: true });
+    }
     // A restored server must get a fresh identity (DESIGN §3).
     rmSync(path.join(staging, "auto.cnf"), { force: true });
     await options.beforeSwap?.();
@@ -71,5 +108,7 @@ export async function installBackup(
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     throw error;
+  } finally {
+    for (const dir of deltas) rmSync(dir, { recursive: true, force: true });
   }
 }

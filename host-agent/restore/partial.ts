@@ -29,7 +29,10 @@ export function partialKeep(selection: PartialSelection): (path: string) => bool
   const tables = new Set(
     selection.tables.filter((t) => t.table).map((t) => `${fileName(t.database)}/${fileName(t.table!)}`),
   );
-  return (path) => {
+  return (streamPath) => {
+    // An incremental holds an InnoDB file's changed pages as `<file>.delta` and `<file>.meta`:
+    // they go where the file goes.
+    const path = streamPath.replace(/\.(delta|meta)$/, "");
     const slash = path.indexOf("/");
     if (slash < 0) return true;
     const database = path.slice(0, slash);

@@ -12,6 +12,7 @@ import { planWithManifests } from "../../core/store/plan-from-store.js";
 import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { formatMicros } from "../../core/time.js";
 import { tablesInStream } from "../../core/xbstream.js";
+import { forgetBackupLineage } from "../backup/lineage.js";
 import { s3Client } from "../clients.js";
 import { type AgentContext, asRestoreUser, replicationCredentials } from "../context.js";
 import { dataKeyring } from "../encryption.js";
@@ -107,6 +108,8 @@ export interface RestoreOptions {
 
 export interface RestoreResult {
   readonly backupId: string;
+  /** The backups restored, the full one first (more than one: through incrementals). */
+  readonly chain: readonly string[];
   readonly datadir: string;
   readonly target: RestoreTarget;
   readonly binlogs: string[];
@@ -239,6 +242,7 @@ interface RestoreRun {
   readonly replicaSource: { host: string; port: number } | undefined;
   readonly summary: {
     readonly backupId: string;
+    readonly chain: readonly string[];
     readonly datadir: string;
     readonly target: RestoreTarget;
     readonly history: string | undefined;
@@ -348,6 +352,7 @@ async function planRestoreRun(
   }
   const summary = {
     backupId: plan.backup.backupId,
+    chain: plan.chain.map((link) => link.backupId),
     datadir,
     target,
     history: plan.history,
@@ -387,9 +392,28 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
       "the binlogs up to the target switch sources, which the client replays, and it cannot skip other tables",
     );
   }
-  const filter = options.partial ? new XbstreamFilter(options.partial.keep) : undefined;
-  progress.begin("extract", "bytes", plan.backup.storedBytes);
-  const { movedAside } = await installBackup(plan.backup, datadir, {
+  // One filter per link of the chain; their stats add up.
+  const filters: XbstreamFilter[] = [];
+  const keep = options.partial?.keep;
+  const stats = (): PartialStats | undefined =>
+    keep
+      ? filters.reduce<PartialStats>(
+          (sum, { stats: each }) => ({
+            keptBytes: sum.keptBytes + each.keptBytes,
+            droppedBytes: sum.droppedBytes + each.droppedBytes,
+            keptFiles: sum.keptFiles + each.keptFiles,
+            droppedFiles: sum.droppedFiles + each.droppedFiles,
+            renames: [...sum.renames, ...each.renames],
+          }),
+          { keptBytes: 0, droppedBytes: 0, keptFiles: 0, droppedFiles: 0, renames: [] },
+        )
+      : undefined;
+  progress.begin(
+    "extract",
+    "bytes",
+    plan.chain.reduce((sum, link) => sum + link.storedBytes, 0),
+  );
+  const { movedAside } = await installBackup(plan.chain, datadir, {
     ...transfer,
     engine,
     moveAside: options.moveAside,
@@ -399,26 +423,37 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
     },
     // mariabackup/xtrabackup --prepare reports no total to measure against.
     beforePrepare: () => progress.begin("prepare", "bytes", null),
-    ...(filter ? { filter } : {}),
-    afterExtract: async (staging: string) => {
-      if (filter && filter.stats.renames.length > 0) {
+    ...(keep
+      ? {
+          filter: () => {
+            const filter = new XbstreamFilter(keep);
+            filters.push(filter);
+            return filter;
+          },
+        }
+      : {}),
+    afterExtract: async (dirs: readonly string[]) => {
+      const partial = stats();
+      if (partial && partial.renames.length > 0) {
         throw new PartialRestoreImpossible(
-          `the backup recorded tables renamed while it ran (${filter.stats.renames.join(", ")}), which its prepare applies by name`,
+          `the backup recorded tables renamed while it ran (${partial.renames.join(", ")}), which its prepare applies by name`,
         );
       }
-      if (filter)
-        log("info", "partial extraction: only the chosen tables' files and the system's", {
-          ...filter.stats,
-        });
-      if (options.afterExtract) await options.afterExtract(plan, tablesInDirectory(staging));
+      if (partial)
+        log("info", "partial extraction: only the chosen tables' files and the system's", { ...partial });
+      // The last link holds every table the chain restores (an incremental carries each table's
+      // definition, and deltas for every InnoDB file, changed or not).
+      if (options.afterExtract) await options.afterExtract(plan, tablesInDirectory(dirs.at(-1)!));
     },
     beforeSwap: async () => {
+      // The datadir is about to be replaced: no incremental may build on what was there.
+      if (!options.scratch) forgetBackupLineage(config.stateDir);
       if (options.moveAside && !options.scratch)
         await runServerCommand(config.server.stop, "stop").catch(() => undefined);
     },
   });
   progress.end();
-  return { range, binlogDir, movedAside, partial: filter?.stats };
+  return { range, binlogDir, movedAside, partial: stats() };
 }
 
 /**

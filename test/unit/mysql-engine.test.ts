@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { format } from "mysql2";
 import { describe, expect, it } from "vitest";
+import { parseCheckpoints } from "../../core/binlog-coordinates.js";
 import { backupGrants } from "../../core/privileges.js";
 import { parseConfig } from "../../host-agent/config.js";
 import { prepareArgs } from "../../host-agent/engines/engine.js";
@@ -30,6 +31,73 @@ function recordingSql(): { sql: SqlClient; statements: string[] } {
 }
 
 describe("the MySQL engine", () => {
+  it("takes an incremental from its base's LSN and prepares a chain with --apply-log-only on every link but the last", () => {
+    // xtrabackup_checkpoints of an incremental as xtrabackup 8.0 writes it (the LSNs of Percona's
+    // "Incremental backup" walkthrough): the next link starts where this one's to_lsn ends.
+    const checkpoints = parseCheckpoints(
+      readFileSync(new URL("../fixtures/mysql/xtrabackup_checkpoints.incremental", import.meta.url), "utf8"),
+    );
+    expect(checkpoints).toEqual({
+      backupType: "incremental",
+      fromLsn: "1626007",
+      toLsn: "4124244",
+      lastLsn: "4124244",
+    });
+    expect(
+      mysqlEngine.backupArgs({
+        datadir: "/var/lib/mysql",
+        extraLsndir: "/w/lsn",
+        tmpdir: "/w",
+        parallel: 4,
+        replicaInfo: true,
+        incrementalLsn: checkpoints.toLsn,
+      }),
+    ).toEqual([
+      "--backup",
+      "--stream=xbstream",
+      "--datadir=/var/lib/mysql",
+      "--extra-lsndir=/w/lsn",
+      "--target-dir=/w",
+      "--tmpdir=/w",
+      "--parallel=4",
+      "--slave-info",
+      "--incremental-lsn=4124244",
+    ]);
+    // Full backup, then two incrementals (Percona XtraBackup 8.0, "Prepare an incremental backup").
+    expect(mysqlEngine.prepareArgs("/s", 256, { moreToApply: true })).toEqual([
+      "--prepare",
+      "--apply-log-only",
+      "--target-dir=/s",
+      "--use-memory=256M",
+    ]);
+    expect(
+      mysqlEngine.prepareArgs("/s", 256, { incrementalDir: "/s.incremental-1", moreToApply: true }),
+    ).toEqual([
+      "--prepare",
+      "--apply-log-only",
+      "--target-dir=/s",
+      "--incremental-dir=/s.incremental-1",
+      "--use-memory=256M",
+    ]);
+    expect(
+      mysqlEngine.prepareArgs("/s", 256, { incrementalDir: "/s.incremental-2", moreToApply: false }),
+    ).toEqual(["--prepare", "--target-dir=/s", "--incremental-dir=/s.incremental-2", "--use-memory=256M"]);
+    // mariabackup has no --apply-log-only any more: the same chain, without it.
+    expect(prepareArgs("/s", 256, { incrementalDir: "/s.incremental-1", moreToApply: true })).toEqual([
+      "--prepare",
+      "--target-dir=/s",
+      "--incremental-dir=/s.incremental-1",
+      "--use-memory=256M",
+    ]);
+  });
+
+  it("reads the server's LSN from performance_schema.log_status", async () => {
+    const sql = {
+      row: async (statement: string) => (statement.includes("log_status") ? { lsn: "4124300" } : {}),
+    } as unknown as SqlClient;
+    expect(await mysqlEngine.readLsn(sql)).toBe("4124300");
+  });
+
   it("backs up and prepares with xtrabackup 8.0 and 8.4 alike, and refuses a series that does not match the server", () => {
     const backup = mysqlEngine.backupArgs({
       datadir: "/var/lib/mysql",
@@ -52,7 +120,7 @@ describe("the MySQL engine", () => {
       "--target-dir=/srv/stage",
       "--use-memory=512M",
     ]);
-    expect(mysqlEngine.prepareArgs).toBe(prepareArgs);
+    expect(mysqlEngine.prepareArgs).not.toBe(prepareArgs);
     const v84 =
       "xtrabackup version 8.4.0-1 based on MySQL server 8.4.0 Linux (x86_64) (revision id: da8c7b1b)";
     expect(mysqlEngine.parseToolVersion(v84)).toBe("8.4.0-1");
