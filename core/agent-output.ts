@@ -48,6 +48,11 @@ export const AgentStatus = z.object({
   datadir: z.string(),
   freeBytes: z.number().nullable(),
   binlogSource: z.string(),
+  /**
+   * The newest backup of this datadir taken here, which an incremental would build on
+   * (host-agent/backup/lineage); absent when there is none.
+   */
+  lastBackup: z.object({ backupId: z.string(), incrementals: z.number().int().nonnegative() }).optional(),
 });
 export type AgentStatus = z.infer<typeof AgentStatus>;
 

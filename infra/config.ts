@@ -42,6 +42,14 @@ export const RewindConfigSchema = z
     schedules: z
       .object({
         full: cron.default("cron(15 3 * * ? *)"),
+        /**
+         * Incremental backups between the full ones (none unless set), such as
+         * `cron(15 9,15,21 * * ? *)`: each holds the pages changed since the cluster's previous
+         * backup on the same host, and a restore applies the chain, then replays less binlog.
+         * The agent's backup.incremental.maxChain bounds a chain; past it an incremental is taken
+         * as a full backup.
+         */
+        incremental: cron.optional(),
         /** Binlog shipping interval; the RPO is about this long. */
         binlogIntervalMinutes: z.number().int().min(1).max(60).default(1),
         drill: cron.default("cron(0 6 ? * SUN *)"),

@@ -121,7 +121,7 @@ export function clusterSchedules(
       ? { mode: "FLEXIBLE", maximumWindowInMinutes: config.schedules.spreadMinutes }
       : { mode: "OFF" };
   const schedule = (
-    kind: "full" | "drill" | "expire" | "binlogs",
+    kind: "full" | "incr" | "drill" | "expire" | "binlogs",
     expression: string,
     description: string,
     scheduleTarget: scheduler.CfnSchedule.TargetProperty,
@@ -147,6 +147,14 @@ export function clusterSchedules(
     `Full backup of ${cluster}`,
     target(shared.settings.backup.stateMachineArn, { cluster, type: "full" }),
   );
+  if (config.schedules.incremental) {
+    schedule(
+      "incr",
+      config.schedules.incremental,
+      `Incremental backup of ${cluster} (a full one when its host holds no chain to continue)`,
+      target(shared.settings.backup.stateMachineArn, { cluster, type: "incremental" }),
+    );
+  }
   schedule(
     "drill",
     config.schedules.drill,

@@ -13,7 +13,7 @@ const cluster = z.string().regex(CLUSTER_NAME, "the cluster name from the Rewind
 export const BackupInput = z
   .object({
     cluster,
-    type: z.literal("full", 'only full backups are supported so far; use "full"').default("full"),
+    type: z.enum(["full", "incremental"], 'a backup type: "full" or "incremental"').default("full"),
   })
   .strict();
 export type BackupInput = z.infer<typeof BackupInput>;

@@ -1,4 +1,5 @@
 import { type AgentStatus, STATUS_NEWEST_BINLOGS } from "../../core/agent-output.js";
+import { readBackupLineage } from "../backup/lineage.js";
 import type { AgentContext } from "../context.js";
 import { asBackupUser } from "../context.js";
 import { freeBytes } from "../disk.js";
@@ -12,6 +13,7 @@ export async function status(context: AgentContext): Promise<StatusResult> {
   return asBackupUser(context, async (_file, sql) => {
     const { identity, replication, role } = await readServerRole(context.engine, sql);
     const binlogs = identity.logBin ? await sql.rows("SHOW BINARY LOGS") : [];
+    const lineage = readBackupLineage(context.config.stateDir);
     return {
       engine: context.engine.name,
       version: identity.version,
@@ -34,6 +36,9 @@ export async function status(context: AgentContext): Promise<StatusResult> {
       datadir: identity.datadir,
       freeBytes: freeBytes(identity.datadir),
       binlogSource: context.engine.binlogSource(identity, context.config.host),
+      ...(lineage && lineage.datadir === identity.datadir
+        ? { lastBackup: { backupId: lineage.backupId, incrementals: lineage.incrementals } }
+        : {}),
     };
   });
 }

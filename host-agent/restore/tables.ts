@@ -412,13 +412,15 @@ function checkScratchSpace(
   minFreeMiB: number,
   skippedBytes: number,
 ): void {
-  const backupBytes = Math.max(plan.backup.rawBytes - skippedBytes, Math.ceil(plan.backup.rawBytes / 10));
+  // A chain's links are all unpacked before its deltas are applied.
+  const rawBytes = plan.chain.reduce((sum, link) => sum + link.rawBytes, 0);
+  const backupBytes = Math.max(rawBytes - skippedBytes, Math.ceil(rawBytes / 10));
   const needed = backupBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0);
   const free = freeBytes(workDir);
   if (free !== null && free - minFreeMiB * MiB < needed) {
     throw new RewindError(
       ErrorNames.insufficientSpace,
-      `the scratch restore needs ${Math.ceil(needed / MiB)} MiB in ${workDir} (backup ${plan.backup.backupId} and ${plan.binlogs.length} binlog(s)) beside minFreeMiB ${minFreeMiB}, but ${Math.floor(free / MiB)} MiB are free; free space there or point workDir elsewhere`,
+      `the scratch restore needs ${Math.ceil(needed / MiB)} MiB in ${workDir} (backup ${plan.chain.map((link) => link.backupId).join(" + ")} and ${plan.binlogs.length} binlog(s)) beside minFreeMiB ${minFreeMiB}, but ${Math.floor(free / MiB)} MiB are free; free space there or point workDir elsewhere`,
     );
   }
 }

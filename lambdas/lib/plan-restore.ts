@@ -110,8 +110,10 @@ export async function planClusterRestore(
       : {}),
     ...(input.mode === "tables" || input.mode === "scratch"
       ? {
+          // Every link of a chain unpacked at once (the deltas until applied), and the binlogs.
           scratchBytes:
-            plan.backup.rawBytes + plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0),
+            plan.chain.reduce((sum, link) => sum + link.rawBytes, 0) +
+            plan.binlogs.reduce((sum, binlog) => sum + binlog.manifest.size, 0),
         }
       : {}),
   };

@@ -22,7 +22,7 @@ export async function selectSource(
   input: BackupInput,
 ): Promise<SelectedSource> {
   const hosts = await directory.status(await directory.instances(cluster.name));
-  const source = chooseSource(hosts, cluster, directory.hostTag);
+  const source = chooseSource(hosts, cluster, directory.hostTag, input.type);
   return {
     ...input,
     source,

@@ -5,7 +5,7 @@ import type { ClusterSettings } from "./settings.js";
 /** What one host's agent said to `status` (host-agent/commands/status.ts), or why it said nothing. */
 export interface HostStatus {
   readonly instanceId: string;
-  readonly status?: Pick<AgentStatus, "role" | "readOnly" | "binlogSource" | "replication">;
+  readonly status?: Pick<AgentStatus, "role" | "readOnly" | "binlogSource" | "replication" | "lastBackup">;
   readonly problem?: string;
 }
 
@@ -35,6 +35,7 @@ export function chooseSource(
   hosts: readonly HostStatus[],
   cluster: ClusterSettings,
   hostTag = "rewind:cluster",
+  type: "full" | "incremental" = "full",
 ): SourceChoice {
   const answered = hosts.filter((host) => host.status);
   const primaries = answered.filter((host) => host.status!.role === "primary" && !host.status!.readOnly);
@@ -48,6 +49,20 @@ export function chooseSource(
     binlogSource: host.status!.binlogSource,
     reason,
   });
+  // An incremental continues the chain of the host that holds its base, when the policy lets
+  // that host be backed up now: any other host would have to take a full backup instead.
+  const continuing = [
+    ...healthy,
+    ...(cluster.sourcePolicy !== "replica" ? primaries.slice(0, primaries.length === 1 ? 1 : 0) : []),
+  ]
+    .filter((host) => cluster.sourcePolicy !== "primary" || host.status!.role === "primary")
+    .find((host) => host.status!.lastBackup);
+  if (type === "incremental" && continuing) {
+    return pick(
+      continuing,
+      `${continuing.status!.role} holding the chain of ${continuing.status!.lastBackup!.backupId} (policy ${cluster.sourcePolicy}, incremental)`,
+    );
+  }
   if (cluster.sourcePolicy !== "primary" && healthy[0]) {
     const lag = healthy[0].status!.replication!.lagSeconds;
     return pick(healthy[0], `healthy replica ${lag}s behind (policy ${cluster.sourcePolicy})`);

@@ -1,7 +1,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { binlogChunksPrefix, binlogsPrefix } from "../../core/layout.js";
-import { readBackupManifest } from "../../core/store/backup-manifest.js";
+import { readBackupChain, readBackupManifest } from "../../core/store/backup-manifest.js";
 import { readPlannedChunks } from "../../core/store/binlog-chunks.js";
 import { readBinlogManifest } from "../../core/store/catalog.js";
 import { checkStoredObjects } from "../../core/store/segment-check.js";
@@ -11,6 +11,8 @@ export interface VerifyReport {
   readonly backupId: string;
   readonly segments: number;
   readonly storedBytes: number;
+  /** An incremental's chain, full backup first, every link checked. */
+  readonly chain?: string[];
   readonly binlogs: number;
   readonly verified: true;
 }
@@ -27,7 +29,17 @@ export async function verifyBackup(
 ): Promise<VerifyReport> {
   const location = { cluster: input.cluster };
   const manifest = await readBackupManifest(client, bucket, location, input.backupId);
-  const problems = await checkStoredObjects(client, bucket, manifest.segments);
+  // An incremental restores through its chain: every link's manifest present and fitting, and
+  // every link's objects checked.
+  const chain = await readBackupChain(client, bucket, location, input.backupId);
+  if (!chain.complete) {
+    throw new RewindError(
+      ErrorNames.verify,
+      `backup ${input.backupId} of ${input.cluster} cannot be restored: its chain needs ${chain.missing} (${chain.reason}). Restore from an older backup, and take a new full backup`,
+    );
+  }
+  const problems: string[] = [];
+  for (const link of chain.links) problems.push(...(await checkStoredObjects(client, bucket, link.segments)));
   // Only the plan's binlogs: reading every manifest of a source would grow with the retention window.
   for (const wanted of input.binlogs) {
     if (wanted.chunks) {
@@ -63,8 +75,9 @@ export async function verifyBackup(
   }
   return {
     backupId: manifest.backupId,
-    segments: manifest.segments.length,
-    storedBytes: manifest.storedBytes,
+    segments: chain.links.reduce((sum, link) => sum + link.segments.length, 0),
+    storedBytes: chain.links.reduce((sum, link) => sum + link.storedBytes, 0),
+    ...(chain.links.length > 1 ? { chain: chain.links.map((link) => link.backupId) } : {}),
     binlogs: input.binlogs.length,
     verified: true,
   };

@@ -364,6 +364,7 @@ describe("the Rewind stack", () => {
       ...minimal,
       schedules: {
         full: "cron(15 3 * * ? *)",
+        incremental: "cron(15 9,15,21 * * ? *)",
         drill: "cron(0 6 ? * SUN *)",
         binlogIntervalMinutes: 2,
         timeZone: "Europe/Berlin",
@@ -397,6 +398,7 @@ describe("the Rewind stack", () => {
       "rewind-drill-orders",
       "rewind-expire-orders",
       "rewind-full-orders",
+      "rewind-incr-orders",
     ]);
     for (const schedule of Object.values(byName)) {
       expect(schedule.ScheduleExpressionTimezone).toBe("Europe/Berlin");
@@ -419,6 +421,11 @@ describe("the Rewind stack", () => {
     expect(full.ScheduleExpression).toBe("cron(15 3 * * ? *)");
     expect(JSON.parse(full.Target.Input)).toEqual({ cluster: "orders", type: "full" });
     expect(full.Target.Arn).toEqual({ Ref: expect.stringMatching(/^BackupStateMachine/) });
+    // Incrementals go through the same Backup state machine, with the type.
+    const incremental = byName["rewind-incr-orders"]!;
+    expect(incremental.ScheduleExpression).toBe("cron(15 9,15,21 * * ? *)");
+    expect(JSON.parse(incremental.Target.Input)).toEqual({ cluster: "orders", type: "incremental" });
+    expect(incremental.Target.Arn).toEqual(full.Target.Arn);
     expect(JSON.parse(byName["rewind-drill-orders"]!.Target.Input)).toEqual({ cluster: "orders" });
     // Retention is off the backup's success path: its own daily schedule invokes its Lambda.
     const expire = byName["rewind-expire-orders"]!;
@@ -740,7 +747,10 @@ describe("the Rewind config", () => {
   it("a cluster name of the longest allowed length makes schedule names Scheduler accepts", () => {
     const name = "a".repeat(49);
     const schedules = Object.values(
-      synthTemplate({ clusters: [{ name, engine: "mariadb" }] }).findResources("AWS::Scheduler::Schedule"),
+      synthTemplate({
+        clusters: [{ name, engine: "mariadb" }],
+        schedules: { incremental: "cron(15 12 * * ? *)" },
+      }).findResources("AWS::Scheduler::Schedule"),
     ).map((schedule) => (schedule as { Properties: { Name: string } }).Properties.Name);
     expect(schedules).toContain(`rewind-binlogs-${name}`);
     for (const scheduleName of schedules) expect(scheduleName.length).toBeLessThanOrEqual(64);

@@ -151,8 +151,16 @@ const encryption: EncryptionRecord = {
   context: {},
 };
 
-/** A complete full backup taken on day d at position 100 of binlog d (GTID 0-1-(10d+3)). */
-export function putBackup(objects: Map<string, StoredObject>, d: number): BackupManifest {
+/**
+ * A complete full backup taken on day d at position 100 of binlog d (GTID 0-1-(10d+3)); with
+ * `parent`, an incremental on it at hour `hour` of that day (position 100·hour, GTID 0-1-(10d+hour)).
+ */
+export function putBackup(
+  objects: Map<string, StoredObject>,
+  d: number,
+  incremental?: { parent: BackupManifest; hour: number },
+): BackupManifest {
+  if (incremental) return putIncremental(objects, d, incremental.parent, incremental.hour);
   const backupId = `202611${String(d).padStart(2, "0")}T033000Z-full-db1`;
   const segment = storedObject(segmentKey(location, backupId, 0), 5000 + d);
   const manifest: BackupManifest = {
@@ -179,6 +187,34 @@ export function putBackup(objects: Map<string, StoredObject>, d: number): Backup
     encryption,
     myCnf: "",
     agentVersion: "0.1.0",
+  };
+  objects.set(segment.key, { body: "x".repeat(16), size: segment.size, parts: segment.parts });
+  objects.set(backupManifestKey(location, backupId), { body: JSON.stringify(manifest), size: 1 });
+  return manifest;
+}
+
+function putIncremental(
+  objects: Map<string, StoredObject>,
+  d: number,
+  parent: BackupManifest,
+  hour: number,
+): BackupManifest {
+  const base = putBackup(new Map(), d);
+  const time = day(d).replace("03:30", `${String(hour).padStart(2, "0")}:30`);
+  const backupId = `202611${String(d).padStart(2, "0")}T${String(hour).padStart(2, "0")}3000Z-incremental-db1`;
+  const segment = storedObject(segmentKey(location, backupId, 0), 500 + hour);
+  const manifest: BackupManifest = {
+    ...base,
+    backupId,
+    type: "incremental",
+    parentBackupId: parent.backupId,
+    startTime: time.replace(":30:", ":15:"),
+    endTime: time,
+    binlog: { file: binlogFile(d), position: 100 * hour, gtidSet: `0-1-${10 * d + hour}` },
+    lsn: { fromLsn: parent.lsn.toLsn, toLsn: String(Number(parent.lsn.toLsn) + 10), lastLsn: "0" },
+    storedBytes: segment.size,
+    storedSha256: sha(backupId).toString("hex"),
+    segments: [segment],
   };
   objects.set(segment.key, { body: "x".repeat(16), size: segment.size, parts: segment.parts });
   objects.set(backupManifestKey(location, backupId), { body: JSON.stringify(manifest), size: 1 });

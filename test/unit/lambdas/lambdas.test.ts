@@ -44,6 +44,28 @@ afterEach(() => bucket.s3.restore());
 const days = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe("verify", () => {
+  it("checks every link of an incremental's chain, and refuses a chain with a link missing", async () => {
+    const full = putBackup(bucket.objects, 3);
+    const first = putBackup(bucket.objects, 3, { parent: full, hour: 6 });
+    const second = putBackup(bucket.objects, 3, { parent: first, hour: 9 });
+    const report = await verifyBackup(bucket.client, BUCKET, {
+      cluster: CLUSTER,
+      backupId: second.backupId,
+      binlogs: [],
+    });
+    expect(report).toMatchObject({
+      segments: 3,
+      chain: [full.backupId, first.backupId, second.backupId],
+      verified: true,
+    });
+    const checked = bucket.s3.commandCalls(GetObjectAttributesCommand).map((call) => call.args[0].input.Key);
+    expect(checked).toEqual([full, first, second].map((b) => b.segments[0]!.key));
+    bucket.objects.delete(backupManifestKey({ cluster: CLUSTER }, first.backupId));
+    await expect(
+      verifyBackup(bucket.client, BUCKET, { cluster: CLUSTER, backupId: second.backupId, binlogs: [] }),
+    ).rejects.toThrow(new RegExp(`its chain needs ${first.backupId}`));
+  });
+
   it("passes a backup whose objects match the manifest, asking S3 for sizes and part checksums", async () => {
     const backup = putBackup(bucket.objects, 3);
     const report = await verifyBackup(bucket.client, BUCKET, {
@@ -149,6 +171,33 @@ describe("plan-restore", () => {
     // Days 20, 19, 18 end after the target; day 17's is the one.
     expect(planned.backupId).toBe("20261117T033000Z-full-db1");
     expect(manifestReads()).toBe(4);
+  });
+
+  it("plans through an incremental chain (a drill's latest point too), recording every link it verified", async () => {
+    for (const d of days(1, 4)) putBackup(bucket.objects, d);
+    const full = putBackup(bucket.objects, 5);
+    const first = putBackup(bucket.objects, 5, { parent: full, hour: 6 });
+    const second = putBackup(bucket.objects, 5, { parent: first, hour: 9 });
+    for (const n of days(1, 6)) putBinlog(bucket.objects, n);
+    for (const fields of [{ pointInTime: "2026-11-05T12:00:00Z" }, { latest: true, mode: "scratch" }]) {
+      const planned = await planClusterRestore(bucket.client, BUCKET, input(fields), "exec-chain");
+      expect(planned.backupId).toBe(second.backupId);
+      expect(planned.chain).toEqual([
+        { backupId: full.backupId, storedSha256: full.storedSha256 },
+        { backupId: first.backupId, storedSha256: first.storedSha256 },
+      ]);
+      expect(planned.binlogs[0]).toMatchObject({ file: binlogFile(5), startPosition: 900 });
+    }
+    // Between the links: the first incremental, replaying from its position.
+    const between = await planClusterRestore(
+      bucket.client,
+      BUCKET,
+      input({ pointInTime: "2026-11-05T07:00:00Z" }),
+      "exec-between",
+    );
+    expect(between.backupId).toBe(first.backupId);
+    expect(between.chain).toEqual([{ backupId: full.backupId, storedSha256: full.storedSha256 }]);
+    expect(between.binlogs[0]).toMatchObject({ startPosition: 600 });
   });
 
   it("picks the newest backup before the target and the binlogs from its position, and stores the plan", async () => {
@@ -419,6 +468,31 @@ describe("select-source", () => {
     expect(
       chooseSource([primary, replica("i-03", 5)], { ...cluster, sourcePolicy: "primary" }).instanceId,
     ).toBe("i-01");
+  });
+
+  it("an incremental goes to the host that holds its chain, when the policy allows that host now", () => {
+    const holding = (host: HostStatus): HostStatus => ({
+      ...host,
+      status: { ...host.status!, lastBackup: { backupId: "20261105T033000Z-full-db1", incrementals: 1 } },
+    });
+    const hosts = [primary, replica("i-02", 3), holding(replica("i-03", 20))];
+    expect(chooseSource(hosts, cluster).instanceId).toBe("i-02");
+    expect(chooseSource(hosts, cluster, undefined, "incremental")).toMatchObject({
+      instanceId: "i-03",
+      reason: expect.stringContaining("holding the chain of 20261105T033000Z-full-db1"),
+    });
+    // Too far behind to be backed up: another host, which will take a full backup.
+    const lagging = [primary, replica("i-02", 3), holding(replica("i-03", 300))];
+    expect(chooseSource(lagging, cluster, undefined, "incremental").instanceId).toBe("i-02");
+    // Policy replica never picks the primary, even when it holds the chain.
+    expect(
+      chooseSource(
+        [holding(primary), replica("i-02", 3)],
+        { ...cluster, sourcePolicy: "replica" },
+        undefined,
+        "incremental",
+      ).instanceId,
+    ).toBe("i-02");
   });
 
   it("explains why no host qualifies", () => {
