@@ -20,6 +20,12 @@
  *   (f) rewind-agent restore --tables rewind_test.small --until … into the live server: only the
  *       system's files and the table's extracted, only its transactions replayed, then copied
  * Target: (f)/(e) ≤ 0.5, and the scratch bytes each used.
+ *
+ * Then an incremental backup after that hour of writes (the new rows' pages and the 1% of
+ * updates to the small table: about 5% of the server's pages), against the full backup:
+ *   (g) its time and stored bytes ÷ the full backup's
+ *   (h) a restore to the same point through full + incremental, replaying binlogs from the
+ *       incremental's position, ÷ (e), the same restore replaying them from the full backup
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -109,7 +115,9 @@ try {
   const backup = await runAgent(bundle, ["backup", "--type", "full", "--config", setup.configFile]);
   if (backup.exitCode !== 0) throw new Error(`agent backup failed: ${backup.stderr.slice(-2000)}`);
   const backupId = backup.output!.result!.backupId as string;
-  const storedMiB = (backup.output!.result!.storedBytes as number) / 1024 / 1024;
+  const fullStored = backup.output!.result!.storedBytes as number;
+  const fullSeconds = backup.output!.result!.seconds as number;
+  const storedMiB = fullStored / 1024 / 1024;
 
   console.error("restoring…");
   const pipelineDir = path.join(root, "pipeline");
@@ -153,17 +161,17 @@ try {
   const pushed = await runAgent(bundle, ["binlog-push", "--flush", "--config", setup.configFile]);
   if (pushed.exitCode !== 0) throw new Error(`binlog-push failed: ${pushed.stderr.slice(-2000)}`);
   const latest = await server.gtidBinlogPos();
-  const replay = async (method: string, serverId: number) => {
+  const replay = async (method: string, serverId: number, name = method) => {
     const target = await MariaDbServer.configure({
-      baseDir: path.join(root, `replay-${method}`),
+      baseDir: path.join(root, `replay-${name}`),
       serverId,
-      existingDatadir: path.join(root, `replay-${method}`, "data"),
+      existingDatadir: path.join(root, `replay-${name}`, "data"),
       innodbBufferPoolMiB: 256,
     });
     const targetConfig = writeRestoreTargetConfig(
       setup.configFile,
       target,
-      path.join(root, `replay-${method}.json`),
+      path.join(root, `replay-${name}.json`),
     );
     try {
       const run = await runAgent(bundle, [
@@ -187,6 +195,7 @@ try {
         replaySeconds: result.replaySeconds as number,
         totalSeconds: result.seconds as number,
         phases: phaseLine(result.phases),
+        chain: result.chain as string[],
         smallChecksum: (await target.query("CHECKSUM TABLE rewind_test.small"))[0]![1],
         // A whole restore extracts the whole backup.
         extractedBytes: backup.output!.result!.rawBytes as number,
@@ -221,6 +230,24 @@ try {
     throw new Error("the table restore's rows differ from the whole restore's");
   const tableSeconds = tableResult.seconds as number;
 
+  console.error("taking an incremental backup and restoring through the chain…");
+  const incremental = await runAgent(bundle, [
+    "backup",
+    "--type",
+    "incremental",
+    "--config",
+    setup.configFile,
+  ]);
+  if (incremental.exitCode !== 0 || incremental.output?.result?.type !== "incremental")
+    throw new Error(`incremental backup failed: ${incremental.stderr.slice(-2000)}`);
+  const incrementalStored = incremental.output!.result!.storedBytes as number;
+  const incrementalSeconds = incremental.output!.result!.seconds as number;
+  const throughChain = await replay("applier", 13, "chain");
+  if (throughChain.chain.length !== 2)
+    throw new Error(`the restore did not go through the chain: ${throughChain.chain}`);
+  if (throughChain.smallChecksum !== whole.smallChecksum)
+    throw new Error("the restore through the chain holds other rows than the restore from the full backup");
+
   console.log(`\ndataset ~${size} MB, stored stream ${storedMiB.toFixed(0)} MiB`);
   console.log(`(a) aws s3 cp | zstd -d | mbstream -x + prepare   ${pipelineSeconds.toFixed(2)} s`);
   console.log(`(b) rewind-agent restore (verified, decrypted)      ${agentSeconds.toFixed(2)} s`);
@@ -241,7 +268,19 @@ try {
   );
   console.log(`    (e) ${whole.phases}`);
   console.log(`    (f) ${phaseLine(tableResult.phases)}`);
+  console.log(`\nan incremental backup after those ${transactions} transactions`);
+  console.log(
+    `(g) full backup ${fullSeconds.toFixed(2)} s, ${(fullStored / MiB).toFixed(1)} MiB stored; incremental ${incrementalSeconds.toFixed(2)} s, ${(incrementalStored / MiB).toFixed(1)} MiB stored`,
+  );
+  console.log(`    incremental time / full time: ${(incrementalSeconds / fullSeconds).toFixed(2)}`);
+  console.log(
+    `(h) restore through full + incremental (same point, same rows as (e)) ${throughChain.totalSeconds.toFixed(2)} s: ${throughChain.phases}`,
+  );
+  console.log(
+    `    restore through the chain / restore replaying from the full (e): ${(throughChain.totalSeconds / whole.totalSeconds).toFixed(2)}`,
+  );
   console.log(`table restore / whole restore: ${(tableSeconds / whole.totalSeconds).toFixed(2)}`);
+  console.log(`incremental stored / full stored: ${(incrementalStored / fullStored).toFixed(2)}`);
 } finally {
   await server.destroy();
   await s3.stop();

@@ -77,6 +77,7 @@ export function sandboxRewindConfig(root: string) {
       ],
       schedules: {
         full: "cron(15 3 * * ? *)",
+        incremental: "cron(15 9,15,21 * * ? *)",
         binlogIntervalMinutes: 1,
         drill: "cron(0 6 ? * SUN *)",
         timeZone: "UTC",

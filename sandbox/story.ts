@@ -201,6 +201,35 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
       rpoSeconds = (await watchdog(sandbox, `round ${round}`, options)) ?? rpoSeconds;
     }
 
+    step("Scheduled incremental backup: rewind-incr-orders starts Rewind-Backup with type incremental");
+    const incrementalRun = expectSucceeded(
+      (await sandbox.controlPlane.fireSchedule(`rewind-incr-${CLUSTER}`)) as ExecutionResult,
+    );
+    const incrementalSource = incrementalRun.source as { instanceId: string; reason: string };
+    const incremental = incrementalRun.backup as {
+      backupId: string;
+      type: string;
+      parentBackupId?: string;
+      storedBytes: number;
+      seconds: number;
+    };
+    info(`source         ${incrementalSource.instanceId} (${incrementalSource.reason})`);
+    info(
+      `backup id      ${incremental.backupId} (${incremental.type} on ${incremental.parentBackupId}), ${(incremental.storedBytes / MiB).toFixed(1)} MiB stored in ${incremental.seconds} s`,
+    );
+    prove(
+      "the incremental was taken on the host holding the chain, built on the full backup, and verify checked both links",
+      incremental.type === "incremental" &&
+        incremental.parentBackupId === backup.backupId &&
+        incrementalSource.instanceId === source.instanceId &&
+        ((incrementalRun.verify as { chain?: string[] }).chain ?? []).length === 2,
+      JSON.stringify({
+        type: incremental.type,
+        parent: incremental.parentBackupId,
+        verify: incrementalRun.verify,
+      }),
+    );
+
     step("Disaster: DROP TABLE rewind_test.dataset, while the workload keeps writing");
     const targetSecond = Math.floor(Date.now() / 1000);
     const pointInTime = new Date(targetSecond * 1000).toISOString();
@@ -284,6 +313,15 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
     );
     info(`phases: ${phasesLine(restored.restore)}`);
     info(`the standby's previous datadir was kept as ${result.movedAside}`);
+    const plannedChain = [
+      ...((restored.plan as { chain?: { backupId: string }[] }).chain ?? []).map((link) => link.backupId),
+      (restored.plan as { backupId: string }).backupId,
+    ];
+    prove(
+      "the restore went through the chain (the full backup, then the incremental), replaying binlogs from the incremental's position",
+      plannedChain.join(" ") === `${backup.backupId} ${incremental.backupId}`,
+      plannedChain.join(" → "),
+    );
 
     step("Proving the restore");
     prove(

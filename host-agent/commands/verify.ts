@@ -3,7 +3,7 @@ import zlib from "node:zlib";
 import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
-import { readBackupManifest } from "../../core/store/backup-manifest.js";
+import { readBackupChain, readBackupManifest } from "../../core/store/backup-manifest.js";
 import { checkStoredObjects } from "../../core/store/segment-check.js";
 import { XbstreamReader, type XbstreamSummary } from "../../core/xbstream.js";
 import { s3Client } from "../clients.js";
@@ -20,6 +20,8 @@ export interface VerifyResult {
   readonly segments: number;
   readonly storedBytes: number;
   readonly problems: string[];
+  /** An incremental's chain, full backup first: every link's objects checked. */
+  readonly chain?: string[];
   readonly stream?: XbstreamSummary;
 }
 
@@ -69,11 +71,20 @@ export async function verify(context: AgentContext, backupId: string, deep: bool
     context.location,
     backupId,
   );
-  const problems = await checkStoredObjects(
+  // An incremental is only as good as its chain: every link present, fitting, and stored as its
+  // manifest says (--deep decodes this backup's own stream).
+  const chain = await readBackupChain(
     s3Client(context.config),
     context.config.bucket,
-    manifest.segments,
+    context.location,
+    backupId,
   );
+  const problems = chain.complete ? [] : [`its chain needs ${chain.missing}: ${chain.reason}`];
+  for (const link of chain.links) {
+    problems.push(
+      ...(await checkStoredObjects(s3Client(context.config), context.config.bucket, link.segments)),
+    );
+  }
   let stream: XbstreamSummary | undefined;
   if (deep && problems.length === 0) {
     try {
@@ -95,6 +106,7 @@ export async function verify(context: AgentContext, backupId: string, deep: bool
     deep,
     segments: manifest.segments.length,
     storedBytes: manifest.storedBytes,
+    ...(chain.links.length > 1 ? { chain: chain.links.map((link) => link.backupId) } : {}),
     problems,
     ...(stream ? { stream } : {}),
   };

@@ -251,6 +251,7 @@ export async function restoreTables(context: AgentContext, options: TablesOption
   return {
     partial: partialReport,
     backupId: result.backupId,
+    chain: result.chain,
     target: result.target,
     binlogs: result.binlogs,
     gtidReached: result.gtidReached,

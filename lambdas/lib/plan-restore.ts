@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { restorableBackups } from "../../core/backup-chain.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { currentHistory, recordsOnHistory } from "../../core/history.js";
 import { type ClusterLocation, restorePlanKey } from "../../core/layout.js";
@@ -14,7 +15,7 @@ import type { RestoreInput } from "./inputs.js";
 export type { PlannedRestore } from "../../core/store/planned-restore.js";
 
 /**
- * The newest point the shipped binlogs reach from the newest full backup, as the GTID of its last
+ * The newest point the shipped binlogs reach from the newest restorable backup, as the GTID of its last
  * transaction: a time would include its whole second, whose end may not be shipped yet.
  */
 export async function latestTarget(
@@ -26,9 +27,8 @@ export async function latestTarget(
 ): Promise<{ target: RestoreTarget; history: string }> {
   const { tree } = await historiesOf(client, bucket, location, history);
   const on = history ?? currentHistory(tree);
-  const newest = backupsOnHistory(tree, on, backups)
-    .filter((backup) => backup.type === "full")
-    .at(-1);
+  // The newest backup a restore can start from: a full one, or an incremental whose chain is complete.
+  const newest = restorableBackups(backupsOnHistory(tree, on, backups)).usable.at(-1);
   if (!newest) {
     throw new RewindError(
       ErrorNames.planRefused,

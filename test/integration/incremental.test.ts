@@ -80,11 +80,10 @@ describe("incremental backups and restores through a chain", () => {
       existingDatadir: `${scratch.dir}/${name}/data`,
     });
     restored.push(server);
-    const targetConfig = writeRestoreTargetConfig(configFile, server, `${scratch.dir}/${name}.json`);
-    // Another host: its own state (a restore there forgets that host's backup lineage, not the primary's).
-    const config = JSON.parse(readFileSync(targetConfig, "utf8"));
-    writeFileSync(targetConfig, JSON.stringify({ ...config, stateDir: `${scratch.dir}/${name}/state` }));
-    return { server, targetConfig };
+    return {
+      server,
+      targetConfig: writeRestoreTargetConfig(configFile, server, `${scratch.dir}/${name}.json`),
+    };
   }
 
   beforeAll(async () => {
@@ -172,6 +171,10 @@ describe("incremental backups and restores through a chain", () => {
       [second, first, 2],
     ]);
 
+    const verified = await agent(["verify", "--backup-id", second, "--config", configFile]);
+    expect(verified.exitCode, verified.stderr.slice(-1500)).toBe(0);
+    expect(verified.output?.result?.chain).toEqual([full, first, second]);
+
     const { server, targetConfig } = await restoreTarget("after-second", 711);
     const run = await agent([
       "restore",
@@ -192,10 +195,36 @@ describe("incremental backups and restores through a chain", () => {
     expect(phases).toEqual(["download", "extract", "prepare", "replay"]);
   });
 
+  it("a table restore goes through the chain too, partially: only the table's files of each link, only its transactions", async () => {
+    const run = await agent([
+      "restore",
+      "--tables",
+      `${WORKLOAD_DB}.ledger`,
+      "--until",
+      pauseTime,
+      "--as",
+      "_back",
+      "--config",
+      configFile,
+    ]);
+    expect(run.exitCode, run.stderr.slice(-3000)).toBe(0);
+    const result = run.output?.result as { partial: { used: boolean; reason?: string }; chain?: string[] };
+    expect(result.partial, JSON.stringify(result.partial)).toMatchObject({ used: true });
+    expect(result.chain).toEqual([full, first, second]);
+    const ledgerAt = expected.split("\n").find((line) => line.startsWith("ledger "))!;
+    const restoredLedger = await primary.query(
+      `SELECT 'ledger', COUNT(*), MD5(GROUP_CONCAT(n ORDER BY n SEPARATOR ';')) FROM ${WORKLOAD_DB}.ledger_back`,
+    );
+    expect(restoredLedger[0]!.join(" ")).toBe(ledgerAt);
+  });
+
   it("a missing incremental: a target that needs it is refused naming it, with the newest backup that restores", async () => {
     await s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint }).send(
       new DeleteObjectCommand({ Bucket: BUCKET, Key: backupManifestKey({ cluster: "orders" }, first) }),
     );
+    const verified = await agent(["verify", "--backup-id", second, "--config", configFile]);
+    expect(verified.exitCode).not.toBe(0);
+    expect(verified.output?.error?.message).toContain(`its chain needs ${first}`);
     const { server, targetConfig } = await restoreTarget("missing-link", 712);
     const run = await agent([
       "restore",

@@ -92,6 +92,16 @@ describe("a partial table restore's extraction", () => {
     // Names as the server writes them to files: `$` is @0024.
     expect(partialKeep({ tables: [{ database: "shop", table: "a$b" }] })("shop/a@0024b.ibd")).toBe(true);
     expect(partialKeep({ tables: [{ database: "shop", table: "a$b" }] })("shop/a$b.ibd")).toBe(false);
+    // An incremental's deltas go where their file goes.
+    expect(
+      [
+        "shop/orders.ibd.delta",
+        "shop/orders.ibd.meta",
+        "shop/big.ibd.delta",
+        "shop/big.ibd.meta",
+        "ibdata1.delta",
+      ].filter(keep),
+    ).toEqual(["shop/orders.ibd.delta", "shop/orders.ibd.meta", "ibdata1.delta"]);
     // db.* keeps the whole schema.
     expect(partialKeep({ tables: [{ database: "shop" }] })("shop/big.ibd")).toBe(true);
     expect(
