@@ -31,9 +31,13 @@ export function readBackupLineage(stateDir: string): BackupLineage | undefined {
   } catch {
     return undefined;
   }
-  const parsed = BackupLineage.safeParse(JSON.parse(text));
   // A damaged record is no record: the next backup is a full one, never a guess.
-  return parsed.success ? parsed.data : undefined;
+  try {
+    const parsed = BackupLineage.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function writeBackupLineage(stateDir: string, lineage: Omit<BackupLineage, "writtenAt">): void {
@@ -44,7 +48,14 @@ export function writeBackupLineage(stateDir: string, lineage: Omit<BackupLineage
   renameSync(`${file}.tmp`, file);
 }
 
-/** Before a restore replaces the host's datadir: no incremental may build on what was there. */
-export function forgetBackupLineage(stateDir: string): void {
+/**
+ * Before a restore replaces `datadir`: if it is the one the record is of, no incremental may build
+ * on what was there. A restore elsewhere (another directory, `--no-start`) leaves the record: the
+ * server still runs on its own data, and a server later moved onto the restored copy no longer
+ * matches the record's datadir.
+ */
+export function forgetBackupLineage(stateDir: string, datadir: string): void {
+  const lineage = readBackupLineage(stateDir);
+  if (lineage && path.resolve(lineage.datadir) !== path.resolve(datadir)) return;
   rmSync(path.join(stateDir, FILE), { force: true });
 }

@@ -447,7 +447,7 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
     },
     beforeSwap: async () => {
       // The datadir is about to be replaced: no incremental may build on what was there.
-      if (!options.scratch) forgetBackupLineage(config.stateDir);
+      if (!options.scratch) forgetBackupLineage(config.stateDir, datadir);
       if (options.moveAside && !options.scratch)
         await runServerCommand(config.server.stop, "stop").catch(() => undefined);
     },

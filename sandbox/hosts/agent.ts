@@ -167,7 +167,7 @@ export function writeRestoreTargetConfig(
       ...config,
       // Another host: state of its own (a restore there forgets that host's backup lineage and
       // sets its history marker, never the source host's).
-      stateDir: file.replace(/\.json$/, "") + "-state",
+      stateDir: `${file.replace(/\.json$/, "")}-state`,
       connection: { socket: target.socket },
       server: {
         start: [START_SCRIPT, target.defaultsFile],
