@@ -348,6 +348,11 @@ export async function runStory(sandbox: Sandbox, options: StoryOptions): Promise
       };
       info(`phases: ${phasesLine(drill.restore)}`);
       prove(
+        "the drill restored the newest backup through its chain (the full backup, then the incremental)",
+        (drill.plan as { backupId?: string } | undefined)?.backupId === incremental.backupId,
+        `plan ${JSON.stringify((drill.plan as { backupId?: string; chain?: unknown } | undefined) ?? {})}`,
+      );
+      prove(
         "the newest backup restored on a scratch datadir, replayed to the newest shipped point, and CHECK TABLE passed",
         drillResult.scratch.checkedTables >= 1 && drillResult.scratch.removed,
         `GTID ${drillResult.gtidReached}, CHECK TABLE passed on ${drillResult.scratch.checkedTables} user tables`,
