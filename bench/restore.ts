@@ -258,6 +258,7 @@ try {
   if (pushedAgain.exitCode !== 0) throw new Error(`binlog-push failed: ${pushedAgain.stderr.slice(-2000)}`);
   const newest = await server.gtidBinlogPos();
   // From the full backup: the incremental's manifest held aside, so the plan cannot use it.
+  Object.assign(process.env, awsEnv);
   const s3client = s3Client({ region: "us-east-1", s3Endpoint: s3.endpoint });
   const incrementalKey = backupManifestKey(
     { cluster: "bench" },

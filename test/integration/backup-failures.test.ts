@@ -162,13 +162,13 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     await expectNextBackupSucceeds();
   });
 
-  it("the backup tool killed at 30 random moments: every run reports its stage, nothing looks complete", async () => {
+  it("the backup tool killed at 20 random moments: every run reports its stage, nothing looks complete", async () => {
     // How long a whole backup takes here bounds the random moments.
     const timed = Date.now();
     backupIdOf(await agent(["backup", "--type", "full", "--config", configFile]));
     const fullRun = Date.now() - timed;
     const reports: string[] = [];
-    for (let attempt = 0; attempt < 30; attempt++) {
+    for (let attempt = 0; attempt < 20; attempt++) {
       const before = await manifests();
       const { child, done } = startAgent(AGENT_BUNDLE, ["backup", "--type", "full", "--config", configFile]);
       let tool: number | undefined;
@@ -200,7 +200,7 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
     }
     await expectRetentionRemovesTheRest();
     // The kills really landed inside the tool's run, most of the time (the rest came after it ended).
-    expect(reports.filter((report) => report === "BackupToolFailed").length).toBeGreaterThanOrEqual(10);
+    expect(reports.filter((report) => report === "BackupToolFailed").length).toBeGreaterThanOrEqual(7);
   });
 
   it("S3 unreachable mid-upload: UploadFailed, no manifest; the next backup succeeds, retention removes the rest", async () => {
