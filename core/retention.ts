@@ -60,18 +60,19 @@ function objectLock(policy: RetentionPolicy): (time: string) => Date | null {
 }
 
 /**
- * Full backups that may go, less those an incremental still under Object Lock is built on (it
- * cannot go, and without its chain it could not be restored).
+ * The candidate full backups that may go now: those Object Lock lets go, less those an
+ * incremental still under Object Lock is built on (it cannot go, and without its chain it could
+ * not be restored). Each one kept is noted.
  */
-function keptForLockedLinks(
+function deletableNow(
   backups: readonly BackupManifest[],
-  deletable: BackupManifest[],
+  candidates: readonly BackupManifest[],
   lockedUntil: (time: string) => Date | null,
   now: Date,
   notes: string[],
 ): BackupManifest[] {
   const byId = byBackupId(backups);
-  return deletable.filter((full) => {
+  return unlocked(candidates, lockedUntil, now, notes).filter((full) => {
     const locked = backups.find((backup) => {
       if (backup.type !== "incremental" || rootOf(backup, byId) !== full) return false;
       const until = lockedUntil(backup.endTime);
@@ -152,13 +153,7 @@ export function planRetention(
 
   const notes: string[] = [];
   const lockedUntil = objectLock(policy);
-  const deletable = keptForLockedLinks(
-    backups,
-    unlocked(candidates, lockedUntil, now, notes),
-    lockedUntil,
-    now,
-    notes,
-  );
+  const deletable = deletableNow(backups, candidates, lockedUntil, now, notes);
 
   // Every kept backup must still reach the present through its binlogs, from any source; a gap
   // means the window is already broken, and deleting older backups could remove the only way
@@ -220,13 +215,7 @@ function planRetentionOnHistories(
     ...serving.slice(0, firstKept),
     ...full.filter((backup) => !serving.includes(backup) && backup.endTime <= windowStart),
   ];
-  const deletable = keptForLockedLinks(
-    backups,
-    unlocked(candidates, lockedUntil, now, notes),
-    lockedUntil,
-    now,
-    notes,
-  );
+  const deletable = deletableNow(backups, candidates, lockedUntil, now, notes);
   const retained = full.filter((backup) => !deletable.includes(backup));
   const records = [...binlogs.values()].flat();
   const ids = [INITIAL_HISTORY, ...tree.histories.map((history) => history.id)];

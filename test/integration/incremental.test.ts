@@ -3,13 +3,12 @@ import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupManifestKey } from "../../core/layout.js";
 import { s3Client } from "../../host-agent/clients.js";
-import type { ListResult } from "../../host-agent/commands/list.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
-import { setUpLocalAgent, writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
+import { setUpLocalAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { WORKLOAD_DB, WriteWorkload } from "../../sandbox/hosts/workload.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
-import { manifestOf } from "./restore-helpers.js";
+import { listCluster, manifestOf, restoreTargetHost } from "./restore-helpers.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
 process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
@@ -67,24 +66,9 @@ describe("incremental backups and restores through a chain", () => {
     return agent(["backup", "--type", "incremental", "--config", file]);
   }
 
-  async function listing(): Promise<ListResult> {
-    const run = await agent(["list", "--json", "--config", configFile]);
-    if (run.exitCode !== 0 || !run.output?.result) throw new Error(`list failed: ${run.stderr.slice(-1500)}`);
-    return run.output.result as unknown as ListResult;
-  }
-
-  async function restoreTarget(name: string, serverId: number) {
-    const server = await MariaDbServer.configure({
-      baseDir: `${scratch.dir}/${name}`,
-      serverId,
-      existingDatadir: `${scratch.dir}/${name}/data`,
-    });
-    restored.push(server);
-    return {
-      server,
-      targetConfig: writeRestoreTargetConfig(configFile, server, `${scratch.dir}/${name}.json`),
-    };
-  }
+  const listing = () => listCluster(configFile);
+  const restoreTarget = (name: string, serverId: number) =>
+    restoreTargetHost(scratch.dir, configFile, restored, name, serverId);
 
   beforeAll(async () => {
     s3 = await S3Server.start({ storageDir: `${scratch.dir}/s3`, buckets: [BUCKET] });

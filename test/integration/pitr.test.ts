@@ -2,15 +2,15 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "../../host-agent/clients.js";
-import type { ListResult } from "../../host-agent/commands/list.js";
 import { AGENT_BUNDLE } from "../../infra/bundle-agent.js";
 import { S3Server } from "../../sandbox/aws/s3-server.js";
 import type { LocalSecretsManager } from "../../sandbox/aws/secrets-manager.js";
-import { setUpLocalAgent, startAgent, writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
+import { setUpLocalAgent, startAgent } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { WriteWorkload } from "../../sandbox/hosts/workload.js";
 import { waitFor } from "../../sandbox/processes.js";
 import { agent, BUCKET, backupIdOf, scratchDir } from "../support.js";
+import { listCluster, restoreTargetHost } from "./restore-helpers.js";
 
 process.env.AWS_ACCESS_KEY_ID ??= "sandbox";
 process.env.AWS_SECRET_ACCESS_KEY ??= "sandbox";
@@ -43,22 +43,10 @@ describe("point-in-time restore from a backup and shipped binlogs", () => {
   /** A target host: its own datadir, socket and start command, as the agent's config there would say. */
   let secrets: LocalSecretsManager;
 
-  async function restoreTarget(name: string, serverId: number) {
-    const server = await MariaDbServer.configure({
-      baseDir: `${scratch.dir}/${name}`,
-      serverId,
-      existingDatadir: `${scratch.dir}/${name}/data`,
-    });
-    restored.push(server);
-    const targetConfig = writeRestoreTargetConfig(configFile, server, `${scratch.dir}/${name}.json`);
-    return { server, targetConfig };
-  }
+  const restoreTarget = (name: string, serverId: number) =>
+    restoreTargetHost(scratch.dir, configFile, restored, name, serverId);
 
-  async function listing(): Promise<ListResult> {
-    const run = await agent(["list", "--json", "--config", configFile]);
-    if (run.exitCode !== 0 || !run.output?.result) throw new Error(`list failed: ${run.stderr.slice(-1500)}`);
-    return run.output.result as unknown as ListResult;
-  }
+  const listing = () => listCluster(configFile);
 
   /** `rewind-agent restore --until` onto a target host, with any extra flags. */
   async function restoreUntil(

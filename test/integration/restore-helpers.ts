@@ -3,7 +3,9 @@ import path from "node:path";
 import type { BackupManifest } from "../../core/manifest.js";
 import { readBackupManifest } from "../../core/store/backup-manifest.js";
 import { s3Client } from "../../host-agent/clients.js";
+import type { ListResult } from "../../host-agent/commands/list.js";
 import { parseConfig } from "../../host-agent/config.js";
+import { writeRestoreTargetConfig } from "../../sandbox/hosts/agent.js";
 import { MariaDbServer } from "../../sandbox/hosts/mariadb-server.js";
 import { agent } from "../support.js";
 
@@ -48,4 +50,32 @@ export async function restoreToNewServer(
   const binlogInfo = readFileSync(path.join(datadir, "xtrabackup_binlog_info"), "utf8");
   const server = await MariaDbServer.start({ baseDir, serverId, existingDatadir: datadir });
   return { server, binlogInfo };
+}
+
+/**
+ * A restore target host on this machine: a server configured (not started) on its own datadir
+ * under `dir/<name>`, and an agent config of its own (`writeRestoreTargetConfig`); the server is
+ * added to `servers`, for the caller to destroy.
+ */
+export async function restoreTargetHost(
+  dir: string,
+  sourceConfigFile: string,
+  servers: MariaDbServer[],
+  name: string,
+  serverId: number,
+): Promise<{ server: MariaDbServer; targetConfig: string }> {
+  const server = await MariaDbServer.configure({
+    baseDir: `${dir}/${name}`,
+    serverId,
+    existingDatadir: `${dir}/${name}/data`,
+  });
+  servers.push(server);
+  return { server, targetConfig: writeRestoreTargetConfig(sourceConfigFile, server, `${dir}/${name}.json`) };
+}
+
+/** `rewind-agent list --json`'s result, or a failure with the agent's stderr. */
+export async function listCluster(configFile: string): Promise<ListResult> {
+  const run = await agent(["list", "--json", "--config", configFile]);
+  if (run.exitCode !== 0 || !run.output?.result) throw new Error(`list failed: ${run.stderr.slice(-1500)}`);
+  return run.output.result as unknown as ListResult;
 }
