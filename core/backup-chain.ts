@@ -22,7 +22,7 @@ export type BackupChain =
     };
 
 /** A chain longer than this is refused outright (a loop in damaged manifests ends here too). */
-const MAX_LINKS = 1000;
+export const MAX_LINKS = 1000;
 
 /** The chain `backup` restores through, resolved against the backups S3 holds (by id). */
 export function chainOf(backup: BackupManifest, byId: ReadonlyMap<string, BackupManifest>): BackupChain {

@@ -1,5 +1,5 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { type BackupChain, chainOf } from "../backup-chain.js";
+import { type BackupChain, chainOf, MAX_LINKS } from "../backup-chain.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { backupManifestKey, type ClusterLocation } from "../layout.js";
 import { type BackupManifest, parseBackupManifest } from "../manifest.js";
@@ -42,7 +42,7 @@ export async function readBackupChain(
 ): Promise<BackupChain> {
   const read = new Map<string, BackupManifest>();
   let next: string | null = backupId;
-  while (next !== null && !read.has(next) && read.size < 1000) {
+  while (next !== null && !read.has(next) && read.size < MAX_LINKS) {
     const manifest: BackupManifest | undefined = await readBackupManifest(
       client,
       bucket,

@@ -1,6 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { linkProblem } from "../backup-chain.js";
+import { byBackupId, chainOf } from "../backup-chain.js";
 import { isChunked } from "../binlog/chunk.js";
 import { ErrorNames, RewindError } from "../errors.js";
 import { HISTORY_ID, INITIAL_HISTORY } from "../history.js";
@@ -175,15 +175,14 @@ export async function loadPlannedRestore(
     chain.push(manifest);
   }
   chain.push(backup);
-  if (chain[0]!.type !== "full") {
-    throw changed(restoreOf, `the chain of ${stored.backupId} does not begin with a full backup`);
-  }
-  for (let i = 1; i < chain.length; i++) {
-    const problem =
-      chain[i]!.parentBackupId === chain[i - 1]!.backupId
-        ? linkProblem(chain[i - 1]!, chain[i]!)
-        : `${chain[i]!.backupId} is not based on ${chain[i - 1]!.backupId}`;
-    if (problem) throw changed(restoreOf, problem);
+  // The backup's chain resolved among exactly the links the plan names, and nothing else.
+  const resolved = chainOf(backup, byBackupId(chain));
+  if (!resolved.complete) throw changed(restoreOf, resolved.reason);
+  if (resolved.links.length !== chain.length) {
+    throw changed(
+      restoreOf,
+      `the chain of ${stored.backupId} is ${resolved.links.map((link) => link.backupId).join(" → ")}, not the ${chain.length} backups the plan names`,
+    );
   }
   const binlogs: RestorePlan<RestoreBinlog>["binlogs"] = [];
   for (const planned of stored.binlogs) {

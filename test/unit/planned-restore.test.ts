@@ -1,6 +1,6 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { binlogManifestKey } from "../../core/layout.js";
+import { backupManifestKey, binlogManifestKey } from "../../core/layout.js";
 import { loadPlannedRestore, StoredRestorePlan } from "../../core/store/planned-restore.js";
 import { parseInput, RestoreInput } from "../../lambdas/lib/inputs.js";
 import { planClusterRestore } from "../../lambdas/lib/plan-restore.js";
@@ -49,6 +49,33 @@ describe("a restore plan from plan-restore, executed by the agent", () => {
     expect(plan.target).toEqual({ kind: "time", time: "2026-11-05T12:00:00.000Z" });
     expect(bucket.s3.commandCalls(ListObjectsV2Command)).toHaveLength(0);
     expect(bucket.s3.commandCalls(GetObjectCommand)).toHaveLength(2);
+  });
+
+  it("loads an incremental's chain as planned, and refuses a link that changed or a chain the plan does not name whole", async () => {
+    const full = putBackup(bucket.objects, 5);
+    const first = putBackup(bucket.objects, 5, { parent: full, hour: 6 });
+    const second = putBackup(bucket.objects, 5, { parent: first, hour: 9 });
+    const stored = await storedPlan();
+    expect(stored.backupId).toBe(second.backupId);
+    const plan = await loadPlannedRestore(bucket.client, BUCKET, location, stored);
+    expect(plan.chain.map((link) => link.backupId)).toEqual([full.backupId, first.backupId, second.backupId]);
+
+    // A plan that names only part of the chain.
+    await expect(
+      loadPlannedRestore(bucket.client, BUCKET, location, { ...stored, chain: stored.chain!.slice(1) }),
+    ).rejects.toThrow(new RegExp(`based on ${full.backupId}, which S3 does not hold complete`));
+    // A link whose manifest changed since the plan was verified.
+    const key = backupManifestKey(location, first.backupId);
+    const original = bucket.objects.get(key)!;
+    bucket.objects.set(key, {
+      ...original,
+      body: JSON.stringify({ ...first, storedSha256: "e".repeat(64) }),
+    });
+    await expect(loadPlannedRestore(bucket.client, BUCKET, location, stored)).rejects.toThrow(
+      new RegExp(
+        `backup ${first.backupId} \\(a link of ${second.backupId}'s chain\\) now has stored SHA-256 e{64}`,
+      ),
+    );
   });
 
   it("refuses, naming the difference, when a planned object is gone or is not the one verified", async () => {
