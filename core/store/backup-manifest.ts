@@ -30,31 +30,30 @@ export async function readBackupManifest(
 }
 
 /**
- * The chain `backupId` restores through, read link by link from its manifests (a bounded number
+ * The chain a backup restores through, read link by link from its manifests (a bounded number
  * of requests, however many backups are kept): complete, or broken at the first link missing or
- * not fitting its child (core/backup-chain).
+ * not fitting its child (core/backup-chain). `start` is the backup's id, or its manifest when
+ * already read (it is not read again).
  */
 export async function readBackupChain(
   client: S3Client,
   bucket: string,
   location: ClusterLocation,
-  backupId: string,
+  start: string | BackupManifest,
 ): Promise<BackupChain> {
-  const read = new Map<string, BackupManifest>();
-  let next: string | null = backupId;
-  while (next !== null && !read.has(next) && read.size < MAX_LINKS) {
-    const manifest: BackupManifest | undefined = await readBackupManifest(
-      client,
-      bucket,
-      location,
-      next,
-    ).catch((error: Error) => {
+  const backupId = typeof start === "string" ? start : start.backupId;
+  const readIfPresent = (id: string): Promise<BackupManifest | undefined> =>
+    readBackupManifest(client, bucket, location, id).catch((error: Error) => {
       if (error instanceof RewindError && error.name === ErrorNames.notFound) return undefined;
       throw error;
     });
-    if (!manifest) break;
-    read.set(next, manifest);
-    next = manifest.type === "incremental" ? manifest.parentBackupId : null;
+  const read = new Map<string, BackupManifest>();
+  let current = typeof start === "string" ? await readIfPresent(start) : start;
+  while (current) {
+    read.set(current.backupId, current);
+    const parent = current.type === "incremental" ? current.parentBackupId : null;
+    if (!parent || read.has(parent) || read.size >= MAX_LINKS) break;
+    current = await readIfPresent(parent);
   }
   const backup = read.get(backupId);
   if (!backup) {

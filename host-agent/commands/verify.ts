@@ -77,7 +77,7 @@ export async function verify(context: AgentContext, backupId: string, deep: bool
     s3Client(context.config),
     context.config.bucket,
     context.location,
-    backupId,
+    manifest,
   );
   const problems = chain.complete ? [] : [`its chain needs ${chain.missing}: ${chain.reason}`];
   for (const link of chain.links) {

@@ -52,11 +52,9 @@ export function chooseSource(
   // An incremental continues the chain of the host that holds its base, when the policy lets
   // that host be backed up now: any other host would have to take a full backup instead.
   const continuing = [
-    ...healthy,
-    ...(cluster.sourcePolicy !== "replica" ? primaries.slice(0, primaries.length === 1 ? 1 : 0) : []),
-  ]
-    .filter((host) => cluster.sourcePolicy !== "primary" || host.status!.role === "primary")
-    .find((host) => host.status!.lastBackup);
+    ...(cluster.sourcePolicy !== "primary" ? healthy : []),
+    ...(cluster.sourcePolicy !== "replica" && primaries.length === 1 ? primaries : []),
+  ].find((host) => host.status!.lastBackup);
   if (type === "incremental" && continuing) {
     return pick(
       continuing,

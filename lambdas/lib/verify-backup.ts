@@ -31,7 +31,7 @@ export async function verifyBackup(
   const manifest = await readBackupManifest(client, bucket, location, input.backupId);
   // An incremental restores through its chain: every link's manifest present and fitting, and
   // every link's objects checked.
-  const chain = await readBackupChain(client, bucket, location, input.backupId);
+  const chain = await readBackupChain(client, bucket, location, manifest);
   if (!chain.complete) {
     throw new RewindError(
       ErrorNames.verify,
