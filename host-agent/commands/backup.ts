@@ -150,7 +150,9 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
           reason: base.reason,
         });
       }
-      const parent = base && "parent" in base ? base : undefined;
+      // The backup this one builds on (an incremental), and how many incrementals precede it.
+      const parent = base && "parent" in base ? base.parent : undefined;
+      const incrementalsBefore = base && "parent" in base ? base.incrementals : 0;
       const type: BackupType = parent ? "incremental" : "full";
 
       const started = new Date();
@@ -188,7 +190,7 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
               tmpdir: work,
               parallel: config.backup.parallel,
               replicaInfo: replication !== null,
-              ...(parent ? { incrementalLsn: parent.parent.lsn.toLsn } : {}),
+              ...(parent ? { incrementalLsn: parent.lsn.toLsn } : {}),
             }),
           ],
           completedMarker: engine.completedMarker,
@@ -218,10 +220,10 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
           throw new RewindError(ErrorNames.backupTool, "the backup stream holds no xtrabackup_checkpoints");
         const binlog = parseBinlogInfo(binlogInfo);
         const lsn = parseCheckpoints(checkpoints);
-        if (parent && (lsn.backupType !== "incremental" || lsn.fromLsn !== parent.parent.lsn.toLsn)) {
+        if (parent && (lsn.backupType !== "incremental" || lsn.fromLsn !== parent.lsn.toLsn)) {
           throw new RewindError(
             ErrorNames.backupTool,
-            `the incremental stream (backup_type ${lsn.backupType}) starts at LSN ${lsn.fromLsn}, not at its base ${parent.parent.backupId}'s end (${parent.parent.lsn.toLsn}); no manifest was written`,
+            `the incremental stream (backup_type ${lsn.backupType}) starts at LSN ${lsn.fromLsn}, not at its base ${parent.backupId}'s end (${parent.lsn.toLsn}); no manifest was written`,
           );
         }
         const ended = new Date();
@@ -236,7 +238,7 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
           cluster: config.cluster,
           backupId,
           type,
-          parentBackupId: parent?.parent.backupId ?? null,
+          parentBackupId: parent?.backupId ?? null,
           host: config.host,
           engine: { name: engine.name, version: identity.version },
           tool: { name: engine.tools.backup, version: toolVersion },
@@ -268,7 +270,7 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
           datadir: identity.datadir,
           serverId: identity.serverId,
           toLsn: lsn.toLsn,
-          incrementals: parent ? parent.incrementals + 1 : 0,
+          incrementals: parent ? incrementalsBefore + 1 : 0,
         });
         const seconds = (ended.getTime() - started.getTime()) / 1000;
         log("info", "backup complete", { backupId, manifest: manifestKey });
@@ -276,7 +278,7 @@ export async function backup(context: AgentContext, requested: BackupType): Prom
           backupId,
           manifest: `s3://${config.bucket}/${manifestKey}`,
           type,
-          ...(parent ? { parentBackupId: parent.parent.backupId } : {}),
+          ...(parent ? { parentBackupId: parent.backupId } : {}),
           ...(fullInstead ? { fullInstead } : {}),
           rawBytes: manifest.rawBytes,
           storedBytes: manifest.storedBytes,
