@@ -232,7 +232,15 @@ try {
   ]);
   if (tableRun.exitCode !== 0) throw new Error(`restore --tables failed: ${tableRun.stderr.slice(-2000)}`);
   const tableResult = tableRun.output!.result!;
-  const partial = tableResult.partial as { used: boolean; reason?: string; extractedBytes?: number };
+  const partial = tableResult.partial as {
+    used: boolean;
+    reason?: string;
+    extractedBytes?: number;
+    fetchedStoredBytes?: number;
+    storedBytes?: number;
+    replayedTransactions?: number;
+    skippedTransactions?: number;
+  };
   if (!partial.used) throw new Error(`the table restore was not partial: ${partial.reason}`);
   const restoredChecksum = (await server.query("CHECKSUM TABLE rewind_test.small_restored"))[0]![1];
   if (restoredChecksum !== whole.smallChecksum)
@@ -296,6 +304,9 @@ try {
   );
   console.log(`    (e) ${whole.phases}`);
   console.log(`    (f) ${phaseLine(tableResult.phases)}`);
+  console.log(
+    `    (f) fetched ${((partial.fetchedStoredBytes ?? 0) / MiB).toFixed(0)} of ${((partial.storedBytes ?? 0) / MiB).toFixed(0)} MiB stored; replayed ${partial.replayedTransactions} transactions, left out ${partial.skippedTransactions} on other tables`,
+  );
   console.log(`\nan incremental backup after those ${transactions} transactions`);
   console.log(
     `(g) full backup ${fullSeconds.toFixed(2)} s, ${(fullStored / MiB).toFixed(1)} MiB stored; incremental ${incrementalSeconds.toFixed(2)} s, ${(incrementalStored / MiB).toFixed(1)} MiB stored`,

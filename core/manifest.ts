@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EngineName } from "./engine.js";
 import { ErrorNames, RewindError } from "./errors.js";
+import { StreamBlocks } from "./stream-blocks.js";
 
 /**
  * The backup manifest (DESIGN §3). It is written last: a backup without one is incomplete and
@@ -88,6 +89,11 @@ export const BackupManifest = z.object({
   storedBytes: z.number().int().nonnegative(),
   storedSha256: sha256Hex,
   segments: z.array(SegmentRecord).min(1),
+  /**
+   * The stored stream's blocks and which hold each file (core/stream-blocks.ts); absent in
+   * backups stored as one stream (agents before it).
+   */
+  blocks: StreamBlocks.optional(),
   compression: z.object({ algorithm: z.literal("zstd"), level: z.number().int() }),
   encryption: EncryptionRecord,
   /** The server's option files as they were, for rebuilding a host; never auto.cnf. */

@@ -135,7 +135,8 @@ export function encryptInto(source: Readable, encrypt: Duplex, sink: Writable): 
  * Data keys reused for a while: one KMS GenerateDataKey serves every message encrypted under the
  * same encryption context within `maxAgeSeconds` (at most 10,000 messages), instead of one per
  * message. The binlog chunks of one file share their context `{cluster, source, file}`, so a file
- * open an hour costs one data key, not one per chunk (AWS Encryption SDK developer guide, "Data
+ * open an hour costs one data key, not one per chunk; a backup's blocks share `{cluster,
+ * backupId}`, and decrypting them asks KMS once per data key, not once per block (AWS Encryption SDK developer guide, "Data
  * key caching"; a cache entry is keyed by the algorithm suite and the encryption context).
  */
 export function cachedDataKeys(keyring: KeyringNode, maxAgeSeconds = 3600): NodeCachingMaterialsManager {

@@ -3,10 +3,12 @@ import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import { ErrorNames, RewindError } from "../../core/errors.js";
+import type { StreamBlocks } from "../../core/stream-blocks.js";
 import { XbstreamReader } from "../../core/xbstream.js";
-import { encryptInto, encryptingStream } from "../encryption.js";
+import { cachedDataKeys, encryptBuffer } from "../encryption.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
+import { BlockEncoder, BlockStageError } from "./block-encoder.js";
 
 export interface StreamBackupOptions {
   readonly tool: string;
@@ -16,6 +18,8 @@ export interface StreamBackupOptions {
   readonly toolLogFile: string;
   readonly compressionLevel: number;
   readonly compressionThreads: number;
+  /** Raw bytes per stored block (core/stream-blocks.ts). */
+  readonly blockSize: number;
   readonly keyring: KeyringNode;
   readonly encryptionContext: Record<string, string>;
   /** Receives the stored (compressed, encrypted) stream. */
@@ -31,6 +35,8 @@ export interface StreamBackupResult {
   readonly captured: ReadonlyMap<string, string>;
   /** Every file path the stream holds (the tables it backs up are read from them). */
   readonly paths: readonly string[];
+  /** Where each file's chunks are in the stored stream. */
+  readonly blocks: StreamBlocks;
 }
 
 /** The backup's stages, in the data's path. */
@@ -45,7 +51,8 @@ const STAGE_ERRORS: Record<StageName, string> = {
 };
 
 /**
- * backup tool → (count, read metadata) → zstd → encryption → sink. Every stage is watched: if
+ * backup tool → (count, read metadata) → blocks: zstd → encryption → sink (block-encoder.ts).
+ * Every stage is watched: if
  * any one fails, the others are stopped and the error names the stage that failed first in the
  * data's path, with the tail of its stderr (never "success" after a failed tool: xtrabackup#894).
  */
@@ -59,23 +66,23 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
         : `${options.tool} exited 0 without "${options.completedMarker}"`,
   });
   tool.stdin.end();
-  const zstd = startTool("zstd", [
-    `-${options.compressionLevel}`,
-    `-T${options.compressionThreads}`,
-    "-q",
-    "-c",
-    "-",
-  ]);
+  // One data key serves every block's message (one KMS GenerateDataKey, not one per block).
+  const materials = cachedDataKeys(options.keyring);
+  const encoder = new BlockEncoder({
+    blockSize: options.blockSize,
+    inFlight: 2,
+    startZstd: () =>
+      startTool("zstd", [`-${options.compressionLevel}`, `-T${options.compressionThreads}`, "-q", "-c", "-"]),
+    encrypt: (compressed) => encryptBuffer(materials, compressed, options.encryptionContext),
+    sink: options.sink,
+    onFailure: (error) => fail(error.stage, error.cause),
+  });
 
   // The first failure is the cause; what fails after everything is stopped is a consequence.
   const supervisor = new PipelineSupervisor<StageName>(STAGES, () => {
     tool.stop();
-    zstd.stop();
+    encoder.stop();
     options.sink.destroy(new Error("backup stopped"));
-    // The encryption stream stops reading once the sink is gone; a child's `close` waits for its
-    // stdout to reach EOF, so zstd's output is drained and dropped, or its exit is never seen.
-    zstd.stdout.unpipe();
-    zstd.stdout.resume();
   });
   const fail = (stage: StageName, error: Error) => supervisor.fail(stage, error);
   const reader = new XbstreamReader({ capture: options.captureFiles });
@@ -94,19 +101,18 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
       callback(null, chunk);
     },
   });
-  const encrypt = encryptingStream(options.keyring, options.encryptionContext);
 
   const onAbort = () => fail("tool", new Error("the agent was interrupted"));
   options.signal?.addEventListener("abort", onAbort, { once: true });
   options.sink.once("error", (error: Error) => fail("upload", error));
-  encrypt.once("error", (error: Error) => fail("encryption", error));
 
   const settled = await Promise.allSettled([
     supervisor.watch("tool", tool.exited),
-    supervisor.watch("zstd", zstd.exited),
     // Broken pipes show up as the failure of the process on either side of them.
-    pipeline(tool.stdout, inspect, zstd.stdin),
-    encryptInto(zstd.stdout, encrypt, options.sink),
+    pipeline(tool.stdout, inspect, encoder).catch((error: Error) => {
+      if (error instanceof BlockStageError) fail(error.stage, error.cause);
+      throw error;
+    }),
   ]);
   options.signal?.removeEventListener("abort", onAbort);
   await new Promise((resolve) => toolLog.end(resolve));
@@ -142,5 +148,5 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
     const content = reader.capturedFile(file);
     if (content !== undefined) captured.set(file, content);
   }
-  return { rawBytes, captured, paths: reader.paths() };
+  return { rawBytes, captured, paths: reader.paths(), blocks: encoder.index() };
 }

@@ -5,6 +5,7 @@ import type { ApplierSource, Engine } from "../engines/engine.js";
 import { log } from "../log.js";
 import { freeLoopbackPort } from "../net.js";
 import type { SqlClient } from "../sql-client.js";
+import { type BinlogFilterResult, filterBinlogFile } from "./binlog-filter.js";
 import type { ReplayRun } from "./binlogs.js";
 import type { ReplicationFilter } from "./partial.js";
 import { type PrivateServer, startPrivateServer } from "./private-server.js";
@@ -31,13 +32,16 @@ interface ApplierReplay {
  */
 export async function replayFromLocalServer(
   options: ApplierReplay & { readonly sql: SqlClient },
-): Promise<void> {
+): Promise<{ skippedTransactions: number; replayedTransactions: number } | undefined> {
   const { engine, range, sql } = options;
-  if (range.files.length === 0) return;
+  if (range.files.length === 0) return undefined;
   const dir = path.join(options.workDir, "binlog-source");
   const datadir = path.join(dir, "data");
   const basename = path.basename(range.files[0]!).replace(/\.\d+$/, "");
   let source: PrivateServer | undefined;
+  // A partial restore's binlogs lose the transactions the filter would skip (binlog-filter.ts);
+  // positions the applier reports are mapped back to the downloaded files' for progress.
+  const filtered = new Map<string, BinlogFilterResult>();
   try {
     const port = await freeLoopbackPort();
     source = await startPrivateServer(engine, {
@@ -53,8 +57,31 @@ export async function replayFromLocalServer(
         "binlog_format=ROW",
       ],
       initialize: () => {
-        for (const file of range.files)
-          copyFileSync(path.join(options.binlogDir, file), path.join(datadir, path.basename(file)));
+        for (const [index, file] of range.files.entries()) {
+          const from = path.join(options.binlogDir, file);
+          const to = path.join(datadir, path.basename(file));
+          if (!options.filter) {
+            copyFileSync(from, to);
+            continue;
+          }
+          filtered.set(
+            path.basename(file),
+            filterBinlogFile(from, to, {
+              filter: options.filter,
+              startPosition: index === 0 ? range.startPosition : 0,
+              // Where START SLAVE UNTIL stops: those transactions reach the applier.
+              keep: new Set(range.untilPosition.split(",").map((gtid) => gtid.trim())),
+            }),
+          );
+        }
+        if (options.filter) {
+          const results = [...filtered.values()];
+          log("info", "left out the transactions on other tables before replay", {
+            skipped: results.reduce((sum, result) => sum + result.droppedTransactions, 0),
+            toReplay: results.reduce((sum, result) => sum + result.keptTransactions, 0),
+            skippedBytes: results.reduce((sum, result) => sum + result.droppedBytes, 0),
+          });
+        }
         writeFileSync(
           path.join(datadir, `${basename}.index`),
           `${range.files.map((file) => path.join(datadir, path.basename(file))).join("\n")}\n`,
@@ -68,7 +95,15 @@ export async function replayFromLocalServer(
     const { id } = await sql.row("SELECT @@server_id AS id");
     await sql.rows(`SET GLOBAL server_id = ${REPLAY_SERVER_ID}`);
     try {
-      await applyUntil(options, sql, { kind: "local-server", port });
+      await applyUntil(
+        {
+          ...options,
+          onExecuted: (file, position) =>
+            options.onExecuted?.(file, filtered.get(file)?.originalPosition(position) ?? position),
+        },
+        sql,
+        { kind: "local-server", port },
+      );
     } finally {
       await sql.rows(`SET GLOBAL server_id = ${Number(id)}`);
     }
@@ -76,6 +111,12 @@ export async function replayFromLocalServer(
     await source?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  if (!options.filter) return undefined;
+  const results = [...filtered.values()];
+  return {
+    skippedTransactions: results.reduce((sum, result) => sum + result.droppedTransactions, 0),
+    replayedTransactions: results.reduce((sum, result) => sum + result.keptTransactions, 0),
+  };
 }
 
 /** The restored server's id while its applier replays (no host's, no private server's). */

@@ -6,7 +6,7 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import type { Engine } from "../engines/engine.js";
 import { log } from "../log.js";
-import { extractBackup } from "./extract.js";
+import { extractBackup, storedBytesToExtract } from "./extract.js";
 import type { XbstreamFilter } from "./partial.js";
 import { prepareBackup } from "./prepare.js";
 
@@ -74,7 +74,7 @@ export async function installBackup(
         ...(onBytes ? { onBytes: (bytes: number) => onBytes(before + bytes) } : {}),
         ...(filter ? { filter } : {}),
       });
-      before += link.storedBytes;
+      before += storedBytesToExtract(link, filter?.keep);
     }
     await options.afterExtract?.(dirs);
     log("info", "backup downloaded and verified; preparing", {

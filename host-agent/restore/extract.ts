@@ -6,7 +6,7 @@ import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { BackupManifest } from "../../core/manifest.js";
 import type { Engine } from "../engines/engine.js";
 import { startTool } from "../tool.js";
-import { decodeStream } from "./decode.js";
+import { blocksToFetch, decodeStream } from "./decode.js";
 import { backupStream } from "./download.js";
 import type { XbstreamFilter } from "./partial.js";
 
@@ -21,6 +21,11 @@ export interface ExtractOptions {
   readonly onBytes?: (bytes: number) => void;
   /** Only the files this passes reach the directory (a partial table restore). */
   readonly filter?: XbstreamFilter;
+}
+
+/** The stored bytes extracting `manifest` fetches: the blocks holding what `keep` accepts, or all. */
+export function storedBytesToExtract(manifest: BackupManifest, keep?: (path: string) => boolean): number {
+  return blocksToFetch(backupStream(manifest), keep)?.storedBytes ?? manifest.storedBytes;
 }
 
 /**
@@ -38,8 +43,13 @@ export async function extractBackup(manifest: BackupManifest, options: ExtractOp
     return;
   }
   const filtered = pipeline(options.filter, stream.stdin);
+  const selection = blocksToFetch(backupStream(manifest), options.filter.keep);
+  options.filter.stats.storedBytes += manifest.storedBytes;
+  options.filter.stats.fetchedStoredBytes += selection?.storedBytes ?? manifest.storedBytes;
+  options.filter.stats.notFetchedBytes += manifest.rawBytes - (selection?.rawBytes ?? manifest.rawBytes);
   await decodeStream(backupStream(manifest), {
     ...options,
+    keep: options.filter.keep,
     sink: options.filter,
     sinkDone: Promise.all([filtered, stream.exited]).then(() => undefined),
   });

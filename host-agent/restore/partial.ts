@@ -61,6 +61,14 @@ export interface PartialStats {
   keptFiles: number;
   droppedFiles: number;
   /**
+   * The raw bytes of the blocks not fetched at all (a backup stored in blocks): the filter never
+   * saw them. With droppedBytes, what the partial copy left out.
+   */
+  notFetchedBytes: number;
+  /** The stored bytes fetched, of storedBytes. */
+  fetchedStoredBytes: number;
+  storedBytes: number;
+  /**
    * Renames the backup tool recorded (`db/t.ren`: a table renamed while the backup ran). The
    * prepare applies them by name, which a partial copy cannot follow safely: it falls back.
    */
@@ -81,6 +89,9 @@ export class XbstreamFilter extends Transform {
     droppedBytes: 0,
     keptFiles: 0,
     droppedFiles: 0,
+    notFetchedBytes: 0,
+    fetchedStoredBytes: 0,
+    storedBytes: 0,
     renames: [],
   };
   private pending: Buffer = Buffer.alloc(0);
@@ -89,7 +100,7 @@ export class XbstreamFilter extends Transform {
   private keeping = true;
   private readonly seen = new Set<string>();
 
-  constructor(private readonly keep: (path: string) => boolean) {
+  constructor(readonly keep: (path: string) => boolean) {
     super();
   }
 

@@ -26,6 +26,7 @@ import { runTool } from "../tool.js";
 import { replayFromLocalServer, replayFromRelayLogs } from "./applier.js";
 import { binlogBytes, fetchBinlogs, ReplayMeter, replayBinlogs, replayRange } from "./binlogs.js";
 import { checkTarget, installBackup } from "./datadir.js";
+import { storedBytesToExtract } from "./extract.js";
 import {
   PartialRestoreImpossible,
   type PartialStats,
@@ -136,8 +137,11 @@ export interface RestoreResult {
   readonly began?: { id: string; parent: string; branch: { gtids: string; time: string | null } };
   /** Each phase that ran, in order, with its duration and how much it did. */
   readonly phases?: PhaseProgress[];
-  /** A partial restore's extraction: what reached the scratch datadir and what did not. */
-  readonly partial?: PartialStats;
+  /**
+   * A partial restore's extraction (what reached the scratch datadir and what did not) and
+   * replay (the transactions left out before the applier, binlog-filter.ts).
+   */
+  readonly partial?: PartialStats & { skippedTransactions?: number; replayedTransactions?: number };
 }
 
 /**
@@ -303,7 +307,7 @@ async function restoreFromPlan(
         ? { scratch: { checkedTables: replayed.checkedTables, removed: !existsSync(datadir) } }
         : {}),
       ...(replayed.onScratch ? { onScratch: replayed.onScratch } : {}),
-      ...(partial ? { partial } : {}),
+      ...(partial ? { partial: { ...partial, ...replayed.prefiltered } } : {}),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -403,15 +407,27 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
             droppedBytes: sum.droppedBytes + each.droppedBytes,
             keptFiles: sum.keptFiles + each.keptFiles,
             droppedFiles: sum.droppedFiles + each.droppedFiles,
+            notFetchedBytes: sum.notFetchedBytes + each.notFetchedBytes,
+            fetchedStoredBytes: sum.fetchedStoredBytes + each.fetchedStoredBytes,
+            storedBytes: sum.storedBytes + each.storedBytes,
             renames: [...sum.renames, ...each.renames],
           }),
-          { keptBytes: 0, droppedBytes: 0, keptFiles: 0, droppedFiles: 0, renames: [] },
+          {
+            keptBytes: 0,
+            droppedBytes: 0,
+            keptFiles: 0,
+            droppedFiles: 0,
+            notFetchedBytes: 0,
+            fetchedStoredBytes: 0,
+            storedBytes: 0,
+            renames: [],
+          },
         )
       : undefined;
   progress.begin(
     "extract",
     "bytes",
-    plan.chain.reduce((sum, link) => sum + link.storedBytes, 0),
+    plan.chain.reduce((sum, link) => sum + storedBytesToExtract(link, keep), 0),
   );
   const { movedAside } = await installBackup(plan.chain, datadir, {
     ...transfer,
@@ -535,6 +551,7 @@ async function startAndReplay(
   let checkedTables = 0;
   let onScratch: Record<string, unknown> | undefined;
   let began: RestoreResult["began"];
+  let prefiltered: { skippedTransactions: number; replayedTransactions: number } | undefined;
   const { gtidReached, replication } = await connect(async (defaultsFile, sql) => {
     // The host's server comes up read-only: nothing but the replay writes to it, and its streamer
     // does not take it for a primary, until it is promoted (below) or an operator does so.
@@ -544,7 +561,7 @@ async function startAndReplay(
       await engine.adoptRestoredPosition(sql, plan.backup.binlog.gtidSet, "none");
       await options.partial?.check(sql);
       try {
-        await replayFromLocalServer({
+        prefiltered = await replayFromLocalServer({
           ...applier,
           sql,
           ...(options.partial ? { filter: options.partial.filter } : {}),
@@ -589,7 +606,16 @@ async function startAndReplay(
     await scratchServer.stop();
     rmSync(datadir, { recursive: true, force: true });
   });
-  return { replayedBy, replaySeconds, gtidReached, replication, checkedTables, onScratch, began };
+  return {
+    replayedBy,
+    replaySeconds,
+    gtidReached,
+    replication,
+    checkedTables,
+    onScratch,
+    began,
+    ...(prefiltered ? { prefiltered } : {}),
+  };
 }
 
 /** How the binlogs are replayed: none to replay, the client when they switch sources, else as asked. */

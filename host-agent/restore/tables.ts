@@ -226,7 +226,17 @@ export async function restoreTables(context: AgentContext, options: TablesOption
       }),
     });
   let result: Awaited<ReturnType<typeof restore>>;
-  let partialReport: { used: boolean; reason?: string; extractedBytes?: number; skippedBytes?: number };
+  let partialReport: {
+    used: boolean;
+    reason?: string;
+    extractedBytes?: number;
+    skippedBytes?: number;
+    notFetchedBytes?: number;
+    fetchedStoredBytes?: number;
+    storedBytes?: number;
+    skippedTransactions?: number;
+    replayedTransactions?: number;
+  };
   if (partialRefused) {
     log("info", "restoring the whole backup for the tables", { why: partialRefused });
     result = await attempt(false);
@@ -237,7 +247,13 @@ export async function restoreTables(context: AgentContext, options: TablesOption
       partialReport = {
         used: true,
         extractedBytes: result.partial?.keptBytes ?? 0,
-        skippedBytes: result.partial?.droppedBytes ?? 0,
+        // Dropped by the filter, and in blocks never fetched.
+        skippedBytes: (result.partial?.droppedBytes ?? 0) + (result.partial?.notFetchedBytes ?? 0),
+        notFetchedBytes: result.partial?.notFetchedBytes ?? 0,
+        fetchedStoredBytes: result.partial?.fetchedStoredBytes ?? 0,
+        storedBytes: result.partial?.storedBytes ?? 0,
+        skippedTransactions: result.partial?.skippedTransactions ?? 0,
+        replayedTransactions: result.partial?.replayedTransactions ?? 0,
       };
     } catch (error) {
       if (!(error instanceof PartialRestoreImpossible)) throw error;
