@@ -150,9 +150,9 @@ export const AgentConfigSchema = z
         /**
          * The stored stream's blocks (core/stream-blocks.ts): each decodes on its own, so a table
          * restore fetches the blocks holding the chosen tables. Smaller blocks fetch less around a
-         * table and make the manifest's index longer; memory is about four blocks.
+         * table and make the manifest's index longer; memory is about three blocks.
          */
-        blockSizeMiB: z.number().int().min(1).max(1024).default(32),
+        blockSizeMiB: z.number().int().min(1).max(1024).default(16),
         /** `backup --type incremental` (DESIGN §3: chains). */
         incremental: z
           .object({

@@ -71,12 +71,20 @@ export function encryptionRecord(keyId: string, context: Record<string, string>)
   return { suite: ENCRYPTION_SUITE, frameLength: FRAME_LENGTH, keyId, context };
 }
 
-/** Unsigned committing suite: streams can be decrypted without buffering a signature check. */
-export function encryptingStream(keyring: KeyringNode, context: Record<string, string>): Duplex {
-  return client.encryptStream(keyring, {
+/**
+ * Unsigned committing suite: streams can be decrypted without buffering a signature check. With
+ * the plaintext's length known, a caching materials manager reuses its data key.
+ */
+export function encryptingStream(
+  materials: KeyringNode | NodeCachingMaterialsManager,
+  context: Record<string, string>,
+  plaintextLength?: number,
+): Duplex {
+  return client.encryptStream(materials, {
     suiteId: AlgorithmSuiteIdentifier[ENCRYPTION_SUITE],
     encryptionContext: context,
     frameLength: FRAME_LENGTH,
+    ...(plaintextLength !== undefined ? { plaintextLength } : {}),
   });
 }
 
@@ -160,7 +168,8 @@ export async function encryptBuffer(
     encryptionContext: context,
     frameLength: FRAME_LENGTH,
   });
-  return Buffer.from(result);
+  // A view, not a copy: a backup's blocks are tens of MiB each.
+  return Buffer.from(result.buffer, result.byteOffset, result.byteLength);
 }
 
 /** Decrypts one in-memory message and checks that it was made for `expectedContext`. */

@@ -1,7 +1,21 @@
 import { once } from "node:events";
+import type { Readable } from "node:stream";
 import { Writable } from "node:stream";
 import type { StreamBlocks } from "../../core/stream-blocks.js";
 import type { ToolProcess } from "../tool.js";
+
+/** Resolves when `sink` drains or closes, leaving no listener behind. */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off("drain", done);
+      sink.off("close", done);
+      resolve();
+    };
+    sink.on("drain", done);
+    sink.on("close", done);
+  });
+}
 
 /** Which stage of the data path an encoder failure belongs to. */
 export class BlockStageError extends Error {
@@ -28,6 +42,7 @@ const REDO_FILES = new Set(["ib_logfile0", "xtrabackup_logfile"]);
 type Lane = "redo" | "data";
 
 const MAGIC_LENGTH = 8;
+
 const FIXED_HEADER = 14;
 
 /**
@@ -60,7 +75,8 @@ export class BlockEncoder extends Writable {
       readonly blockSize: number;
       readonly inFlight: number;
       readonly startZstd: () => ToolProcess;
-      readonly encrypt: (compressed: Buffer) => Promise<Buffer>;
+      /** The block's message, streamed (so no block stalls the event loop). */
+      readonly encrypt: (compressed: Buffer) => Readable;
       readonly sink: Writable;
       readonly onFailure?: (error: BlockStageError) => void;
     },
@@ -128,9 +144,10 @@ export class BlockEncoder extends Writable {
       const full = this.lanes.get(this.lane);
       if (full && full.rawBytes >= this.options.blockSize) {
         this.lanes.delete(this.lane);
-        this.seal(full);
-        // Bounded memory: wait for the oldest blocks before starting another.
+        // Bounded memory: the oldest ended blocks are written before another ends (each had the
+        // time this one took to fill).
         while (this.sealed.length >= this.options.inFlight) await this.sealed.shift();
+        this.seal(full);
       }
       await this.feed(header);
       this.lanes.get(this.lane)!.files.add(path);
@@ -198,20 +215,24 @@ export class BlockEncoder extends Writable {
       else this.files.set(file, [[index, index]]);
     }
     block.zstd.stdin.end();
-    const encrypted = block.output.then((compressed) =>
-      this.options.encrypt(compressed).catch((error: Error) => {
-        throw new BlockStageError("encryption", error);
-      }),
-    );
-    // Awaited below only if every earlier block was written: a failure before it leaves it unheard.
-    encrypted.catch(() => {});
     const written = this.written.then(async () => {
-      const stored = await encrypted;
-      this.rawSizes[index] = block.rawBytes;
-      this.storedSizes[index] = stored.length;
+      const compressed = await block.output;
       const sink = this.options.sink;
+      let stored = 0;
+      try {
+        // Read to its end even once the sink is gone: the Encryption SDK's stream must not be
+        // destroyed early (see encryptInto).
+        for await (const chunk of this.options.encrypt(compressed) as AsyncIterable<Buffer>) {
+          stored += chunk.length;
+          if (sink.destroyed) continue;
+          if (!sink.write(chunk)) await drained(sink);
+        }
+      } catch (error) {
+        throw new BlockStageError("encryption", error as Error);
+      }
       if (sink.destroyed) throw new BlockStageError("upload", new Error("the upload was stopped"));
-      if (!sink.write(stored)) await Promise.race([once(sink, "drain"), once(sink, "close")]);
+      this.rawSizes[index] = block.rawBytes;
+      this.storedSizes[index] = stored;
     });
     this.written = written;
     written.catch(() => {});

@@ -1,11 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { Transform, type Writable } from "node:stream";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { StreamBlocks } from "../../core/stream-blocks.js";
 import { XbstreamReader } from "../../core/xbstream.js";
-import { cachedDataKeys, encryptBuffer } from "../encryption.js";
+import { cachedDataKeys, encryptingStream, FRAME_LENGTH } from "../encryption.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
 import { BlockEncoder, BlockStageError } from "./block-encoder.js";
@@ -39,6 +39,10 @@ export interface StreamBackupResult {
   readonly blocks: StreamBlocks;
 }
 
+function* frames(bytes: Buffer): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += FRAME_LENGTH) yield bytes.subarray(at, at + FRAME_LENGTH);
+}
+
 /** The backup's stages, in the data's path. */
 const STAGES = ["tool", "zstd", "encryption", "upload"] as const;
 type StageName = (typeof STAGES)[number];
@@ -70,10 +74,16 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
   const materials = cachedDataKeys(options.keyring);
   const encoder = new BlockEncoder({
     blockSize: options.blockSize,
-    inFlight: 2,
+    // One ended block is compressed and written while the next fills.
+    inFlight: 1,
     startZstd: () =>
       startTool("zstd", [`-${options.compressionLevel}`, `-T${options.compressionThreads}`, "-q", "-c", "-"]),
-    encrypt: (compressed) => encryptBuffer(materials, compressed, options.encryptionContext),
+    encrypt: (compressed) => {
+      const message = encryptingStream(materials, options.encryptionContext, compressed.length);
+      // In frames: each is a turn of the event loop, not one stall the size of a block.
+      Readable.from(frames(compressed)).pipe(message);
+      return message;
+    },
     sink: options.sink,
     onFailure: (error) => fail(error.stage, error.cause),
   });

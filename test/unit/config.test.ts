@@ -25,7 +25,7 @@ describe("agent config", () => {
       partSizeMiB: 8,
       segmentSizeMiB: 4096,
       uploadConcurrency: 4,
-      blockSizeMiB: 32,
+      blockSizeMiB: 16,
       incremental: { maxChain: 6, whenNoBase: "full" },
     });
     expect(config.stateDir).toBe("/var/lib/rewind");

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { StreamBlocks, selectBlocks } from "../../core/stream-blocks.js";
 import { XbstreamReader } from "../../core/xbstream.js";
 import { BlockEncoder } from "../../host-agent/backup/block-encoder.js";
-import { dataKeyring, encryptBuffer } from "../../host-agent/encryption.js";
+import { dataKeyring, encryptingStream } from "../../host-agent/encryption.js";
 import { blockDecryption } from "../../host-agent/restore/decode.js";
 import { startTool } from "../../host-agent/tool.js";
 import { scratchDir } from "../support.js";
@@ -86,7 +86,11 @@ describe("a backup stored in blocks", () => {
       blockSize,
       inFlight: 2,
       startZstd: () => startTool("zstd", ["-3", "-q", "-c", "-"]),
-      encrypt: (compressed) => encryptBuffer(keyring, compressed, context),
+      encrypt: (compressed) => {
+        const message = encryptingStream(keyring, context, compressed.length);
+        message.end(compressed);
+        return message;
+      },
       sink,
     });
     // Fed in pieces that cut headers and bodies anywhere.
