@@ -76,8 +76,17 @@ export async function streamBackup(options: StreamBackupOptions): Promise<Stream
     blockSize: options.blockSize,
     // One ended block is compressed and written while the next fills.
     inFlight: 1,
+    // Jobs of an eighth of a block: zstd's own job size at high levels is larger than a block,
+    // which would leave its threads idle but one.
     startZstd: () =>
-      startTool("zstd", [`-${options.compressionLevel}`, `-T${options.compressionThreads}`, "-q", "-c", "-"]),
+      startTool("zstd", [
+        `-${options.compressionLevel}`,
+        `-T${options.compressionThreads}`,
+        `-B${Math.max(1024 * 1024, Math.floor(options.blockSize / 8))}`,
+        "-q",
+        "-c",
+        "-",
+      ]),
     encrypt: (compressed) => {
       const message = encryptingStream(materials, options.encryptionContext, compressed.length);
       // In frames: each is a turn of the event loop, not one stall the size of a block.

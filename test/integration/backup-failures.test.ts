@@ -45,7 +45,10 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       return [];
     }
   };
-  /** Starts a slow backup (zstd -19) and waits until its stored stream has reached S3. */
+  /**
+   * Starts a slow backup (zstd -19) and waits until its stored stream has reached S3: the
+   * smallest parts S3 takes (5 MiB), so the first upload starts early in a backup that slow.
+   */
   const backupInFlight = async () => {
     const run = startAgent(AGENT_BUNDLE, [
       "backup",
@@ -55,15 +58,23 @@ describe("a backup that fails anywhere leaves nothing that looks complete", () =
       configFile,
       "--compression-level",
       "19",
+      "--part-size-mib",
+      "5",
     ]);
-    await waitFor("the backup to start uploading", async () => {
-      // zstd starts after this run's record of unfinished uploads replaced any older one.
-      if (childrenOf(run.child.pid!, "zstd").length === 0) return false;
-      const state = path.join(scratch.dir, "agent", "state", "unfinished-backup.json");
-      return (
-        existsSync(state) && Object.keys(JSON.parse(readFileSync(state, "utf8")).uploads ?? {}).length > 0
-      );
-    });
+    // At -19 the first 5 MiB stored take tens of seconds here (each 16 MiB block is compressed
+    // whole before it is stored).
+    await waitFor(
+      "the backup to start uploading",
+      async () => {
+        // zstd starts after this run's record of unfinished uploads replaced any older one.
+        if (childrenOf(run.child.pid!, "zstd").length === 0) return false;
+        const state = path.join(scratch.dir, "agent", "state", "unfinished-backup.json");
+        return (
+          existsSync(state) && Object.keys(JSON.parse(readFileSync(state, "utf8")).uploads ?? {}).length > 0
+        );
+      },
+      { timeoutMs: 150_000 },
+    );
     return run;
   };
   const expectNextBackupSucceeds = async () => {
