@@ -4,11 +4,17 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import {
+  type EncryptedDataKey,
+  KeyringNode,
+  type NodeDecryptionMaterial,
+  type NodeEncryptionMaterial,
+} from "@aws-crypto/client-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { StreamBlocks, selectBlocks } from "../../core/stream-blocks.js";
 import { XbstreamReader } from "../../core/xbstream.js";
 import { BlockEncoder } from "../../host-agent/backup/block-encoder.js";
-import { dataKeyring, encryptingStream } from "../../host-agent/encryption.js";
+import { cachedDataKeys, dataKeyring, encryptingStream } from "../../host-agent/encryption.js";
 import { blockDecryption } from "../../host-agent/restore/decode.js";
 import { startTool } from "../../host-agent/tool.js";
 import { scratchDir } from "../support.js";
@@ -156,6 +162,41 @@ describe("a backup stored in blocks", () => {
     expect(reader.capturedFile("db/small.ibd")?.length).toBe(8000);
     expect(reader.capturedFile("ibdata1")?.length).toBe(60_000);
     expect(reader.paths()).toContain("xtrabackup_checkpoints");
+  });
+
+  it("every block's message takes its data key from the cache: one key request to encrypt a backup, one to decrypt it", async () => {
+    // Counts what reaches the keyring (KMS in AWS) through the caching materials managers.
+    let wraps = 0;
+    let unwraps = 0;
+    class Counting extends KeyringNode {
+      override async _onEncrypt(material: NodeEncryptionMaterial) {
+        wraps += 1;
+        return keyring.onEncrypt(material);
+      }
+      override async _onDecrypt(material: NodeDecryptionMaterial, keys: EncryptedDataKey[]) {
+        unwraps += 1;
+        return keyring.onDecrypt(material, keys);
+      }
+    }
+    const counting = new Counting();
+    const materials = cachedDataKeys(counting);
+    const messages: Buffer[] = [];
+    for (let block = 0; block < 5; block++) {
+      const compressed = randomBytes(300_000);
+      const message = encryptingStream(materials, context, compressed.length);
+      message.end(compressed);
+      const parts: Buffer[] = [];
+      for await (const part of message) parts.push(part as Buffer);
+      messages.push(Buffer.concat(parts));
+    }
+    const decrypt = blockDecryption(
+      counting,
+      context,
+      messages.map((message) => message.length),
+    );
+    decrypt.resume();
+    await pipeline(Readable.from([Buffer.concat(messages)]), decrypt);
+    expect({ wraps, unwraps }).toEqual({ wraps: 1, unwraps: 1 });
   });
 
   it("a damaged or cut stored stream fails decoding, never yields a short stream", async () => {
