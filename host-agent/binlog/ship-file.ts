@@ -2,11 +2,10 @@ import { createHash } from "node:crypto";
 import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { BinlogReader, type BinlogSummary } from "../../core/binlog/parse.js";
-import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { fastCrc32 } from "../../core/crc32.js";
 import type { EngineName } from "../../core/engine.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
@@ -17,8 +16,6 @@ import { log } from "../log.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import { SegmentWriter } from "../s3/segment-writer.js";
 import { startTool } from "../tool.js";
-
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
 export interface ShippedFile {
   readonly summary: BinlogSummary;
@@ -98,7 +95,7 @@ function readInUseFlag(file: string): boolean {
 
 /** Every whole event of a file, checked, without storing it. */
 async function scanBinlog(file: string): Promise<BinlogSummary> {
-  const reader = new BinlogReader({ crc32: nativeCrc32 ?? jsCrc32 });
+  const reader = new BinlogReader({ crc32: fastCrc32 });
   for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }))
     reader.push(chunk as Buffer);
   return reader.snapshot();
@@ -116,7 +113,7 @@ export async function shipBinlogFile(
   let added: GtidSet = gtidModel(options.engine).empty();
   let lastCommitMicros: number | null = null;
   const reader = new BinlogReader({
-    crc32: nativeCrc32 ?? jsCrc32,
+    crc32: fastCrc32,
     onTransaction: (transaction) => {
       if (transaction.gtid === null) {
         throw new RewindError(

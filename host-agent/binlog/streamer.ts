@@ -1,11 +1,10 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import zlib from "node:zlib";
 import type { NodeCachingMaterialsManager } from "@aws-crypto/client-node";
 import { BINLOG_CHUNK_FORMAT_VERSION } from "../../core/binlog/chunk.js";
 import { BinlogReader } from "../../core/binlog/parse.js";
-import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { fastCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { type GtidSet, gtidModel } from "../../core/gtid/index.js";
 import { currentHistory } from "../../core/history.js";
@@ -26,7 +25,6 @@ import { chunkOnlyFiles, chunkOnlyState } from "./chunk-only.js";
 import { readHint, type ShipTarget, shipClosedFiles } from "./closed-files.js";
 import { STREAM_STATUS_FILE, type StreamStatus } from "./stream-status.js";
 
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 const MiB = 1024 * 1024;
 /** How much of the binlog one poll reads at most, so a long backlog never blocks shipping. */
 const READ_SLICE = 8 * MiB;
@@ -92,7 +90,7 @@ class ActiveFile {
       seenAt: Date.now(),
     };
     this.reader = new BinlogReader({
-      crc32: nativeCrc32 ?? jsCrc32,
+      crc32: fastCrc32,
       onTransaction: (transaction) => {
         if (transaction.gtid === null) {
           throw new RewindError(

@@ -1,12 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
-import zlib from "node:zlib";
 import { BINLOG_MAGIC, EVENT_HEADER_LENGTH, EventType } from "../../core/binlog/events.js";
-import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { fastCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import type { ReplicationFilter } from "./partial.js";
-
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
-const crc32 = nativeCrc32 ?? jsCrc32;
 
 /** MariaDB event types a row-based transaction on other tables is made of (log_event.h). */
 const TABLE_MAP = 19;
@@ -128,7 +124,7 @@ export function filterBinlogFile(
         const moved = Buffer.from(event);
         const logPos = moved.readUInt32LE(13);
         if (logPos !== 0) moved.writeUInt32LE(logPos - delta, 13);
-        if (checksumLength > 0) moved.writeUInt32LE(crc32(moved.subarray(0, length - 4)), length - 4);
+        if (checksumLength > 0) moved.writeUInt32LE(fastCrc32(moved.subarray(0, length - 4)), length - 4);
         out.write(moved);
       } else {
         out.write(event);

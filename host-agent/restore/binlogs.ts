@@ -3,12 +3,11 @@ import { appendFileSync, createReadStream, createWriteStream, mkdirSync, rmSync,
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
 import type { KeyringNode } from "@aws-crypto/client-node";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { isChunked } from "../../core/binlog/chunk.js";
 import { BinlogReader, type BinlogTransaction } from "../../core/binlog/parse.js";
-import { type Crc32, crc32 as jsCrc32 } from "../../core/crc32.js";
+import { fastCrc32 } from "../../core/crc32.js";
 import { ErrorNames, RewindError } from "../../core/errors.js";
 import { gtidModel } from "../../core/gtid/index.js";
 import { FILE_START } from "../../core/restorable-window.js";
@@ -21,8 +20,6 @@ import type { Engine } from "../engines/engine.js";
 import { PipelineSupervisor } from "../pipeline.js";
 import { startTool } from "../tool.js";
 import { decodeStream } from "./decode.js";
-
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
 /** Where a planned binlog is downloaded, relative to the download dir: sources may reuse file names. */
 export function downloadedName(binlog: { readonly source: string; readonly file: string }): string {
@@ -295,7 +292,7 @@ export async function replayRange(plan: RestorePlan, dir: string): Promise<Repla
     const start = planned.startPosition;
     let replaying = false;
     const reader = new BinlogReader({
-      crc32: nativeCrc32 ?? jsCrc32,
+      crc32: fastCrc32,
       onTransaction: (transaction) => {
         if (found || cut) return;
         if (start !== null && transaction.startPosition < start) return;

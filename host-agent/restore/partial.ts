@@ -75,16 +75,8 @@ export interface PartialStats {
   renames: string[];
 }
 
-const MAGIC = Buffer.from("XBSTCK01");
-
-/**
- * Passes the xbstream chunks of the files `keep` accepts and drops the others, whole: the framing
- * of each chunk (magic, flags, type, path; for payload and sparse chunks their sizes, offset,
- * checksum, sparse map and payload, core/xbstream.ts) is read, never changed. Any chunk that does
- * not start with the magic fails the stream.
- */
-export class XbstreamFilter extends Transform {
-  readonly stats: PartialStats = {
+export function noPartialStats(): PartialStats {
+  return {
     keptBytes: 0,
     droppedBytes: 0,
     keptFiles: 0,
@@ -94,6 +86,32 @@ export class XbstreamFilter extends Transform {
     storedBytes: 0,
     renames: [],
   };
+}
+
+/** What several filters (one per link of a chain) passed and dropped, together. */
+export function addPartialStats(sum: PartialStats, each: PartialStats): PartialStats {
+  return {
+    keptBytes: sum.keptBytes + each.keptBytes,
+    droppedBytes: sum.droppedBytes + each.droppedBytes,
+    keptFiles: sum.keptFiles + each.keptFiles,
+    droppedFiles: sum.droppedFiles + each.droppedFiles,
+    notFetchedBytes: sum.notFetchedBytes + each.notFetchedBytes,
+    fetchedStoredBytes: sum.fetchedStoredBytes + each.fetchedStoredBytes,
+    storedBytes: sum.storedBytes + each.storedBytes,
+    renames: [...sum.renames, ...each.renames],
+  };
+}
+
+const MAGIC = Buffer.from("XBSTCK01");
+
+/**
+ * Passes the xbstream chunks of the files `keep` accepts and drops the others, whole: the framing
+ * of each chunk (magic, flags, type, path; for payload and sparse chunks their sizes, offset,
+ * checksum, sparse map and payload, core/xbstream.ts) is read, never changed. Any chunk that does
+ * not start with the magic fails the stream.
+ */
+export class XbstreamFilter extends Transform {
+  readonly stats: PartialStats = noPartialStats();
   private pending: Buffer = Buffer.alloc(0);
   /** Bytes of the current chunk's body still to pass (or drop). */
   private bodyLeft = 0;

@@ -28,6 +28,8 @@ import { binlogBytes, fetchBinlogs, ReplayMeter, replayBinlogs, replayRange } fr
 import { checkTarget, installBackup } from "./datadir.js";
 import { storedBytesToExtract } from "./extract.js";
 import {
+  addPartialStats,
+  noPartialStats,
   PartialRestoreImpossible,
   type PartialStats,
   type ReplicationFilter,
@@ -400,30 +402,7 @@ async function fetchAndInstall(run: RestoreRun, work: string) {
   const filters: XbstreamFilter[] = [];
   const keep = options.partial?.keep;
   const stats = (): PartialStats | undefined =>
-    keep
-      ? filters.reduce<PartialStats>(
-          (sum, { stats: each }) => ({
-            keptBytes: sum.keptBytes + each.keptBytes,
-            droppedBytes: sum.droppedBytes + each.droppedBytes,
-            keptFiles: sum.keptFiles + each.keptFiles,
-            droppedFiles: sum.droppedFiles + each.droppedFiles,
-            notFetchedBytes: sum.notFetchedBytes + each.notFetchedBytes,
-            fetchedStoredBytes: sum.fetchedStoredBytes + each.fetchedStoredBytes,
-            storedBytes: sum.storedBytes + each.storedBytes,
-            renames: [...sum.renames, ...each.renames],
-          }),
-          {
-            keptBytes: 0,
-            droppedBytes: 0,
-            keptFiles: 0,
-            droppedFiles: 0,
-            notFetchedBytes: 0,
-            fetchedStoredBytes: 0,
-            storedBytes: 0,
-            renames: [],
-          },
-        )
-      : undefined;
+    keep ? filters.map((filter) => filter.stats).reduce(addPartialStats, noPartialStats()) : undefined;
   progress.begin(
     "extract",
     "bytes",
